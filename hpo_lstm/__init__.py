@@ -1,0 +1,28 @@
+"""hpo-lstm: tune LSTM-family forecasters with metaheuristics, with honest evaluation.
+
+Heavy modules (torch, mealpy, optuna) are imported lazily, so that ``hpo-lstm --help`` and
+error paths stay fast.
+"""
+
+from __future__ import annotations
+
+from hpo_lstm._errors import (
+    ConfigError,
+    DataError,
+    HpoLstmError,
+    StorageError,
+    StudyFailedError,
+    UnknownNameError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "HpoLstmError",
+    "StorageError",
+    "StudyFailedError",
+    "UnknownNameError",
+    "__version__",
+]

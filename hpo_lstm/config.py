@@ -1,0 +1,226 @@
+"""StudyConfig: every setting of a study, frozen and validated; study files (TOML) and overrides.
+
+Precedence: built-in defaults < study file < command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo_lstm._errors import ConfigError, UnknownNameError
+from hpo_lstm.space import SearchSpace, default_space
+
+__all__ = ["MODELS", "StudyConfig", "load_study_file"]
+
+# Forecaster name -> (recurrent cell, bidirectional). Kept here, free of torch, so that the
+# CLI can validate a model name without importing torch.
+MODELS: dict[str, tuple[str, bool]] = {
+    "lstm": ("lstm", False),
+    "bilstm": ("lstm", True),
+    "gru": ("gru", False),
+}
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """All settings of one study. Validated on construction; use ``replace`` to derive."""
+
+    name: str | None = None
+    optimizer: str = "woa"
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)
+    pop_size: int = 8
+    model: str = "lstm"
+    data: str = "co2"
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+    time_column: str | None = None
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    lookback: int = 24
+    horizon: int = 1
+    transform: str = "diff"
+    budget: int = 24
+    seed: int = 0
+    max_epochs: int = 40
+    patience: int = 6
+    batch_size: int = 64
+    dropout: float = 0.0
+    device: str = "auto"
+    space: SearchSpace = field(default_factory=default_space)
+    storage: str | None = None
+    out: str = "results"
+
+    def __post_init__(self) -> None:
+        from hpo_lstm.data import BUILTIN_DATASETS, TRANSFORMS
+        from hpo_lstm.optimizers import registry
+
+        for name in ("pop_size", "lookback", "horizon", "budget", "max_epochs", "patience", "batch_size"):
+            _require_int(name, getattr(self, name), minimum=1)
+        _require_int("seed", self.seed, minimum=0)
+        if self.model not in MODELS:
+            raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"Unknown transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}.")
+        if not _DEVICE.match(str(self.device)):
+            raise ConfigError(f"Unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1); got {self.dropout!r}.")
+        if len(self.split) != 3 or any(not isinstance(s, (int, float)) or s <= 0 for s in self.split):
+            raise ConfigError(f"split must be three positive fractions (train, val, test); got {self.split!r}.")
+        if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ConfigError(f"split fractions must sum to 1; got {self.split!r} (sum {sum(self.split):g}).")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise ConfigError(
+                f"Study name {self.name!r} must start with a letter or digit and use only letters, digits, '.', '_', '-'."
+            )
+        if self.data not in BUILTIN_DATASETS and not self.data.lower().endswith(".csv") and not Path(self.data).exists():
+            raise UnknownNameError(
+                f"Unknown dataset {self.data!r}; choose from {', '.join(sorted(BUILTIN_DATASETS))}, "
+                "or give a path to a CSV file."
+            )
+        optimizer = self.make_optimizer()  # validates the name and the options
+        if self.budget < optimizer.min_budget:
+            raise ConfigError(
+                f"budget must be at least one population (pop_size={self.pop_size}) for optimizer "
+                f"'{self.optimizer}'; got budget={self.budget}."
+            )
+        if "lookback" in self.space and self.space["lookback"].low < 1:
+            raise ConfigError(f"A searched lookback must be >= 1; got low={self.space['lookback'].low}.")
+
+    # Derived values ---------------------------------------------------------------------------
+
+    @property
+    def study_name(self) -> str:
+        """The given name, or one made from the data, model, optimizer and seed."""
+        if self.name:
+            return self.name
+        data = Path(self.data).stem if self.data.lower().endswith(".csv") else self.data
+        return f"{data}-{self.model}-{self.optimizer}-seed{self.seed}"
+
+    @property
+    def storage_url(self) -> str:
+        """The given storage, or an SQLite file in the output folder."""
+        return self.storage or f"sqlite:///{Path(self.out) / 'hpo-lstm.db'}"
+
+    @property
+    def window_lookback(self) -> int:
+        """Lookback the windows are built with: the longest one a candidate may ask for."""
+        return int(self.space["lookback"].high) if "lookback" in self.space else self.lookback
+
+    def make_optimizer(self) -> Any:
+        from hpo_lstm.optimizers import registry
+
+        try:
+            return registry[self.optimizer](pop_size=self.pop_size, **dict(self.optimizer_options))
+        except TypeError as exc:  # an option the optimizer's constructor does not take
+            raise ConfigError(f"Invalid option for optimizer '{self.optimizer}': {exc}.") from None
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        return dataclasses.replace(self, **changes)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide which candidates are proposed and what they score.
+
+        A stored study is only resumed by a config with the same identity. The budget is not
+        part of it (a study may be extended), nor are the device and output locations.
+        """
+        keys = (
+            "optimizer", "pop_size", "model", "data", "target", "features", "time_column", "split",
+            "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout",
+        )  # fmt: skip
+        identity = {k: _jsonable(getattr(self, k)) for k in keys}
+        identity["optimizer_options"] = {k: _jsonable(v) for k, v in sorted(dict(self.optimizer_options).items())}
+        identity["space"] = self.space.to_dict()
+        return identity
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.identity()
+        out.update(name=self.study_name, budget=self.budget, device=self.device, storage=self.storage_url, out=self.out)
+        return out
+
+    # Construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, base: StudyConfig | None = None) -> StudyConfig:
+        """Build from plain values (a study file's or the CLI's); unknown keys are refused."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {unknown}; valid settings: {', '.join(sorted(fields))}.")
+        kwargs = dict(values)
+        if "space" in kwargs and not isinstance(kwargs["space"], SearchSpace):
+            kwargs["space"] = default_space(_require_table("space", kwargs["space"]))
+        if "optimizer_options" in kwargs:
+            kwargs["optimizer_options"] = dict(_require_table("optimizer_options", kwargs["optimizer_options"]))
+        if "features" in kwargs and kwargs["features"] is not None:
+            kwargs["features"] = _as_names("features", kwargs["features"])
+        if "split" in kwargs:
+            kwargs["split"] = _as_split(kwargs["split"])
+        for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "device", "storage", "out"):
+            if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
+                raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML study file into plain values for :meth:`StudyConfig.from_mapping`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            values = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"Study file {str(path)!r} does not exist.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read study file {str(path)!r}: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Study file {str(path)!r} is not valid TOML: {exc}.") from None
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {unknown} in study file {str(path)!r}; valid keys: {', '.join(sorted(fields))}."
+        )
+    return values
+
+
+def _require_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def _require_table(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"Setting '{name}' must be a table; got {value!r}.")
+    return value
+
+
+def _as_names(name: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ConfigError(f"Setting '{name}' must be a list of column names; got {value!r}.")
+    return tuple(i.strip() for i in items)
+
+
+def _as_split(value: Any) -> tuple[float, float, float]:
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        fractions = tuple(float(i) for i in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"split must be three fractions like 0.7,0.15,0.15; got {value!r}.") from None
+    if len(fractions) != 3:
+        raise ConfigError(f"split must be three fractions like 0.7,0.15,0.15; got {value!r}.")
+    return fractions  # type: ignore[return-value]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,18 @@
+"""Data: load a series (built-in or CSV), split it chronologically, scale on train, window it."""
+
+from __future__ import annotations
+
+from hpo_lstm.data._series import BUILTIN_DATASETS, MAX_GAP, Series, describe_builtin, load_series
+from hpo_lstm.data._windows import SPLITS, TRANSFORMS, Dataset, make_dataset
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "MAX_GAP",
+    "SPLITS",
+    "TRANSFORMS",
+    "Dataset",
+    "Series",
+    "describe_builtin",
+    "load_series",
+    "make_dataset",
+]

@@ -1,0 +1,216 @@
+"""Loading a series: built-in datasets (shipped in the package) and user CSV files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from hpo_lstm._errors import DataError, UnknownNameError
+
+__all__ = ["BUILTIN_DATASETS", "Series", "load_series", "MAX_GAP"]
+
+# Longest run of missing values that is filled by interpolation; longer gaps are refused,
+# since a straight line across them would be invented data.
+MAX_GAP = 10
+
+
+@dataclass(frozen=True)
+class Series:
+    """A loaded series: ``values[:, target_index]`` is forecast from all ``values`` columns."""
+
+    name: str
+    values: np.ndarray  # (n_points, n_features), float64, no NaN
+    feature_names: tuple[str, ...]
+    target: str
+    times: np.ndarray | None  # datetime64 or None (then the row number is the time)
+    n_filled: int = 0  # missing values filled by interpolation
+
+    @property
+    def target_index(self) -> int:
+        return self.feature_names.index(self.target)
+
+    @property
+    def target_values(self) -> np.ndarray:
+        return self.values[:, self.target_index]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    summary: str
+    load: Callable[[int], Series]
+
+
+def _load_co2(seed: int) -> Series:
+    import pandas as pd
+
+    with resources.files("hpo_lstm.data").joinpath("co2.csv").open("r") as fh:
+        frame = pd.read_csv(fh, comment="#", parse_dates=["date"])
+    # The record has one 18-week gap (1964); the built-in data is known, so it is filled.
+    return _from_frame(frame, name="co2", target="co2", features=None, time_column="date", max_gap=18)
+
+
+def _make_sine(seed: int) -> Series:
+    # The noisy sine of the R tutorials: sin(0.1 t) + N(0, 0.1), t = 0..2999, seeded.
+    rng = np.random.default_rng(seed)
+    t = np.arange(3000, dtype=float)
+    y = np.sin(0.1 * t) + rng.normal(0.0, 0.1, size=t.shape)
+    return Series(name="sine", values=y[:, None], feature_names=("y",), target="y", times=None)
+
+
+BUILTIN_DATASETS: dict[str, _Builtin] = {
+    "co2": _Builtin(
+        "Mauna Loa weekly atmospheric CO2 (ppmv), 1958-2001, 2,284 weeks; 59 gaps filled by time interpolation",
+        _load_co2,
+    ),
+    "sine": _Builtin("Noisy sine sin(0.1 t) + N(0, 0.1), 3,000 points, seeded by the study seed", _make_sine),
+}
+
+
+def load_series(
+    data: str,
+    *,
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    time_column: str | None = None,
+    seed: int = 0,
+) -> Series:
+    """Load a built-in dataset by name, or a CSV file by path.
+
+    For a CSV, ``target`` names the forecast column (default: the only numeric column),
+    ``features`` the input columns (the target is always an input too), and ``time_column``
+    the time stamps (default: a column named date/time/timestamp/datetime, if any). Rows are
+    sorted by time; gaps of up to ``MAX_GAP`` rows are filled by (time) interpolation.
+    """
+    if data in BUILTIN_DATASETS:
+        if target is not None or features is not None or time_column is not None:
+            raise DataError(
+                f"--target, --features and --time-column apply to CSV files; the built-in dataset {data!r} "
+                "has its own columns."
+            )
+        return BUILTIN_DATASETS[data].load(seed)
+    path = Path(data)
+    if path.suffix.lower() != ".csv" and not path.exists():
+        raise UnknownNameError(
+            f"Unknown dataset {data!r}; choose from {', '.join(sorted(BUILTIN_DATASETS))}, or give a path to a CSV file."
+        )
+    return _load_csv(path, target=target, features=features, time_column=time_column)
+
+
+def _load_csv(path: Path, *, target: str | None, features: Sequence[str] | None, time_column: str | None) -> Series:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"Data file {str(path)!r} does not exist or is not a file.")
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"Cannot read data file {str(path)!r} as CSV: {first_line}") from None
+    return _from_frame(frame, name=path.stem, target=target, features=features, time_column=time_column)
+
+
+_TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
+
+
+def _from_frame(
+    frame,
+    *,
+    name: str,
+    target: str | None,
+    features: Sequence[str] | None,
+    time_column: str | None,
+    max_gap: int = MAX_GAP,
+) -> Series:
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if time_column is None:
+        time_column = next((c for c in columns if c.strip().lower() in _TIME_NAMES), None)
+    elif time_column not in columns:
+        raise DataError(f"Time column {time_column!r} is not in the data; columns are {columns}.")
+
+    times = None
+    if time_column is not None:
+        parsed = pd.to_datetime(frame[time_column], errors="coerce")
+        if parsed.isna().any():
+            bad = frame[time_column][parsed.isna()].iloc[0]
+            raise DataError(f"Time column {time_column!r} has a value that is not a date/time: {bad!r}.")
+        frame = frame.assign(**{time_column: parsed}).sort_values(time_column, kind="stable")
+        if frame[time_column].duplicated().any():
+            dup = frame[time_column][frame[time_column].duplicated()].iloc[0]
+            raise DataError(f"Time column {time_column!r} repeats the time stamp {dup}; each row must be one time step.")
+        frame = frame.reset_index(drop=True)
+        times = frame[time_column].to_numpy()
+
+    candidates = [c for c in columns if c != time_column]
+    if target is None:
+        numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
+        if len(numeric) != 1:
+            raise DataError(
+                f"Name the column to forecast with --target; the data has {len(numeric)} numeric columns {numeric}."
+            )
+        target = numeric[0]
+    wanted = [target] + [f for f in (features or ()) if f != target]
+    for column in wanted:
+        if column not in columns:
+            raise DataError(f"Column {column!r} is not in the data; columns are {columns}.")
+        if column == time_column:
+            raise DataError(f"Column {column!r} is the time column; it cannot be a target or feature.")
+
+    values = np.empty((len(frame), len(wanted)), dtype=float)
+    for j, column in enumerate(wanted):
+        numeric_col = pd.to_numeric(frame[column], errors="coerce")
+        text_values = frame[column][numeric_col.isna() & frame[column].notna()]
+        if len(text_values):
+            raise DataError(f"Column {column!r} must be numeric; it holds {str(text_values.iloc[0])!r}.")
+        if numeric_col.isna().all():
+            raise DataError(f"Column {column!r} has no values (all empty or NaN).")
+        values[:, j] = numeric_col.to_numpy(dtype=float)
+    if not np.isfinite(values[~np.isnan(values)]).all():
+        raise DataError("The data holds infinite values; replace them or leave those cells empty.")
+
+    n_filled = int(np.isnan(values).sum())
+    if n_filled:
+        values = _fill_gaps(values, times, wanted, max_gap)
+    return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times, n_filled=n_filled)
+
+
+def _fill_gaps(values: np.ndarray, times: np.ndarray | None, names: Sequence[str], max_gap: int) -> np.ndarray:
+    """Interpolate interior gaps linearly in time; refuse leading, trailing or long gaps."""
+    x = times.astype("datetime64[ns]").astype(np.int64).astype(float) if times is not None else np.arange(len(values), dtype=float)
+    out = values.copy()
+    for j, name in enumerate(names):
+        missing = np.isnan(out[:, j])
+        if not missing.any():
+            continue
+        longest = _longest_run(missing)
+        if longest > max_gap:
+            raise DataError(
+                f"Column {name!r} has a gap of {longest} consecutive missing values; at most {max_gap} are "
+                "interpolated. Fill or cut the data first."
+            )
+        if missing[0] or missing[-1]:
+            raise DataError(f"Column {name!r} starts or ends with missing values; trim those rows first.")
+        out[missing, j] = np.interp(x[missing], x[~missing], out[~missing, j])
+    return out
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    longest = run = 0
+    for m in mask:
+        run = run + 1 if m else 0
+        longest = max(longest, run)
+    return longest
+
+
+def describe_builtin() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of every built-in dataset."""
+    return [(name, BUILTIN_DATASETS[name].summary) for name in sorted(BUILTIN_DATASETS)]

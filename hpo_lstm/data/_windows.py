@@ -1,0 +1,161 @@
+"""Chronological split, train-only scaling and windowing: a Series becomes a Dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from hpo_lstm._errors import ConfigError, DataError
+from hpo_lstm.data._series import Series
+
+__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "make_dataset"]
+
+SPLITS = ("train", "val", "test")
+TRANSFORMS = ("diff", "level")
+# A split with fewer windows than this cannot train or judge a model.
+MIN_WINDOWS = {"train": 16, "val": 4, "test": 4}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Windows of ``lookback`` inputs -> the target ``horizon`` steps after the last input.
+
+    Every window ``i`` has its target at row ``target_row[i]`` of the series; a window belongs
+    to the split its target row falls in, so val and test targets lie strictly after every
+    train target. Inputs and target are standardised with statistics of the train rows only.
+
+    With ``transform="diff"`` the inputs are the step-to-step changes of every feature and the
+    target is the change from the last input value (``y[t+h] - y[t]``); the forecast level is
+    that change added back to the last value. A trending series (CO2) then never asks the
+    network for a level outside what it saw in training.
+    """
+
+    name: str
+    feature_names: tuple[str, ...]
+    target: str
+    lookback: int
+    horizon: int
+    transform: Literal["diff", "level"]
+    x: np.ndarray  # (n_windows, lookback, n_features) float32, scaled
+    y: np.ndarray  # (n_windows,) float32, scaled
+    last_value: np.ndarray  # (n_windows,) target level at the last input step: the naive forecast
+    actual: np.ndarray  # (n_windows,) target level at the forecast step
+    target_row: np.ndarray  # (n_windows,) row of the series the target sits on
+    times: np.ndarray  # (n_windows,) time of each target (datetime64, or the row number)
+    target_mean: float
+    target_scale: float
+    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) window index
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[-1]
+
+    def split(self, name: str) -> slice:
+        start, stop = self.bounds[name]
+        return slice(start, stop)
+
+    def n_windows(self, name: str) -> int:
+        start, stop = self.bounds[name]
+        return stop - start
+
+    def to_level(self, y_scaled: np.ndarray, split: str) -> np.ndarray:
+        """Scaled model outputs for ``split`` -> forecasts in the series' own units."""
+        change_or_level = np.asarray(y_scaled, dtype=float) * self.target_scale + self.target_mean
+        if self.transform == "diff":
+            return self.last_value[self.split(split)] + change_or_level
+        return change_or_level
+
+
+def make_dataset(
+    series: Series,
+    *,
+    lookback: int,
+    horizon: int = 1,
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    transform: str = "diff",
+) -> Dataset:
+    """Window ``series`` into a :class:`Dataset` (see its docstring for the exact rules)."""
+    if transform not in TRANSFORMS:
+        raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}.")
+    if lookback < 1 or horizon < 1:
+        raise ConfigError(f"lookback and horizon must be >= 1; got lookback={lookback}, horizon={horizon}.")
+    values = series.values
+    n_points = len(values)
+    n_train = int(round(n_points * split[0]))
+    n_val = int(round(n_points * split[1]))
+    diff = transform == "diff"
+
+    # Window i: inputs end at row t, target at row t + horizon. "diff" needs one row before the
+    # first input to take a change from.
+    first_t = lookback if diff else lookback - 1
+    t = np.arange(first_t, n_points - horizon)
+    target_row = t + horizon
+    counts = {
+        "train": int(np.sum(target_row < n_train)),
+        "val": int(np.sum((target_row >= n_train) & (target_row < n_train + n_val))),
+        "test": int(np.sum(target_row >= n_train + n_val)),
+    }
+    short = [s for s in SPLITS if counts[s] < MIN_WINDOWS[s]]
+    if short:
+        needed = ", ".join(f"{s} >= {MIN_WINDOWS[s]}" for s in SPLITS)
+        got = ", ".join(f"{s}={counts[s]}" for s in SPLITS)
+        raise DataError(
+            f"Too few rows: {n_points} rows with lookback={lookback}, horizon={horizon} and split {tuple(split)} "
+            f"give windows {got}; need {needed}. Use a shorter lookback or more data."
+        )
+
+    target_col = series.target_index
+    level = values[:, target_col]
+    if diff:
+        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])  # row k: v[k] - v[k-1]
+        fit_rows = slice(1, n_train)
+        target_raw = level[target_row] - level[t]
+    else:
+        inputs = values
+        fit_rows = slice(0, n_train)
+        target_raw = level[target_row]
+    in_train = target_row < n_train
+
+    mean = inputs[fit_rows].mean(axis=0)
+    scale = inputs[fit_rows].std(axis=0)
+    constant = [series.feature_names[j] for j in np.flatnonzero(scale == 0)]
+    if constant:
+        what = "changes" if diff else "values"
+        raise DataError(
+            f"Column(s) {constant} are constant over the training rows (their {what} have zero spread); "
+            "a constant series cannot be scaled or learned."
+        )
+    target_mean = float(target_raw[in_train].mean())
+    target_scale = float(target_raw[in_train].std())
+    if target_scale == 0:
+        raise DataError(f"Target {series.target!r} is constant over the training windows; nothing to learn.")
+
+    scaled = ((inputs - mean) / scale).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (n - L + 1, F, L)
+    x = np.ascontiguousarray(windows[t - lookback + 1].transpose(0, 2, 1))
+    y = ((target_raw - target_mean) / target_scale).astype(np.float32)
+    times = series.times[target_row] if series.times is not None else target_row.copy()
+
+    bounds, start = {}, 0
+    for s in SPLITS:
+        bounds[s] = (start, start + counts[s])
+        start += counts[s]
+    return Dataset(
+        name=series.name,
+        feature_names=series.feature_names,
+        target=series.target,
+        lookback=lookback,
+        horizon=horizon,
+        transform=transform,  # type: ignore[arg-type]
+        x=x,
+        y=y,
+        last_value=level[t].astype(float),
+        actual=level[target_row].astype(float),
+        target_row=target_row,
+        times=times,
+        target_mean=target_mean,
+        target_scale=target_scale,
+        bounds=bounds,
+    )

@@ -1,0 +1,152 @@
+"""The fitness function the optimizers call: replay, memo, train, record.
+
+For each candidate of a batch, in order:
+1. replay: an earlier run of this study recorded this evaluation -> its stored value;
+2. memo: the same decoded params were already trained with this seed -> their value, recorded
+   as a new trial marked ``duplicate_of``;
+3. otherwise it is trained (the distinct candidates of a batch together) and recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hpo_lstm._errors import StorageError
+from hpo_lstm.config import StudyConfig
+from hpo_lstm.data import Dataset
+from hpo_lstm.recording import Recorder
+from hpo_lstm.training import TrainResult, TrainSettings, train_candidate
+
+__all__ = ["Evaluator", "ProgressSink", "TrainJob"]
+
+
+class ProgressSink(Protocol):
+    def __call__(self, *, value: float, kind: str) -> None:
+        """Called once per evaluation; ``kind`` is "trained", "duplicate" or "replayed"."""
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    model: str
+    params: dict[str, Any]
+    settings: TrainSettings
+    seed: int
+
+
+def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
+    """Train one candidate; a training that raises becomes a failure message, not a crash."""
+    try:
+        result, _ = train_candidate(job.model, job.params, dataset, job.settings, seed=job.seed)
+    except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, bad shapes
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return result
+
+
+def _memo_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
+class Evaluator:
+    """``evaluate_batch`` for a study: ``Evaluator(...)(list_of_params) -> list_of_fitness``."""
+
+    def __init__(
+        self,
+        *,
+        config: StudyConfig,
+        dataset: Dataset,
+        recorder: Recorder,
+        settings: TrainSettings,
+        progress: ProgressSink | None = None,
+        map_jobs: Callable[[Sequence[TrainJob]], list[TrainResult | str]] | None = None,
+    ) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.recorder = recorder
+        self.settings = settings
+        self.progress = progress
+        self._map_jobs = map_jobs or (lambda jobs: [run_job(job, dataset) for job in jobs])
+        self._memo: dict[tuple, tuple[float, int]] = {}
+        self.n_evaluations = 0
+        self.n_batches = 0
+        self.n_trained = 0
+        self.n_replayed = 0
+        self.n_duplicates = 0
+
+    def _attrs(self, generation: int) -> dict[str, Any]:
+        return {
+            "generation": generation,
+            "optimizer": self.config.optimizer,
+            "model": self.config.model,
+            "seed": self.config.seed,
+        }
+
+    def _report(self, value: float, kind: str) -> None:
+        if self.progress is not None:
+            self.progress(value=value, kind=kind)
+
+    def __call__(self, batch: list[dict[str, Any]]) -> list[float]:
+        generation = self.n_batches
+        self.n_batches += 1
+        values: list[float] = [math.nan] * len(batch)
+        waiting: list[tuple[int, int, dict[str, Any]]] = []  # (position, evaluation index, params)
+        for position, params in enumerate(batch):
+            index = self.n_evaluations
+            self.n_evaluations += 1
+            stored = self.recorder.stored(index)
+            if stored is not None:
+                if stored.params != params:
+                    raise StorageError(
+                        f"Stored evaluation {index} of study {self.config.study_name!r} has params {stored.params}, "
+                        f"but the optimizer now proposes {params}; the record does not belong to this run. "
+                        "Give a new --study-name."
+                    )
+                self._memo.setdefault(_memo_key(params), (stored.value, stored.number))
+                values[position] = stored.value
+                self.n_replayed += 1
+                self._report(stored.value, "replayed")
+            else:
+                waiting.append((position, index, params))
+
+        # Train each distinct new candidate once, then record every waiting evaluation in order.
+        new: dict[tuple, tuple[int, int, dict[str, Any]]] = {}  # key -> (evaluation index, trial, params)
+        for _, index, params in waiting:
+            key = _memo_key(params)
+            if key not in self._memo and key not in new:
+                new[key] = (index, self.recorder.start(index, params, self._attrs(generation)), params)
+        jobs = [TrainJob(self.config.model, params, self.settings, self.config.seed) for _, _, params in new.values()]
+        for (key, (_, number, _)), outcome in zip(new.items(), self._map_jobs(jobs)):
+            value, attrs = self._outcome_attrs(outcome)
+            self.recorder.finish(number, value, attrs)
+            self._memo[key] = (value, number)
+            self.n_trained += 1
+        for position, index, params in waiting:
+            key = _memo_key(params)
+            value, number = self._memo[key]
+            values[position] = value
+            if key in new and new[key][0] == index:
+                self._report(value, "trained")
+                continue
+            attrs = {**self._attrs(generation), "duplicate_of": number}
+            if not math.isfinite(value):
+                attrs["failure"] = "duplicate of a failed candidate"
+            self.recorder.record(index, params, value, attrs)
+            self.n_duplicates += 1
+            self._report(value, "duplicate")
+        return values
+
+    @staticmethod
+    def _outcome_attrs(outcome: TrainResult | str) -> tuple[float, dict[str, Any]]:
+        if isinstance(outcome, str):
+            return math.nan, {"failure": outcome}
+        attrs: dict[str, Any] = {
+            "epochs": outcome.epochs,
+            "best_epoch": outcome.best_epoch,
+            "train_seconds": round(outcome.seconds, 3),
+        }
+        if outcome.status != "ok":
+            attrs["failure"] = f"{outcome.status} (non-finite validation loss at epoch {outcome.epochs})"
+        return outcome.val_rmse, attrs

@@ -1,0 +1,189 @@
+"""mealpy metaheuristics (PSO, GWO, WOA, GA), evaluated a whole population at a time.
+
+mealpy runs its own ``solve()`` loop and, in its "swarm" mode, hands each generation's new
+positions to ``Optimizer.update_target_for_population``: overriding that method is where a
+population becomes one batch for ``evaluate_batch``. The initial population goes through
+``generate_population``, which is overridden the same way. OriginalPSO evaluates particle by
+particle in every mode, so its ``evolve`` is rewritten here as "move every particle, evaluate
+the batch, update bests": the random draws happen in the same order and no particle's move
+depends on another's new fitness within a generation, so the path equals mealpy's own
+(``tests/test_optimizers.py`` proves it on a cheap function).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, ClassVar
+
+from hpo_lstm._errors import ConfigError
+from hpo_lstm.optimizers._base import Optimizer, _Ledger
+from hpo_lstm.space import SearchSpace
+
+__all__ = ["GA", "GWO", "PSO", "WOA"]
+
+
+def _no_single_evaluation(solution: Any) -> float:
+    raise RuntimeError("hpo-lstm evaluates whole populations; mealpy asked for a single agent.")
+
+
+@functools.cache
+def _batched_classes() -> dict[str, type]:
+    """Subclasses of the mealpy optimizers that evaluate populations in one batch.
+
+    Built on first use so that importing hpo_lstm does not import mealpy (1.5 s).
+    """
+    from mealpy.evolutionary_based.GA import BaseGA
+    from mealpy.swarm_based.GWO import OriginalGWO
+    from mealpy.swarm_based.PSO import OriginalPSO
+    from mealpy.swarm_based.WOA import OriginalWOA
+    from mealpy.utils.target import Target
+
+    class BatchedMixin:
+        _batch_objective: _Ledger
+
+        def _evaluate(self, solutions: list) -> list:
+            values = self._batch_objective(solutions)
+            return [Target(objectives=[v], weights=[1.0]) for v in values]
+
+        def generate_population(self, pop_size: int | None = None) -> list:
+            # Same draws as mealpy's agent-by-agent loop: generate_agent = empty agent + get_target,
+            # and get_target draws nothing.
+            pop = [self.generate_empty_agent() for _ in range(pop_size or self.pop_size)]
+            return self.update_target_for_population(pop)
+
+        def update_target_for_population(self, pop: list | None = None) -> list:
+            for agent, target in zip(pop, self._evaluate([agent.solution for agent in pop])):
+                agent.target = target
+            self.nfe_counter += len(pop)
+            return pop
+
+    class BatchedPSO(BatchedMixin, OriginalPSO):
+        def generate_population(self, pop_size: int | None = None) -> list:
+            pop = super().generate_population(pop_size)
+            for agent in pop:
+                agent.local_target = agent.target.copy()
+            return pop
+
+        def evolve(self, epoch: int) -> None:
+            # mealpy's OriginalPSO.evolve, split into move-all, evaluate-all, update-all.
+            n_dims = self.problem.n_dims
+            moves = []
+            for idx in range(self.pop_size):
+                agent = self.pop[idx]
+                cognitive = self.c1 * self.generator.random(n_dims) * (agent.local_solution - agent.solution)
+                social = self.c2 * self.generator.random(n_dims) * (self.g_best.solution - agent.solution)
+                agent.velocity = self.w * agent.velocity + cognitive + social
+                moves.append(self.correct_solution(agent.solution + agent.velocity))
+            targets = self._evaluate(moves)
+            for agent, pos_new, target in zip(self.pop, moves, targets):
+                if self.compare_target(target, agent.target, self.problem.minmax):
+                    agent.update(solution=pos_new.copy(), target=target.copy())
+                if self.compare_target(target, agent.local_target, self.problem.minmax):
+                    agent.update(local_solution=pos_new.copy(), local_target=target.copy())
+
+    class BatchedGWO(BatchedMixin, OriginalGWO):
+        pass
+
+    class BatchedWOA(BatchedMixin, OriginalWOA):
+        pass
+
+    class BatchedGA(BatchedMixin, BaseGA):
+        def survivor_process__(self, pop: list, pop_child: list) -> list:
+            # BaseGA's survivor tournament, with k_way raised from a fixed 0.1 to at least one
+            # entrant: mealpy's own crashes on populations under 10. Same draws otherwise.
+            k_way = max(0.1, 1 / len(pop) + 1e-9)
+            pop_new = []
+            for idx in range(self.pop_size):
+                id_child = self.get_index_kway_tournament_selection(pop, k_way=k_way, output=1, reverse=True)[0]
+                pop_new.append(self.get_better_agent(pop_child[idx], pop[id_child], self.problem.minmax))
+            return pop_new
+
+    return {"pso": BatchedPSO, "gwo": BatchedGWO, "woa": BatchedWOA, "ga": BatchedGA}
+
+
+class _MealpyOptimizer(Optimizer):
+    """Adapter for one mealpy optimizer; extra keyword options go to its constructor."""
+
+    min_pop_size: ClassVar[int] = 5  # mealpy's own lower bound
+    _key: ClassVar[str]
+    _option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, pop_size: int = 8, **options: Any) -> None:
+        super().__init__(pop_size=pop_size)
+        unknown = sorted(set(options) - set(self._option_names))
+        if unknown:
+            allowed = ", ".join(("pop_size",) + self._option_names)
+            raise ConfigError(f"Unknown option(s) {unknown} for optimizer '{self.name}'; allowed: {allowed}.")
+        self.options = dict(options)
+
+    @property
+    def min_budget(self) -> int:
+        return self.pop_size
+
+    def evaluations_per_generation(self) -> int:
+        return self.pop_size
+
+    def _run(self, objective: _Ledger, space: SearchSpace, budget: int, seed: int) -> None:
+        from mealpy import FloatVar, Problem
+
+        per_generation = self.evaluations_per_generation()
+        # mealpy anneals some coefficients over `epoch` generations (WOA's and GWO's `a`), so
+        # give it the true number of generations the budget allows; the ledger cuts the last.
+        generations = max(1, math.ceil((budget - self.pop_size) / per_generation))
+        model = _batched_classes()[self._key](epoch=generations, pop_size=self.pop_size, **self.options)
+        model._batch_objective = objective
+        problem = Problem(
+            bounds=FloatVar(lb=[0.0] * space.dim, ub=[1.0] * space.dim, name="unit"),
+            minmax="min",
+            obj_func=_no_single_evaluation,
+            obj_weights=[1.0],
+            log_to=None,
+        )
+        model.solve(problem, mode="swarm", seed=seed)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(pop_size={self.pop_size}{extra})"
+
+
+class PSO(_MealpyOptimizer):
+    name = "pso"
+    summary = "Particle swarm optimisation (mealpy OriginalPSO; population evaluated as one batch)"
+    _key = "pso"
+    _option_names = ("c1", "c2", "w")
+
+
+class GWO(_MealpyOptimizer):
+    name = "gwo"
+    summary = "Grey wolf optimizer (mealpy OriginalGWO)"
+    _key = "gwo"
+
+
+class WOA(_MealpyOptimizer):
+    name = "woa"
+    summary = "Whale optimization algorithm (mealpy OriginalWOA)"
+    _key = "woa"
+
+
+class GA(_MealpyOptimizer):
+    name = "ga"
+    summary = "Genetic algorithm (mealpy BaseGA: tournament selection, uniform crossover, flip mutation)"
+    _key = "ga"
+    _option_names = ("pc", "pm", "selection", "k_way", "crossover", "mutation", "mutation_multipoints")
+
+    def __init__(self, *, pop_size: int = 8, **options: Any) -> None:
+        super().__init__(pop_size=pop_size, **options)
+        # BaseGA's tournament draws int(k_way * pop_size) entrants and needs two parents; its
+        # default k_way=0.2 gives one entrant for populations under 10 and then crashes.
+        if pop_size % 2:
+            raise ConfigError(
+                f"GA's 'pop_size' must be even (BaseGA breeds pairs and replaces the whole population); got {pop_size}."
+            )
+        k_way = self.options.setdefault("k_way", max(0.2, 2 / pop_size + 1e-9))
+        if not 0 < k_way < 1 or int(k_way * pop_size) < 2:
+            raise ConfigError(
+                f"GA's 'k_way' must lie in (0, 1) and give at least 2 tournament entrants "
+                f"(int(k_way * pop_size) >= 2); got k_way={k_way!r} with pop_size={pop_size}."
+            )
+

@@ -1,0 +1,44 @@
+"""A read-only mapping of optimizer names to classes that refuses duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hpo_lstm._errors import UnknownNameError
+from hpo_lstm.optimizers._base import Optimizer
+
+__all__ = ["Registry"]
+
+
+class Registry(Mapping[str, type[Optimizer]]):
+    """``registry["woa"]`` is the class; an unknown name raises an error listing valid ones."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Optimizer]] = {}
+
+    def register(self, cls: type[Optimizer]) -> type[Optimizer]:
+        name = cls.name
+        if name != name.lower():
+            raise ValueError(f"Registry keys are lower-case; got {name!r}.")
+        if name in self._classes:
+            raise ValueError(f"An optimizer named {name!r} is already registered.")
+        self._classes[name] = cls
+        return cls
+
+    def __getitem__(self, name: str) -> type[Optimizer]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"Unknown optimizer {name!r}; choose from {', '.join(sorted(self._classes))}."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._classes))
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def create(self, name: str, **options: Any) -> Optimizer:
+        return self[name](**options)

@@ -1,0 +1,168 @@
+"""The record: every evaluation is a trial in an Optuna storage (SQLite by default).
+
+Each trial carries the decoded params, the fitness (validation RMSE) and user attributes
+(``evaluation`` = its place in the optimizer's sequence, ``generation``, ``optimizer``,
+``model``, ``seed``, ``epochs``, ``train_seconds``, ``duplicate_of``, ``failure``). The study's
+own user attributes hold the config identity, so a resumed study is checked against the
+command that resumes it, and the ``evaluation`` index lets a restarted optimizer replay its
+path from stored values instead of retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpo_lstm._errors import ConfigError, StorageError
+from hpo_lstm.config import StudyConfig
+
+__all__ = ["Recorder", "StoredEvaluation"]
+
+_IDENTITY_ATTR = "hpo_lstm_identity"
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    number: int
+    params: dict[str, Any]
+    value: float  # NaN for a failed evaluation
+    state: str
+
+
+class Recorder:
+    """Opens (or creates) the study in its storage and writes one trial per evaluation."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        import optuna
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        self.config = config
+        url = config.storage_url
+        if config.storage is None:
+            _ensure_writable(Path(config.out))
+        try:
+            storage = optuna.storages.RDBStorage(url) if "://" in url else None
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
+            raise StorageError(f"Cannot open storage {url!r}: {_first_line(exc)}") from None
+        if storage is None:
+            raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
+        self.study = optuna.create_study(
+            storage=storage, study_name=config.study_name, direction="minimize", load_if_exists=True
+        )
+        self._storage = storage
+        self._study_id = storage.get_study_id_from_name(config.study_name)
+        self._check_identity()
+        self.distributions = {
+            p.name: (IntDistribution(int(p.low), int(p.high), log=p.log) if p.integer
+                     else FloatDistribution(p.low, p.high, log=p.log))
+            for p in config.space.params
+        }  # fmt: skip
+        self._stored = self._load_stored()
+
+    # Reading ----------------------------------------------------------------------------------
+
+    def _check_identity(self) -> None:
+        identity = self.config.identity()
+        stored_json = self.study.user_attrs.get(_IDENTITY_ATTR)
+        if stored_json is None:
+            if self.study.trials:
+                raise StorageError(
+                    f"Study {self.config.study_name!r} in {self.config.storage_url!r} was not made by hpo-lstm; "
+                    "choose another --study-name."
+                )
+            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
+            self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
+            return
+        stored = json.loads(stored_json)
+        differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        if differing:
+            details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
+            raise ConfigError(
+                f"Study {self.config.study_name!r} already exists in {self.config.storage_url!r} with other settings "
+                f"({details}); resume it with the same settings or give a new --study-name."
+            )
+
+    def _load_stored(self) -> dict[int, StoredEvaluation]:
+        """Finished evaluations by index; trials a crash left RUNNING are closed as FAIL."""
+        from optuna.trial import TrialState
+
+        stored: dict[int, StoredEvaluation] = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            index = trial.user_attrs.get("evaluation")
+            if index is None:
+                continue
+            if trial.state == TrialState.RUNNING:
+                trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+                self._storage.set_trial_user_attr(trial_id, "failure", "interrupted")
+                self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+                continue
+            if trial.user_attrs.get("failure") == "interrupted":
+                continue
+            value = trial.value if trial.value is not None else math.nan
+            stored[int(index)] = StoredEvaluation(trial.number, dict(trial.params), value, trial.state.name)
+        return stored
+
+    def stored(self, index: int) -> StoredEvaluation | None:
+        """The finished evaluation recorded at ``index`` by an earlier run, if any."""
+        return self._stored.get(index)
+
+    @property
+    def n_stored(self) -> int:
+        return len(self._stored)
+
+    # Writing ----------------------------------------------------------------------------------
+
+    def start(self, index: int, params: dict[str, Any], attrs: dict[str, Any]) -> int:
+        """Create a RUNNING trial for evaluation ``index``; returns its trial number."""
+        from optuna.trial import TrialState, create_trial
+
+        template = create_trial(
+            state=TrialState.RUNNING,
+            params=params,
+            distributions={k: self.distributions[k] for k in params},
+            user_attrs={"evaluation": index, **attrs},
+        )
+        storage = self._storage
+        trial_id = storage.create_new_trial(self._study_id, template_trial=template)
+        return storage.get_trial_number_from_id(trial_id)
+
+    def finish(self, number: int, value: float, attrs: dict[str, Any]) -> None:
+        """Close trial ``number`` as COMPLETE (finite value) or FAIL (with ``attrs['failure']``)."""
+        from optuna.trial import TrialState
+
+        storage = self._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        for key, val in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, val)
+        if math.isfinite(value):
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+        else:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def record(self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any]) -> int:
+        """Record an evaluation that needed no training (a memo hit) in one go."""
+        number = self.start(index, params, attrs)
+        self.finish(number, value, {})
+        return number
+
+    def trials_frame(self) -> Any:
+        """All trials of the study as a pandas DataFrame (Optuna's layout)."""
+        return self.study.trials_dataframe()
+
+
+def _ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".hpo-lstm-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,211 @@
+"""Search spaces: named parameters <-> a unit vector in [0, 1]^d.
+
+Every optimizer works on the same unit cube, so metaheuristics (whose variables are plain
+floats) and TPE see the same, well-scaled space. Log-scaled parameters are uniform in log
+space; integers get equal-width bins of the unit interval, so that every integer is equally
+likely under a uniform draw (plain rounding would give the two end values half a share).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hpo_lstm._errors import ConfigError
+
+__all__ = ["Param", "SearchSpace", "MODEL_PARAMS", "default_space"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
+    """One searched parameter: ``low <= value <= high``, optionally log-scaled or integer."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ConfigError(f"A parameter name must be an identifier; got {self.name!r}.")
+        for bound in ("low", "high"):
+            value = getattr(self, bound)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(
+                    f"The '{bound}' bound of parameter '{self.name}' must be a finite number; got {value!r}."
+                )
+        if not self.low <= self.high:
+            raise ConfigError(
+                f"`low <= high` must hold for parameter '{self.name}', but got (low={self.low}, high={self.high})."
+            )
+        if self.log and self.low <= 0:
+            raise ConfigError(
+                f"A log-scaled parameter needs `low > 0`; parameter '{self.name}' got low={self.low}."
+            )
+        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ConfigError(
+                f"Integer parameter '{self.name}' needs whole-number bounds; got (low={self.low}, high={self.high})."
+            )
+
+    def decode(self, u: float) -> float | int:
+        """Map ``u`` in [0, 1] (clipped) to a parameter value."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.integer:
+            low, high = int(self.low), int(self.high)
+            if self.log:
+                x = math.exp(math.log(low) + u * (math.log(high + 1) - math.log(low)))
+            else:
+                x = low + u * (high - low + 1)
+            return min(int(math.floor(x)), high)
+        if self.log:
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+    def encode(self, value: float) -> float:
+        """Map a value to ``u`` in [0, 1]; for integers, the middle of the value's bin."""
+        if self.high == self.low:
+            return 0.5
+        if self.integer:
+            low, high = int(self.low), int(self.high)
+            if self.log:
+                return (math.log(value + 0.5) - math.log(low)) / (math.log(high + 1) - math.log(low))
+            return (value - low + 0.5) / (high - low + 1)
+        if self.log:
+            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high and (not self.integer or value == int(value))
+
+
+class SearchSpace:
+    """An ordered set of :class:`Param`; ``decode`` and ``encode`` convert unit vectors."""
+
+    def __init__(self, params: Iterable[Param]) -> None:
+        self._params = tuple(params)
+        names = [p.name for p in self._params]
+        if not names:
+            raise ConfigError("A search space needs at least one parameter; got none.")
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"Parameter names must be unique; got duplicates {duplicated}.")
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return self._params
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self._params)
+
+    @property
+    def dim(self) -> int:
+        return len(self._params)
+
+    def __getitem__(self, name: str) -> Param:
+        for p in self._params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self._params == other._params
+
+    def __hash__(self) -> int:
+        return hash(self._params)
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({list(self._params)!r})"
+
+    def decode(self, u: Sequence[float]) -> dict[str, float | int]:
+        """Unit vector -> ``{name: value}``."""
+        if len(u) != self.dim:
+            raise ValueError(f"Expected a vector of length {self.dim}; got {len(u)}.")
+        return {p.name: p.decode(x) for p, x in zip(self._params, u)}
+
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        """``{name: value}`` -> unit vector."""
+        return np.array([p.encode(params[p.name]) for p in self._params], dtype=float)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {p.name: {"low": p.low, "high": p.high, "log": p.log, "integer": p.integer} for p in self._params}
+
+
+@dataclass(frozen=True)
+class _ParamRule:
+    integer: bool
+    minimum: float
+    minimum_inclusive: bool
+    maximum: float | None
+    default: tuple[float, float, bool] | None  # searched by default: (low, high, log)
+
+
+# The parameters a forecaster understands; anything else in a study's space is refused.
+MODEL_PARAMS: dict[str, _ParamRule] = {
+    "learning_rate": _ParamRule(False, 0.0, False, None, (1e-4, 1e-1, True)),
+    "hidden_size": _ParamRule(True, 1, True, None, (8, 256, False)),
+    "n_layers": _ParamRule(True, 1, True, None, (1, 4, False)),
+    "dropout": _ParamRule(False, 0.0, True, 0.95, None),
+    "lookback": _ParamRule(True, 1, True, None, None),
+    "batch_size": _ParamRule(True, 1, True, None, None),
+}
+
+
+def _model_param(name: str, spec: Mapping[str, Any]) -> Param:
+    if name not in MODEL_PARAMS:
+        raise ConfigError(
+            f"Unknown search parameter '{name}'; choose from {', '.join(sorted(MODEL_PARAMS))}."
+        )
+    unknown = sorted(set(spec) - {"low", "high", "log"})
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {unknown} for search parameter '{name}'; allowed: high, log, low."
+        )
+    rule = MODEL_PARAMS[name]
+    default = rule.default or (None, None, False)
+    low, high, log = spec.get("low", default[0]), spec.get("high", default[1]), spec.get("log", default[2])
+    if low is None or high is None:
+        raise ConfigError(f"Search parameter '{name}' needs both 'low' and 'high'; got {dict(spec)}.")
+    if not isinstance(log, bool):
+        raise ConfigError(f"The 'log' flag of search parameter '{name}' must be true or false; got {log!r}.")
+    for bound, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"The '{bound}' bound of search parameter '{name}' must be a number; got {value!r}.")
+        too_small = value < rule.minimum if rule.minimum_inclusive else value <= rule.minimum
+        if too_small:
+            relation = ">=" if rule.minimum_inclusive else ">"
+            raise ConfigError(
+                f"The '{bound}' bound of search parameter '{name}' must be {relation} {rule.minimum:g}; got {value!r}."
+            )
+        if rule.maximum is not None and value > rule.maximum:
+            raise ConfigError(
+                f"The '{bound}' bound of search parameter '{name}' must be <= {rule.maximum:g}; got {value!r}."
+            )
+    return Param(name=name, low=low, high=high, log=log, integer=rule.integer)
+
+
+def default_space(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> SearchSpace:
+    """The forecaster space: learning rate (log), hidden size and layers, plus any overrides.
+
+    ``overrides`` maps a parameter name to ``{"low": .., "high": .., "log": ..}``; it changes the
+    bounds of a default parameter or adds dropout, lookback or batch_size to the search.
+    """
+    overrides = dict(overrides or {})
+    specs: dict[str, Mapping[str, Any]] = {
+        name: {} for name, rule in MODEL_PARAMS.items() if rule.default is not None
+    }
+    for name, spec in overrides.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"Search parameter '{name}' must be a table like {{ low = 1, high = 4 }}; got {spec!r}."
+            )
+        specs[name] = spec
+    return SearchSpace(_model_param(name, spec) for name, spec in specs.items())

@@ -1,0 +1,135 @@
+"""Run one study end to end: config -> data -> search -> evaluation -> record -> final model."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hpo_lstm._errors import StudyFailedError
+from hpo_lstm.config import StudyConfig
+from hpo_lstm.data import Dataset, load_series, make_dataset
+from hpo_lstm.evaluation import Evaluator, ProgressSink
+from hpo_lstm.metrics import forecast_metrics
+from hpo_lstm.optimizers import OptimizeResult
+from hpo_lstm.recording import Recorder
+
+__all__ = ["FinalModel", "StudyResult", "final_model", "prepare_dataset", "run_study"]
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """The best params retrained once with the study seed, judged on the test split."""
+
+    params: dict[str, Any]
+    val_rmse: float
+    test: dict[str, float | None]
+    baselines: dict[str, dict[str, float | None]]
+    predictions: Any  # pandas DataFrame: time, actual, predicted, naive_last
+    epochs: int
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    config: StudyConfig
+    dataset: Dataset
+    search: OptimizeResult
+    final: FinalModel
+    trials: Any  # pandas DataFrame of the study's trials
+    n_trained: int
+    n_replayed: int
+    n_duplicates: int
+    n_filled: int
+    device: str
+    wall_seconds: float
+
+
+def prepare_dataset(config: StudyConfig) -> tuple[Dataset, int]:
+    """Load and window the study's data; returns the dataset and how many gaps were filled."""
+    series = load_series(
+        config.data, target=config.target, features=config.features, time_column=config.time_column, seed=config.seed
+    )
+    dataset = make_dataset(
+        series, lookback=config.window_lookback, horizon=config.horizon, split=config.split, transform=config.transform
+    )
+    return dataset, series.n_filled
+
+
+def _settings(config: StudyConfig, device: str) -> Any:
+    from hpo_lstm.training import TrainSettings
+
+    return TrainSettings(
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        batch_size=config.batch_size,
+        dropout=config.dropout,
+        device=device,
+    )
+
+
+def final_model(config: StudyConfig, dataset: Dataset, params: dict[str, Any], device: str) -> FinalModel:
+    """Retrain ``params`` with the study seed; the test split is used here and only here."""
+    import pandas as pd
+
+    from hpo_lstm.training import predict, train_candidate
+
+    settings = _settings(config, device)
+    result, model = train_candidate(config.model, params, dataset, settings, seed=config.seed, keep_model=True)
+    full = settings.candidate(params, dataset)
+    test = dataset.split("test")
+    actual, naive = dataset.actual[test], dataset.last_value[test]
+    predicted = predict(model, dataset, "test", lookback=int(full["lookback"]))
+    times = dataset.times[test]
+    predictions = pd.DataFrame({"time": times, "actual": actual, "predicted": predicted, "naive_last": naive})
+    return FinalModel(
+        params=full,
+        val_rmse=result.val_rmse,
+        test=forecast_metrics(actual, predicted),
+        baselines={"naive_last": forecast_metrics(actual, naive)},
+        predictions=predictions,
+        epochs=result.epochs,
+    )
+
+
+def run_study(config: StudyConfig, *, progress: ProgressSink | None = None, threads: int = 1) -> StudyResult:
+    """Search ``config.budget`` candidates, record every one, then build and test the final model.
+
+    Resumes the study if its storage already holds evaluations of the same configuration.
+    ``threads`` sets torch's intra-op threads in this process (1: see DESIGN.md, measured).
+    """
+    import torch
+
+    from hpo_lstm.training import resolve_device
+
+    started = time.perf_counter()
+    dataset, n_filled = prepare_dataset(config)
+    recorder = Recorder(config)
+    device = resolve_device(config.device)
+    torch.set_num_threads(threads)
+    evaluator = Evaluator(
+        config=config, dataset=dataset, recorder=recorder, settings=_settings(config, device), progress=progress
+    )
+    search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
+    if search.best_params is None:
+        raise StudyFailedError(
+            f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
+            "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
+        )
+    final = final_model(config, dataset, search.best_params, device)
+    if not math.isclose(final.val_rmse, search.best_value, rel_tol=1e-6) and device == "cpu":
+        # CPU training is deterministic; a mismatch would mean the record and the model disagree.
+        raise RuntimeError(f"Retrained best model scored {final.val_rmse} on validation, not {search.best_value}.")
+    return StudyResult(
+        config=config,
+        dataset=dataset,
+        search=search,
+        final=final,
+        trials=recorder.trials_frame(),
+        n_trained=evaluator.n_trained,
+        n_replayed=evaluator.n_replayed,
+        n_duplicates=evaluator.n_duplicates,
+        n_filled=n_filled,
+        device=device,
+        wall_seconds=time.perf_counter() - started,
+    )

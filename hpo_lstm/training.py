@@ -1,0 +1,163 @@
+"""One fitness evaluation: train a forecaster on train, return its best validation RMSE.
+
+No DataLoader: the windows become tensors once per process and device, and mini-batches are
+index slices of them. Validation is one full batch under ``torch.inference_mode`` and the
+loss is read back once per epoch, so a GPU is never synchronised per batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpo_lstm.data import Dataset
+from hpo_lstm.models import Forecaster, build_model
+
+__all__ = ["TrainResult", "TrainSettings", "predict", "resolve_device", "train_candidate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """How every candidate is trained (the same for all candidates of a study)."""
+
+    max_epochs: int = 40
+    patience: int = 6
+    batch_size: int = 64
+    dropout: float = 0.0
+    grad_clip: float = 1.0
+    device: str = "cpu"
+
+    def candidate(self, params: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
+        """Searched params completed with the study's fixed values."""
+        full = {"dropout": self.dropout, "batch_size": self.batch_size, "lookback": dataset.lookback}
+        full.update(params)
+        return full
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of one training run. ``val_rmse`` is in the series' own units."""
+
+    val_rmse: float
+    epochs: int
+    best_epoch: int
+    seconds: float
+    status: str  # "ok" or "diverged"
+    val_curve: tuple[float, ...]
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is present, else "cpu"; other names pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+_TENSORS: "weakref.WeakKeyDictionary[Dataset, dict[str, tuple[torch.Tensor, torch.Tensor]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _tensors(dataset: Dataset, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's windows as tensors on ``device``, built once per process."""
+    per_device = _TENSORS.setdefault(dataset, {})
+    if device not in per_device:
+        per_device[device] = (
+            torch.from_numpy(dataset.x).to(device),
+            torch.from_numpy(dataset.y).to(device),
+        )
+    return per_device[device]
+
+
+def train_candidate(
+    model_name: str,
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    keep_model: bool = False,
+) -> tuple[TrainResult, Forecaster | None]:
+    """Train one candidate with early stopping; deterministic on CPU for a given ``seed``.
+
+    Returns the result and, with ``keep_model``, the model holding its best-epoch weights.
+    """
+    full = settings.candidate(params, dataset)
+    device = resolve_device(settings.device)
+    lookback, batch_size = int(full["lookback"]), int(full["batch_size"])
+    x_all, y_all = _tensors(dataset, device)
+    x_all = x_all[:, -lookback:, :]  # a searched lookback uses the last steps of the longest window
+    train, val = dataset.split("train"), dataset.split("val")
+    x_train, y_train, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
+    n_train = x_train.shape[0]
+
+    started = time.perf_counter()
+    rng_devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
+    # fork_rng: weight init and dropout draw from torch's global generator; seed it only here.
+    with torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(seed)
+        model = build_model(model_name, full, n_features=dataset.n_features).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(full["learning_rate"]))
+        loss_fn = nn.MSELoss()
+        shuffle = torch.Generator().manual_seed(seed)
+
+        best, best_epoch, best_state, since_best = math.inf, 0, None, 0
+        curve: list[float] = []
+        status = "ok"
+        for epoch in range(1, settings.max_epochs + 1):
+            model.train()
+            order = torch.randperm(n_train, generator=shuffle).to(device)
+            for start in range(0, n_train, batch_size):
+                idx = order[start : start + batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+            model.eval()
+            with torch.inference_mode():
+                val_mse = loss_fn(model(x_val), y_val).item()  # the one sync per epoch
+            val_rmse = math.sqrt(val_mse) * dataset.target_scale if math.isfinite(val_mse) else math.nan
+            curve.append(val_rmse)
+            if not math.isfinite(val_rmse):
+                status = "diverged"
+                break
+            if val_rmse < best:
+                best, best_epoch, since_best = val_rmse, epoch, 0
+                if keep_model:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+                if since_best >= settings.patience:
+                    break
+        if keep_model and best_state is not None:
+            model.load_state_dict(best_state)
+    result = TrainResult(
+        val_rmse=best if status == "ok" else math.nan,
+        epochs=len(curve),
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - started,
+        status=status,
+        val_curve=tuple(curve),
+    )
+    return result, (model if keep_model else None)
+
+
+def predict(model: Forecaster, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:
+    """Forecast levels (series units) for every window of ``split``."""
+    device = next(model.parameters()).device
+    x_all, _ = _tensors(dataset, str(device))
+    x = x_all[dataset.split(split), -(lookback or dataset.lookback) :, :]
+    model.eval()
+    with torch.inference_mode():
+        y_scaled = model(x).cpu().numpy()
+    return dataset.to_level(y_scaled, split)
