@@ -66,11 +66,13 @@ def _build_parser() -> _Parser:
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
     d.add_argument("--transform", help="diff (forecast the change from the last value; default) or level")
     t = run.add_argument_group("training")
-    t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 40")
-    t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 6)")
+    t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
+    t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--workers", type=_positive_int,
+                   help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
     o = run.add_argument_group("record and output")
     o.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
     o.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/hpo-lstm.db)")
@@ -139,6 +141,9 @@ def _make_config(options: dict[str, Any]) -> Any:
 def _run(options: dict[str, Any]) -> int:
     options.pop("command", None)
     quiet = options.pop("quiet", False)
+    workers = options.pop("workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1; got {workers}.")
     config = _make_config(options)
 
     import optuna
@@ -151,7 +156,7 @@ def _run(options: dict[str, Any]) -> int:
     try:
         if progress is not None:
             progress.start()
-        result = run_study(config, progress=progress)
+        result = run_study(config, progress=progress, workers=workers)
     finally:
         if progress is not None:
             progress.stop()

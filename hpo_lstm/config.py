@@ -49,8 +49,8 @@ class StudyConfig:
     transform: str = "diff"
     budget: int = 24
     seed: int = 0
-    max_epochs: int = 40
-    patience: int = 6
+    max_epochs: int = 30
+    patience: int = 5
     batch_size: int = 64
     dropout: float = 0.0
     device: str = "auto"

@@ -10,7 +10,7 @@ For each candidate of a batch, in order:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,14 +61,15 @@ class Evaluator:
         recorder: Recorder,
         settings: TrainSettings,
         progress: ProgressSink | None = None,
-        map_jobs: Callable[[Sequence[TrainJob]], list[TrainResult | str]] | None = None,
+        map_jobs: Callable[[Sequence[TrainJob]], Iterable[tuple[int, TrainResult | str]]] | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
         self.recorder = recorder
         self.settings = settings
         self.progress = progress
-        self._map_jobs = map_jobs or (lambda jobs: [run_job(job, dataset) for job in jobs])
+        # map_jobs yields (job index, outcome) as each training ends; default: here, in order.
+        self._map_jobs = map_jobs or (lambda jobs: ((i, run_job(job, dataset)) for i, job in enumerate(jobs)))
         self._memo: dict[tuple, tuple[float, int]] = {}
         self.n_evaluations = 0
         self.n_batches = 0
@@ -117,8 +118,11 @@ class Evaluator:
             key = _memo_key(params)
             if key not in self._memo and key not in new:
                 new[key] = (index, self.recorder.start(index, params, self._attrs(generation)), params)
+        keys = list(new)
         jobs = [TrainJob(self.config.model, params, self.settings, self.config.seed) for _, _, params in new.values()]
-        for (key, (_, number, _)), outcome in zip(new.items(), self._map_jobs(jobs)):
+        for job_index, outcome in self._map_jobs(jobs):
+            key = keys[job_index]
+            number = new[key][1]
             value, attrs = self._outcome_attrs(outcome)
             self.recorder.finish(number, value, attrs)
             self._memo[key] = (value, number)

@@ -29,8 +29,8 @@ __all__ = ["TrainResult", "TrainSettings", "predict", "resolve_device", "train_c
 class TrainSettings:
     """How every candidate is trained (the same for all candidates of a study)."""
 
-    max_epochs: int = 40
-    patience: int = 6
+    max_epochs: int = 30
+    patience: int = 5
     batch_size: int = 64
     dropout: float = 0.0
     grad_clip: float = 1.0

@@ -26,7 +26,13 @@ class _OptunaOptimizer(Optimizer):
         import optuna
         from optuna.distributions import FloatDistribution
 
-        study = optuna.create_study(direction="minimize", sampler=self._make_sampler(seed))
+        # A private in-memory study: keep Optuna from announcing it on the console.
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.create_study(direction="minimize", sampler=self._make_sampler(seed))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         distributions = {name: FloatDistribution(0.0, 1.0) for name in space.names}
         while objective.remaining > 0:
             trials = [study.ask(distributions) for _ in range(min(self.pop_size, objective.remaining))]

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The machine has 2 cores; torch's default thread count makes small LSTMs far slower.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_csv(tmp_path: Path) -> Path:
+    """A 240-row daily CSV with a trend, a season, noise and a second feature."""
+    rng = np.random.default_rng(7)
+    n = 240
+    t = np.arange(n)
+    price = 100 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.3, n)
+    volume = 1000 + 50 * np.cos(2 * np.pi * t / 7) + rng.normal(0, 5, n)
+    dates = np.datetime64("2024-01-01") + t
+    path = tmp_path / "prices.csv"
+    lines = ["date,close,volume"] + [f"{d},{p:.4f},{v:.2f}" for d, p, v in zip(dates, price, volume)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_study(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+TINY_SPACE = """
+[space]
+learning_rate = { low = 1e-3, high = 3e-2, log = true }
+hidden_size = { low = 4, high = 12 }
+n_layers = { low = 1, high = 2 }
+"""

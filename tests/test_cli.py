@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+
+TINY_RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--workers", "1", "--quiet"]
+
+
+def _study(tmp_path: Path, extra: str = "") -> Path:
+    return write_study(tmp_path / "tiny.toml", 'name = "tiny"\nbatch_size = 128\n' + extra + TINY_SPACE)
+
+
+def _trials(out: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'hpo-lstm.db'}")
+    return sorted(study.trials, key=lambda t: t.user_attrs["evaluation"])
+
+
+def _run(tmp_path: Path, out: str, *args: str, extra: str = "") -> int:
+    return main(["run", str(_study(tmp_path, extra)), *TINY_RUN, "--out", str(tmp_path / out), *args])
+
+
+def test_run_end_to_end_records_every_evaluation_and_writes_the_results(tmp_path: Path):
+    assert _run(tmp_path, "out", "--optimizer", "woa", "--budget", "12", "--pop-size", "5") == 0
+    out = tmp_path / "out"
+    trials = _trials(out, "tiny")
+    assert len(trials) == 12
+    assert [t.user_attrs["evaluation"] for t in trials] == list(range(12))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert {t.user_attrs["optimizer"] for t in trials} == {"woa"}
+    assert [t.user_attrs["generation"] for t in trials] == [0] * 5 + [1] * 5 + [2] * 2
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert all(t.user_attrs["epochs"] >= 1 and t.user_attrs["train_seconds"] > 0 for t in trained)
+
+    folder = out / "tiny"
+    for name in ("summary.json", "trials.csv", "predictions.csv", "convergence.png", "predictions.png"):
+        assert (folder / name).stat().st_size > 0, name
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in ("optimizer", "model", "dataset", "budget", "n_evaluations", "n_trained", "best_params",
+                "best_val_rmse", "test", "baselines", "wall_seconds", "seed"):  # fmt: skip
+        assert key in summary, key
+    assert summary["n_evaluations"] == 12 and summary["budget"] == 12
+    assert summary["n_trained"] == len(trained)
+    assert summary["best_val_rmse"] == min(t.value for t in trials)
+    # Test metrics are in the series' units and recomputable from predictions.csv.
+    predictions = pd.read_csv(folder / "predictions.csv")
+    error = predictions["predicted"] - predictions["actual"]
+    assert summary["test"]["rmse"] == pytest.approx(math.sqrt(float(np.mean(error**2))), rel=1e-9)
+    assert summary["test"]["mae"] == pytest.approx(float(np.mean(np.abs(error))), rel=1e-9)
+    naive = predictions["naive_last"] - predictions["actual"]
+    assert summary["baselines"]["naive_last"]["rmse"] == pytest.approx(math.sqrt(float(np.mean(naive**2))))
+    assert summary["test"]["mape"] is None  # the sine crosses zero: MAPE means nothing there
+    assert len(pd.read_csv(folder / "trials.csv")) == 12
+
+
+def test_same_seed_gives_identical_trials_and_workers_do_not_change_them(tmp_path: Path):
+    args = ("--optimizer", "pso", "--budget", "10", "--pop-size", "5", "--seed", "4")
+    assert _run(tmp_path, "a", *args) == 0
+    assert _run(tmp_path, "b", *args, "--workers", "2") == 0
+    a, b = (_trials(tmp_path / d, "tiny") for d in ("a", "b"))
+    assert [(t.params, t.value) for t in a] == [(t.params, t.value) for t in b]
+    summaries = [json.loads((tmp_path / d / "tiny" / "summary.json").read_text()) for d in ("a", "b")]
+    assert summaries[0]["test"] == summaries[1]["test"]
+
+
+def test_duplicate_candidates_are_not_retrained(tmp_path: Path):
+    # Two possible candidates only: every further evaluation must come from the memo.
+    narrow = "[space]\nlearning_rate = { low = 0.01, high = 0.01 }\nhidden_size = { low = 4, high = 5 }\nn_layers = { low = 1, high = 1 }\n"
+    study = write_study(tmp_path / "narrow.toml", 'name = "narrow"\n' + narrow)
+    code = main(["run", str(study), *TINY_RUN, "--optimizer", "random", "--budget", "8", "--out", str(tmp_path / "o")])
+    assert code == 0
+    trials = _trials(tmp_path / "o", "narrow")
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    duplicates = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert len(trials) == 8
+    assert len(trained) == len({t.params["hidden_size"] for t in trials}) == 2
+    assert len(duplicates) == 6
+    by_number = {t.number: t for t in trials}
+    for dup in duplicates:
+        original = by_number[dup.user_attrs["duplicate_of"]]
+        assert dup.params == original.params and dup.value == original.value
+        assert "epochs" not in dup.user_attrs
+    summary = json.loads((tmp_path / "o" / "narrow" / "summary.json").read_text())
+    assert summary["n_trained"] == 2 and summary["n_duplicates"] == 6
+
+
+def test_rerunning_resumes_from_the_record_without_training(tmp_path: Path, capsys):
+    args = ("--optimizer", "tpe", "--budget", "6", "--pop-size", "3")
+    assert _run(tmp_path, "r", *args) == 0
+    first = _trials(tmp_path / "r", "tiny")
+    assert _run(tmp_path, "r", *args) == 0
+    again = _trials(tmp_path / "r", "tiny")
+    assert [(t.number, t.datetime_complete) for t in again] == [(t.number, t.datetime_complete) for t in first]
+    summary = json.loads((tmp_path / "r" / "tiny" / "summary.json").read_text())
+    assert summary["n_replayed"] == 6
+    # A larger budget continues the same study where it stopped.
+    assert _run(tmp_path, "r", "--optimizer", "tpe", "--budget", "9", "--pop-size", "3") == 0
+    assert len(_trials(tmp_path / "r", "tiny")) == 9
+    # Other settings under the same name are refused, not mixed in.
+    capsys.readouterr()
+    assert _run(tmp_path, "r", *args, "--seed", "5") == 2
+    err = capsys.readouterr().err
+    assert "Study 'tiny' already exists" in err and "seed: stored 0, now 5" in err
+
+
+def test_csv_with_features(tmp_path: Path, tiny_csv: Path):
+    code = main([
+        "run", "--data", str(tiny_csv), "--target", "close", "--features", "close,volume", "--optimizer", "random",
+        "--budget", "4", "--pop-size", "2", "--lookback", "7", "--max-epochs", "2", "--workers", "1", "--quiet",
+        "--out", str(tmp_path / "c"),
+    ])  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "c" / "prices-lstm-random-seed0" / "summary.json").read_text())
+    assert summary["features"] == ["close", "volume"]
+    assert summary["test"]["mape"] is not None and math.isfinite(summary["test"]["rmse"])
+
+
+def test_listings(capsys):
+    assert main(["optimizers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["ga", "gwo", "pso", "random", "tpe", "woa"]
+    assert main(["datasets"]) == 0
+    assert "co2" in capsys.readouterr().out
+
+
+def test_listing_and_errors_do_not_import_heavy_libraries():
+    code = (
+        "import sys; from hpo_lstm.cli import main; "
+        "main(['optimizers']); main(['run', '--optimizer', 'wao']); main(['--help']); "
+        "heavy = [m for m in ('torch', 'mealpy', 'optuna', 'pandas', 'matplotlib') if m in sys.modules]; "
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+BAD_INPUTS = [
+    (["--optimizer", "wao"], "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."),
+    (["--model", "transformer"], "Unknown model 'transformer'; choose from bilstm, gru, lstm."),
+    (["--data", "co3"], "Unknown dataset 'co3'; choose from co2, sine, or give a path to a CSV file."),
+    (["--data", "missing.csv", "--target", "y"], "Data file 'missing.csv' does not exist or is not a file."),
+    (["--budget", "3", "--pop-size", "8"], "budget must be at least one population (pop_size=8)"),
+    (["--budget", "zero"], "argument --budget: expected an integer, got 'zero'"),
+    (["--split", "0.7,0.2,0.2"], "split fractions must sum to 1; got (0.7, 0.2, 0.2)"),
+    (["--lookback", "0"], "lookback must be an integer >= 1; got 0."),
+    (["--storage", "nosuchdb://x"], "Cannot open storage 'nosuchdb://x'"),
+    (["--device", "tpu"], "Unknown device 'tpu'"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--data", "sine", "--lookback", "2990"], "Too few rows: 3000 rows with lookback=2990"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, message):
+    code = main(["run", *args, "--out", str(tmp_path), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("hpo-lstm: error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("optimiser = 'woa'\n", "Unknown key(s) ['optimiser'] in study file"),
+        ("budget = \n", "is not valid TOML"),
+        ("[space]\nlearning_rate = { low = 0, high = 0.1, log = true }\n",
+         "The 'low' bound of search parameter 'learning_rate' must be > 0; got 0."),
+        ("[space]\nhidden_size = { low = 64, high = 8 }\n",
+         "`low <= high` must hold for parameter 'hidden_size', but got (low=64, high=8)."),
+        ("[space]\nn_layers = { low = 0, high = 2 }\n", "search parameter 'n_layers' must be >= 1; got 0."),
+    ],
+)  # fmt: skip
+def test_bad_study_files(tmp_path: Path, capsys, text, message):
+    study = write_study(tmp_path / "bad.toml", text)
+    assert main(["run", str(study), "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unwritable_output_folder(tmp_path: Path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", *TINY_RUN, "--out", str(blocker / "sub")]) == 2
+    assert "Output folder" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpo_lstm import DataError, UnknownNameError
+from hpo_lstm.data import Series, load_series, make_dataset
+
+
+def _ramp(n: int = 200, features: int = 1) -> Series:
+    t = np.arange(n, dtype=float)
+    values = np.stack([t**1.5 + 10 * k for k in range(features)], axis=1)
+    return Series(name="ramp", values=values, feature_names=tuple(f"f{k}" for k in range(features)), target="f0", times=None)
+
+
+def test_co2_ships_with_the_package_and_has_no_gaps_left():
+    series = load_series("co2")
+    assert len(series) == 2284
+    assert series.n_filled == 59
+    assert np.isfinite(series.values).all()
+    assert str(series.times[0])[:10] == "1958-03-29" and str(series.times[-1])[:10] == "2001-12-29"
+    # Interpolated in time: a filled week lies between its neighbours.
+    assert 300 < series.values.min() and series.values.max() < 380
+
+
+def test_sine_is_seeded():
+    a, b, c = load_series("sine", seed=1), load_series("sine", seed=1), load_series("sine", seed=2)
+    assert len(a) == 3000
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not np.array_equal(a.values, c.values)
+    residual = a.values[:, 0] - np.sin(0.1 * np.arange(3000))
+    assert residual.std() == pytest.approx(0.1, rel=0.1)
+
+
+@pytest.mark.parametrize("transform", ["diff", "level"])
+def test_windows_are_chronological_and_targets_match_the_series(transform):
+    series = _ramp(200)
+    ds = make_dataset(series, lookback=5, horizon=3, split=(0.6, 0.2, 0.2), transform=transform)
+    level = series.values[:, 0]
+    # Targets sit `horizon` rows after the last input; splits follow time.
+    np.testing.assert_array_equal(ds.actual, level[ds.target_row])
+    np.testing.assert_array_equal(ds.last_value, level[ds.target_row - 3])
+    assert np.all(np.diff(ds.target_row) == 1)
+    train, val, test = (ds.target_row[ds.split(s)] for s in ("train", "val", "test"))
+    assert train.max() < 120 <= val.min() and val.max() < 160 <= test.min()
+    # The model's target, restored to levels, is the actual value.
+    for s in ("train", "val", "test"):
+        np.testing.assert_allclose(ds.to_level(ds.y[ds.split(s)], s), ds.actual[ds.split(s)], rtol=1e-5)
+
+
+def test_scaler_is_fitted_on_train_rows_only():
+    series = _ramp(200)
+    ds = make_dataset(series, lookback=5, horizon=1, split=(0.6, 0.2, 0.2), transform="level")
+    train_rows = series.values[:120, 0]
+    assert ds.target_mean == pytest.approx(train_rows[5:].mean(), rel=1e-9)  # targets of train windows
+    # Changing the test rows must not change how train windows are scaled.
+    altered = series.values.copy()
+    altered[160:] *= 100
+    ds2 = make_dataset(
+        Series("ramp", altered, series.feature_names, "f0", None), lookback=5, horizon=1, split=(0.6, 0.2, 0.2),
+        transform="level",
+    )
+    np.testing.assert_array_equal(ds.x[ds.split("train")], ds2.x[ds2.split("train")])
+    assert ds.target_scale == ds2.target_scale
+
+
+def test_diff_transform_feeds_changes_and_targets_the_change_from_the_last_value():
+    series = _ramp(100)
+    ds = make_dataset(series, lookback=4, horizon=2, split=(0.6, 0.2, 0.2), transform="diff")
+    level = series.values[:, 0]
+    raw_target = ds.y * ds.target_scale + ds.target_mean
+    np.testing.assert_allclose(raw_target, level[ds.target_row] - level[ds.target_row - 2], rtol=1e-5, atol=1e-4)
+
+
+def test_csv_with_features_and_time_column(tiny_csv: Path):
+    series = load_series(str(tiny_csv), target="close", features=["volume", "close"])
+    assert series.feature_names == ("close", "volume")
+    assert series.target_index == 0
+    assert series.times.dtype.kind == "M"
+    ds = make_dataset(series, lookback=7, split=(0.7, 0.15, 0.15))
+    assert ds.x.shape[1:] == (7, 2)
+
+
+def test_csv_gaps_are_interpolated_in_time(tmp_path: Path):
+    path = tmp_path / "gappy.csv"
+    path.write_text("time,y\n2024-01-01,1\n2024-01-02,\n2024-01-04,4\n2024-01-05,5\n")
+    series = load_series(str(path), target="y")
+    # 2024-01-02 lies one third of the way from day 1 (1.0) to day 4 (4.0).
+    assert series.values[1, 0] == pytest.approx(2.0)
+    assert series.n_filled == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "message"),
+    [
+        ("t,y\n1,2\n", {"target": "z"}, "Column 'z' is not in the data; columns are ['t', 'y']."),
+        ("y,name\n1,a\n2,b\n", {"target": "name"}, "Column 'name' must be numeric; it holds 'a'."),
+        ("y,x\n,1\n,2\n", {"target": "y"}, "Column 'y' has no values (all empty or NaN)."),
+        ("a,b\n1,2\n", {}, "Name the column to forecast with --target; the data has 2 numeric columns ['a', 'b']."),
+        (
+            "t,y\n0,1\n" + "".join(f"{i},\n" for i in range(1, 13)) + "13,2\n",
+            {"target": "y"},
+            "Column 'y' has a gap of 12 consecutive missing values; at most 10 are interpolated.",
+        ),
+    ],
+)
+def test_bad_csv_content_is_refused(tmp_path: Path, content, kwargs, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as info:
+        load_series(str(path), **kwargs)
+    assert message in str(info.value)
+
+
+def test_missing_file_and_unknown_dataset():
+    with pytest.raises(DataError, match="Data file 'nope.csv' does not exist"):
+        load_series("nope.csv", target="y")
+    with pytest.raises(UnknownNameError, match="Unknown dataset 'co3'; choose from co2, sine"):
+        load_series("co3")
+
+
+def test_too_few_rows_and_constant_series_are_refused():
+    with pytest.raises(DataError, match=r"Too few rows: 40 rows with lookback=24"):
+        make_dataset(_ramp(40), lookback=24)
+    constant = Series("c", np.ones((100, 1)), ("y",), "y", None)
+    with pytest.raises(DataError, match="constant"):
+        make_dataset(constant, lookback=5)
