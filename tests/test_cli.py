@@ -194,3 +194,20 @@ def test_unwritable_output_folder(tmp_path: Path, capsys):
     blocker.write_text("")
     assert main(["run", *TINY_RUN, "--out", str(blocker / "sub")]) == 2
     assert "Output folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("studies").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_study_files_are_valid(path: Path):
+    from hpo_lstm.config import StudyConfig, load_study_file
+
+    config = StudyConfig.from_mapping(load_study_file(path))
+    assert config.name, "a shipped study names itself, so re-running it resumes the same study"
+    assert config.budget >= config.make_optimizer().min_budget
+
+
+def test_every_optimizer_has_a_bilstm_co2_study():
+    studies = Path(__file__).parent.parent / "studies"
+    from hpo_lstm.optimizers import registry
+
+    for name in registry:
+        assert (studies / f"{name}_bilstm_co2.toml").is_file(), name
