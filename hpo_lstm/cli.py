@@ -102,8 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoLstmError as exc:
         print(f"hpo-lstm: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from hpo_lstm.study import StudyInterrupted
+
+        if isinstance(exc, StudyInterrupted):
+            print(
+                f"hpo-lstm: interrupted; {exc.n_finished} evaluations of study {exc.study_name!r} are recorded in "
+                f"{exc.storage}. Run the same command again to resume.",
+                file=sys.stderr,
+            )
+        else:
+            print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

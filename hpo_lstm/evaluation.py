@@ -152,5 +152,8 @@ class Evaluator:
             "train_seconds": round(outcome.seconds, 3),
         }
         if outcome.status != "ok":
-            attrs["failure"] = f"{outcome.status} (non-finite validation loss at epoch {outcome.epochs})"
+            attrs["failure"] = (
+                f"{outcome.status} at epoch {outcome.epochs}: validation RMSE {outcome.val_curve[-1]:.4g} is "
+                "non-finite or over 10x that of forecasting the training mean"
+            )
         return outcome.val_rmse, attrs

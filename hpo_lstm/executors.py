@@ -43,9 +43,13 @@ def default_workers(device: str) -> int:
 
 
 def _init_worker(dataset: Dataset, threads: int, device: str, counter: Any) -> None:
+    import signal
+
     import torch
 
     global _worker_dataset, _worker_device
+    # Ctrl-C reaches the whole process group; only the driver handles it (and stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _worker_dataset = dataset
     if device == "cuda":
@@ -91,10 +95,18 @@ class LocalExecutor:
             )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self._pool is None:
+            return
+        if exc_type is not None:
+            # Interrupted or failed: do not wait for trainings still running. The pool has no
+            # public way to stop busy workers before Python 3.14 (terminate_workers).
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        else:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None
 
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into jobs, outcome)`` as each job finishes."""

@@ -61,6 +61,7 @@ class Recorder:
             for p in config.space.params
         }  # fmt: skip
         self._stored = self._load_stored()
+        self._open: set[int] = set()  # trials this process started and has not finished
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -127,7 +128,9 @@ class Recorder:
         )
         storage = self._storage
         trial_id = storage.create_new_trial(self._study_id, template_trial=template)
-        return storage.get_trial_number_from_id(trial_id)
+        number = storage.get_trial_number_from_id(trial_id)
+        self._open.add(number)
+        return number
 
     def finish(self, number: int, value: float, attrs: dict[str, Any]) -> None:
         """Close trial ``number`` as COMPLETE (finite value) or FAIL (with ``attrs['failure']``)."""
@@ -141,6 +144,29 @@ class Recorder:
             storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
         else:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self._open.discard(number)
+
+    def close_open(self, reason: str = "interrupted") -> int:
+        """Mark every trial still running in this process FAIL with ``reason``; returns how many.
+
+        Used when a run is interrupted, so the storage holds no RUNNING trial; the next run
+        evaluates those candidates again.
+        """
+        for number in sorted(self._open):
+            self.finish(number, math.nan, {"failure": reason})
+        closed = len(self._open)
+        self._open.clear()
+        return closed
+
+    @property
+    def n_finished(self) -> int:
+        from optuna.trial import TrialState
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return sum(
+            1 for t in self.study.get_trials(deepcopy=False, states=states)
+            if "evaluation" in t.user_attrs and t.user_attrs.get("failure") != "interrupted"
+        )  # fmt: skip
 
     def record(self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any]) -> int:
         """Record an evaluation that needed no training (a memo hit) in one go."""

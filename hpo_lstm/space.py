@@ -61,7 +61,9 @@ class Param:
                 x = math.exp(math.log(low) + u * (math.log(high + 1) - math.log(low)))
             else:
                 x = low + u * (high - low + 1)
-            return min(int(math.floor(x)), high)
+            return min(max(int(math.floor(x)), low), high)  # exp(log(8)) may be 7.999...
+        if u in (0.0, 1.0):
+            return self.high if u else self.low  # exactly, not up to exp/log rounding
         if self.log:
             value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:

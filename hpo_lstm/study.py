@@ -15,7 +15,15 @@ from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
 from hpo_lstm.recording import Recorder
 
-__all__ = ["FinalModel", "StudyResult", "final_model", "prepare_dataset", "run_study"]
+__all__ = ["FinalModel", "StudyInterrupted", "StudyResult", "final_model", "prepare_dataset", "run_study"]
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the search, after the storage was left consistent."""
+
+    def __init__(self, study_name: str, storage: str, n_finished: int) -> None:
+        super().__init__(study_name, storage, n_finished)
+        self.study_name, self.storage, self.n_finished = study_name, storage, n_finished
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,11 @@ def run_study(
             progress=progress,
             map_jobs=pool.map,
         )
-        search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
+        try:
+            search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
+        except KeyboardInterrupt:
+            recorder.close_open("interrupted")
+            raise StudyInterrupted(config.study_name, config.storage_url, recorder.n_finished) from None
     if search.best_params is None:
         raise StudyFailedError(
             f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "

@@ -22,7 +22,13 @@ from torch import nn
 from hpo_lstm.data import Dataset
 from hpo_lstm.models import Forecaster, build_model
 
-__all__ = ["TrainResult", "TrainSettings", "predict", "resolve_device", "train_candidate"]
+__all__ = ["DIVERGENCE_LIMIT", "TrainResult", "TrainSettings", "predict", "resolve_device", "train_candidate"]
+
+# A candidate diverged when its validation loss is non-finite, or its validation RMSE is more
+# than this many times that of always forecasting the training mean (the standardised
+# target's RMSE is ~1 for that forecast). Gradient clipping keeps a huge learning rate from
+# producing NaN: the network saturates instead, and this is how that shows.
+DIVERGENCE_LIMIT = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,11 +132,12 @@ def train_candidate(
             model.eval()
             with torch.inference_mode():
                 val_mse = loss_fn(model(x_val), y_val).item()  # the one sync per epoch
-            val_rmse = math.sqrt(val_mse) * dataset.target_scale if math.isfinite(val_mse) else math.nan
-            curve.append(val_rmse)
-            if not math.isfinite(val_rmse):
+            scaled_rmse = math.sqrt(val_mse) if math.isfinite(val_mse) else math.inf
+            curve.append(scaled_rmse * dataset.target_scale)
+            if scaled_rmse > DIVERGENCE_LIMIT:
                 status = "diverged"
                 break
+            val_rmse = curve[-1]
             if val_rmse < best:
                 best, best_epoch, since_best = val_rmse, epoch, 0
                 if keep_model:

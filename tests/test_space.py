@@ -85,3 +85,13 @@ def test_extra_params_join_the_default_space():
     space = default_space({"dropout": {"low": 0.0, "high": 0.5}, "hidden_size": {"low": 16, "high": 32}})
     assert space.names == ("learning_rate", "hidden_size", "n_layers", "dropout")
     assert (space["hidden_size"].low, space["hidden_size"].high) == (16, 32)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize(("low", "high"), [(8, 256), (3, 7), (1, 1), (16, 1000), (5, 6)])
+def test_decoded_values_never_leave_the_bounds(low, high, log):
+    p = Param(name="n", low=low, high=high, log=log, integer=True)
+    assert p.decode(0.0) == low and p.decode(1.0) == high
+    assert all(low <= p.decode(u) <= high for u in np.linspace(0, 1, 1001))
+    f = Param(name="f", low=float(low) / 7, high=float(high) / 7, log=log)
+    assert f.decode(0.0) == f.low and f.decode(1.0) == f.high

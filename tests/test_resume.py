@@ -1,0 +1,126 @@
+"""Crashes, interrupts and failing candidates, with real processes and a real SQLite storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+
+RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
+
+
+def _args(study: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", str(study), *RUN, "--out", str(out), *extra]
+
+
+def _finished(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def _start_and_wait(args: list[str], db: Path, at_least: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _finished(db) < at_least:
+        assert proc.poll() is None, f"run ended before it could be stopped: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.05)
+    return proc
+
+
+def _trials(out: Path, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'hpo-lstm.db'}").trials
+
+
+@pytest.mark.parametrize("optimizer", ["woa", "tpe"])
+def test_sigkill_then_resume_retrains_nothing_and_matches_an_uninterrupted_run(tmp_path: Path, optimizer):
+    study = write_study(tmp_path / "s.toml", 'name = "tiny"\nbatch_size = 256\n' + TINY_SPACE)
+    extra = ("--optimizer", optimizer, "--budget", "15", "--pop-size", "5", "--workers", "1")
+    out = tmp_path / "killed"
+    proc = _start_and_wait(_args(study, out, *extra), out / "hpo-lstm.db", at_least=6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {t.number: t for t in _trials(out) if t.state.name == "COMPLETE"}
+    assert 6 <= len(before) < 15
+
+    assert main(_args(study, out, *extra)) == 0
+    after = _trials(out)
+    counted = [t for t in after if t.user_attrs.get("failure") != "interrupted"]
+    assert sorted(t.user_attrs["evaluation"] for t in counted) == list(range(15))
+    for number, trial in before.items():  # completed trials were reused, not retrained
+        assert after[number].datetime_complete == trial.datetime_complete
+        assert after[number].value == trial.value
+    assert all(t.state.name != "RUNNING" for t in after)
+    summary = json.loads((out / "tiny" / "summary.json").read_text())
+    assert summary["n_replayed"] >= len(before)
+
+    reference = tmp_path / "reference"
+    assert main(_args(study, reference, *extra)) == 0
+    ref = {t.user_attrs["evaluation"]: (t.params, t.value) for t in _trials(reference)}
+    assert {t.user_attrs["evaluation"]: (t.params, t.value) for t in counted} == ref
+    ref_summary = json.loads((reference / "tiny" / "summary.json").read_text())
+    assert summary["best_params"] == ref_summary["best_params"]
+    assert summary["best_val_rmse"] == ref_summary["best_val_rmse"]
+    assert summary["test"] == ref_summary["test"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_leaves_a_consistent_storage_and_exits_130(tmp_path: Path, workers):
+    study = write_study(tmp_path / "s.toml", 'name = "tiny"\nbatch_size = 256\n' + TINY_SPACE)
+    extra = ("--optimizer", "random", "--budget", "40", "--pop-size", "4", "--workers", workers)
+    out = tmp_path / "o"
+    proc = _start_and_wait(_args(study, out, *extra), out / "hpo-lstm.db", at_least=3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Run the same command again to resume." in err
+    assert "Traceback" not in err
+    trials = _trials(out)
+    assert trials and all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
+    assert all(t.user_attrs.get("failure") == "interrupted" for t in trials if t.state.name == "FAIL")
+    assert main(_args(study, out, *extra)) == 0
+    counted = [t for t in _trials(out) if t.user_attrs.get("failure") != "interrupted"]
+    assert len(counted) == 40
+
+
+def test_diverging_candidates_fail_and_the_study_goes_on(tmp_path: Path):
+    # Learning rates up to 1e3 make some candidates blow up (saturate far beyond the data).
+    space = "[space]\nlearning_rate = { low = 1e-3, high = 1e3, log = true }\nhidden_size = { low = 4, high = 8 }\nn_layers = { low = 1, high = 1 }\n"
+    study = write_study(tmp_path / "s.toml", 'name = "wild"\nbatch_size = 256\n' + space)
+    out = tmp_path / "o"
+    assert main(_args(study, out, "--optimizer", "random", "--budget", "10", "--pop-size", "5", "--workers", "1")) == 0
+    trials = _trials(out, "wild")
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    completed = [t for t in trials if t.state.name == "COMPLETE"]
+    assert failed and completed and len(trials) == 10
+    assert all(t.user_attrs["failure"].startswith("diverged") or "duplicate" in t.user_attrs["failure"] for t in failed)
+    assert min(t.params["learning_rate"] for t in failed) > max(t.params["learning_rate"] for t in completed) / 100
+    summary = json.loads((out / "wild" / "summary.json").read_text())
+    assert summary["n_failed"] == len(failed)
+    assert summary["best_val_rmse"] == min(t.value for t in completed)
+
+
+def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: Path, capsys):
+    space = "[space]\nlearning_rate = { low = 1e3, high = 1e4, log = true }\nhidden_size = { low = 4, high = 8 }\nn_layers = { low = 1, high = 1 }\n"
+    study = write_study(tmp_path / "s.toml", 'name = "doomed"\nbatch_size = 256\n' + space)
+    code = main(_args(study, tmp_path / "o", "--optimizer", "tpe", "--budget", "4", "--pop-size", "2", "--workers", "1"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "All 4 evaluations of study 'doomed' failed" in err and err.count("\n") == 1
+    assert len(_trials(tmp_path / "o", "doomed")) == 4
