@@ -211,3 +211,55 @@ def test_every_optimizer_has_a_bilstm_co2_study():
 
     for name in registry:
         assert (studies / f"{name}_bilstm_co2.toml").is_file(), name
+
+
+def _csv(tmp_path: Path, body: str | bytes) -> str:
+    path = tmp_path / "data.csv"
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    return str(path)
+
+
+def _rows(values) -> str:
+    return "".join(f"{i},{v}\n" for i, v in enumerate(values))
+
+
+CSV_BAD_INPUTS = [
+    ("t,price\n" + _rows(range(300)), ["--target", "close"], "Column 'close' is not in the data; columns are ['t', 'price']."),
+    ("t,price,note\n" + "".join(f"{i},{i},x\n" for i in range(300)), ["--target", "price", "--features", "note"],
+     "Column 'note' must be numeric; it holds 'x'."),
+    ("t,price,empty\n" + "".join(f"{i},{i},\n" for i in range(300)), ["--target", "price", "--features", "empty"],
+     "Column 'empty' has no values (all empty or NaN)."),
+    ("t,price\n" + _rows(range(30)), ["--target", "price"], "Too few rows: 30 rows with lookback=24"),
+    ("t,price\n" + _rows([5.0] * 300), ["--target", "price"], "constant over the training rows"),
+    ("t,price\n" + _rows([float(i) if not 100 <= i < 130 else "" for i in range(300)]), ["--target", "price"],
+     "Column 'price' has a gap of 30 consecutive missing values; at most 10 are interpolated."),
+    (b"t,price\n1,\xff\xfe\xfa\n", ["--target", "price"], "Cannot read data file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "args", "message"), CSV_BAD_INPUTS)
+def test_bad_csv_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, body, args, message):
+    data = _csv(tmp_path, body)
+    code = main(["run", "--data", data, *args, "--out", str(tmp_path / "o"), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_bad_input_leaves_existing_results_untouched(tmp_path: Path, capsys):
+    out = tmp_path / "o"
+    args = ["run", *TINY_RUN, "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--study-name", "keep",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    db = out / "hpo-lstm.db"
+    before = (db.read_bytes(), (out / "keep" / "summary.json").read_text())
+    assert main([*args, "--max-epochs", "3"]) == 2  # other settings, same study name: refused
+    assert main([*args, "--model", "cnn"]) == 2
+    assert (db.read_bytes(), (out / "keep" / "summary.json").read_text()) == before
+    assert "resume it with the same settings or give a new --study-name" in capsys.readouterr().err
+
+
+def test_unreachable_storage(tmp_path: Path, capsys):
+    code = main(["run", *TINY_RUN, "--storage", "postgresql://nobody@127.0.0.1:1/nothing", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("hpo-lstm: error: Cannot open storage 'postgresql://") and err.count("\n") == 1
