@@ -70,6 +70,8 @@ def _build_parser() -> _Parser:
     t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
+    t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
+                   "same epoch; default) or off")  # fmt: skip
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
     t.add_argument("--workers", type=_positive_int,
                    help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
@@ -197,7 +199,7 @@ class _Progress:
         )
         self._task = self._progress.add_task(label, total=total, best="-", note="")
         self._best = float("inf")
-        self._counts = {"trained": 0, "duplicate": 0, "replayed": 0}
+        self._counts = {"trained": 0, "pruned": 0, "duplicate": 0, "replayed": 0}
 
     def start(self) -> None:
         self._progress.start()
@@ -207,11 +209,15 @@ class _Progress:
 
     def __call__(self, *, value: float, kind: str) -> None:
         self._counts[kind] += 1
+        if kind == "pruned":
+            self._counts["trained"] += 1
         if value == value and value < self._best:  # NaN never improves
             self._best = value
         note = f"{self._counts['trained']} trained"
         if self._counts["duplicate"]:
             note += f", {self._counts['duplicate']} memo"
+        if self._counts["pruned"]:
+            note += f" ({self._counts['pruned']} pruned)"
         if self._counts["replayed"]:
             note += f", {self._counts['replayed']} resumed"
         best = f"{self._best:.4g}" if self._best != float("inf") else "-"

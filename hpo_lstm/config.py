@@ -53,6 +53,7 @@ class StudyConfig:
     patience: int = 5
     batch_size: int = 64
     dropout: float = 0.0
+    pruning: str = "median"
     device: str = "auto"
     space: SearchSpace = field(default_factory=default_space)
     storage: str | None = None
@@ -60,7 +61,7 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         from hpo_lstm.data import BUILTIN_DATASETS, TRANSFORMS
-        from hpo_lstm.optimizers import registry
+        from hpo_lstm.pruning import PRUNING_MODES
 
         for name in ("pop_size", "lookback", "horizon", "budget", "max_epochs", "patience", "batch_size"):
             _require_int(name, getattr(self, name), minimum=1)
@@ -69,6 +70,8 @@ class StudyConfig:
             raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
         if self.transform not in TRANSFORMS:
             raise ConfigError(f"Unknown transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}.")
+        if self.pruning not in PRUNING_MODES:
+            raise ConfigError(f"Unknown pruning mode {self.pruning!r}; choose from {', '.join(PRUNING_MODES)}.")
         if not _DEVICE.match(str(self.device)):
             raise ConfigError(f"Unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
@@ -134,7 +137,7 @@ class StudyConfig:
         """
         keys = (
             "optimizer", "pop_size", "model", "data", "target", "features", "time_column", "split",
-            "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout",
+            "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout", "pruning",
         )  # fmt: skip
         identity = {k: _jsonable(getattr(self, k)) for k in keys}
         identity["optimizer_options"] = {k: _jsonable(v) for k, v in sorted(dict(self.optimizer_options).items())}
@@ -164,7 +167,8 @@ class StudyConfig:
             kwargs["features"] = _as_names("features", kwargs["features"])
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
-        for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "device", "storage", "out"):
+        for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "pruning", "device",
+                    "storage", "out"):  # fmt: skip
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

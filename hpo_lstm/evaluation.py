@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from hpo_lstm._errors import StorageError
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset
+from hpo_lstm.pruning import prune_thresholds
 from hpo_lstm.recording import Recorder
 from hpo_lstm.training import TrainResult, TrainSettings, train_candidate
 
@@ -25,7 +26,7 @@ __all__ = ["Evaluator", "ProgressSink", "TrainJob"]
 
 class ProgressSink(Protocol):
     def __call__(self, *, value: float, kind: str) -> None:
-        """Called once per evaluation; ``kind`` is "trained", "duplicate" or "replayed"."""
+        """Called once per evaluation; ``kind`` is "trained", "pruned", "duplicate" or "replayed"."""
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class TrainJob:
     params: dict[str, Any]
     settings: TrainSettings
     seed: int
+    prune_above: tuple[float, ...] | None = None
 
 
 def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
     """Train one candidate; a training that raises becomes a failure message, not a crash."""
     try:
-        result, _ = train_candidate(job.model, job.params, dataset, job.settings, seed=job.seed)
+        result, _ = train_candidate(
+            job.model, job.params, dataset, job.settings, seed=job.seed, prune_above=job.prune_above
+        )
     except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, bad shapes
         text = str(exc).strip().splitlines()
         return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -70,7 +74,9 @@ class Evaluator:
         self.progress = progress
         # map_jobs yields (job index, outcome) as each training ends; default: here, in order.
         self._map_jobs = map_jobs or (lambda jobs: ((i, run_job(job, dataset)) for i, job in enumerate(jobs)))
-        self._memo: dict[tuple, tuple[float, int]] = {}
+        self._memo: dict[tuple, tuple[float, int, bool]] = {}  # key -> (value, trial number, pruned)
+        self._curves: dict[int, tuple[float, ...]] = {}  # evaluation index -> val curve of a training
+        self.n_pruned = 0
         self.n_evaluations = 0
         self.n_batches = 0
         self.n_trained = 0
@@ -92,6 +98,10 @@ class Evaluator:
     def __call__(self, batch: list[dict[str, Any]]) -> list[float]:
         generation = self.n_batches
         self.n_batches += 1
+        # Pruning limits come from earlier batches only: fixed before anything of this batch runs.
+        prune_above = prune_thresholds(
+            self._curves.values(), mode=self.config.pruning, max_epochs=self.settings.max_epochs
+        )
         values: list[float] = [math.nan] * len(batch)
         waiting: list[tuple[int, int, dict[str, Any]]] = []  # (position, evaluation index, params)
         for position, params in enumerate(batch):
@@ -105,7 +115,9 @@ class Evaluator:
                         f"but the optimizer now proposes {params}; the record does not belong to this run. "
                         "Give a new --study-name."
                     )
-                self._memo.setdefault(_memo_key(params), (stored.value, stored.number))
+                self._memo.setdefault(_memo_key(params), (stored.value, stored.number, stored.state == "PRUNED"))
+                if stored.curve:
+                    self._curves[index] = stored.curve
                 values[position] = stored.value
                 self.n_replayed += 1
                 self._report(stored.value, "replayed")
@@ -119,25 +131,33 @@ class Evaluator:
             if key not in self._memo and key not in new:
                 new[key] = (index, self.recorder.start(index, params, self._attrs(generation)), params)
         keys = list(new)
-        jobs = [TrainJob(self.config.model, params, self.settings, self.config.seed) for _, _, params in new.values()]
+        jobs = [
+            TrainJob(self.config.model, params, self.settings, self.config.seed, prune_above)
+            for _, _, params in new.values()
+        ]
         for job_index, outcome in self._map_jobs(jobs):
             key = keys[job_index]
-            number = new[key][1]
+            index, number, _ = new[key]
             value, attrs = self._outcome_attrs(outcome)
-            self.recorder.finish(number, value, attrs)
-            self._memo[key] = (value, number)
+            pruned = isinstance(outcome, TrainResult) and outcome.status == "pruned"
+            curve = outcome.val_curve if isinstance(outcome, TrainResult) else ()
+            self.recorder.finish(number, value, attrs, curve=curve, pruned=pruned)
+            self._memo[key] = (value, number, pruned)
+            if curve:
+                self._curves[index] = curve
             self.n_trained += 1
+            self.n_pruned += pruned
         for position, index, params in waiting:
             key = _memo_key(params)
-            value, number = self._memo[key]
+            value, number, pruned = self._memo[key]
             values[position] = value
             if key in new and new[key][0] == index:
-                self._report(value, "trained")
+                self._report(value, "pruned" if pruned else "trained")
                 continue
             attrs = {**self._attrs(generation), "duplicate_of": number}
             if not math.isfinite(value):
                 attrs["failure"] = "duplicate of a failed candidate"
-            self.recorder.record(index, params, value, attrs)
+            self.recorder.record(index, params, value, attrs, pruned=pruned)
             self.n_duplicates += 1
             self._report(value, "duplicate")
         return values
@@ -151,7 +171,9 @@ class Evaluator:
             "best_epoch": outcome.best_epoch,
             "train_seconds": round(outcome.seconds, 3),
         }
-        if outcome.status != "ok":
+        if outcome.status == "pruned":
+            attrs["pruned_at_epoch"] = outcome.epochs
+        elif outcome.status != "ok":
             attrs["failure"] = (
                 f"{outcome.status} at epoch {outcome.epochs}: validation RMSE {outcome.val_curve[-1]:.4g} is "
                 "non-finite or over 10x that of forecasting the training mean"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class StoredEvaluation:
     params: dict[str, Any]
     value: float  # NaN for a failed evaluation
     state: str
+    curve: tuple[float, ...] = ()  # per-epoch validation RMSE of a trained (not memo) evaluation
 
 
 class Recorder:
@@ -103,7 +105,8 @@ class Recorder:
             if trial.user_attrs.get("failure") == "interrupted":
                 continue
             value = trial.value if trial.value is not None else math.nan
-            stored[int(index)] = StoredEvaluation(trial.number, dict(trial.params), value, trial.state.name)
+            curve = tuple(trial.intermediate_values[step] for step in sorted(trial.intermediate_values))
+            stored[int(index)] = StoredEvaluation(trial.number, dict(trial.params), value, trial.state.name, curve)
         return stored
 
     def stored(self, index: int) -> StoredEvaluation | None:
@@ -132,16 +135,25 @@ class Recorder:
         self._open.add(number)
         return number
 
-    def finish(self, number: int, value: float, attrs: dict[str, Any]) -> None:
-        """Close trial ``number`` as COMPLETE (finite value) or FAIL (with ``attrs['failure']``)."""
+    def finish(
+        self, number: int, value: float, attrs: dict[str, Any], *, curve: Sequence[float] = (), pruned: bool = False
+    ) -> None:
+        """Close trial ``number``: COMPLETE, PRUNED (with the value it reached) or FAIL (NaN value).
+
+        ``curve`` (validation RMSE per epoch) becomes the trial's intermediate values: learning
+        curves in optuna-dashboard, and the pruning reference of a resumed study.
+        """
         from optuna.trial import TrialState
 
         storage = self._storage
         trial_id = storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
         for key, val in attrs.items():
             storage.set_trial_user_attr(trial_id, key, val)
+        for epoch, epoch_value in enumerate(curve, start=1):
+            if math.isfinite(epoch_value):
+                storage.set_trial_intermediate_value(trial_id, epoch, epoch_value)
         if math.isfinite(value):
-            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+            storage.set_trial_state_values(trial_id, TrialState.PRUNED if pruned else TrialState.COMPLETE, [value])
         else:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         self._open.discard(number)
@@ -159,6 +171,16 @@ class Recorder:
         return closed
 
     @property
+    def n_pruned_trainings(self) -> int:
+        """Trainings of this study stopped by the pruner (memo copies not counted)."""
+        from optuna.trial import TrialState
+
+        return sum(
+            1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+            if "evaluation" in t.user_attrs and "duplicate_of" not in t.user_attrs
+        )  # fmt: skip
+
+    @property
     def n_finished(self) -> int:
         from optuna.trial import TrialState
 
@@ -168,10 +190,12 @@ class Recorder:
             if "evaluation" in t.user_attrs and t.user_attrs.get("failure") != "interrupted"
         )  # fmt: skip
 
-    def record(self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any]) -> int:
+    def record(
+        self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any], *, pruned: bool = False
+    ) -> int:
         """Record an evaluation that needed no training (a memo hit) in one go."""
         number = self.start(index, params, attrs)
-        self.finish(number, value, {})
+        self.finish(number, value, {}, pruned=pruned)
         return number
 
     def trials_frame(self) -> Any:

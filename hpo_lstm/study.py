@@ -48,6 +48,7 @@ class StudyResult:
     n_trained: int
     n_replayed: int
     n_duplicates: int
+    n_pruned: int
     n_filled: int
     device: str
     wall_seconds: float
@@ -152,6 +153,7 @@ def run_study(
         n_trained=evaluator.n_trained,
         n_replayed=evaluator.n_replayed,
         n_duplicates=evaluator.n_duplicates,
+        n_pruned=recorder.n_pruned_trainings,
         n_filled=n_filled,
         device=device,
         wall_seconds=time.perf_counter() - started,

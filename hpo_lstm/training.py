@@ -11,7 +11,7 @@ import copy
 import math
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ class TrainResult:
     epochs: int
     best_epoch: int
     seconds: float
-    status: str  # "ok" or "diverged"
+    status: str  # "ok", "pruned" (val_rmse is the best reached) or "diverged" (val_rmse is NaN)
     val_curve: tuple[float, ...]
 
 
@@ -92,9 +92,12 @@ def train_candidate(
     *,
     seed: int,
     keep_model: bool = False,
+    prune_above: Sequence[float] | None = None,
 ) -> tuple[TrainResult, Forecaster | None]:
     """Train one candidate with early stopping; deterministic on CPU for a given ``seed``.
 
+    ``prune_above[e - 1]`` is the best-so-far validation RMSE a candidate must beat after
+    epoch ``e`` to go on (see :mod:`hpo_lstm.pruning`); otherwise it stops as "pruned".
     Returns the result and, with ``keep_model``, the model holding its best-epoch weights.
     """
     full = settings.candidate(params, dataset)
@@ -146,10 +149,13 @@ def train_candidate(
                 since_best += 1
                 if since_best >= settings.patience:
                     break
+            if prune_above is not None and epoch <= len(prune_above) and best > prune_above[epoch - 1]:
+                status = "pruned"
+                break
         if keep_model and best_state is not None:
             model.load_state_dict(best_state)
     result = TrainResult(
-        val_rmse=best if status == "ok" else math.nan,
+        val_rmse=math.nan if status == "diverged" else best,
         epochs=len(curve),
         best_epoch=best_epoch,
         seconds=time.perf_counter() - started,
