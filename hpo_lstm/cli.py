@@ -157,12 +157,9 @@ def _run(options: dict[str, Any]) -> int:
         raise ConfigError(f"--workers must be >= 1; got {workers}.")
     config = _make_config(options)
 
-    import optuna
-
     from hpo_lstm.report import write_run_outputs
     from hpo_lstm.study import run_study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     progress = None if quiet else _Progress(config.budget, f"{config.optimizer}/{config.model}")
     try:
         if progress is not None:

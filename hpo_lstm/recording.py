@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo_lstm._logging import quiet_optuna
 from hpo_lstm._errors import ConfigError, StorageError
 from hpo_lstm.config import StudyConfig
 
@@ -51,9 +52,10 @@ class Recorder:
             raise StorageError(f"Cannot open storage {url!r}: {_first_line(exc)}") from None
         if storage is None:
             raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
-        self.study = optuna.create_study(
-            storage=storage, study_name=config.study_name, direction="minimize", load_if_exists=True
-        )
+        with quiet_optuna():
+            self.study = optuna.create_study(
+                storage=storage, study_name=config.study_name, direction="minimize", load_if_exists=True
+            )
         self._storage = storage
         self._study_id = storage.get_study_id_from_name(config.study_name)
         self._check_identity()

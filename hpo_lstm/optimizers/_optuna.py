@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.optimizers._base import PENALTY, Optimizer, _Ledger
 from hpo_lstm.space import SearchSpace
 
@@ -26,13 +27,8 @@ class _OptunaOptimizer(Optimizer):
         import optuna
         from optuna.distributions import FloatDistribution
 
-        # A private in-memory study: keep Optuna from announcing it on the console.
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
+        with quiet_optuna():  # a private in-memory study: nothing to announce
             study = optuna.create_study(direction="minimize", sampler=self._make_sampler(seed))
-        finally:
-            optuna.logging.set_verbosity(verbosity)
         distributions = {name: FloatDistribution(0.0, 1.0) for name in space.names}
         while objective.remaining > 0:
             trials = [study.ask(distributions) for _ in range(min(self.pop_size, objective.remaining))]
