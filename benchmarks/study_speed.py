@@ -76,7 +76,7 @@ def main() -> None:
             optimizer=args.optimizer, budget=args.budget, pop_size=args.pop_size, max_epochs=args.max_epochs,
             seed=args.seed, out=out, name="study-speed",
         )  # fmt: skip
-        dataset, _ = prepare_dataset(config)
+        dataset = prepare_dataset(config)
         test = dataset.split("test")
         naive = math.sqrt(float(np.mean((dataset.last_value[test] - dataset.actual[test]) ** 2)))
 

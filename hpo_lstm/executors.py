@@ -1,8 +1,9 @@
 """Where candidates train: in this process, or in a local pool of worker processes.
 
-Every executor has one method that matters, ``map(jobs) -> iterator of (job index, outcome)``,
-yielding each outcome as soon as it is ready. Results do not depend on which worker trained
-what: every training is seeded by the study seed alone.
+Every executor is a context manager (workers start on enter, stop on exit) with one method
+that matters, ``map(jobs) -> iterator of (job index, outcome)``, yielding each outcome as soon
+as it is ready. Results do not depend on which worker trained what: every training is seeded
+by the study seed alone. An executor is made for one dataset, which reaches each worker once.
 
 Worker processes are started with "spawn" (safe with torch's OpenMP threads and with CUDA),
 receive the dataset once through the pool initializer, run one torch thread each, and start
@@ -14,12 +15,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from hpo_lstm.data import Dataset
 from hpo_lstm.evaluation import TrainJob, run_job
 
-__all__ = ["LocalExecutor", "WORKER_MALLOC_ENV", "default_workers"]
+__all__ = ["Executor", "LocalExecutor", "WORKER_MALLOC_ENV", "default_workers"]
+
+
+class Executor(Protocol):
+    """Trains :class:`TrainJob` s on the dataset it was made for."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None: ...
+
+    def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index into jobs, TrainResult or failure message)`` as each job finishes."""
+        ...
 
 # glibc reads these at process start: mmap only huge blocks, never trim the heap, and grow
 # it in 256 MiB steps, so the allocator stops returning and re-faulting pages every step.

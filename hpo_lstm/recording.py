@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._logging import quiet_optuna
 from hpo_lstm._errors import ConfigError, StorageError
+from hpo_lstm._json import dumps
+from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
 
-__all__ = ["Recorder", "StoredEvaluation"]
+__all__ = ["Recorder", "StoredEvaluation", "read_final"]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
+_FINAL_ATTR = "hpo_lstm_final"
+_PREDICTIONS_ATTR = "hpo_lstm_predictions"
 
 
 @dataclass(frozen=True)
@@ -200,9 +203,28 @@ class Recorder:
         self.finish(number, value, {}, pruned=pruned)
         return number
 
+    def record_final(self, summary: dict[str, Any], predictions: Any) -> None:
+        """Store the final model's summary and test predictions with the study.
+
+        The storage then holds everything a report needs (``hpo-lstm report`` and comparisons
+        read it back with :func:`read_final`), on whichever machine wrote it.
+        """
+        columns = {c: predictions[c].tolist() for c in predictions.columns if c != "time"}
+        columns["time"] = [str(t) for t in predictions["time"].tolist()]
+        self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
+        self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
+
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
         return self.study.trials_dataframe()
+
+
+def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
+    """The final summary and test predictions recorded with an Optuna ``study``, or None."""
+    summary = study.user_attrs.get(_FINAL_ATTR)
+    if summary is None:
+        return None
+    return json.loads(summary), json.loads(study.user_attrs.get(_PREDICTIONS_ATTR, "{}"))
 
 
 def _ensure_writable(folder: Path) -> None:

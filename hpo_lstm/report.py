@@ -6,20 +6,17 @@ tests check numbers, not pixels.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hpo_lstm import __version__
-from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import Evaluation
+from hpo_lstm._json import dumps
 from hpo_lstm.study import StudyResult
 
-__all__ = ["convergence_table", "plot_convergence", "plot_predictions", "summary_dict", "write_run_outputs"]
+__all__ = ["convergence_table", "plot_convergence", "plot_predictions", "write_run_outputs"]
 
 
 def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
@@ -37,54 +34,6 @@ def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
             "best_so_far": np.where(np.isfinite(best), best, np.nan),
         }
     )
-
-
-def summary_dict(result: StudyResult) -> dict[str, Any]:
-    config, dataset, final = result.config, result.dataset, result.final
-    distinct = {tuple(sorted(e.params.items())) for e in result.search.evaluations}
-    val = dataset.split("val")
-    beats = final.test["rmse"] < final.baselines["naive_last"]["rmse"]
-    return {
-        "study_name": config.study_name,
-        "optimizer": config.optimizer,
-        "model": config.model,
-        "dataset": config.data,
-        "target": dataset.target,
-        "features": list(dataset.feature_names),
-        "budget": config.budget,
-        "pop_size": config.pop_size,
-        "n_evaluations": result.search.n_evaluations,
-        "n_trained": len(distinct),
-        "n_duplicates": sum(1 for _ in result.search.evaluations) - len(distinct),
-        "n_replayed": result.n_replayed,
-        "n_pruned": result.n_pruned,
-        "n_failed": sum(1 for e in result.search.evaluations if not math.isfinite(e.value)),
-        "best_params": final.params,
-        "best_val_rmse": result.search.best_value,
-        "test": final.test,
-        "baselines": final.baselines,
-        "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
-        "beats_naive": bool(beats),
-        "protocol": {
-            "split": list(config.split),
-            "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
-            "lookback": dataset.lookback,
-            "horizon": dataset.horizon,
-            "transform": dataset.transform,
-            "max_epochs": config.max_epochs,
-            "patience": config.patience,
-            "batch_size": config.batch_size,
-            "pruning": config.pruning,
-            "space": config.space.to_dict(),
-            "gaps_filled": result.n_filled,
-        },
-        "final_epochs": final.epochs,
-        "seed": config.seed,
-        "device": result.device,
-        "storage": config.storage_url,
-        "wall_seconds": round(result.wall_seconds, 2),
-        "hpo_lstm_version": __version__,
-    }
 
 
 def plot_convergence(table: Any, path: Path, *, title: str, naive_val_rmse: float | None = None) -> None:
@@ -132,8 +81,8 @@ def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: st
 def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
     """Write the run's files into ``folder``; returns the summary written to summary.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summary_dict(result)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    summary = result.summary()
+    (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
     result.trials.to_csv(folder / "trials.csv", index=False)
     result.final.predictions.to_csv(folder / "predictions.csv", index=False)
     table = convergence_table(result.search.evaluations)
@@ -154,9 +103,3 @@ def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
         unit_label=result.dataset.target,
     )
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"Cannot write {type(value).__name__} to JSON")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset, load_series, make_dataset
 from hpo_lstm.evaluation import Evaluator, ProgressSink
+from hpo_lstm.executors import Executor
 from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
 from hpo_lstm.recording import Recorder
@@ -49,20 +52,65 @@ class StudyResult:
     n_replayed: int
     n_duplicates: int
     n_pruned: int
-    n_filled: int
     device: str
     wall_seconds: float
 
+    def summary(self) -> dict[str, Any]:
+        """Everything ``summary.json`` holds: plain JSON values, also recorded in the storage."""
+        config, dataset, final = self.config, self.dataset, self.final
+        distinct = {tuple(sorted(e.params.items())) for e in self.search.evaluations}
+        val = dataset.split("val")
+        return {
+            "study_name": config.study_name,
+            "optimizer": config.optimizer,
+            "model": config.model,
+            "dataset": config.data,
+            "target": dataset.target,
+            "features": list(dataset.feature_names),
+            "budget": config.budget,
+            "pop_size": config.pop_size,
+            "n_evaluations": self.search.n_evaluations,
+            "n_trained": len(distinct),
+            "n_duplicates": self.search.n_evaluations - len(distinct),
+            "n_replayed": self.n_replayed,
+            "n_pruned": self.n_pruned,
+            "n_failed": sum(1 for e in self.search.evaluations if not math.isfinite(e.value)),
+            "best_params": final.params,
+            "best_val_rmse": self.search.best_value,
+            "test": final.test,
+            "baselines": final.baselines,
+            "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
+            "beats_naive": bool(final.test["rmse"] < final.baselines["naive_last"]["rmse"]),
+            "protocol": {
+                "split": list(config.split),
+                "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
+                "lookback": dataset.lookback,
+                "horizon": dataset.horizon,
+                "transform": dataset.transform,
+                "max_epochs": config.max_epochs,
+                "patience": config.patience,
+                "batch_size": config.batch_size,
+                "pruning": config.pruning,
+                "space": config.space.to_dict(),
+                "gaps_filled": dataset.n_filled,
+            },
+            "final_epochs": final.epochs,
+            "seed": config.seed,
+            "device": self.device,
+            "storage": config.storage_url,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "hpo_lstm_version": __version__,
+        }
 
-def prepare_dataset(config: StudyConfig) -> tuple[Dataset, int]:
-    """Load and window the study's data; returns the dataset and how many gaps were filled."""
+
+def prepare_dataset(config: StudyConfig) -> Dataset:
+    """Load and window the study's data."""
     series = load_series(
-        config.data, target=config.target, features=config.features, time_column=config.time_column, seed=config.seed
+        config.data, target=config.target, features=config.features, time_column=config.time_column
     )
-    dataset = make_dataset(
+    return make_dataset(
         series, lookback=config.window_lookback, horizon=config.horizon, split=config.split, transform=config.transform
     )
-    return dataset, series.n_filled
 
 
 def _settings(config: StudyConfig, device: str) -> Any:
@@ -102,13 +150,21 @@ def final_model(config: StudyConfig, dataset: Dataset, params: dict[str, Any], d
 
 
 def run_study(
-    config: StudyConfig, *, progress: ProgressSink | None = None, workers: int | None = None, threads: int = 1
+    config: StudyConfig,
+    *,
+    progress: ProgressSink | None = None,
+    workers: int | None = None,
+    threads: int = 1,
+    dataset: Dataset | None = None,
+    executor: Executor | None = None,
 ) -> StudyResult:
     """Search ``config.budget`` candidates, record every one, then build and test the final model.
 
     Resumes the study if its storage already holds evaluations of the same configuration.
     ``workers`` processes train a batch's candidates concurrently (default: one per core, or
     per GPU); ``threads`` is torch's intra-op thread count in each (1: see DESIGN.md).
+    Several studies on the same data (a comparison) may share one ``dataset`` and one
+    ``executor`` made for it, so that worker processes start once.
     """
     import torch
 
@@ -116,19 +172,23 @@ def run_study(
     from hpo_lstm.training import resolve_device
 
     started = time.perf_counter()
-    dataset, n_filled = prepare_dataset(config)
+    dataset = dataset if dataset is not None else prepare_dataset(config)
     recorder = Recorder(config)
     device = resolve_device(config.device)
     torch.set_num_threads(threads)
-    workers = workers or default_workers(device)
-    with LocalExecutor(dataset=dataset, workers=min(workers, config.pop_size), device=device, threads=threads) as pool:
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            n_workers = min(workers or default_workers(device), config.pop_size)
+            executor = stack.enter_context(
+                LocalExecutor(dataset=dataset, workers=n_workers, device=device, threads=threads)
+            )
         evaluator = Evaluator(
             config=config,
             dataset=dataset,
             recorder=recorder,
             settings=_settings(config, device),
             progress=progress,
-            map_jobs=pool.map,
+            map_jobs=executor.map,
         )
         try:
             search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
@@ -144,7 +204,7 @@ def run_study(
     if not math.isclose(final.val_rmse, search.best_value, rel_tol=1e-6) and device == "cpu":
         # CPU training is deterministic; a mismatch would mean the record and the model disagree.
         raise RuntimeError(f"Retrained best model scored {final.val_rmse} on validation, not {search.best_value}.")
-    return StudyResult(
+    result = StudyResult(
         config=config,
         dataset=dataset,
         search=search,
@@ -154,7 +214,8 @@ def run_study(
         n_replayed=evaluator.n_replayed,
         n_duplicates=evaluator.n_duplicates,
         n_pruned=recorder.n_pruned_trainings,
-        n_filled=n_filled,
         device=device,
         wall_seconds=time.perf_counter() - started,
     )
+    recorder.record_final(result.summary(), final.predictions)
+    return result

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from hpo_lstm.data._series import BUILTIN_DATASETS, MAX_GAP, Series, describe_builtin, load_series
+from hpo_lstm.data._series import BUILTIN_DATASETS, MAX_GAP, SINE_SEED, Series, describe_builtin, load_series
 from hpo_lstm.data._windows import SPLITS, TRANSFORMS, Dataset, make_dataset
 
 __all__ = [
     "BUILTIN_DATASETS",
     "MAX_GAP",
+    "SINE_SEED",
     "SPLITS",
     "TRANSFORMS",
     "Dataset",

@@ -44,10 +44,15 @@ class Series:
 @dataclass(frozen=True)
 class _Builtin:
     summary: str
-    load: Callable[[int], Series]
+    load: Callable[[], Series]
 
 
-def _load_co2(seed: int) -> Series:
+# The sine's noise is part of the dataset, not of a study: every study (and every seed of a
+# comparison) sees the same series, so seeds vary the search and the training only.
+SINE_SEED = 0
+
+
+def _load_co2() -> Series:
     import pandas as pd
 
     with resources.files("hpo_lstm.data").joinpath("co2.csv").open("r") as fh:
@@ -56,9 +61,9 @@ def _load_co2(seed: int) -> Series:
     return _from_frame(frame, name="co2", target="co2", features=None, time_column="date", max_gap=18)
 
 
-def _make_sine(seed: int) -> Series:
-    # The noisy sine of the R tutorials: sin(0.1 t) + N(0, 0.1), t = 0..2999, seeded.
-    rng = np.random.default_rng(seed)
+def _make_sine() -> Series:
+    # The noisy sine of the R tutorials: sin(0.1 t) + N(0, 0.1), t = 0..2999.
+    rng = np.random.default_rng(SINE_SEED)
     t = np.arange(3000, dtype=float)
     y = np.sin(0.1 * t) + rng.normal(0.0, 0.1, size=t.shape)
     return Series(name="sine", values=y[:, None], feature_names=("y",), target="y", times=None)
@@ -69,7 +74,7 @@ BUILTIN_DATASETS: dict[str, _Builtin] = {
         "Mauna Loa weekly atmospheric CO2 (ppmv), 1958-2001, 2,284 weeks; 59 gaps filled by time interpolation",
         _load_co2,
     ),
-    "sine": _Builtin("Noisy sine sin(0.1 t) + N(0, 0.1), 3,000 points, seeded by the study seed", _make_sine),
+    "sine": _Builtin("Noisy sine sin(0.1 t) + N(0, 0.1), 3,000 points (fixed noise seed 0)", _make_sine),
 }
 
 
@@ -79,7 +84,6 @@ def load_series(
     target: str | None = None,
     features: Sequence[str] | None = None,
     time_column: str | None = None,
-    seed: int = 0,
 ) -> Series:
     """Load a built-in dataset by name, or a CSV file by path.
 
@@ -94,7 +98,7 @@ def load_series(
                 f"--target, --features and --time-column apply to CSV files; the built-in dataset {data!r} "
                 "has its own columns."
             )
-        return BUILTIN_DATASETS[data].load(seed)
+        return BUILTIN_DATASETS[data].load()
     path = Path(data)
     if path.suffix.lower() != ".csv" and not path.exists():
         raise UnknownNameError(

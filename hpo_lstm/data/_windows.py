@@ -44,9 +44,11 @@ class Dataset:
     actual: np.ndarray  # (n_windows,) target level at the forecast step
     target_row: np.ndarray  # (n_windows,) row of the series the target sits on
     times: np.ndarray  # (n_windows,) time of each target (datetime64, or the row number)
+    level: np.ndarray  # (n_points,) the whole target series, in its own units
     target_mean: float
     target_scale: float
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) window index
+    n_filled: int = 0  # missing values of the series filled by interpolation
 
     @property
     def n_features(self) -> int:
@@ -66,6 +68,18 @@ class Dataset:
         if self.transform == "diff":
             return self.last_value[self.split(split)] + change_or_level
         return change_or_level
+
+    def seasonal_naive(self, season: int, split: str) -> np.ndarray:
+        """The value one ``season`` before each target of ``split``: the seasonal naive forecast.
+
+        Only values known when the forecast is made may be used, so ``season >= horizon``.
+        """
+        if season < self.horizon:
+            raise ConfigError(f"season must be >= horizon ({self.horizon}) to use known values only; got {season}.")
+        rows = self.target_row[self.split(split)] - season
+        if rows.min() < 0:
+            raise ConfigError(f"season {season} reaches before the start of the series.")
+        return self.level[rows].astype(float)
 
 
 def make_dataset(
@@ -158,4 +172,6 @@ def make_dataset(
         target_mean=target_mean,
         target_scale=target_scale,
         bounds=bounds,
+        level=level.astype(float),
+        n_filled=series.n_filled,
     )
