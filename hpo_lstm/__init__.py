@@ -7,6 +7,7 @@ error paths stay fast.
 from __future__ import annotations
 
 from hpo_lstm._errors import (
+    ClusterError,
     ConfigError,
     DataError,
     HpoLstmError,
@@ -18,6 +19,7 @@ from hpo_lstm._errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClusterError",
     "ConfigError",
     "DataError",
     "HpoLstmError",

@@ -28,3 +28,7 @@ class UnknownNameError(HpoLstmError, KeyError):
 
 class StudyFailedError(HpoLstmError, RuntimeError):
     """A study finished without a single usable evaluation."""
+
+
+class ClusterError(HpoLstmError, RuntimeError):
+    """The Dask cluster cannot be reached or cannot run hpo-lstm's trainings."""

@@ -75,6 +75,8 @@ def _build_parser() -> _Parser:
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
     t.add_argument("--workers", type=_positive_int,
                    help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
+    t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
+    t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
     o = run.add_argument_group("record and output")
     o.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
     o.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/hpo-lstm.db)")
@@ -155,6 +157,11 @@ def _run(options: dict[str, Any]) -> int:
     workers = options.pop("workers", None)
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1; got {workers}.")
+    executor = options.pop("executor", "local")
+    scheduler = options.pop("scheduler", None)
+    from hpo_lstm.executors import check_executor
+
+    check_executor(executor, scheduler)
     config = _make_config(options)
 
     from hpo_lstm.report import write_run_outputs
@@ -164,7 +171,7 @@ def _run(options: dict[str, Any]) -> int:
     try:
         if progress is not None:
             progress.start()
-        result = run_study(config, progress=progress, workers=workers)
+        result = run_study(config, progress=progress, workers=workers, executor_kind=executor, scheduler=scheduler)
     finally:
         if progress is not None:
             progress.stop()

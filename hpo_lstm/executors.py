@@ -1,4 +1,4 @@
-"""Where candidates train: in this process, or in a local pool of worker processes.
+"""Where candidates train: in this process, in a local pool of worker processes, or on a Dask cluster.
 
 Every executor is a context manager (workers start on enter, stop on exit) with one method
 that matters, ``map(jobs) -> iterator of (job index, outcome)``, yielding each outcome as soon
@@ -9,18 +9,36 @@ Worker processes are started with "spawn" (safe with torch's OpenMP threads and 
 receive the dataset once through the pool initializer, run one torch thread each, and start
 with glibc malloc settings that keep freed memory mapped (measured in DESIGN.md: up to 30%
 faster steps for small models).
+
+:func:`make_executor` builds either kind from plain settings (the ``run`` command, ``run_study``
+and comparisons use it); the Dask executor lives in :mod:`hpo_lstm._dask`. This module imports
+nothing heavy, so the CLI can check executor settings before loading torch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from hpo_lstm._errors import ClusterError, ConfigError, UnknownNameError
 from hpo_lstm.data import Dataset
-from hpo_lstm.evaluation import TrainJob, run_job
 
-__all__ = ["Executor", "LocalExecutor", "WORKER_MALLOC_ENV", "default_workers"]
+if TYPE_CHECKING:
+    from hpo_lstm.evaluation import TrainJob
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "WORKER_MALLOC_ENV",
+    "check_executor",
+    "default_workers",
+    "make_executor",
+]
+
+# Executor kinds: not part of a study's identity (a study gives the same trials on either).
+EXECUTORS = ("local", "dask")
 
 
 class Executor(Protocol):
@@ -75,6 +93,8 @@ def _init_worker(dataset: Dataset, threads: int, device: str, counter: Any) -> N
 
 
 def _run_in_worker(job: TrainJob) -> Any:
+    from hpo_lstm.evaluation import run_job
+
     assert _worker_dataset is not None, "worker was not initialised"
     if _worker_device is not None:
         from dataclasses import replace
@@ -124,6 +144,8 @@ class LocalExecutor:
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into jobs, outcome)`` as each job finishes."""
         if self._pool is None:
+            from hpo_lstm.evaluation import run_job
+
             for index, job in enumerate(jobs):
                 yield index, run_job(job, self.dataset)
             return
@@ -132,3 +154,46 @@ class LocalExecutor:
         futures = {self._pool.submit(_run_in_worker, job): index for index, job in enumerate(jobs)}
         for future in as_completed(futures):
             yield futures[future], future.result()
+
+
+def check_executor(kind: str, scheduler: str | None) -> None:
+    """Refuse an unknown executor kind, or a scheduler address that does not fit the kind."""
+    if kind not in EXECUTORS:
+        raise UnknownNameError(f"Unknown executor {kind!r}; choose from {', '.join(sorted(EXECUTORS))}.")
+    if kind == "dask" and not scheduler:
+        raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://HOST:8786); got none.")
+    if kind != "dask" and scheduler:
+        raise ConfigError(f"--scheduler {scheduler!r} is only used with --executor dask; got --executor {kind}.")
+
+
+def make_executor(
+    kind: str = "local",
+    *,
+    dataset: Dataset,
+    device: str,
+    workers: int | None = None,
+    threads: int = 1,
+    scheduler: str | None = None,
+) -> Executor:
+    """An executor of ``kind`` for ``dataset``; enter it (``with``) to start or connect.
+
+    ``kind="local"``: ``workers`` processes on this machine (default: one per core, or per
+    GPU; 1 trains in this process). ``kind="dask"``: the Dask cluster whose scheduler listens
+    at ``scheduler`` (e.g. ``tcp://HOST:8786``); ``workers`` is ignored (the cluster has its
+    own). ``device`` is the resolved training device ("cpu", "cuda", "cuda:N"); ``threads`` is
+    torch's thread count per training. Raises ``UnknownNameError`` or ``ConfigError`` for bad
+    settings, ``ClusterError`` when Dask is not installed; an unreachable scheduler raises
+    ``ClusterError`` on enter.
+    """
+    check_executor(kind, scheduler)
+    if kind == "local":
+        return LocalExecutor(dataset=dataset, workers=workers or default_workers(device), device=device, threads=threads)
+    try:
+        from hpo_lstm._dask import DaskExecutor
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("dask", "distributed"):
+            raise
+        raise ClusterError(
+            f"--executor dask needs the package {exc.name!r}; install it with: pip install 'hpo-lstm[dask]'."
+        ) from None
+    return DaskExecutor(dataset=dataset, scheduler=str(scheduler), device=device, threads=threads)

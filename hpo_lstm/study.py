@@ -157,31 +157,37 @@ def run_study(
     threads: int = 1,
     dataset: Dataset | None = None,
     executor: Executor | None = None,
+    executor_kind: str = "local",
+    scheduler: str | None = None,
 ) -> StudyResult:
     """Search ``config.budget`` candidates, record every one, then build and test the final model.
 
     Resumes the study if its storage already holds evaluations of the same configuration.
     ``workers`` processes train a batch's candidates concurrently (default: one per core, or
     per GPU); ``threads`` is torch's intra-op thread count in each (1: see DESIGN.md).
-    Several studies on the same data (a comparison) may share one ``dataset`` and one
-    ``executor`` made for it, so that worker processes start once.
+    ``executor_kind="dask"`` trains them on the Dask cluster at ``scheduler`` instead (same
+    trials). Several studies on the same data (a comparison) may share one ``dataset`` and
+    one ``executor`` made for it (:func:`hpo_lstm.executors.make_executor`), so that worker
+    processes start, or the dataset reaches the cluster, once.
     """
     import torch
 
-    from hpo_lstm.executors import LocalExecutor, default_workers
+    from hpo_lstm.executors import default_workers, make_executor
     from hpo_lstm.training import resolve_device
 
     started = time.perf_counter()
     dataset = dataset if dataset is not None else prepare_dataset(config)
-    recorder = Recorder(config)
     device = resolve_device(config.device)
     torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
-        if executor is None:
+        if executor is None:  # made (and a cluster reached) before the storage is touched
             n_workers = min(workers or default_workers(device), config.pop_size)
             executor = stack.enter_context(
-                LocalExecutor(dataset=dataset, workers=n_workers, device=device, threads=threads)
+                make_executor(
+                    executor_kind, dataset=dataset, device=device, workers=n_workers, threads=threads, scheduler=scheduler
+                )
             )
+        recorder = Recorder(config)
         evaluator = Evaluator(
             config=config,
             dataset=dataset,
