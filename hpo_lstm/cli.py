@@ -101,6 +101,8 @@ def _build_parser() -> _Parser:
     compare.add_argument("--seeds", help="number of seeds (0..N-1) or a list like 0,3,7 (default 3)")
     compare.add_argument("--season", type=_positive_int, help="season length: adds a seasonal naive baseline row")
     compare.add_argument("--name", help="comparison name: output folder and study-name prefix (default compare-<data>)")
+    compare.add_argument("--shard", help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one "
+                         "storage split the comparison")  # fmt: skip
     compare.add_argument("--no-untuned", dest="untuned", action="store_false",
                          help="leave out the untuned rows (hidden 50, 2 layers, learning rate 1e-3)")  # fmt: skip
     _add_study_flags(compare)
@@ -213,7 +215,7 @@ def _run(options: dict[str, Any]) -> int:
 
 
 def _compare(options: dict[str, Any]) -> int:
-    from hpo_lstm.compare import CompareConfig, load_compare_file, run_compare
+    from hpo_lstm.compare import CompareConfig, load_compare_file, parse_shard, run_compare, shard_cells
 
     options.pop("command", None)
     quiet = options.pop("quiet", False)
@@ -224,15 +226,18 @@ def _compare(options: dict[str, Any]) -> int:
         values.update(load_compare_file(study_file))
     if options.pop("untuned", True) is False:
         values["untuned"] = False
+    shard = options.pop("shard", None)
+    shard = parse_shard(shard) if shard is not None else None
     values.update(options)
     config = CompareConfig.from_mapping(values)
-    cells = config.cells()
+    cells = shard_cells(config.cells(), shard)
 
     with _Progress(enabled=not quiet) as progress:
         progress.cells(len(cells), config.compare_name)
         result = run_compare(
             config,
             workers=workers,
+            shard=shard,
             progress=lambda cell, index, total: progress.study(
                 f"{cell.model}/{cell.optimizer} seed {cell.seed}", cell.config.budget
             ),

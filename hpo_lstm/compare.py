@@ -22,7 +22,7 @@ from hpo_lstm.config import MODELS, StudyConfig, read_toml
 from hpo_lstm.data import Dataset
 from hpo_lstm.space import SearchSpace, default_space
 
-__all__ = ["MANIFEST", "Cell", "CompareConfig", "load_compare_file", "run_compare"]
+__all__ = ["MANIFEST", "Cell", "CompareConfig", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
 
 MANIFEST = "compare.json"
 ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
@@ -243,12 +243,16 @@ def run_compare(
     *,
     progress: ProgressFactory | None = None,
     workers: int | None = None,
+    shard: tuple[int, int] | None = None,
     on_cell_done: Callable[[Cell, str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every unfinished cell, then write and return the comparison report.
 
-    ``progress(cell, index, total)`` returns the progress sink of one cell's study (or None);
-    ``on_cell_done(cell, status)`` hears "skipped" (finished earlier) or "done".
+    ``shard=(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
+    one storage (PostgreSQL) split a comparison without running a cell twice; the report then
+    shows what has finished so far. ``progress(cell, index, total)`` returns the progress sink
+    of one cell's study (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished
+    earlier) or "done".
     """
     from hpo_lstm.executors import LocalExecutor, default_workers
     from hpo_lstm.recording import load_finished, open_storage
@@ -261,8 +265,9 @@ def run_compare(
     dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
     _write_manifest(folder, {**config.manifest(), "data": data_facts(dataset, season=config.season)})
     storage = open_storage(config.base.storage_url)
-    pending = [c for c in cells if load_finished(c.config, storage) is None]
-    for cell in cells:
+    mine = shard_cells(cells, shard)
+    pending = [c for c in mine if load_finished(c.config, storage) is None]
+    for cell in mine:
         if cell not in pending and on_cell_done is not None:
             on_cell_done(cell, "skipped")
     tuned = [c for c in pending if c.kind == "tuned"]
@@ -283,6 +288,25 @@ def run_compare(
         if on_cell_done is not None:
             on_cell_done(cell, "done")
     return write_comparison_report(folder)
+
+
+def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """The cells of shard ``(k, n)``: every n-th cell starting at the k-th (k from 1)."""
+    if shard is None:
+        return list(cells)
+    k, n = shard
+    return [cell for index, cell in enumerate(cells) if index % n == k - 1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``; the rule is ``1 <= k <= n``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like K/N (e.g. 1/3); got {text!r}.") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard K/N needs 1 <= K <= N; got {text!r}.")
+    return k, n
 
 
 def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:

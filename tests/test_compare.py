@@ -170,7 +170,25 @@ def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path:
         assert sorted(t.user_attrs["evaluation"] for t in counted) == list(range(len(counted)))
 
 
+def test_shards_split_the_cells_between_drivers_sharing_one_storage(tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
+            "--seeds", "2", "--budget", "4", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    storage = f"sqlite:///{out / 'hpo-lstm.db'}"
+    assert main([*args, "--shard", "1/2"]) == 0
+    first = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    manifest = json.loads((out / "tiny" / "compare.json").read_text())
+    names = [c["study"] for c in manifest["cells"]]
+    assert first == set(names[0::2])  # this driver ran its cells only
+    assert "unfinished" in (out / "tiny" / "report.md").read_text().lower()
+    assert main([*args, "--shard", "2/2"]) == 0
+    assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == set(names)
+    assert len(pd.read_csv(out / "tiny" / "cells.csv")) == len(names) == 6
+
+
 BAD_COMPARE = [
+    (["--shard", "3/2"], "--shard K/N needs 1 <= K <= N; got '3/2'."),
+    (["--shard", "half"], "--shard must look like K/N (e.g. 1/3); got 'half'."),
     (["--optimizers", "woa,wao"], "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."),
     (["--models", "lstm,cnn"], "Unknown model 'cnn'; choose from bilstm, gru, lstm."),
     (["--models", "lstm,lstm"], "Each model may appear once in a comparison; got ['lstm', 'lstm']."),
