@@ -249,6 +249,9 @@ def _compare(options: dict[str, Any]) -> int:
 
 
 def _report(folder: str, *, quiet: bool) -> int:
+    from hpo_lstm.compare import read_manifest
+
+    read_manifest(folder)  # a wrong folder is refused before pandas, optuna and torch load
     from hpo_lstm.report import write_comparison_report
 
     result = write_comparison_report(folder)

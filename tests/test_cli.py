@@ -137,6 +137,7 @@ def test_listing_and_errors_do_not_import_heavy_libraries():
     code = (
         "import sys; from hpo_lstm.cli import main; "
         "main(['optimizers']); main(['run', '--optimizer', 'wao']); main(['--help']); "
+        "main(['compare', '--optimizers', 'wao']); main(['report', 'no-such-folder']); "
         "heavy = [m for m in ('torch', 'mealpy', 'optuna', 'pandas', 'matplotlib') if m in sys.modules]; "
         "print('HEAVY', heavy)"
     )
