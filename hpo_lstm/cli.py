@@ -360,7 +360,10 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     console.print(table)
     console.print(f"best params: {params}")
     ratio = test["rmse"] / naive["rmse"]
-    if summary["beats_naive"]:
+    if summary["beats_naive"] and ratio > 0.98:
+        console.print(f"The tuned model is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
+                      "of naive.")  # fmt: skip
+    elif summary["beats_naive"]:
         console.print(f"The tuned model beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
         console.print(f"[bold]The tuned model does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
