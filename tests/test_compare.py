@@ -237,3 +237,15 @@ def test_shipped_comparison_files_are_valid(path: Path):
 
     config = CompareConfig.from_mapping(load_compare_file(path))
     assert config.name and config.cells()
+
+
+def test_paired_test_says_when_seeds_are_too_few_to_mean_anything():
+    from hpo_lstm.report._tables import paired_test
+
+    assert paired_test([1.0], [2.0]) == (None, "n=1: no test")
+    assert paired_test([1.0, 2.0], [1.0, 2.0]) == (1.0, "n=2: identical")
+    five = paired_test([1, 2, 3, 4, 5], [2, 3, 4, 5, 6])  # every pair agrees, still p = 2/32
+    assert five.p_value == pytest.approx(0.0625) and "too few seeds" in five.note
+    six = paired_test([1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7.5])
+    assert six.p_value == pytest.approx(2 / 64) and six.note == "n=6"
+    assert paired_test([1, 2, float("nan")], [2, 3, 4]).note.startswith("n=2")  # unpaired values drop out
