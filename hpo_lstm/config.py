@@ -193,6 +193,10 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
     values = read_toml(path)
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(values) - fields)
+    if unknown and {"models", "optimizers", "seeds"} & set(unknown):
+        raise ConfigError(
+            f"{str(path)!r} is a comparison file (it sets {unknown}); run it with: hpo-lstm compare {path}"
+        )
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {unknown} in study file {str(path)!r}; valid keys: {', '.join(sorted(fields))}."
