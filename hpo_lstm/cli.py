@@ -35,6 +35,39 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _add_study_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``run`` and ``compare``: data, budget, training, record and output."""
+    g = parser.add_argument_group("search")
+    g.add_argument("--budget", type=_positive_int, help="number of fitness evaluations per study (default 24)")
+    g.add_argument("--pop-size", dest="pop_size", type=_positive_int,
+                   help="population size; for tpe/random, candidates asked per batch (default 8)")  # fmt: skip
+    d = parser.add_argument_group("data")
+    d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
+    d.add_argument("--target", help="CSV column to forecast")
+    d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
+    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: date/time/timestamp if present)")
+    d.add_argument("--lookback", type=_positive_int, help="input window length (default 24)")
+    d.add_argument("--horizon", type=_positive_int, help="forecast the value this many steps ahead (default 1)")
+    d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
+    d.add_argument("--transform", help="diff (forecast the change from the last value; default) or level")
+    t = parser.add_argument_group("training")
+    t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
+    t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
+    t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
+    t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
+    t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
+                   "same epoch; default) or off")  # fmt: skip
+    t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--workers", type=_positive_int,
+                   help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
+    t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
+    t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
+    o = parser.add_argument_group("record and output")
+    o.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/hpo-lstm.db)")
+    o.add_argument("--out", help="output folder (default results)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(prog="hpo-lstm", description="Tune LSTM-family forecasters with metaheuristics, honestly.")
     parser.add_argument("--version", action="version", version=f"hpo-lstm {__version__}")
@@ -49,39 +82,41 @@ def _build_parser() -> _Parser:
         argument_default=argparse.SUPPRESS,
     )
     run.add_argument("study_file", nargs="?", help="TOML study file (see studies/)")
-    g = run.add_argument_group("search")
-    g.add_argument("--optimizer", help="pso, gwo, woa, ga, tpe or random (default woa)")
-    g.add_argument("--model", help="lstm, bilstm or gru (default lstm)")
-    g.add_argument("--budget", type=_positive_int, help="number of fitness evaluations (default 24)")
-    g.add_argument("--pop-size", dest="pop_size", type=_positive_int,
-                   help="population size; for tpe/random, candidates asked per batch (default 8)")  # fmt: skip
-    g.add_argument("--seed", type=_positive_int, help="seed of the optimizer and of every training (default 0)")
-    d = run.add_argument_group("data")
-    d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
-    d.add_argument("--target", help="CSV column to forecast")
-    d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
-    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: date/time/timestamp if present)")
-    d.add_argument("--lookback", type=_positive_int, help="input window length (default 24)")
-    d.add_argument("--horizon", type=_positive_int, help="forecast the value this many steps ahead (default 1)")
-    d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
-    d.add_argument("--transform", help="diff (forecast the change from the last value; default) or level")
-    t = run.add_argument_group("training")
-    t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
-    t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
-    t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
-    t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
-    t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
-                   "same epoch; default) or off")  # fmt: skip
-    t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
-    t.add_argument("--workers", type=_positive_int,
-                   help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
-    t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
-    t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
-    o = run.add_argument_group("record and output")
-    o.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
-    o.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/hpo-lstm.db)")
-    o.add_argument("--out", help="output folder (default results)")
-    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    run.add_argument("--optimizer", help="pso, gwo, woa, ga, tpe or random (default woa)")
+    run.add_argument("--model", help="lstm, bilstm or gru (default lstm)")
+    run.add_argument("--seed", type=_positive_int, help="seed of the optimizer and of every training (default 0)")
+    run.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
+    _add_study_flags(run)
+
+    compare = commands.add_parser(
+        "compare",
+        help="models x optimizers x seeds at equal budget, with baselines: report.md, CSV, PNG",
+        description="Run one study per model x optimizer x seed (plus untuned models) in one storage, then "
+        "write a report: test metrics over seeds next to naive baselines, model vs model with a paired "
+        "test, optimizer ranking, convergence and prediction plots. Re-running skips finished cells "
+        "and resumes the others.",
+        argument_default=argparse.SUPPRESS,
+    )
+    compare.add_argument("study_file", nargs="?", help="TOML comparison file (see studies/compare_*.toml)")
+    compare.add_argument("--models", help="comma-separated models (default lstm,bilstm)")
+    compare.add_argument("--optimizers", help="comma-separated optimizers (default pso,gwo,woa,ga,tpe,random)")
+    compare.add_argument("--seeds", help="number of seeds (0..N-1) or a list like 0,3,7 (default 3)")
+    compare.add_argument("--season", type=_positive_int, help="season length: adds a seasonal naive baseline row")
+    compare.add_argument("--name", help="comparison name: output folder and study-name prefix (default compare-<data>)")
+    compare.add_argument("--shard", help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one "
+                         "storage split the comparison")  # fmt: skip
+    compare.add_argument("--no-untuned", dest="untuned", action="store_false",
+                         help="leave out the untuned rows (hidden 50, 2 layers, learning rate 1e-3)")  # fmt: skip
+    _add_study_flags(compare)
+
+    report = commands.add_parser(
+        "report",
+        help="rebuild a comparison's tables and plots from its recorded trials (no training)",
+        description="Read the comparison in FOLDER (its compare.json and the Optuna storage it names) and write "
+        "report.md, the CSV tables and the PNG plots again. Nothing is trained.",
+    )
+    report.add_argument("folder", help="the comparison's output folder, e.g. results/compare-co2")
+    report.add_argument("--quiet", action="store_true", help="do not print the summary table")
 
     commands.add_parser("optimizers", help="list the registered optimizers")
     commands.add_parser("datasets", help="list the built-in datasets")
@@ -100,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_optimizers()
         if args.command == "datasets":
             return _list_datasets()
+        if args.command == "compare":
+            return _compare(vars(args))
+        if args.command == "report":
+            return _report(args.folder, quiet=args.quiet)
         return _run(vars(args))
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
@@ -151,30 +190,31 @@ def _make_config(options: dict[str, Any]) -> Any:
     return StudyConfig.from_mapping(values)
 
 
-def _run(options: dict[str, Any]) -> int:
-    options.pop("command", None)
-    quiet = options.pop("quiet", False)
+def _pop_execution(options: dict[str, Any]) -> dict[str, Any]:
+    """Where candidates train (not part of a study's identity): workers, executor, scheduler."""
+    from hpo_lstm.executors import check_executor
+
     workers = options.pop("workers", None)
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1; got {workers}.")
     executor = options.pop("executor", "local")
     scheduler = options.pop("scheduler", None)
-    from hpo_lstm.executors import check_executor
-
     check_executor(executor, scheduler)
+    return {"workers": workers, "executor_kind": executor, "scheduler": scheduler}
+
+
+def _run(options: dict[str, Any]) -> int:
+    options.pop("command", None)
+    quiet = options.pop("quiet", False)
+    execution = _pop_execution(options)
     config = _make_config(options)
 
     from hpo_lstm.report import write_run_outputs
     from hpo_lstm.study import run_study
 
-    progress = None if quiet else _Progress(config.budget, f"{config.optimizer}/{config.model}")
-    try:
-        if progress is not None:
-            progress.start()
-        result = run_study(config, progress=progress, workers=workers, executor_kind=executor, scheduler=scheduler)
-    finally:
-        if progress is not None:
-            progress.stop()
+    with _Progress(enabled=not quiet) as progress:
+        sink = progress.study(f"{config.optimizer}/{config.model}", config.budget)
+        result = run_study(config, progress=sink, **execution)
     folder = Path(config.out) / config.study_name
     summary = write_run_outputs(result, folder)
     if not quiet:
@@ -182,34 +222,115 @@ def _run(options: dict[str, Any]) -> int:
     return 0
 
 
-class _Progress:
-    """A rich progress bar: evaluations done, best so far, elapsed and ETA."""
+def _compare(options: dict[str, Any]) -> int:
+    from hpo_lstm.compare import CompareConfig, load_compare_file, parse_shard, run_compare, shard_cells
 
-    def __init__(self, total: int, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+    options.pop("command", None)
+    quiet = options.pop("quiet", False)
+    execution = _pop_execution(options)
+    values: dict[str, Any] = {}
+    study_file = options.pop("study_file", None)
+    if study_file is not None:
+        values.update(load_compare_file(study_file))
+    if options.pop("untuned", True) is False:
+        values["untuned"] = False
+    shard = options.pop("shard", None)
+    shard = parse_shard(shard) if shard is not None else None
+    values.update(options)
+    config = CompareConfig.from_mapping(values)
+    cells = shard_cells(config.cells(), shard)
 
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("best val RMSE {task.fields[best]}"),
-            TextColumn("[dim]{task.fields[note]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+    with _Progress(enabled=not quiet) as progress:
+        progress.cells(len(cells), config.compare_name)
+        result = run_compare(
+            config,
+            shard=shard,
+            **execution,
+            progress=lambda cell, index, total: progress.study(
+                f"{cell.model}/{cell.optimizer} seed {cell.seed}", cell.config.budget
+            ),
+            on_cell_done=lambda cell, status: progress.cell_done(status),
         )
-        self._task = self._progress.add_task(label, total=total, best="-", note="")
+    if not quiet:
+        _print_comparison(result)
+    return 0
+
+
+def _report(folder: str, *, quiet: bool) -> int:
+    from hpo_lstm.compare import read_manifest
+
+    read_manifest(folder)  # a wrong folder is refused before pandas, optuna and torch load
+    from hpo_lstm.report import write_comparison_report
+
+    result = write_comparison_report(folder)
+    if not quiet:
+        _print_comparison(result)
+    return 0
+
+
+class _Progress:
+    """Rich progress bars on stderr: a comparison's cells, and the current study's evaluations
+    (done, best so far, trained / memo / pruned / resumed counts, elapsed, ETA)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._progress: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[best]}"),
+                TextColumn("[dim]{task.fields[note]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+        self._cells: Any = None
+        self._study: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def cells(self, total: int, label: str) -> None:
+        """Show a bar of a comparison's cells."""
+        if self._progress is not None:
+            self._skipped = 0
+            self._cells = self._progress.add_task(label, total=total, best="cells", note="")
+
+    def cell_done(self, status: str) -> None:
+        if self._progress is not None and self._cells is not None:
+            self._skipped += status == "skipped"
+            note = f"{self._skipped} finished earlier" if self._skipped else ""
+            self._progress.update(self._cells, advance=1, note=note)
+
+    def study(self, label: str, total: int) -> Any:
+        """A fresh evaluations bar for one study; returns its progress sink (None when disabled)."""
+        if self._progress is None:
+            return None
+        if self._study is not None:
+            self._progress.remove_task(self._study)
+        self._study = self._progress.add_task(label, total=total, best="best val RMSE -", note="")
+        return _StudySink(self._progress, self._study)
+
+
+class _StudySink:
+    """The ``progress`` callback of one study: advances its bar once per evaluation."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress, self._task = progress, task
         self._best = float("inf")
         self._counts = {"trained": 0, "pruned": 0, "duplicate": 0, "replayed": 0}
-
-    def start(self) -> None:
-        self._progress.start()
-
-    def stop(self) -> None:
-        self._progress.stop()
 
     def __call__(self, *, value: float, kind: str) -> None:
         self._counts[kind] += 1
@@ -224,7 +345,7 @@ class _Progress:
             note += f" ({self._counts['pruned']} pruned)"
         if self._counts["replayed"]:
             note += f", {self._counts['replayed']} resumed"
-        best = f"{self._best:.4g}" if self._best != float("inf") else "-"
+        best = f"best val RMSE {self._best:.4g}" if self._best != float("inf") else "best val RMSE -"
         self._progress.update(self._task, advance=1, best=best, note=note)
 
 
@@ -247,11 +368,39 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     console.print(table)
     console.print(f"best params: {params}")
     ratio = test["rmse"] / naive["rmse"]
-    if summary["beats_naive"]:
+    if summary["beats_naive"] and ratio > 0.98:
+        console.print(f"The tuned model is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
+                      "of naive.")  # fmt: skip
+    elif summary["beats_naive"]:
         console.print(f"The tuned model beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
         console.print(f"[bold]The tuned model does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
     console.print(f"results: {folder}/  storage: {summary['storage']}")
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hpo_lstm.report._compare import fmt
+
+    comparison = result["comparison"]
+    console = Console()
+    table = Table(title=f"{comparison.manifest['name']}: test RMSE over seeds (mean ± std)")
+    for column in ("model", "optimizer", "seeds", "test RMSE", "best val RMSE", "distinct trainings"):
+        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
+    for _, row in result["test_metrics"].iterrows():
+        if row["model"] == "-":
+            table.add_row(row["method"].replace("_", " "), "", "", fmt(row["test_rmse_mean"]), "", "")
+            continue
+        std = row["test_rmse_std"]
+        rmse = fmt(row["test_rmse_mean"]) + (f" ± {fmt(std, 2)}" if std == std else "")
+        table.add_row(row["model"], row["method"], str(int(row["n_seeds"])), rmse,
+                      fmt(row["best_val_rmse_mean"]), fmt(row["n_trained_mean"], 3))  # fmt: skip
+    console.print(table)
+    if comparison.unfinished:
+        console.print(f"[bold]{len(comparison.unfinished)} cell(s) unfinished[/]; run the same command again.")
+    console.print(f"report: {result['folder'] / 'report.md'}  storage: {comparison.manifest['storage']}")
 
 
 def _fmt(value: Any) -> str:

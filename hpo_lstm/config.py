@@ -17,7 +17,7 @@ from typing import Any
 from hpo_lstm._errors import ConfigError, UnknownNameError
 from hpo_lstm.space import SearchSpace, default_space
 
-__all__ = ["MODELS", "StudyConfig", "load_study_file"]
+__all__ = ["MODELS", "StudyConfig", "load_study_file", "read_toml"]
 
 # Forecaster name -> (recurrent cell, bidirectional). Kept here, free of torch, so that the
 # CLI can validate a model name without importing torch.
@@ -174,20 +174,29 @@ class StudyConfig:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def load_study_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML study file into plain values for :meth:`StudyConfig.from_mapping`."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a study file (TOML, with ``tomllib``: no code runs); errors name the file."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            values = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"Study file {str(path)!r} does not exist.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read study file {str(path)!r}: {exc.strerror}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Study file {str(path)!r} is not valid TOML: {exc}.") from None
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML study file into plain values for :meth:`StudyConfig.from_mapping`."""
+    values = read_toml(path)
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(values) - fields)
+    if unknown and {"models", "optimizers", "seeds"} & set(unknown):
+        raise ConfigError(
+            f"{str(path)!r} is a comparison file (it sets {unknown}); run it with: hpo-lstm compare {path}"
+        )
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {unknown} in study file {str(path)!r}; valid keys: {', '.join(sorted(fields))}."

@@ -22,7 +22,7 @@ from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
 
-__all__ = ["Recorder", "StoredEvaluation", "read_final"]
+__all__ = ["Recorder", "StoredEvaluation", "ensure_writable", "load_finished", "open_storage", "read_final"]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
 _FINAL_ATTR = "hpo_lstm_final"
@@ -46,15 +46,9 @@ class Recorder:
         from optuna.distributions import FloatDistribution, IntDistribution
 
         self.config = config
-        url = config.storage_url
         if config.storage is None:
-            _ensure_writable(Path(config.out))
-        try:
-            storage = optuna.storages.RDBStorage(url) if "://" in url else None
-        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-            raise StorageError(f"Cannot open storage {url!r}: {_first_line(exc)}") from None
-        if storage is None:
-            raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
+            ensure_writable(Path(config.out))
+        storage = open_storage(config.storage_url)
         with quiet_optuna():
             self.study = optuna.create_study(
                 storage=storage, study_name=config.study_name, direction="minimize", load_if_exists=True
@@ -210,13 +204,49 @@ class Recorder:
         read it back with :func:`read_final`), on whichever machine wrote it.
         """
         columns = {c: predictions[c].tolist() for c in predictions.columns if c != "time"}
-        columns["time"] = [str(t) for t in predictions["time"].tolist()]
+        times = predictions["time"]
+        # Time stamps as ISO text, row numbers (series without a time column) as integers.
+        columns["time"] = [str(t) for t in times] if times.dtype.kind == "M" else [int(t) for t in times]
         self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
         self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
 
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
         return self.study.trials_dataframe()
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, any SQLAlchemy URL)."""
+    import optuna
+
+    if "://" not in url:
+        raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
+        raise StorageError(f"Cannot open storage {url!r}: {_first_line(exc)}") from None
+
+
+def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
+    """The recorded final result of ``config``'s study if it finished with exactly this config.
+
+    None when the study does not exist, has not finished, ran with another budget or was made
+    with other settings (then running it again extends, resumes or refuses it).
+    """
+    import optuna
+
+    try:
+        with quiet_optuna():
+            study = optuna.load_study(study_name=config.study_name, storage=storage)
+    except KeyError:
+        return None
+    final = read_final(study)
+    stored_identity = study.user_attrs.get(_IDENTITY_ATTR)
+    if final is None or stored_identity is None:
+        return None
+    if json.loads(stored_identity) != config.identity() or final[0].get("budget") != config.budget:
+        return None
+    return final
 
 
 def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
@@ -227,7 +257,7 @@ def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
     return json.loads(summary), json.loads(study.user_attrs.get(_PREDICTIONS_ATTR, "{}"))
 
 
-def _ensure_writable(folder: Path) -> None:
+def ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".hpo-lstm-write-test"

@@ -137,6 +137,7 @@ def test_listing_and_errors_do_not_import_heavy_libraries():
     code = (
         "import sys; from hpo_lstm.cli import main; "
         "main(['optimizers']); main(['run', '--optimizer', 'wao']); main(['--help']); "
+        "main(['compare', '--optimizers', 'wao']); main(['report', 'no-such-folder']); "
         "heavy = [m for m in ('torch', 'mealpy', 'optuna', 'pandas', 'matplotlib') if m in sys.modules]; "
         "print('HEAVY', heavy)"
     )
@@ -175,6 +176,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, messa
     [
         ("optimiser = 'woa'\n", "Unknown key(s) ['optimiser'] in study file"),
         ("budget = \n", "is not valid TOML"),
+        ("models = ['lstm']\nseeds = 2\n", "is a comparison file (it sets ['models', 'seeds']); run it with: hpo-lstm compare"),
         ("[space]\nlearning_rate = { low = 0, high = 0.1, log = true }\n",
          "The 'low' bound of search parameter 'learning_rate' must be > 0; got 0."),
         ("[space]\nhidden_size = { low = 64, high = 8 }\n",
@@ -196,7 +198,12 @@ def test_unwritable_output_folder(tmp_path: Path, capsys):
     assert "Output folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("studies").glob("*.toml")), ids=lambda p: p.name)
+RUN_STUDY_FILES = sorted(
+    p for p in Path(__file__).parent.parent.joinpath("studies").glob("*.toml") if not p.name.startswith("compare_")
+)
+
+
+@pytest.mark.parametrize("path", RUN_STUDY_FILES, ids=lambda p: p.name)
 def test_shipped_study_files_are_valid(path: Path):
     from hpo_lstm.config import StudyConfig, load_study_file
 

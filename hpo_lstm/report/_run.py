@@ -1,4 +1,5 @@
-"""What a run writes: summary.json, trials.csv, predictions.csv, convergence.png, predictions.png.
+"""What ``hpo-lstm run`` writes: summary.json, trials.csv, predictions.csv, convergence.csv/.png,
+predictions.png.
 
 Plot data is computed into plain tables first (``convergence_table``) and drawn second, so
 tests check numbers, not pixels.
@@ -13,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from hpo_lstm.optimizers import Evaluation
+from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm._json import dumps
 from hpo_lstm.study import StudyResult
 
-__all__ = ["convergence_table", "plot_convergence", "plot_predictions", "write_run_outputs"]
+__all__ = ["convergence_table", "write_run_outputs"]
 
 
 def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
@@ -34,48 +36,6 @@ def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
             "best_so_far": np.where(np.isfinite(best), best, np.nan),
         }
     )
-
-
-def plot_convergence(table: Any, path: Path, *, title: str, naive_val_rmse: float | None = None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    ax.scatter(table["evaluation"], table["value"], s=12, alpha=0.5, label="evaluation")
-    ax.step(table["evaluation"], table["best_so_far"], where="post", color="C3", label="best so far")
-    if naive_val_rmse is not None:
-        ax.axhline(naive_val_rmse, color="0.4", linestyle="--", linewidth=1, label="naive last value")
-    finite = table["value"][np.isfinite(table["value"])]
-    if len(finite):
-        top = max(float(np.quantile(finite, 0.9)), naive_val_rmse or 0.0)
-        ax.set_ylim(float(finite.min()) * 0.97, top * 1.05)
-    ax.set_xlabel("evaluation")
-    ax.set_ylabel("validation RMSE")
-    ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4), dpi=120)
-    ax.plot(predictions["time"], predictions["actual"], color="0.2", linewidth=1, label="actual")
-    ax.plot(predictions["time"], predictions["predicted"], color="C3", linewidth=1, label="predicted")
-    ax.set_xlabel("time")
-    ax.set_ylabel(unit_label)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:

@@ -1,0 +1,355 @@
+"""Comparisons: every model x optimizer x seed is a study ("cell") in one shared storage.
+
+``run_compare`` runs the cells that are not finished (resuming the interrupted ones through
+the usual replay), then writes the comparison report from what the storage holds, exactly
+as ``hpo-lstm report`` does later. Untuned cells train each model once with fixed textbook
+settings (hidden 50, 2 layers, learning rate 1e-3) under the same epochs and early stopping:
+the row that says whether tuning was worth it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo_lstm._errors import ConfigError
+from hpo_lstm._json import dumps
+from hpo_lstm.config import MODELS, StudyConfig, read_toml
+from hpo_lstm.data import Dataset
+from hpo_lstm.space import SearchSpace, default_space
+
+__all__ = ["MANIFEST", "Cell", "CompareConfig", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
+
+MANIFEST = "compare.json"
+ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
+UNTUNED_DEFAULTS = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
+UNTUNED = "untuned"
+
+# Settings of a single study that a comparison sets per cell: refused in a comparison file.
+_PER_CELL = ("name", "model", "optimizer", "seed")
+_OWN_KEYS = ("name", "models", "optimizers", "seeds", "season", "untuned", "optimizer_options")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One study of a comparison: ``optimizer`` is "untuned" for the fixed-settings baseline."""
+
+    kind: str  # "tuned" or "untuned"
+    model: str
+    optimizer: str
+    seed: int
+    config: StudyConfig
+
+    @property
+    def study_name(self) -> str:
+        return self.config.study_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareConfig:
+    """A comparison: the shared study settings (``base``) and what varies across cells."""
+
+    base: StudyConfig
+    name: str | None = None
+    models: tuple[str, ...] = ("lstm", "bilstm")
+    optimizers: tuple[str, ...] = ALL_OPTIMIZERS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    season: int | None = None
+    untuned: Mapping[str, Any] = field(default_factory=lambda: dict(UNTUNED_DEFAULTS))
+    optimizer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from hpo_lstm.optimizers import registry
+
+        for label, names, valid in (("model", self.models, MODELS), ("optimizer", self.optimizers, registry)):
+            if not names:
+                raise ConfigError(f"A comparison needs at least one {label}; got none.")
+            for name in names:
+                if name not in valid:
+                    raise ConfigError(f"Unknown {label} {name!r}; choose from {', '.join(sorted(valid))}.")
+            if len(set(names)) != len(names):
+                raise ConfigError(f"Each {label} may appear once in a comparison; got {list(names)}.")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
+        if self.season is not None and (isinstance(self.season, bool) or not isinstance(self.season, int)
+                                        or self.season < self.base.horizon):  # fmt: skip
+            raise ConfigError(
+                f"season must be an integer >= horizon ({self.base.horizon}): the seasonal naive forecast may "
+                f"only use values known when forecasting; got {self.season!r}."
+            )
+        unknown = sorted(set(self.untuned) - set(UNTUNED_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"Unknown untuned setting(s) {unknown}; allowed: {', '.join(UNTUNED_DEFAULTS)}.")
+        stray = sorted(set(self.optimizer_options) - set(self.optimizers))
+        if stray:
+            raise ConfigError(
+                f"optimizer_options names optimizer(s) {stray} that are not compared; compared: {list(self.optimizers)}."
+            )
+        if self.name is not None:
+            self.base.replace(name=self.name)  # the study-name rule applies to the comparison name too
+        self.cells()  # every cell's config is valid before anything trains
+
+    @property
+    def compare_name(self) -> str:
+        if self.name:
+            return self.name
+        data = Path(self.base.data).stem if self.base.data.lower().endswith(".csv") else self.base.data
+        return f"compare-{data}"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.base.out) / self.compare_name
+
+    def untuned_space(self) -> SearchSpace:
+        fixed = {**UNTUNED_DEFAULTS, **dict(self.untuned)}
+        return default_space({k: {"low": v, "high": v, "log": False} for k, v in fixed.items()})
+
+    def cells(self) -> list[Cell]:
+        """Tuned cells seed by seed (a partial run has whole seeds), then the untuned ones."""
+        cells = []
+        for seed in self.seeds:
+            for model in self.models:
+                for optimizer in self.optimizers:
+                    config = self.base.replace(
+                        name=f"{self.compare_name}.{model}.{optimizer}.seed{seed}",
+                        model=model,
+                        optimizer=optimizer,
+                        seed=seed,
+                        optimizer_options=dict(self.optimizer_options.get(optimizer, {})),
+                    )
+                    cells.append(Cell("tuned", model, optimizer, seed, config))
+        if self.untuned:
+            space = self.untuned_space()
+            for seed in self.seeds:
+                for model in self.models:
+                    config = self.base.replace(
+                        name=f"{self.compare_name}.{model}.{UNTUNED}.seed{seed}",
+                        model=model,
+                        optimizer="random",
+                        optimizer_options={},
+                        seed=seed,
+                        pop_size=1,
+                        budget=1,
+                        pruning="off",
+                        space=space,
+                    )
+                    cells.append(Cell("untuned", model, UNTUNED, seed, config))
+        return cells
+
+    def manifest(self) -> dict[str, Any]:
+        """What ``hpo-lstm report`` needs to find and label the cells again."""
+        return {
+            "name": self.compare_name,
+            "storage": self.base.storage_url,
+            "models": list(self.models),
+            "optimizers": list(self.optimizers),
+            "seeds": list(self.seeds),
+            "season": self.season,
+            "untuned": {**UNTUNED_DEFAULTS, **dict(self.untuned)} if self.untuned else None,
+            "base": self.base.to_dict(),
+            "cells": [
+                {"study": c.study_name, "kind": c.kind, "model": c.model, "optimizer": c.optimizer, "seed": c.seed}
+                for c in self.cells()
+            ],
+        }
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> CompareConfig:
+        """Build from a comparison file's or the CLI's plain values; unknown keys are refused."""
+        study_keys = {f.name for f in dataclasses.fields(StudyConfig)} - set(_PER_CELL)
+        misplaced = sorted(set(values) & {"model", "optimizer", "seed"})
+        if misplaced:
+            raise ConfigError(
+                f"A comparison sets {misplaced} per cell; use models, optimizers and seeds (lists) instead."
+            )
+        unknown = sorted(set(values) - study_keys - set(_OWN_KEYS))
+        if unknown:
+            valid = ", ".join(sorted(study_keys | set(_OWN_KEYS)))
+            raise ConfigError(f"Unknown comparison setting(s) {unknown}; valid settings: {valid}.")
+        own = {k: values[k] for k in _OWN_KEYS if k in values and values[k] is not None}
+        shared = {k: v for k, v in values.items() if k not in _OWN_KEYS}
+        options = own.pop("optimizer_options", {})
+        if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+            raise ConfigError(
+                "optimizer_options of a comparison must map optimizer names to tables, e.g. "
+                f"[optimizer_options.pso] w = 0.5; got {options!r}."
+            )
+        for key in ("models", "optimizers"):
+            if key in own:
+                own[key] = _names(key, own[key])
+        if "seeds" in own:
+            own["seeds"] = _seeds(own["seeds"])
+        if "untuned" in own:
+            if own["untuned"] is False:
+                own["untuned"] = {}
+            elif not isinstance(own["untuned"], Mapping):
+                raise ConfigError(f"untuned must be a table like {{ hidden_size = 50 }} or false; got {own['untuned']!r}.")
+        base = StudyConfig.from_mapping(_shared_study_values(shared, own))
+        return cls(base=base, optimizer_options={k: dict(v) for k, v in options.items()}, **own)
+
+
+def _shared_study_values(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    # StudyConfig validates its own optimizer ("woa" by default), which a comparison never runs;
+    # validate against the first compared optimizer instead (every cell is validated later).
+    optimizers = own.get("optimizers", ALL_OPTIMIZERS)
+    return {**shared, "optimizer": optimizers[0], "optimizer_options": {}}
+
+
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ConfigError(f"{key} must be a list of names like lstm,bilstm; got {value!r}.")
+    return tuple(i.strip().lower() for i in items)
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    """``5`` means seeds 0..4; a list names them."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = int(text) if text.isdigit() else [s.strip() for s in text.split(",")]
+        if isinstance(value, list):
+            try:
+                value = [int(s) for s in value]
+            except ValueError:
+                raise ConfigError(f"seeds must be a count like 5 or a list like 0,1,2; got {text!r}.") from None
+    if isinstance(value, bool):
+        raise ConfigError(f"seeds must be a count like 5 or a list like 0,1,2; got {value!r}.")
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"The number of seeds must be >= 1; got {value}.")
+        return tuple(range(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        return tuple(value)
+    raise ConfigError(f"seeds must be a count like 5 or a list like 0,1,2; got {value!r}.")
+
+
+def load_compare_file(path: str | Path) -> dict[str, Any]:
+    """Read a comparison file (TOML) into plain values for :meth:`CompareConfig.from_mapping`."""
+    return read_toml(path)
+
+
+ProgressFactory = Callable[[Cell, int, int], Any]
+
+
+def run_compare(
+    config: CompareConfig,
+    *,
+    progress: ProgressFactory | None = None,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
+    on_cell_done: Callable[[Cell, str], None] | None = None,
+    executor_kind: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Run every unfinished cell, then write and return the comparison report.
+
+    ``shard=(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
+    one storage (PostgreSQL) split a comparison without running a cell twice; the report then
+    shows what has finished so far. ``progress(cell, index, total)`` returns the progress sink
+    of one cell's study (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished
+    earlier) or "done". ``executor_kind="dask"`` trains the tuned cells' candidates on the Dask
+    cluster at ``scheduler`` (see :func:`hpo_lstm.executors.make_executor`).
+    """
+    from hpo_lstm.executors import check_executor, default_workers, make_executor
+    from hpo_lstm.recording import load_finished, open_storage
+    from hpo_lstm.report import write_comparison_report
+    from hpo_lstm.study import prepare_dataset, run_study
+    from hpo_lstm.training import resolve_device
+
+    check_executor(executor_kind, scheduler)
+    folder = config.folder
+    cells = config.cells()
+    dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
+    _write_manifest(folder, {**config.manifest(), "data": data_facts(dataset, season=config.season)})
+    storage = open_storage(config.base.storage_url)
+    mine = shard_cells(cells, shard)
+    pending = [c for c in mine if load_finished(c.config, storage) is None]
+    for cell in mine:
+        if cell not in pending and on_cell_done is not None:
+            on_cell_done(cell, "skipped")
+    tuned = [c for c in pending if c.kind == "tuned"]
+    if tuned:
+        # All tuned cells share the data, so the worker processes start (or the dataset reaches
+        # the cluster) once.
+        device = resolve_device(config.base.device)
+        n_workers = min(workers or default_workers(device), config.base.pop_size)
+        executor = make_executor(
+            executor_kind, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler
+        )
+        with executor as pool:
+            for cell in tuned:
+                sink = progress(cell, cells.index(cell), len(cells)) if progress else None
+                run_study(cell.config, progress=sink, dataset=dataset, executor=pool)
+                if on_cell_done is not None:
+                    on_cell_done(cell, "done")
+    for cell in (c for c in pending if c.kind == "untuned"):
+        # One training each, here: a searched lookback in the base space changes their windows.
+        sink = progress(cell, cells.index(cell), len(cells)) if progress else None
+        run_study(cell.config, progress=sink, workers=1)
+        if on_cell_done is not None:
+            on_cell_done(cell, "done")
+    return write_comparison_report(folder)
+
+
+def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """The cells of shard ``(k, n)``: every n-th cell starting at the k-th (k from 1)."""
+    if shard is None:
+        return list(cells)
+    k, n = shard
+    return [cell for index, cell in enumerate(cells) if index % n == k - 1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``; the rule is ``1 <= k <= n``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like K/N (e.g. 1/3); got {text!r}.") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard K/N needs 1 <= K <= N; got {text!r}.")
+    return k, n
+
+
+def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
+    """The test windows' baselines and the split sizes, for the report's rows and header."""
+    from hpo_lstm.metrics import forecast_metrics
+
+    test, val = dataset.split("test"), dataset.split("val")
+    baselines = {"naive_last": forecast_metrics(dataset.actual[test], dataset.last_value[test])}
+    if season is not None:
+        baselines[f"seasonal_naive_{season}"] = forecast_metrics(
+            dataset.actual[test], dataset.seasonal_naive(season, "test")
+        )
+    return {
+        "target": dataset.target,
+        "points": len(dataset.level),
+        "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
+        "baselines": baselines,
+        "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
+    }
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    from hpo_lstm.recording import ensure_writable
+
+    ensure_writable(folder)
+    (folder / MANIFEST).write_text(dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{str(folder)!r} holds no {MANIFEST}; give the folder a comparison wrote (e.g. results/compare-co2)."
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"Cannot read {str(path)!r}: {exc}.") from None

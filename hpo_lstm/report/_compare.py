@@ -1,0 +1,330 @@
+"""The comparison report: read every cell back from the storage, tabulate, write, draw.
+
+``write_comparison_report(folder)`` is what ``hpo-lstm compare`` ends with and what
+``hpo-lstm report`` runs on its own: the storage is the only source, so both write the same
+tables. No model is trained here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpo_lstm.report._plots import plot_best_predictions, plot_convergence_bands, plot_params
+from hpo_lstm.report._tables import (
+    convergence_bands,
+    model_comparison_table,
+    optimizer_ranking_table,
+    test_metrics_table,
+)
+
+__all__ = ["Comparison", "load_comparison", "write_comparison_report"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything recorded for a comparison, as plain tables."""
+
+    manifest: dict[str, Any]
+    cells: pd.DataFrame  # one row per finished cell
+    convergence: pd.DataFrame  # one row per evaluation of a tuned cell
+    trials: pd.DataFrame  # one row per evaluation of a tuned cell, with its params
+    predictions: pd.DataFrame  # test predictions of each model's best tuned cell (by validation RMSE)
+    unfinished: tuple[str, ...]  # cells of the manifest with no final result yet
+    device: str
+
+
+def load_comparison(folder: str | Path) -> Comparison:
+    """Read the manifest in ``folder`` and every cell it names from the storage."""
+    import optuna
+
+    from hpo_lstm._logging import quiet_optuna
+    from hpo_lstm.compare import read_manifest
+    from hpo_lstm.recording import open_storage, read_final
+
+    manifest = read_manifest(folder)
+    storage = open_storage(manifest["storage"])
+    budget = manifest["base"]["budget"]
+    cell_rows, curve_rows, trial_rows, unfinished, devices = [], [], [], [], set()
+    predictions: dict[str, dict[str, list]] = {}
+    for cell in manifest["cells"]:
+        try:
+            with quiet_optuna():
+                study = optuna.load_study(study_name=cell["study"], storage=storage)
+        except KeyError:
+            unfinished.append(cell["study"])
+            continue
+        final = read_final(study)
+        expected = budget if cell["kind"] == "tuned" else 1
+        if final is None or final[0]["n_evaluations"] != expected:
+            unfinished.append(cell["study"])
+            continue
+        summary, predicted = final
+        devices.add(summary["device"])
+        predictions[cell["study"]] = predicted
+        cell_rows.append({
+            **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},
+            "best_val_rmse": summary["best_val_rmse"],
+            **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
+            **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
+            **{f"param_{k}": v for k, v in summary["best_params"].items()},
+        })  # fmt: skip
+        if cell["kind"] != "tuned":
+            continue
+        best = math.inf
+        for trial in _evaluations(study):
+            value = trial.value if trial.state.name in ("COMPLETE", "PRUNED") else math.nan
+            if value == value:
+                best = min(best, value)
+            position = trial.user_attrs["evaluation"] + 1
+            labels = {k: cell[k] for k in ("model", "optimizer", "seed")}
+            curve_rows.append({**labels, "evaluation": position, "value": value,
+                               "best_so_far": best if best < math.inf else math.nan})  # fmt: skip
+            trial_rows.append({
+                **labels, "evaluation": position, "value": value, "state": trial.state.name,
+                "duplicate": "duplicate_of" in trial.user_attrs,
+                **{f"param_{k}": v for k, v in trial.params.items()},
+            })  # fmt: skip
+    cells = pd.DataFrame(cell_rows)
+    return Comparison(
+        manifest=manifest,
+        cells=cells,
+        convergence=pd.DataFrame(curve_rows),
+        trials=pd.DataFrame(trial_rows),
+        predictions=_best_predictions(cells, predictions, manifest["models"]),
+        unfinished=tuple(unfinished),
+        device=", ".join(sorted(devices)) or "-",
+    )
+
+
+def _evaluations(study: Any) -> list[Any]:
+    """The study's evaluations in the optimizer's order (interrupted attempts left out)."""
+    trials = [
+        t for t in study.get_trials(deepcopy=False)
+        if "evaluation" in t.user_attrs and t.user_attrs.get("failure") != "interrupted"
+    ]  # fmt: skip
+    return sorted(trials, key=lambda t: t.user_attrs["evaluation"])
+
+
+def _best_predictions(cells: pd.DataFrame, predictions: Mapping[str, Mapping[str, list]],
+                      models: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+    frames = []
+    if cells.empty:
+        return pd.DataFrame()
+    tuned = cells[cells["kind"] == "tuned"]
+    for model in models:
+        rows = tuned[tuned["model"] == model]
+        if rows.empty:
+            continue
+        best = rows.loc[rows["best_val_rmse"].idxmin()]
+        frame = pd.DataFrame(predictions[best["study"]])
+        if frame["time"].dtype == object:  # ISO time stamps
+            frame["time"] = pd.to_datetime(frame["time"])
+        label = (f"{model} + {best['optimizer']}, seed {best['seed']} (best validation RMSE of {model}): "
+                 f"test RMSE {best['test_rmse']:.4g}")  # fmt: skip
+        frames.append(frame.assign(label=label, model=model, optimizer=best["optimizer"], seed=best["seed"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_comparison_report(folder: str | Path) -> dict[str, Any]:
+    """Write report.md, the CSV tables and the PNG plots into ``folder``; returns the tables."""
+    folder = Path(folder)
+    comparison = load_comparison(folder)
+    manifest, cells = comparison.manifest, comparison.cells
+    models, optimizers = manifest["models"], manifest["optimizers"]
+    if cells.empty:
+        from hpo_lstm._errors import StudyFailedError
+
+        raise StudyFailedError(f"No cell of comparison {manifest['name']!r} has finished yet; nothing to report.")
+    baselines = manifest["data"]["baselines"]
+    tables = {
+        "test_metrics": test_metrics_table(cells, baselines, models=models, optimizers=optimizers),
+        "model_comparison": model_comparison_table(cells, models=models, optimizers=optimizers),
+        "optimizer_ranking": optimizer_ranking_table(cells, optimizers=optimizers),
+        "convergence_bands": convergence_bands(comparison.convergence) if len(comparison.convergence) else None,
+    }
+    csv = {
+        "cells": cells,
+        "trials": comparison.trials,
+        "convergence": comparison.convergence,
+        "predictions": comparison.predictions,
+        **{k: v for k, v in tables.items() if v is not None},
+    }
+    for name, frame in csv.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    pd.DataFrame([{"baseline": k, **v} for k, v in baselines.items()]).to_csv(folder / "baselines.csv", index=False)
+
+    naive_val = manifest["data"]["val_baselines"]["naive_last"]["rmse"]
+    plots = []
+    if tables["convergence_bands"] is not None:
+        plot_convergence_bands(tables["convergence_bands"], folder / "convergence.png", models=models,
+                               optimizers=optimizers, naive_val_rmse=naive_val)  # fmt: skip
+        plots.append(("Convergence: best-so-far validation RMSE over evaluations, median and IQR over seeds",
+                      "convergence.png"))  # fmt: skip
+    if not comparison.predictions.empty:
+        plot_best_predictions(comparison.predictions, folder / "predictions.png", unit_label=manifest["data"]["target"])
+        plots.append(("Predicted vs actual on the test split, each model's best cell by validation RMSE",
+                      "predictions.png"))  # fmt: skip
+    if not comparison.trials.empty:
+        space = manifest["base"]["space"]
+        searched = [(name, spec["log"], spec["integer"]) for name, spec in space.items() if spec["low"] != spec["high"]]
+        if searched:
+            plot_params(comparison.trials, folder / "params.png", params=searched, optimizers=optimizers)
+            plots.append(("Searched parameters against validation RMSE (every evaluation of every tuned cell)",
+                          "params.png"))  # fmt: skip
+    text = render_markdown(comparison, tables, plots)
+    (folder / "report.md").write_text(text)
+    return {"folder": folder, "comparison": comparison, **tables}
+
+
+# Markdown ---------------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number as the report prints it (4 significant digits); missing values as '-'."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return str(value)
+    return f"{float(value):.{digits}g}"
+
+
+def _mean_std(row: Mapping[str, Any], metric: str) -> str:
+    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+    if mean is None or not math.isfinite(mean):
+        return "-"
+    return fmt(mean) if std is None or not math.isfinite(std) else f"{fmt(mean)} ± {fmt(std, 2)}"
+
+
+def _display(model: str) -> str:
+    return {"lstm": "LSTM", "bilstm": "BiLSTM", "gru": "GRU"}.get(model, model)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _protocol(comparison: Comparison) -> str:
+    manifest = comparison.manifest
+    base, data = manifest["base"], manifest["data"]
+    windows = data["windows"]
+    space = ", ".join(
+        f"{name} {fmt(spec['low'])}..{fmt(spec['high'])}{' (log)' if spec['log'] else ''}"
+        for name, spec in base["space"].items()
+    )
+    split = "/".join(f"{round(100 * s)}" for s in base["split"])
+    untuned = manifest.get("untuned")
+    lines = [
+        f"- **Data**: `{base['data']}`, target `{data['target']}` ({data['points']:,} points); chronological split "
+        f"{split} % -> windows train {windows['train']:,} / validation {windows['val']:,} / test {windows['test']:,}.",
+        f"- **Windows**: lookback {base['lookback']} -> horizon {base['horizon']}, transform `{base['transform']}`; "
+        "scaler fitted on the training rows only.",
+        f"- **Search**: {space}; budget {base['budget']} evaluations per study (batches of {base['pop_size']}); "
+        f"fitness = validation RMSE.",
+        f"- **Training**: Adam, at most {base['max_epochs']} epochs, early stopping patience {base['patience']}, "
+        f"batch {base['batch_size']}, pruning `{base['pruning']}`; device {comparison.device}.",
+        f"- **Cells**: models {', '.join(manifest['models'])} x optimizers {', '.join(manifest['optimizers'])} x "
+        f"seeds {', '.join(str(s) for s in manifest['seeds'])}"
+        + (f"; untuned rows: {', '.join(f'{k} {fmt(v)}' for k, v in untuned.items())}" if untuned else "")
+        + ".",
+        "- **Test**: each study's best params retrained once with its seed and scored once on the test split, "
+        f"in the series' own units (`{data['target']}`); RMSE = sqrt(MSE). Mean ± sample std over seeds.",
+    ]
+    if comparison.unfinished:
+        lines.append(f"- **Unfinished**: {len(comparison.unfinished)} cell(s) have no result yet and are left out; "
+                     "run the same compare command again to finish them.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]]) -> str:
+    naive = baselines["naive_last"]["rmse"]
+    tuned = metrics[(metrics["model"] != "-") & (metrics["method"] != "untuned")]
+    if tuned.empty:
+        return "No tuned cell has finished yet."
+    beat = tuned[tuned["test_rmse_mean"] < naive]
+    best = tuned.loc[tuned["test_rmse_mean"].idxmin()]
+    ratio = best["test_rmse_mean"] / naive
+    text = (f"{len(beat)} of {len(tuned)} tuned model x optimizer rows beat the last-value naive forecast "
+            f"(test RMSE {fmt(naive)}) on mean test RMSE; ")  # fmt: skip
+    if best["test_rmse_mean"] < naive:
+        text += f"the lowest, {best['model']} + {best['method']}, is {ratio:.1%} of naive."
+    else:
+        text += (f"none does: the lowest, {best['model']} + {best['method']}, is {ratio:.1%} of naive. "
+                 "A tuned network is not worth having on this series with this protocol.")  # fmt: skip
+    return text
+
+
+def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str:
+    manifest = comparison.manifest
+    metrics = tables["test_metrics"]
+    baselines = manifest["data"]["baselines"]
+    parts = [f"# Comparison `{manifest['name']}`", "", _protocol(comparison), "", f"**Verdict.** {_verdict(metrics, baselines)}", ""]
+
+    parts += ["## 1. Test metrics", ""]
+    rows = []
+    for _, row in metrics.iterrows():
+        if row["model"] == "-":
+            label = {"naive_last": "naive: last value"}.get(row["method"], row["method"].replace("_", " "))
+            rows.append([label, "", "-", fmt(row["test_rmse_mean"]), fmt(row["test_mae_mean"]),
+                         fmt(row["test_mape_mean"]), "-", "-", "-", "-"])  # fmt: skip
+            continue
+        rows.append([row["model"], row["method"], str(int(row["n_seeds"])), _mean_std(row, "test_rmse"),
+                     _mean_std(row, "test_mae"), _mean_std(row, "test_mape"), _mean_std(row, "best_val_rmse"),
+                     fmt(row["n_evaluations_mean"], 3), fmt(row["n_trained_mean"], 3),
+                     fmt(row["wall_seconds_mean"], 3)])  # fmt: skip
+    parts.append(_table(["model", "optimizer", "seeds", "test RMSE", "test MAE", "test MAPE %", "best val RMSE",
+                         "evaluations", "distinct trainings", "wall s / cell"], rows))  # fmt: skip
+    parts += ["", "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
+              "same epochs and early stopping.", ""]  # fmt: skip
+
+    comparison_table = tables["model_comparison"]
+    if len(comparison_table):
+        pairs = comparison_table[["model_a", "model_b"]].drop_duplicates().itertuples(index=False)
+        for model_a, model_b in pairs:
+            parts += [f"## 2. {_display(model_a)} vs {_display(model_b)}", ""]
+            rows = []
+            part = comparison_table[(comparison_table["model_a"] == model_a) & (comparison_table["model_b"] == model_b)]
+            for _, row in part.iterrows():
+                rows.append([row["method"], fmt(row["test_rmse_a"]), fmt(row["test_rmse_b"]),
+                             f"{row['relative_difference']:+.1%}", f"{row['b_better_in']}/{row['n_pairs']}",
+                             fmt(row["p_value"], 3), row["note"]])  # fmt: skip
+            parts.append(_table(["optimizer", f"{model_a} test RMSE", f"{model_b} test RMSE",
+                                 f"{model_b} vs {model_a}", f"seeds {model_b} better", "Wilcoxon p", "note"], rows))  # fmt: skip
+            parts.append("")
+        parts += ["Paired over seeds (the same seed trains both models). With fewer than 6 seeds no "
+                  "two-sided signed-rank test can reach p < 0.05.", ""]  # fmt: skip
+
+    ranking = tables["optimizer_ranking"]
+    parts += ["## 3. Optimizer ranking", ""]
+    rows = []
+    for _, row in ranking.iterrows():
+        versus = "-"
+        if isinstance(row.get("vs_baseline_note"), str):
+            versus = (f"{int(row['vs_baseline_wins'])}/{int(row['vs_baseline_pairs'])} wins, "
+                      f"{row['vs_baseline_relative']:+.1%}, p {fmt(row['vs_baseline_p_value'], 3)}")  # fmt: skip
+        rows.append([row["optimizer"], fmt(row["mean_rank"], 3), fmt(row["best_val_rmse_mean"]),
+                     fmt(row["test_rmse_mean"]), versus])  # fmt: skip
+    parts.append(_table(["optimizer", "mean rank", "mean best val RMSE", "mean test RMSE",
+                         "vs random search (best val RMSE)"], rows))  # fmt: skip
+    parts += ["", f"Rank 1 = lowest best validation RMSE within a model x seed block, at equal budget "
+              f"({int(ranking['n_blocks'].max()) if len(ranking) else 0} blocks); ties share ranks. "
+              "'vs random search': blocks where the optimizer found a lower validation RMSE than random search, the "
+              "mean relative difference, and a paired Wilcoxon test.", ""]  # fmt: skip
+
+    if plots:
+        parts += ["## 4. Plots", ""]
+        for caption, path in plots:
+            parts += [f"**{caption}**", "", f"![{caption}]({path})", ""]
+    parts += ["## Files", "",
+              "`cells.csv` (one row per study: the numbers every table is computed from), `test_metrics.csv`, "
+              "`model_comparison.csv`, `optimizer_ranking.csv`, `baselines.csv`, `convergence.csv` and "
+              "`convergence_bands.csv`, `trials.csv`, `predictions.csv`; every trial is in the Optuna storage "
+              f"`{manifest['storage']}`. Rebuild this report with `hpo-lstm report <this folder>`.", ""]  # fmt: skip
+    return "\n".join(parts)

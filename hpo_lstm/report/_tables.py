@@ -1,0 +1,172 @@
+"""The comparison's numbers, computed from plain tables (the CSV files the report writes).
+
+Every table here is a pure function of ``cells`` (one row per finished study, as in
+``cells.csv``) or of the per-evaluation ``convergence`` table, so anything in report.md can be
+recomputed from the CSV files beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ALPHA",
+    "PairedTest",
+    "convergence_bands",
+    "model_comparison_table",
+    "optimizer_ranking_table",
+    "paired_test",
+    "test_metrics_table",
+]
+
+ALPHA = 0.05
+METRICS = ("test_rmse", "test_mae", "test_mape")
+
+
+class PairedTest(NamedTuple):
+    """A Wilcoxon signed-rank test over paired seeds; ``p_value`` is None when there is no test."""
+
+    p_value: float | None
+    note: str
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+    """Two-sided Wilcoxon signed-rank test of paired samples ``a`` and ``b``.
+
+    With n pairs the exact test cannot give p below 2 / 2**n: under six pairs it can never
+    reach 5%, and the note says so instead of letting a p-value look like evidence.
+    """
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    if n < 2:
+        return PairedTest(None, f"n={n}: no test")
+    if np.all(a == b):
+        return PairedTest(1.0, f"n={n}: identical")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ties and zeros: scipy falls back to the normal approximation
+        p = float(wilcoxon(a, b).pvalue)
+    smallest = 2.0 / 2**n
+    if smallest > ALPHA:
+        return PairedTest(p, f"n={n}: too few seeds (p >= {smallest:.3g} whatever the data)")
+    return PairedTest(p, f"n={n}")
+
+
+def _ordered(frame: pd.DataFrame, column: str, order: Sequence[str]) -> pd.DataFrame:
+    rank = {name: i for i, name in enumerate(order)}
+    return frame.assign(_order=frame[column].map(rank)).sort_values(["_order"], kind="stable").drop(columns="_order")
+
+
+def test_metrics_table(
+    cells: pd.DataFrame,
+    baselines: Mapping[str, Mapping[str, float | None]],
+    *,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+) -> pd.DataFrame:
+    """Test metrics per model x optimizer as mean and sample std over seeds, then untuned
+    models and the naive baselines on the same test windows."""
+    rows: list[dict[str, Any]] = []
+    methods = [*optimizers, "untuned"]
+    for model in models:
+        for method in methods:
+            group = cells[(cells["model"] == model) & (cells["optimizer"] == method)]
+            if group.empty:
+                continue
+            row: dict[str, Any] = {"model": model, "method": method, "n_seeds": len(group)}
+            for metric in (*METRICS, "best_val_rmse"):
+                values = group[metric].astype(float)
+                row[f"{metric}_mean"] = values.mean() if values.notna().all() else math.nan
+                row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 and values.notna().all() else math.nan
+            for column in ("n_evaluations", "n_trained", "wall_seconds"):
+                row[f"{column}_mean"] = group[column].astype(float).mean()
+            rows.append(row)
+    for name, metrics in baselines.items():
+        row = {"model": "-", "method": name, "n_seeds": 0}
+        for metric in METRICS:
+            value = metrics.get(metric.removeprefix("test_"))
+            row[f"{metric}_mean"] = math.nan if value is None else float(value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def model_comparison_table(cells: pd.DataFrame, *, models: Sequence[str], optimizers: Sequence[str]) -> pd.DataFrame:
+    """Each pair of models (LSTM vs BiLSTM, ...) per optimizer: mean test RMSE over the seeds both
+    have, the relative difference and a paired Wilcoxon test over those seeds."""
+    rows = []
+    for method in [*optimizers, "untuned"]:
+        for model_a, model_b in itertools.combinations(models, 2):
+            a = cells[(cells["model"] == model_a) & (cells["optimizer"] == method)].set_index("seed")["test_rmse"]
+            b = cells[(cells["model"] == model_b) & (cells["optimizer"] == method)].set_index("seed")["test_rmse"]
+            seeds = sorted(set(a.index) & set(b.index))
+            if not seeds:
+                continue
+            a, b = a.loc[seeds].astype(float), b.loc[seeds].astype(float)
+            test = paired_test(a.to_numpy(), b.to_numpy())
+            rows.append({
+                "method": method,
+                "model_a": model_a,
+                "model_b": model_b,
+                "n_pairs": len(seeds),
+                "test_rmse_a": a.mean(),
+                "test_rmse_b": b.mean(),
+                "relative_difference": (b.mean() - a.mean()) / a.mean(),
+                "b_better_in": int((b < a).sum()),
+                "p_value": test.p_value,
+                "note": test.note,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def optimizer_ranking_table(cells: pd.DataFrame, *, optimizers: Sequence[str], baseline: str = "random") -> pd.DataFrame:
+    """Mean rank by best validation RMSE (equal budgets) within each model x seed, and each
+    optimizer paired with ``baseline`` (random search) over the same model x seed blocks."""
+    tuned = cells[cells["kind"] == "tuned"]
+    wide = tuned.pivot_table(index=["model", "seed"], columns="optimizer", values="best_val_rmse", aggfunc="first")
+    present = [o for o in optimizers if o in wide.columns]
+    complete = wide[present].dropna()
+    ranks = complete.rank(axis=1, method="average")
+    test = tuned.pivot_table(index=["model", "seed"], columns="optimizer", values="test_rmse", aggfunc="first")
+    rows = []
+    for optimizer in present:
+        row: dict[str, Any] = {
+            "optimizer": optimizer,
+            "n_blocks": len(complete),
+            "mean_rank": ranks[optimizer].mean() if len(complete) else math.nan,
+            "best_val_rmse_mean": wide[optimizer].mean(),
+            "test_rmse_mean": test[optimizer].mean(),
+        }
+        if baseline in present and optimizer != baseline:
+            pair = wide[[optimizer, baseline]].dropna()
+            result = paired_test(pair[optimizer].to_numpy(), pair[baseline].to_numpy())
+            row.update(
+                vs_baseline_pairs=len(pair),
+                vs_baseline_wins=int((pair[optimizer] < pair[baseline]).sum()),
+                vs_baseline_relative=((pair[optimizer] - pair[baseline]) / pair[baseline]).mean(),
+                vs_baseline_p_value=result.p_value,
+                vs_baseline_note=result.note,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("mean_rank", kind="stable").reset_index(drop=True)
+
+
+def convergence_bands(convergence: pd.DataFrame) -> pd.DataFrame:
+    """Median and quartiles over seeds of the best-so-far validation RMSE, per model, optimizer
+    and evaluation number (the data of the convergence plot)."""
+    grouped = convergence.groupby(["model", "optimizer", "evaluation"], sort=False)["best_so_far"]
+    return pd.DataFrame({
+        "median": grouped.median(),
+        "q25": grouped.quantile(0.25),
+        "q75": grouped.quantile(0.75),
+        "n_seeds": grouped.count(),
+    }).reset_index()  # fmt: skip

@@ -1,0 +1,251 @@
+"""hpo-lstm compare and report: real studies on tiny data, a real SQLite storage, real processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from scipy.stats import wilcoxon
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+from hpo_lstm.report._compare import fmt
+
+TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
+FILES = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
+         "baselines.csv", "convergence.csv", "convergence_bands.csv", "trials.csv", "predictions.csv",
+         "convergence.png", "predictions.png", "params.png", "compare.json")  # fmt: skip
+
+
+def _compare_file(tmp_path: Path, extra: str = "") -> Path:
+    return write_study(tmp_path / "cmp.toml", 'name = "tiny"\nbatch_size = 256\n' + extra + TINY_SPACE)
+
+
+@pytest.fixture(scope="module")
+def tiny_comparison(tmp_path_factory) -> Path:
+    """2 models x 2 optimizers x 2 seeds (+ untuned rows), budget 10 in batches of 5."""
+    tmp_path = tmp_path_factory.mktemp("compare")
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "woa,random",
+            "--seeds", "2", "--budget", "10", "--pop-size", "5", "--season", "63", "--workers", "2",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 0
+    return tmp_path / "out" / "tiny"
+
+
+def test_compare_writes_every_section_table_and_plot(tiny_comparison: Path):
+    for name in FILES:
+        assert (tiny_comparison / name).stat().st_size > 0, name
+    report = (tiny_comparison / "report.md").read_text()
+    for heading in ("## 1. Test metrics", "## 2. LSTM vs BiLSTM", "## 3. Optimizer ranking", "## 4. Plots",
+                    "**Verdict.**", "- **Data**", "- **Training**", "device cpu", "seeds 0, 1"):  # fmt: skip
+        assert heading in report, heading
+    assert "too few seeds" in report  # 2 seeds cannot carry a signed-rank test, and the report says so
+    cells = pd.read_csv(tiny_comparison / "cells.csv")
+    assert len(cells) == 2 * 2 * 2 + 2 * 2  # tuned cells + untuned (model x seed)
+    assert set(cells["optimizer"]) == {"woa", "random", "untuned"}
+    tuned = cells[cells["kind"] == "tuned"]
+    assert (tuned["n_evaluations"] == 10).all() and (cells[cells["kind"] == "untuned"]["n_evaluations"] == 1).all()
+    untuned = cells[cells["kind"] == "untuned"]
+    assert (untuned["param_hidden_size"] == 50).all() and (untuned["param_n_layers"] == 2).all()
+    assert np.allclose(untuned["param_learning_rate"], 1e-3)
+    baselines = pd.read_csv(tiny_comparison / "baselines.csv").set_index("baseline")
+    assert set(baselines.index) == {"naive_last", "seasonal_naive_63"}
+
+
+def test_every_cell_is_a_study_in_one_storage_with_its_trials(tiny_comparison: Path):
+    manifest = json.loads((tiny_comparison / "compare.json").read_text())
+    storage = manifest["storage"]
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert {c["study"] for c in manifest["cells"]} <= names
+    study = optuna.load_study(study_name="tiny.bilstm.woa.seed1", storage=storage)
+    assert len(study.trials) == 10
+    assert {t.user_attrs["optimizer"] for t in study.trials} == {"woa"}
+    assert {t.user_attrs["seed"] for t in study.trials} == {1}
+
+
+def test_report_numbers_are_recomputable_from_the_csv_files(tiny_comparison: Path):
+    cells = pd.read_csv(tiny_comparison / "cells.csv")
+    metrics = pd.read_csv(tiny_comparison / "test_metrics.csv")
+    report = (tiny_comparison / "report.md").read_text()
+    for _, row in metrics[metrics["model"] != "-"].iterrows():
+        group = cells[(cells["model"] == row["model"]) & (cells["optimizer"] == row["method"])]
+        assert row["n_seeds"] == len(group) == 2
+        assert row["test_rmse_mean"] == pytest.approx(group["test_rmse"].mean(), rel=1e-12)
+        assert row["test_rmse_std"] == pytest.approx(group["test_rmse"].std(ddof=1), rel=1e-9)
+        assert row["best_val_rmse_mean"] == pytest.approx(group["best_val_rmse"].mean(), rel=1e-12)
+        line = f"| {row['model']} | {row['method']} | 2 | {fmt(row['test_rmse_mean'])} ± {fmt(row['test_rmse_std'], 2)} |"
+        assert line in report, line
+    naive = metrics[metrics["method"] == "naive_last"].iloc[0]
+    predictions = pd.read_csv(tiny_comparison / "predictions.csv")
+    one_model = predictions[predictions["model"] == "lstm"]
+    error = one_model["naive_last"] - one_model["actual"]
+    assert naive["test_rmse_mean"] == pytest.approx(math.sqrt(float(np.mean(error**2))), rel=1e-9)
+
+    pairs = pd.read_csv(tiny_comparison / "model_comparison.csv")
+    row = pairs[pairs["method"] == "woa"].iloc[0]
+    a = cells[(cells["model"] == "lstm") & (cells["optimizer"] == "woa")].sort_values("seed")["test_rmse"]
+    b = cells[(cells["model"] == "bilstm") & (cells["optimizer"] == "woa")].sort_values("seed")["test_rmse"]
+    assert row["test_rmse_a"] == pytest.approx(a.mean()) and row["test_rmse_b"] == pytest.approx(b.mean())
+    assert row["relative_difference"] == pytest.approx((b.mean() - a.mean()) / a.mean())
+    assert row["p_value"] == pytest.approx(wilcoxon(a.to_numpy(), b.to_numpy()).pvalue)
+    assert f"{row['relative_difference']:+.1%}" in report
+
+    ranking = pd.read_csv(tiny_comparison / "optimizer_ranking.csv").set_index("optimizer")
+    tuned = cells[cells["kind"] == "tuned"]
+    wide = tuned.pivot_table(index=["model", "seed"], columns="optimizer", values="best_val_rmse")
+    expected_rank = wide.rank(axis=1).mean()
+    for optimizer in ("woa", "random"):
+        assert ranking.loc[optimizer, "mean_rank"] == pytest.approx(expected_rank[optimizer])
+    assert ranking.loc["woa", "vs_baseline_wins"] == int((wide["woa"] < wide["random"]).sum())
+
+    # The convergence bands are the median over seeds of each cell's best-so-far curve.
+    curves = pd.read_csv(tiny_comparison / "convergence.csv")
+    bands = pd.read_csv(tiny_comparison / "convergence_bands.csv")
+    last = curves[(curves["model"] == "lstm") & (curves["optimizer"] == "random") & (curves["evaluation"] == 10)]
+    band = bands[(bands["model"] == "lstm") & (bands["optimizer"] == "random") & (bands["evaluation"] == 10)]
+    assert band["median"].iloc[0] == pytest.approx(last["best_so_far"].median())
+    assert last["best_so_far"].min() == pytest.approx(
+        tuned[(tuned["model"] == "lstm") & (tuned["optimizer"] == "random")]["best_val_rmse"].min()
+    )
+
+
+def test_report_rebuilds_identical_tables_without_training(tiny_comparison: Path, tmp_path: Path):
+    tables = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
+              "convergence_bands.csv", "trials.csv", "predictions.csv")  # fmt: skip
+    before = {name: (tiny_comparison / name).read_bytes() for name in tables}
+    for name in tables:
+        (tiny_comparison / name).unlink()
+    db = tiny_comparison.parent / "hpo-lstm.db"
+    db_before = db.read_bytes()
+    assert main(["report", str(tiny_comparison), "--quiet"]) == 0
+    assert {name: (tiny_comparison / name).read_bytes() for name in tables} == before
+    assert db.read_bytes() == db_before  # nothing trained, nothing recorded
+
+
+def _finished_cells(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM study_user_attributes WHERE key = 'hpo_lstm_final'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
+            "--seeds", "2", "--budget", "6", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _finished_cells(out / "hpo-lstm.db") < 2:
+        assert proc.poll() is None, f"compare ended before it could be stopped: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    storage = f"sqlite:///{out / 'hpo-lstm.db'}"
+    finished = [s.study_name for s in optuna.get_all_study_summaries(storage)
+                if "hpo_lstm_final" in s.user_attrs]  # fmt: skip
+    assert 2 <= len(finished) < 6
+    stamps = {name: [t.datetime_complete for t in optuna.load_study(study_name=name, storage=storage).trials]
+              for name in finished}  # fmt: skip
+
+    assert main(args) == 0
+    for name, before in stamps.items():  # finished cells were skipped: not one trial touched
+        assert [t.datetime_complete for t in optuna.load_study(study_name=name, storage=storage).trials] == before
+    cells = pd.read_csv(out / "tiny" / "cells.csv")
+    assert len(cells) == 2 * 2 + 2 and (cells[cells["kind"] == "tuned"]["n_evaluations"] == 6).all()
+    for name in cells["study"]:
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        counted = [t for t in trials if t.user_attrs.get("failure") != "interrupted"]
+        assert sorted(t.user_attrs["evaluation"] for t in counted) == list(range(len(counted)))
+
+
+def test_shards_split_the_cells_between_drivers_sharing_one_storage(tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
+            "--seeds", "2", "--budget", "4", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    storage = f"sqlite:///{out / 'hpo-lstm.db'}"
+    assert main([*args, "--shard", "1/2"]) == 0
+    first = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    manifest = json.loads((out / "tiny" / "compare.json").read_text())
+    names = [c["study"] for c in manifest["cells"]]
+    assert first == set(names[0::2])  # this driver ran its cells only
+    assert "unfinished" in (out / "tiny" / "report.md").read_text().lower()
+    assert main([*args, "--shard", "2/2"]) == 0
+    assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == set(names)
+    assert len(pd.read_csv(out / "tiny" / "cells.csv")) == len(names) == 6
+
+
+BAD_COMPARE = [
+    (["--shard", "3/2"], "--shard K/N needs 1 <= K <= N; got '3/2'."),
+    (["--shard", "half"], "--shard must look like K/N (e.g. 1/3); got 'half'."),
+    (["--optimizers", "woa,wao"], "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."),
+    (["--models", "lstm,cnn"], "Unknown model 'cnn'; choose from bilstm, gru, lstm."),
+    (["--models", "lstm,lstm"], "Each model may appear once in a comparison; got ['lstm', 'lstm']."),
+    (["--seeds", "0"], "The number of seeds must be >= 1; got 0."),
+    (["--seeds", "a,b"], "seeds must be a count like 5 or a list like 0,1,2; got 'a,b'."),
+    (["--season", "0"], "season must be an integer >= horizon (1)"),
+    (["--optimizers", "ga", "--pop-size", "5", "--budget", "10"], "GA's 'pop_size' must be even"),
+    (["--data", "co3"], "Unknown dataset 'co3'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_COMPARE)
+def test_bad_compare_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, message):
+    code = main(["compare", *args, "--out", str(tmp_path), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("hpo-lstm: error: ") and message in err
+    assert not any(tmp_path.iterdir())  # nothing written before the settings are known to be good
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('optimizer = "woa"\n', "A comparison sets ['optimizer'] per cell; use models, optimizers and seeds"),
+        ("optimisers = ['woa']\n", "Unknown comparison setting(s) ['optimisers']"),
+        ("optimizers = ['woa']\n[optimizer_options.pso]\nw = 0.5\n", "optimizer_options names optimizer(s) ['pso']"),
+        ("[untuned]\nunits = 50\n", "Unknown untuned setting(s) ['units']"),
+    ],
+)
+def test_bad_compare_files(tmp_path: Path, capsys, text, message):
+    path = write_study(tmp_path / "bad.toml", text)
+    assert main(["compare", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_report_on_a_folder_without_a_comparison(tmp_path: Path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no compare.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("studies").glob("compare_*.toml")),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_shipped_comparison_files_are_valid(path: Path):
+    from hpo_lstm.compare import CompareConfig, load_compare_file
+
+    config = CompareConfig.from_mapping(load_compare_file(path))
+    assert config.name and config.cells()
+
+
+def test_paired_test_says_when_seeds_are_too_few_to_mean_anything():
+    from hpo_lstm.report._tables import paired_test
+
+    assert paired_test([1.0], [2.0]) == (None, "n=1: no test")
+    assert paired_test([1.0, 2.0], [1.0, 2.0]) == (1.0, "n=2: identical")
+    five = paired_test([1, 2, 3, 4, 5], [2, 3, 4, 5, 6])  # every pair agrees, still p = 2/32
+    assert five.p_value == pytest.approx(0.0625) and "too few seeds" in five.note
+    six = paired_test([1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7.5])
+    assert six.p_value == pytest.approx(2 / 64) and six.note == "n=6"
+    assert paired_test([1, 2, float("nan")], [2, 3, 4]).note.startswith("n=2")  # unpaired values drop out
