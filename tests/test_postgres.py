@@ -1,0 +1,98 @@
+"""A PostgreSQL storage shared by concurrent drivers: a throw-away server on 127.0.0.1.
+
+The server is PostgreSQL's own ``initdb`` + ``pg_ctl`` (Debian package ``postgresql``; .ci/run
+installs it when it is missing), started in a temporary folder, listening on the loopback
+interface only, and stopped at the end. As root, the server runs as the ``postgres`` user
+(PostgreSQL refuses to run as root). Skipped, saying why, where no server binaries exist.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+
+TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
+
+
+def _bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install the Debian package 'postgresql'")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="hpo-lstm-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL will not run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", _free_port()
+    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
+    run(initdb, "-D", str(data), "-U", "hpo", "--auth=trust", "--no-sync")
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
+    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start")
+    try:
+        yield f"postgresql+psycopg://hpo@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_study_records_and_resumes_in_postgresql(tmp_path: Path, postgres_url: str):
+    study = write_study(tmp_path / "s.toml", 'name = "pg-tiny"\nbatch_size = 256\n' + TINY_SPACE)
+    args = ["run", str(study), *TINY, "--optimizer", "tpe", "--budget", "6", "--pop-size", "3",
+            "--workers", "1", "--storage", postgres_url, "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    trials = optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6
+    assert not list(tmp_path.glob("*.db")), "nothing written to a SQLite file"
+    assert main(args) == 0  # the finished study is recognised: nothing retrained
+    assert json.loads((tmp_path / "pg-tiny" / "summary.json").read_text())["n_replayed"] == 6
+    assert len(optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials) == 6
+
+
+def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path, postgres_url: str):
+    compare = write_study(tmp_path / "cmp.toml", 'name = "pg-cmp"\nbatch_size = 256\n' + TINY_SPACE)
+    args = ["compare", str(compare), *TINY, "--models", "lstm", "--optimizers", "random,tpe", "--seeds", "2",
+            "--budget", "4", "--pop-size", "2", "--workers", "1", "--storage", postgres_url,
+            "--out", str(tmp_path)]  # fmt: skip
+    drivers = [
+        subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args, "--shard", f"{k}/2"],
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for k in (1, 2)
+    ]
+    for proc in drivers:  # both at once, on one database
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert main(["report", str(tmp_path / "pg-cmp"), "--quiet"]) == 0
+    cells = pd.read_csv(tmp_path / "pg-cmp" / "cells.csv")
+    assert len(cells) == 2 * 2 + 2 and cells["n_evaluations"].notna().all()
+    names = {s.study_name for s in optuna.get_all_study_summaries(postgres_url)}
+    assert set(cells["study"]) <= names
