@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,9 @@ __all__ = ["CONNECT_TIMEOUT_S", "WORKERS_TIMEOUT_S", "DaskExecutor"]
 CONNECT_TIMEOUT_S = 10.0  # to reach the scheduler
 WORKERS_TIMEOUT_S = 60.0  # for a scheduler without workers to get one
 _CLOSE_TIMEOUT_S = 10.0
+# The driver reports cluster trouble itself, in one line; Dask's client would also log each
+# failed reconnect with a traceback. Worker and scheduler logs are untouched (their processes).
+_QUIET_LOGGERS = ("distributed.client", "distributed.comm", "distributed.core", "distributed.batched")
 
 # Trainings seed torch's global generator (fork_rng + manual_seed); two at once in one worker
 # process (a worker started with --nthreads > 1) would interleave their draws. One at a time.
@@ -97,6 +101,20 @@ class DaskExecutor:
         self._pending: set[Any] = set()
 
     def __enter__(self) -> DaskExecutor:
+        self._log_levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:
+            return self._connect()
+        except BaseException:
+            self._restore_logging()
+            raise
+
+    def _restore_logging(self) -> None:
+        for name, level in getattr(self, "_log_levels", {}).items():
+            logging.getLogger(name).setLevel(level)
+
+    def _connect(self) -> DaskExecutor:
         address = self.scheduler
         # Probe first: a Client that fails to connect leaves a half-built object whose
         # destructor prints a traceback at exit.
@@ -137,6 +155,7 @@ class DaskExecutor:
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         client, self._client = self._client, None
         if client is None:
+            self._restore_logging()
             return
         try:
             # Cleanup must never hide the error or interrupt that brought us here.
@@ -149,6 +168,7 @@ class DaskExecutor:
             self._pending.clear()
             with contextlib.suppress(Exception):
                 client.close(timeout=_CLOSE_TIMEOUT_S)
+            self._restore_logging()
 
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, TrainResult | str]]:
         """Yield ``(index into jobs, outcome)`` as each job's task finishes on the cluster.

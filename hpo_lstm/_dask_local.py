@@ -121,6 +121,12 @@ class LoopbackCluster:
         """Stop one ``dask worker`` (its nanny and the worker process) by PID."""
         _stop(self._workers.pop(name))
 
+    def kill_scheduler(self) -> None:
+        """SIGKILL the scheduler (a lost scheduler, as far as drivers and workers can tell)."""
+        if self._scheduler is not None:
+            self._scheduler.kill()
+            self._scheduler.wait()
+
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.client is not None:
             try:

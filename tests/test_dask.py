@@ -124,6 +124,23 @@ def test_driver_killed_then_resumed_on_dask_matches_local(tmp_path: Path, cluste
     assert _trials(tmp_path) == local_reference[0]
 
 
+def test_a_lost_scheduler_stops_the_driver_in_one_line_and_the_study_resumes(tmp_path: Path, local_reference):
+    study = write_study(tmp_path / "s.toml", STUDY)
+    with LoopbackCluster(workdir=tmp_path / "lost") as cluster:
+        cluster.add_workers(2)
+        proc = _driver(_args(study, tmp_path, *_dask(cluster)))
+        _wait_for(lambda: _finished(tmp_path) >= 2, proc, "two trials")
+        cluster.kill_scheduler()
+        assert proc.wait(timeout=120) == 2
+        err = proc.stderr.read()
+    assert err.startswith("hpo-lstm: error: A training on the Dask cluster") and err.count("\n") == 1, err
+    assert "run the same command again to resume" in err
+    with LoopbackCluster(workdir=tmp_path / "new") as cluster:  # a new cluster, same study
+        cluster.add_workers(2)
+        assert main(_args(study, tmp_path, *_dask(cluster))) == 0
+    assert _trials(tmp_path) == local_reference[0]
+
+
 def test_a_candidate_that_kills_every_worker_becomes_a_failed_trial(tmp_path: Path):
     # Seed 31 of random search draws hidden sizes 11563, 22, 7 and 8: the first needs ~2 GB
     # for its weights alone, past the workers' 1.5 GB limit, so each worker's nanny kills it.
