@@ -33,6 +33,7 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_wo
 from hpo_lstm._errors import ClusterError
 from hpo_lstm.data import Dataset
 from hpo_lstm.evaluation import TrainJob, run_job
+from hpo_lstm.executors import largest_first
 from hpo_lstm.training import TrainResult
 
 __all__ = ["CONNECT_TIMEOUT_S", "WORKERS_TIMEOUT_S", "DaskExecutor"]
@@ -181,7 +182,7 @@ class DaskExecutor:
         if self._client is None:
             raise RuntimeError("DaskExecutor.map() outside 'with DaskExecutor(...)'")
         client = self._client
-        waiting = list(enumerate(jobs))[::-1]
+        waiting = [(index, jobs[index]) for index in largest_first(jobs)][::-1]  # pop() takes the largest
         indices: dict[Any, int] = {}
         running = as_completed(loop=client.loop)
 

@@ -37,6 +37,20 @@ class TrainJob:
     seed: int
     prune_above: tuple[float, ...] | None = None
 
+    def relative_cost(self) -> float:
+        """A rough per-epoch cost, only for ordering jobs (largest first balances workers).
+
+        Per sample and time step each layer and direction does ~4h(h + inputs) multiply-adds
+        plus a fixed overhead of small kernels; mini-batches share that overhead.
+        """
+        hidden = int(self.params.get("hidden_size", 64))
+        layers = int(self.params.get("n_layers", 1))
+        lookback = int(self.params.get("lookback", 24))
+        batch = int(self.params.get("batch_size", self.settings.batch_size))
+        directions = 2 if self.model == "bilstm" else 1
+        per_step = layers * directions * lookback * (4 * hidden * (2 * hidden) + 20_000 / batch)
+        return float(per_step)
+
 
 def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
     """Train one candidate; a training that raises becomes a failure message, not a crash."""

@@ -33,6 +33,7 @@ __all__ = [
     "LocalExecutor",
     "WORKER_MALLOC_ENV",
     "check_executor",
+    "largest_first",
     "default_workers",
     "make_executor",
 ]
@@ -151,9 +152,16 @@ class LocalExecutor:
             return
         from concurrent.futures import as_completed
 
-        futures = {self._pool.submit(_run_in_worker, job): index for index, job in enumerate(jobs)}
+        futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
         for future in as_completed(futures):
             yield futures[future], future.result()
+
+
+def largest_first(jobs: Sequence[TrainJob]) -> list[int]:
+    """Job indices, most expensive first: a batch's slowest training starts at once instead
+    of last, so no worker sits idle at the end waiting for it (longest-processing-time first).
+    Outcomes are keyed by index, so the order never changes what is recorded."""
+    return sorted(range(len(jobs)), key=lambda i: -jobs[i].relative_cost())
 
 
 def check_executor(kind: str, scheduler: str | None) -> None:

@@ -64,3 +64,21 @@ def test_early_stopping_stops_after_patience(sine):
     assert wild.epochs < 30
     assert wild.epochs - wild.best_epoch == 2
     assert all(v >= wild.val_rmse for v in wild.val_curve[wild.best_epoch:])
+
+
+def test_jobs_are_submitted_largest_first_and_outcomes_keep_their_index(sine):
+    from hpo_lstm.evaluation import TrainJob
+    from hpo_lstm.executors import LocalExecutor, largest_first
+
+    settings = TrainSettings(max_epochs=2, patience=2)
+    params = [(8, 1), (48, 2), (16, 1), (48, 1)]
+    jobs = [TrainJob("lstm", {"learning_rate": 1e-2, "hidden_size": h, "n_layers": n}, settings, seed=0)
+            for h, n in params]  # fmt: skip
+    jobs.append(TrainJob("bilstm", {"learning_rate": 1e-2, "hidden_size": 48, "n_layers": 2}, settings, seed=0))
+    assert largest_first(jobs) == [4, 1, 3, 2, 0]
+    with LocalExecutor(dataset=sine, workers=2, device="cpu") as pool:
+        parallel = dict(pool.map(jobs))
+    with LocalExecutor(dataset=sine, workers=1, device="cpu") as pool:
+        serial = dict(pool.map(jobs))
+    assert sorted(parallel) == list(range(5))
+    assert {i: r.val_rmse for i, r in parallel.items()} == {i: r.val_rmse for i, r in serial.items()}
