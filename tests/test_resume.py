@@ -80,13 +80,13 @@ def test_sigkill_then_resume_retrains_nothing_and_matches_an_uninterrupted_run(t
     assert summary["test"] == ref_summary["test"]
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_leaves_a_consistent_storage_and_exits_130(tmp_path: Path, workers):
+@pytest.mark.parametrize(("workers", "signum"), [("1", signal.SIGINT), ("2", signal.SIGINT), ("2", signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_leaves_a_consistent_storage_and_exits_130(tmp_path: Path, workers, signum):
     study = write_study(tmp_path / "s.toml", 'name = "tiny"\nbatch_size = 256\n' + TINY_SPACE)
     extra = ("--optimizer", "random", "--budget", "40", "--pop-size", "4", "--workers", workers)
     out = tmp_path / "o"
     proc = _start_and_wait(_args(study, out, *extra), out / "hpo-lstm.db", at_least=3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Run the same command again to resume." in err
