@@ -30,7 +30,7 @@ from typing import Any
 
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_worker
 
-from hpo_lstm._errors import ClusterError
+from hpo_lstm._errors import ClusterError, first_line
 from hpo_lstm.data import Dataset
 from hpo_lstm.evaluation import TrainJob, run_job
 from hpo_lstm.executors import largest_first
@@ -78,9 +78,6 @@ async def _probe(address: str, timeout: float) -> None:
     await comm.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class DaskExecutor:
@@ -123,7 +120,7 @@ class DaskExecutor:
             with ThreadPoolExecutor(1) as thread:  # its own event loop, even inside a running one
                 thread.submit(asyncio.run, _probe(address, CONNECT_TIMEOUT_S)).result()
         except (OSError, ValueError, TypeError) as exc:
-            raise ClusterError(f"Cannot reach the Dask scheduler {address!r}: {_first_line(exc)}.") from None
+            raise ClusterError(f"Cannot reach the Dask scheduler {address!r}: {first_line(exc)}.") from None
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         try:
             try:
@@ -140,7 +137,7 @@ class DaskExecutor:
                 client.register_plugin(_DatasetPlugin(self.dataset), name=self._plugin_name)
             except Exception as exc:  # whatever a worker raised while unpickling or installing it
                 raise ClusterError(
-                    f"Dask workers of {address!r} cannot take the dataset ({type(exc).__name__}: {_first_line(exc)}); "
+                    f"Dask workers of {address!r} cannot take the dataset ({type(exc).__name__}: {first_line(exc)}); "
                     "every worker needs hpo-lstm installed, the same version as the driver."
                 ) from None
             if self.device.startswith("cuda"):
@@ -213,10 +210,11 @@ class DaskExecutor:
 
     def _slots(self) -> int:
         """Trainings the cluster can run at once now (at least 1: workers may be restarting)."""
-        workers = self._client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = list(self._client.scheduler_info(n_workers=-1)["workers"].values())
         if self.resources:
             return max(1, int(sum(w.get("resources", {}).get("GPU", 0) for w in workers)))
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+        # One per worker process, whatever its --nthreads: _TRAIN_LOCK runs its trainings one by one.
+        return max(1, len(workers))
 
     def _outcome(self, future: Any) -> TrainResult | str:
         if future.status == "finished":
@@ -234,6 +232,6 @@ class DaskExecutor:
                 f"(out of memory?); the last was {last}"
             )
         raise ClusterError(
-            f"A training failed on the Dask cluster {self.scheduler!r} ({type(error).__name__}: {_first_line(error)}); "
+            f"A training failed on the Dask cluster {self.scheduler!r} ({type(error).__name__}: {first_line(error)}); "
             "every worker needs hpo-lstm installed, the same version as the driver."
         )

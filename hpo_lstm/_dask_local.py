@@ -145,10 +145,12 @@ def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     """SIGTERM (a nanny then closes its worker), then SIGKILL for whatever is left, by PID."""
     import psutil
 
-    try:
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
+    family = []
+    if proc.poll() is None:  # a reaped PID may belong to someone else by now
+        try:
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:

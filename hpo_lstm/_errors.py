@@ -32,3 +32,9 @@ class StudyFailedError(HpoLstmError, RuntimeError):
 
 class ClusterError(HpoLstmError, RuntimeError):
     """The Dask cluster cannot be reached or cannot run hpo-lstm's trainings."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (or its type's name), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

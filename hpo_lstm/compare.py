@@ -267,7 +267,9 @@ def run_compare(
     folder = config.folder
     cells = config.cells()
     dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
-    _write_manifest(folder, {**config.manifest(), "data": data_facts(dataset, season=config.season)})
+    manifest = config.manifest()
+    _refuse_changed_protocol(folder, manifest)  # before the old manifest is overwritten
+    _write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
     storage = open_storage(config.base.storage_url)
     mine = shard_cells(cells, shard)
     pending = [c for c in mine if load_finished(c.config, storage) is None]
@@ -334,6 +336,28 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
         "baselines": baselines,
         "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
     }
+
+
+# Settings a comparison may change between runs: a larger budget extends its cells; where the
+# storage, output folder or device are is not part of what the numbers mean.
+_MAY_CHANGE = ("budget", "device", "out", "storage")
+
+
+def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any]) -> None:
+    """Refuse to reuse a comparison's folder for different data, space or training settings
+    (its report would show the old cells under the new protocol header)."""
+    try:
+        old = json.loads((folder / MANIFEST).read_text())["base"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    new = manifest["base"]
+    changed = sorted(k for k in set(old) | set(new) if k not in _MAY_CHANGE and old.get(k) != new.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ConfigError(
+            f"Comparison {manifest['name']!r} in {str(folder)!r} was run with other settings ({details}); "
+            "give --name NAME for a new comparison, or the same settings to resume it."
+        )
 
 
 def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._errors import ConfigError, StorageError
+from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
@@ -224,7 +224,7 @@ def open_storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-        raise StorageError(f"Cannot open storage {url!r}: {_first_line(exc)}") from None
+        raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
 
 
 def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
@@ -267,6 +267,3 @@ def ensure_writable(folder: Path) -> None:
         raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -209,7 +209,11 @@ def run_study(
     final = final_model(config, dataset, search.best_params, device)
     if not math.isclose(final.val_rmse, search.best_value, rel_tol=1e-6) and device == "cpu":
         # CPU training is deterministic; a mismatch would mean the record and the model disagree.
-        raise RuntimeError(f"Retrained best model scored {final.val_rmse} on validation, not {search.best_value}.")
+        raise StudyFailedError(
+            f"The best params of study {config.study_name!r} retrained to validation RMSE {final.val_rmse:.6g}, "
+            f"not the recorded {search.best_value:.6g}: the study was recorded by a different hpo-lstm or torch "
+            "version; give a new --study-name to run it again."
+        )
     result = StudyResult(
         config=config,
         dataset=dataset,

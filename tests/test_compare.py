@@ -197,6 +197,7 @@ BAD_COMPARE = [
     (["--season", "0"], "season must be an integer >= horizon (1)"),
     (["--optimizers", "ga", "--pop-size", "5", "--budget", "10"], "GA's 'pop_size' must be even"),
     (["--data", "co3"], "Unknown dataset 'co3'"),
+    (["--seed", "3"], "unrecognized arguments: --seed"),  # not an abbreviation of --seeds
 ]
 
 
@@ -207,6 +208,17 @@ def test_bad_compare_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, arg
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("hpo-lstm: error: ") and message in err
     assert not any(tmp_path.iterdir())  # nothing written before the settings are known to be good
+
+
+def test_rerunning_a_comparison_with_other_settings_is_refused_and_keeps_its_manifest(tiny_comparison: Path, capsys):
+    before = (tiny_comparison / "compare.json").read_text()
+    args = ["compare", str(tiny_comparison.parent.parent / "cmp.toml"), *TINY, "--max-epochs", "3",
+            "--models", "lstm,bilstm", "--optimizers", "woa,random", "--seeds", "2", "--budget", "10",
+            "--pop-size", "5", "--season", "63", "--out", str(tiny_comparison.parent)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Comparison 'tiny'" in err and "max_epochs: 2 -> 3" in err and err.count("\n") == 1
+    assert (tiny_comparison / "compare.json").read_text() == before
 
 
 @pytest.mark.parametrize(

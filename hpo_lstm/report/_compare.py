@@ -123,7 +123,7 @@ def _best_predictions(cells: pd.DataFrame, predictions: Mapping[str, Mapping[str
             continue
         best = rows.loc[rows["best_val_rmse"].idxmin()]
         frame = pd.DataFrame(predictions[best["study"]])
-        if frame["time"].dtype == object:  # ISO time stamps
+        if not pd.api.types.is_numeric_dtype(frame["time"]):  # ISO time stamps (str or object dtype)
             frame["time"] = pd.to_datetime(frame["time"])
         label = (f"{model} + {best['optimizer']}, seed {best['seed']} (best validation RMSE of {model}): "
                  f"test RMSE {best['test_rmse']:.4g}")  # fmt: skip

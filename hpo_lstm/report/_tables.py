@@ -157,6 +157,8 @@ def optimizer_ranking_table(cells: pd.DataFrame, *, optimizers: Sequence[str], b
                 vs_baseline_note=result.note,
             )
         rows.append(row)
+    if not rows:  # no tuned cell finished yet
+        return pd.DataFrame(columns=["optimizer", "mean_rank"])
     return pd.DataFrame(rows).sort_values("mean_rank", kind="stable").reset_index(drop=True)
 
 
