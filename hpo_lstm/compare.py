@@ -147,7 +147,7 @@ class CompareConfig:
         """What ``hpo-lstm report`` needs to find and label the cells again."""
         return {
             "name": self.compare_name,
-            "storage": self.base.storage_url,
+            "storage": _absolute_sqlite(self.base.storage_url),
             "models": list(self.models),
             "optimizers": list(self.optimizers),
             "seeds": list(self.seeds),
@@ -341,6 +341,14 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
 # Settings a comparison may change between runs: a larger budget extends its cells; where the
 # storage, output folder or device are is not part of what the numbers mean.
 _MAY_CHANGE = ("budget", "device", "out", "storage")
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A relative SQLite path made absolute, so ``hpo-lstm report`` finds it from any folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str(Path(url[len(prefix) :]).resolve())
+    return url
 
 
 def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any]) -> None:

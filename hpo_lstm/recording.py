@@ -215,16 +215,24 @@ class Recorder:
         return self.study.trials_dataframe()
 
 
+_STORAGES: dict[str, Any] = {}
+
+
 def open_storage(url: str) -> Any:
-    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, any SQLAlchemy URL)."""
+    """The Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, any SQLAlchemy URL).
+
+    One per URL and process: the cells of a comparison share its engine and connection pool
+    (with PostgreSQL, one pool per cell would pile up server connections)."""
     import optuna
 
     if "://" not in url:
         raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-        raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
+    if url not in _STORAGES:
+        try:
+            _STORAGES[url] = optuna.storages.RDBStorage(url)
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
+            raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
+    return _STORAGES[url]
 
 
 def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
