@@ -54,7 +54,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
     d.add_argument("--target", help="CSV column to forecast")
     d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
-    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: date/time/timestamp if present)")
+    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: a column named date, time, timestamp, datetime or ds)")
     d.add_argument("--lookback", type=_positive_int, help="input window length (default 24)")
     d.add_argument("--horizon", type=_positive_int, help="forecast the value this many steps ahead (default 1)")
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
