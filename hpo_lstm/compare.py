@@ -10,6 +10,7 @@ the row that says whether tuning was worth it.
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -266,34 +267,34 @@ def run_compare(
     check_executor(executor_kind, scheduler)
     folder = config.folder
     cells = config.cells()
+    position = {cell.study_name: index for index, cell in enumerate(cells)}
     dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
     manifest = config.manifest()
     _refuse_changed_protocol(folder, manifest)  # before the old manifest is overwritten
-    _write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
-    storage = open_storage(config.base.storage_url)
-    mine = shard_cells(cells, shard)
-    pending = [c for c in mine if load_finished(c.config, storage) is None]
-    for cell in mine:
-        if cell not in pending and on_cell_done is not None:
-            on_cell_done(cell, "skipped")
-    tuned = [c for c in pending if c.kind == "tuned"]
-    if tuned:
-        # All tuned cells share the data, so the worker processes start (or the dataset reaches
-        # the cluster) once.
-        device = resolve_device(config.base.device)
-        n_workers = min(workers or default_workers(device), config.base.pop_size)
-        executor = make_executor(
-            executor_kind, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler
-        )
-        with executor as pool:
-            for cell in tuned:
-                sink = progress(cell, cells.index(cell), len(cells)) if progress else None
-                run_study(cell.config, progress=sink, dataset=dataset, executor=pool)
-                if on_cell_done is not None:
-                    on_cell_done(cell, "done")
+    device = resolve_device(config.base.device)
+    n_workers = min(workers or default_workers(device), config.base.pop_size)
+    # All tuned cells share the data, so the worker processes start (or the dataset reaches the
+    # cluster) once; a cluster is reached before anything is written, local workers start only
+    # if a tuned cell is left to run.
+    executor = make_executor(executor_kind, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(executor) if executor_kind != "local" else None
+        _write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
+        storage = open_storage(config.base.storage_url)
+        mine = shard_cells(cells, shard)
+        pending = [c for c in mine if load_finished(c.config, storage) is None]
+        for cell in mine:
+            if cell not in pending and on_cell_done is not None:
+                on_cell_done(cell, "skipped")
+        for cell in (c for c in pending if c.kind == "tuned"):
+            pool = pool or stack.enter_context(executor)
+            sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
+            run_study(cell.config, progress=sink, dataset=dataset, executor=pool)
+            if on_cell_done is not None:
+                on_cell_done(cell, "done")
     for cell in (c for c in pending if c.kind == "untuned"):
         # One training each, here: a searched lookback in the base space changes their windows.
-        sink = progress(cell, cells.index(cell), len(cells)) if progress else None
+        sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
         run_study(cell.config, progress=sink, workers=1)
         if on_cell_done is not None:
             on_cell_done(cell, "done")

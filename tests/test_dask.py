@@ -85,14 +85,16 @@ def test_dask_records_the_same_trials_as_local(tmp_path: Path, cluster, local_re
     assert trials == ref_trials
     assert (summary["best_params"], summary["test"]) == (ref_summary["best_params"], ref_summary["test"])
     # Both workers trained: the candidates really went to the cluster, not to this process.
-    # (A lambda travels by value; a function of this test module would not import on a worker.)
-    started = cluster.client.run(
-        lambda dask_worker: sum(
-            1 for entry in dask_worker.state.log
-            if str(entry[0]).startswith("_train_on_worker-") and entry[1:3] == ("ready", "executing")
-        )
-    )  # fmt: skip
+    started = cluster.client.run(_trainings_started_on_worker)
     assert len(started) == 2 and all(n > 0 for n in started.values()) and sum(started.values()) >= 8
+
+
+# Run on each worker: how many training tasks its transition log shows it began executing.
+# (A lambda travels by value; a function of this test module would not import on a worker.)
+_trainings_started_on_worker = lambda dask_worker: sum(  # noqa: E731
+    1 for entry in dask_worker.state.log
+    if str(entry[0]).startswith("_train_on_worker-") and entry[1:3] == ("ready", "executing")
+)  # fmt: skip
 
 
 def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_path: Path, local_reference):
@@ -179,3 +181,26 @@ def test_bad_executor_settings_give_one_line_and_record_nothing(tmp_path: Path, 
     assert err.startswith("hpo-lstm: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert message in err
     assert not (tmp_path / "hpo-lstm.db").exists()
+
+
+def test_compare_runs_its_tuned_cells_on_the_cluster(tmp_path: Path, cluster):
+    compare = write_study(tmp_path / "cmp.toml", STUDY)
+    args = ["compare", str(compare), *RUN, "--models", "lstm", "--optimizers", "random,tpe", "--seeds", "1",
+            "--budget", "4", "--pop-size", "2", "--out", str(tmp_path), *_dask(cluster)]  # fmt: skip
+    before = sum(cluster.client.run(_trainings_started_on_worker).values())
+    assert main(args) == 0
+    cells = json.loads((tmp_path / "tiny" / "compare.json").read_text())["cells"]
+    assert [c["kind"] for c in cells] == ["tuned", "tuned", "untuned"]
+    assert "## 3. Optimizer ranking" in (tmp_path / "tiny" / "report.md").read_text()
+    assert sum(cluster.client.run(_trainings_started_on_worker).values()) - before == 2 * 4
+
+
+def test_compare_with_an_unreachable_scheduler_writes_nothing(tmp_path: Path, capsys):
+    compare = write_study(tmp_path / "cmp.toml", STUDY)
+    args = ["compare", str(compare), *RUN, "--models", "lstm", "--optimizers", "random", "--seeds", "1",
+            "--budget", "4", "--pop-size", "2", "--out", str(tmp_path / "out"),
+            "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Cannot reach the Dask scheduler 'tcp://127.0.0.1:9'" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
