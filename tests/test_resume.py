@@ -35,7 +35,10 @@ def _finished(db: Path) -> int:
 
 
 def _start_and_wait(args: list[str], db: Path, at_least: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a shell starts background jobs with SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler.
+    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
     while _finished(db) < at_least:
         assert proc.poll() is None, f"run ended before it could be stopped: {proc.stderr.read()}"
