@@ -360,7 +360,8 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any]) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return
     new = manifest["base"]
-    changed = sorted(k for k in set(old) | set(new) if k not in _MAY_CHANGE and old.get(k) != new.get(k))
+    ignored = set(_MAY_CHANGE) | set(_PER_CELL)  # cells set their own name, model, optimizer, seed
+    changed = sorted(k for k in set(old) | set(new) if k not in ignored and old.get(k) != new.get(k))
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise ConfigError(

@@ -221,6 +221,20 @@ def test_rerunning_a_comparison_with_other_settings_is_refused_and_keeps_its_man
     assert (tiny_comparison / "compare.json").read_text() == before
 
 
+def test_rerunning_a_comparison_with_fewer_optimizers_is_accepted(tiny_comparison: Path):
+    args = ["compare", str(tiny_comparison.parent.parent / "cmp.toml"), *TINY, "--models", "bilstm,lstm",
+            "--optimizers", "random", "--seeds", "1", "--budget", "10", "--pop-size", "5", "--season", "63",
+            "--out", str(tiny_comparison.parent)]  # fmt: skip
+    try:
+        assert main(args) == 0  # every cell finished already: nothing trains
+        cells = pd.read_csv(tiny_comparison / "cells.csv")
+        assert set(cells["optimizer"]) == {"random", "untuned"} and set(cells["seed"]) == {0}
+    finally:  # the module's other tests read the full comparison
+        full = ["--models", "lstm,bilstm", "--optimizers", "woa,random", "--seeds", "2"]
+        assert main([*args[:2], *TINY, *full, "--budget", "10", "--pop-size", "5", "--season", "63",
+                     "--out", str(tiny_comparison.parent)]) == 0  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
