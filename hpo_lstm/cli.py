@@ -109,7 +109,7 @@ def _build_parser() -> _Parser:
     compare.add_argument("study_file", nargs="?", help="TOML comparison file (see studies/compare_*.toml)")
     compare.add_argument("--models", help="comma-separated models (default lstm,bilstm)")
     compare.add_argument("--optimizers", help="comma-separated optimizers (default pso,gwo,woa,ga,tpe,random)")
-    compare.add_argument("--seeds", help="number of seeds (0..N-1) or a list like 0,3,7 (default 3)")
+    compare.add_argument("--seeds", help="number of seeds (0..N-1), or a list like 0,3,7 (one seed: 3,) (default 3)")
     compare.add_argument("--season", type=_positive_int, help="season length: adds a seasonal naive baseline row")
     compare.add_argument("--name", help="comparison name: output folder and study-name prefix (default compare-<data>)")
     compare.add_argument("--shard", help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one "

@@ -211,10 +211,10 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
-    """``5`` means seeds 0..4; a list names them."""
+    """``5`` means seeds 0..4; a list names them (``"3,"``: seed 3 alone)."""
     if isinstance(value, str):
         text = value.strip()
-        value = int(text) if text.isdigit() else [s.strip() for s in text.split(",")]
+        value = int(text) if text.isdigit() else [s.strip() for s in text.rstrip(",").split(",")]
         if isinstance(value, list):
             try:
                 value = [int(s) for s in value]

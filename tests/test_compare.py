@@ -275,3 +275,10 @@ def test_paired_test_says_when_seeds_are_too_few_to_mean_anything():
     six = paired_test([1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7.5])
     assert six.p_value == pytest.approx(2 / 64) and six.note == "n=6"
     assert paired_test([1, 2, float("nan")], [2, 3, 4]).note.startswith("n=2")  # unpaired values drop out
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("3", (0, 1, 2)), ("0,3,7", (0, 3, 7)), ("2,", (2,)), (" 4 , 1 ", (4, 1))])
+def test_seeds_are_a_count_or_a_list(text: str, seeds: tuple):
+    from hpo_lstm.compare import CompareConfig
+
+    assert CompareConfig.from_mapping({"seeds": text}).seeds == seeds
