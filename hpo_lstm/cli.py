@@ -301,29 +301,44 @@ def _report(folder: str, *, quiet: bool) -> int:
 
 
 class _Progress:
-    """Rich progress bars on stderr: a comparison's cells, and the current study's evaluations
-    (done, best so far, trained / memo / pruned / resumed counts, elapsed, ETA)."""
+    """Progress on stderr: a comparison's cells, and the current study's evaluations (done,
+    best so far, trained / memo / pruned / resumed counts, elapsed, ETA).
+
+    Rich bars on a terminal; when stderr is a file or a pipe (``nohup ... > log``), plain
+    lines instead, at most one per study every ``LINE_EVERY`` seconds plus one when it ends,
+    and one per finished cell, so a log shows how far a long comparison has got."""
+
+    LINE_EVERY = 30.0
 
     def __init__(self, *, enabled: bool) -> None:
         self._progress: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            from rich.progress import TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[best]}"),
-                TextColumn("[dim]{task.fields[note]}"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+        self._lines = False
         self._cells: Any = None
         self._study: Any = None
+        self._label = ""
+        self._cells_total = self._cells_done = self._skipped = 0
+        if not enabled:
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self._lines = True
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TextColumn("[dim]{task.fields[note]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+        )
 
     def __enter__(self) -> _Progress:
         if self._progress is not None:
@@ -336,31 +351,65 @@ class _Progress:
 
     def cells(self, total: int, label: str) -> None:
         """Show a bar of a comparison's cells."""
+        self._cells_total = total
         if self._progress is not None:
-            self._skipped = 0
             self._cells = self._progress.add_task(label, total=total, best="cells", note="")
 
     def cell_done(self, status: str) -> None:
+        self._cells_done += 1
+        self._skipped += status == "skipped"
+        note = f"{self._skipped} finished earlier" if self._skipped else ""
         if self._progress is not None and self._cells is not None:
-            self._skipped += status == "skipped"
-            note = f"{self._skipped} finished earlier" if self._skipped else ""
             self._progress.update(self._cells, advance=1, note=note)
+        elif self._lines and status != "skipped":
+            _line(f"cell {self._label} done; cells {self._cells_done}/{self._cells_total}" + (f" ({note})" if note else ""))
 
     def study(self, label: str, total: int) -> Any:
-        """A fresh evaluations bar for one study; returns its progress sink (None when disabled)."""
+        """A fresh evaluations display for one study; returns its progress sink (None when disabled)."""
+        self._label = label
+        if self._lines:
+            return _StudySink(_Lines(label, total, self.LINE_EVERY))
         if self._progress is None:
             return None
         if self._study is not None:
             self._progress.remove_task(self._study)
         self._study = self._progress.add_task(label, total=total, best="best val RMSE -", note="")
-        return _StudySink(self._progress, self._study)
+        progress, task = self._progress, self._study
+        return _StudySink(lambda best, note: progress.update(task, advance=1, best=best, note=note))
+
+
+def _line(text: str) -> None:
+    print(f"hpo-lstm: {text}", file=sys.stderr, flush=True)
+
+
+class _Lines:
+    """Shows a study's progress as a plain line, at most once every ``every`` seconds and when
+    the last evaluation is in."""
+
+    def __init__(self, label: str, total: int, every: float) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._label, self._total, self._every = label, total, every
+        self._done = 0
+        self._start = self._last = self._clock()
+
+    def __call__(self, best: str, note: str) -> None:
+        self._done += 1
+        now = self._clock()
+        if self._done < self._total and now - self._last < self._every:
+            return
+        self._last = now
+        minutes, seconds = divmod(int(now - self._start), 60)
+        _line(f"{self._label}: {self._done}/{self._total} evaluations, {best}, {note}, {minutes}:{seconds:02d} elapsed")
 
 
 class _StudySink:
-    """The ``progress`` callback of one study: advances its bar once per evaluation."""
+    """The ``progress`` callback of one study: counts each evaluation and hands
+    ``show(best, note)`` the texts to display."""
 
-    def __init__(self, progress: Any, task: Any) -> None:
-        self._progress, self._task = progress, task
+    def __init__(self, show: Any) -> None:
+        self._show = show
         self._best = float("inf")
         self._counts = {"trained": 0, "pruned": 0, "duplicate": 0, "replayed": 0}
 
@@ -378,7 +427,7 @@ class _StudySink:
         if self._counts["replayed"]:
             note += f", {self._counts['replayed']} resumed"
         best = f"best val RMSE {self._best:.4g}" if self._best != float("inf") else "best val RMSE -"
-        self._progress.update(self._task, advance=1, best=best, note=note)
+        self._show(best, note)
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:

@@ -282,3 +282,20 @@ def test_seeds_are_a_count_or_a_list(text: str, seeds: tuple):
     from hpo_lstm.compare import CompareConfig
 
     assert CompareConfig.from_mapping({"seeds": text}).seeds == seeds
+
+
+def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys):
+    """With stderr redirected (``nohup ... > log``), progress is plain lines: one per study when it
+    ends (or every 30 s) and one per finished cell, without terminal escape codes."""
+    args = ["compare", str(_compare_file(tmp_path)), *(a for a in TINY if a != "--quiet"), "--models", "lstm",
+            "--optimizers", "random", "--seeds", "1", "--budget", "4", "--pop-size", "2", "--workers", "1",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "\x1b" not in "".join(lines)
+    assert [line.split(":")[1].strip() for line in lines if "evaluations" in line] == ["lstm/random seed 0", "lstm/untuned seed 0"]
+    assert any(line.startswith("hpo-lstm: lstm/random seed 0: 4/4 evaluations, best val RMSE ") for line in lines)
+    assert lines[-1] == "hpo-lstm: cell lstm/untuned seed 0 done; cells 2/2"
+    # A rerun finds both cells finished and trains nothing, so it prints no progress lines.
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""
