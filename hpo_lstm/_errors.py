@@ -34,6 +34,10 @@ class ClusterError(HpoLstmError, RuntimeError):
     """The Dask cluster cannot be reached or cannot run hpo-lstm's trainings."""
 
 
+class WorkerStartError(HpoLstmError, RuntimeError):
+    """The local pool's worker processes die before they can train anything."""
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message, first line only (or its type's name), for one-line errors."""
     text = str(exc).strip()

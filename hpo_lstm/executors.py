@@ -6,9 +6,15 @@ as it is ready. Results do not depend on which worker trained what: every traini
 by the study seed alone. An executor is made for one dataset, which reaches each worker once.
 
 Worker processes are started with "spawn" (safe with torch's OpenMP threads and with CUDA),
-receive the dataset once through the pool initializer, run one torch thread each, and start
-with glibc malloc settings that keep freed memory mapped (measured in DESIGN.md: up to 30%
-faster steps for small models).
+read the dataset once, from a file the pool's initializer names, run one torch thread each,
+and start with glibc malloc settings that keep freed memory mapped (measured in DESIGN.md: up
+to 30% faster steps for small models).
+
+A worker that dies (the kernel's out-of-memory killer, a signal) breaks the whole process
+pool. The local executor then trains the batch's unfinished candidates one at a time in a fresh
+pool, so the candidate that kills its worker is found: it gets a second try, alone, and if it
+kills that worker too it becomes a failure message (a FAIL trial), like Dask's KilledWorker.
+Every other candidate trains normally, so the trials are the same as without the crash.
 
 :func:`make_executor` builds either kind from plain settings (the ``run`` command, ``run_study``
 and comparisons use it); the Dask executor lives in :mod:`hpo_lstm._dask`. This module imports
@@ -21,7 +27,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hpo_lstm._errors import ClusterError, ConfigError, UnknownNameError
+from hpo_lstm._errors import ClusterError, ConfigError, UnknownNameError, WorkerStartError
 from hpo_lstm.data import Dataset
 
 if TYPE_CHECKING:
@@ -32,6 +38,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "WORKER_MALLOC_ENV",
+    "WorkerStartError",
     "check_executor",
     "largest_first",
     "default_workers",
@@ -63,6 +70,10 @@ WORKER_MALLOC_ENV = {
 
 _worker_dataset: Dataset | None = None
 _worker_device: str | None = None
+_worker_started: Any = None
+
+# A candidate that kills its worker this many times in a row, training alone, is a failure.
+KILLS_TO_FAIL = 2
 
 
 def default_workers(device: str) -> int:
@@ -74,16 +85,19 @@ def default_workers(device: str) -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _init_worker(dataset: Dataset, threads: int, device: str, counter: Any) -> None:
+def _init_worker(dataset_file: str, threads: int, device: str, counter: Any, started: Any) -> None:
+    import pickle
     import signal
 
     import torch
 
-    global _worker_dataset, _worker_device
+    global _worker_dataset, _worker_device, _worker_started
     # Ctrl-C reaches the whole process group; only the driver handles it (and stops us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
-    _worker_dataset = dataset
+    with open(dataset_file, "rb") as handle:  # written by this executor in its private folder
+        _worker_dataset = pickle.load(handle)
+    _worker_started = started
     if device == "cuda":
         with counter.get_lock():
             rank = counter.value
@@ -97,6 +111,8 @@ def _run_in_worker(job: TrainJob) -> Any:
     from hpo_lstm.evaluation import run_job
 
     assert _worker_dataset is not None, "worker was not initialised"
+    with _worker_started.get_lock():
+        _worker_started.value += 1
     if _worker_device is not None:
         from dataclasses import replace
 
@@ -113,34 +129,54 @@ class LocalExecutor:
         self.device = device
         self.threads = threads
         self._pool: Any = None
+        self._folder: Any = None
 
     def __enter__(self) -> LocalExecutor:
         if self.workers > 1:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            import pickle
+            import tempfile
 
             os.environ.update({k: v for k, v in WORKER_MALLOC_ENV.items() if k not in os.environ})
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(self.dataset, self.threads, self.device, context.Value("i", 0)),
-            )
+            self._context = multiprocessing.get_context("spawn")
+            # The dataset reaches the workers as a file, not inside the spawn arguments: the
+            # parent writes those into a pipe, and blocks for good if a worker dies before
+            # reading more than the pipe holds (a script without ``if __name__ == "__main__"``).
+            self._folder = tempfile.TemporaryDirectory(prefix="hpo-lstm-")
+            self._dataset_file = os.path.join(self._folder.name, "dataset.pickle")
+            with open(self._dataset_file, "wb") as handle:
+                pickle.dump(self.dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._rank = self._context.Value("i", 0)
+            self._started = self._context.Value("q", 0)
+            self._pool = self._new_pool(self.workers)
         return self
+
+    def _new_pool(self, workers: int) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(self._dataset_file, self.threads, self.device, self._rank, self._started),
+        )
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._pool is None:
             return
         if exc_type is not None:
-            # Interrupted or failed: do not wait for trainings still running. The pool has no
-            # public way to stop busy workers before Python 3.14 (terminate_workers).
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._stop_pool()
         else:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
+        self._folder.cleanup()
+
+    def _stop_pool(self) -> None:
+        """Stop the pool without waiting for trainings still running. The pool has no public
+        way to stop busy workers before Python 3.14 (terminate_workers)."""
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into jobs, outcome)`` as each job finishes."""
@@ -151,10 +187,58 @@ class LocalExecutor:
                 yield index, run_job(job, self.dataset)
             return
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+        except BrokenProcessPool:  # a worker died between batches, training nothing
+            self._replace_pool(self.workers)
+            futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+        done: set[int] = set()
+        try:
+            for future in as_completed(futures):
+                outcome = future.result()
+                done.add(futures[future])
+                yield futures[future], outcome
+            return
+        except BrokenProcessPool:
+            pass
+        # A worker died and took the pool with it. Keep what finished; find the culprit by
+        # training the rest one at a time.
+        for future, index in futures.items():
+            if index not in done and future.done() and future.exception() is None:
+                done.add(index)
+                yield index, future.result()
+        for index in largest_first(jobs):
+            if index not in done:
+                yield index, self._run_alone(jobs[index])
+        self._replace_pool(self.workers)
+
+    def _replace_pool(self, workers: int) -> None:
+        self._stop_pool()
+        self._pool = self._new_pool(workers)
+
+    def _run_alone(self, job: TrainJob) -> Any:
+        """Train ``job`` in a fresh one-worker pool; a failure message if it kills its worker
+        ``KILLS_TO_FAIL`` times."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        for _ in range(KILLS_TO_FAIL):
+            self._replace_pool(1)
+            started = self._started.value
+            try:
+                return self._pool.submit(_run_in_worker, job).result()
+            except BrokenProcessPool:
+                if self._started.value == started:
+                    raise WorkerStartError(
+                        "hpo-lstm's worker processes die before they can train (see the error above this "
+                        "line). From a Python script, put the code that starts a study under "
+                        "`if __name__ == \"__main__\":` (workers are started with spawn), or use workers=1."
+                    ) from None
+        return (
+            f"WorkerDied: the training killed its worker process {KILLS_TO_FAIL} times in a row, alone "
+            "(the kernel kills a process that runs out of memory; try a smaller hidden_size or n_layers bound)"
+        )
 
 
 def largest_first(jobs: Sequence[TrainJob]) -> list[int]:

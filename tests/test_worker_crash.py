@@ -1,0 +1,102 @@
+"""A local worker process that dies (the kernel's out-of-memory killer, a signal): real driver,
+real worker processes, real SIGKILLs, a real SQLite storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import psutil
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+
+# Long enough trainings (25 epochs of 125 steps, about 5 s) that a kill lands mid-training.
+RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "25", "--patience", "25", "--pruning", "off",
+       "--optimizer", "random", "--workers", "2", "--quiet"]  # fmt: skip
+STARTED_CPU_SECONDS = 3.5  # a worker's start-up (imports, dataset) takes about 1.5 s of CPU
+
+
+def _args(tmp_path: Path, out: str, budget: int) -> list[str]:
+    study = write_study(tmp_path / "s.toml", 'name = "tiny"\nbatch_size = 16\n' + TINY_SPACE)
+    return ["run", str(study), *RUN, "--budget", str(budget), "--pop-size", "2", "--out", str(tmp_path / out)]
+
+
+def _trials(out: Path) -> dict[int, tuple]:
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'hpo-lstm.db'}")
+    return {t.user_attrs["evaluation"]: (t.params, t.value, t.state.name) for t in study.trials}
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    alive = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return alive
+
+
+def _kill_a_training_worker(proc: subprocess.Popen, seen: set[int]) -> None:
+    """Wait until a worker not seen before is training (its CPU time is past start-up), SIGKILL it."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, f"driver ended first: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no worker started training"
+        for worker in _workers(proc.pid):
+            try:
+                training = worker.pid not in seen and sum(worker.cpu_times()[:2]) >= STARTED_CPU_SECONDS
+            except psutil.Error:
+                continue
+            if training:
+                seen.update(w.pid for w in _workers(proc.pid))
+                worker.kill()
+                return
+        time.sleep(0.05)
+
+
+def _driver(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
+
+
+def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
+    proc = _driver(_args(tmp_path, "killed", budget=4))
+    _kill_a_training_worker(proc, set())
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert main(_args(tmp_path, "reference", budget=4)) == 0
+    killed, reference = _trials(tmp_path / "killed"), _trials(tmp_path / "reference")
+    assert len(killed) == 4 and {state for _, _, state in killed.values()} == {"COMPLETE"}
+    assert killed == reference  # the candidates in flight trained again, to the same values
+
+
+def test_a_candidate_that_kills_its_worker_every_time_fails_and_the_study_goes_on(tmp_path: Path):
+    proc = _driver(_args(tmp_path, "out", budget=2))
+    seen: set[int] = set()
+    # Once in the pool; then the first candidate trains alone, and is killed both times.
+    for _ in range(3):
+        _kill_a_training_worker(proc, seen)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'out' / 'hpo-lstm.db'}")
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "FAIL"]
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    assert failed.user_attrs["failure"].startswith("WorkerDied: the training killed its worker process 2 times")
+    assert (tmp_path / "out" / "tiny" / "summary.json").exists()
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: Path):
+    """Spawned workers re-run an unguarded script and die before training; the driver must say so."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from hpo_lstm.config import StudyConfig\n"
+        "from hpo_lstm.study import run_study\n"
+        f"run_study(StudyConfig(optimizer='random', data='sine', lookback=8, budget=2, pop_size=2, max_epochs=1,"
+        f" name='u', out={str(tmp_path / 'out')!r}), workers=2)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0
+    assert "put the code that starts a study under `if __name__ == \"__main__\":`" in done.stderr
