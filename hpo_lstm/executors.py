@@ -174,7 +174,7 @@ class LocalExecutor:
     def _stop_pool(self) -> None:
         """Stop the pool without waiting for trainings still running. The pool has no public
         way to stop busy workers before Python 3.14 (terminate_workers)."""
-        for process in list(getattr(self._pool, "_processes", {}).values()):
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
             process.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
