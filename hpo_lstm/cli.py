@@ -463,7 +463,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hpo_lstm.report._compare import fmt
+    from hpo_lstm.report._compare import fmt, mean_std
 
     comparison = result["comparison"]
     console = Console()
@@ -474,9 +474,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
         if row["model"] == "-":
             table.add_row(row["method"].replace("_", " "), "", "", fmt(row["test_rmse_mean"]), "", "")
             continue
-        std = row["test_rmse_std"]
-        rmse = fmt(row["test_rmse_mean"]) + (f" ± {fmt(std, 2)}" if std == std else "")
-        table.add_row(row["model"], row["method"], str(int(row["n_seeds"])), rmse,
+        table.add_row(row["model"], row["method"], str(int(row["n_seeds"])), mean_std(row, "test_rmse"),
                       fmt(row["best_val_rmse_mean"]), fmt(row["n_trained_mean"], 3))  # fmt: skip
     console.print(table)
     if comparison.unfinished:

@@ -22,7 +22,15 @@ from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
 
-__all__ = ["Recorder", "StoredEvaluation", "ensure_writable", "load_finished", "open_storage", "read_final"]
+__all__ = [
+    "Recorder",
+    "StoredEvaluation",
+    "counts_as_evaluation",
+    "ensure_writable",
+    "load_finished",
+    "open_storage",
+    "read_final",
+]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
 _FINAL_ATTR = "hpo_lstm_final"
@@ -184,10 +192,7 @@ class Recorder:
         from optuna.trial import TrialState
 
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        return sum(
-            1 for t in self.study.get_trials(deepcopy=False, states=states)
-            if "evaluation" in t.user_attrs and t.user_attrs.get("failure") != "interrupted"
-        )  # fmt: skip
+        return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if counts_as_evaluation(t))
 
     def record(
         self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any], *, pruned: bool = False
@@ -213,6 +218,12 @@ class Recorder:
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
         return self.study.trials_dataframe()
+
+
+def counts_as_evaluation(trial: Any) -> bool:
+    """Whether an Optuna trial stands for one evaluation of the optimizer's path: recorded by
+    hpo-lstm, and not an attempt a crash interrupted (that evaluation was made again)."""
+    return "evaluation" in trial.user_attrs and trial.user_attrs.get("failure") != "interrupted"
 
 
 _STORAGES: dict[str, Any] = {}
@@ -273,5 +284,3 @@ def ensure_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
-
-

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hpo_lstm.report._plots import plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._tables import (
+    best_so_far,
     convergence_bands,
     model_comparison_table,
     optimizer_ranking_table,
@@ -76,15 +77,12 @@ def load_comparison(folder: str | Path) -> Comparison:
         })  # fmt: skip
         if cell["kind"] != "tuned":
             continue
-        best = math.inf
-        for trial in _evaluations(study):
-            value = trial.value if trial.state.name in ("COMPLETE", "PRUNED") else math.nan
-            if value == value:
-                best = min(best, value)
+        labels = {k: cell[k] for k in ("model", "optimizer", "seed")}
+        evaluations = _evaluations(study)
+        values = [t.value if t.state.name in ("COMPLETE", "PRUNED") else math.nan for t in evaluations]
+        for trial, value, best in zip(evaluations, values, best_so_far(values)):
             position = trial.user_attrs["evaluation"] + 1
-            labels = {k: cell[k] for k in ("model", "optimizer", "seed")}
-            curve_rows.append({**labels, "evaluation": position, "value": value,
-                               "best_so_far": best if best < math.inf else math.nan})  # fmt: skip
+            curve_rows.append({**labels, "evaluation": position, "value": value, "best_so_far": best})
             trial_rows.append({
                 **labels, "evaluation": position, "value": value, "state": trial.state.name,
                 "duplicate": "duplicate_of" in trial.user_attrs,
@@ -104,10 +102,9 @@ def load_comparison(folder: str | Path) -> Comparison:
 
 def _evaluations(study: Any) -> list[Any]:
     """The study's evaluations in the optimizer's order (interrupted attempts left out)."""
-    trials = [
-        t for t in study.get_trials(deepcopy=False)
-        if "evaluation" in t.user_attrs and t.user_attrs.get("failure") != "interrupted"
-    ]  # fmt: skip
+    from hpo_lstm.recording import counts_as_evaluation
+
+    trials = [t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t)]
     return sorted(trials, key=lambda t: t.user_attrs["evaluation"])
 
 
@@ -194,7 +191,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{float(value):.{digits}g}"
 
 
-def _mean_std(row: Mapping[str, Any], metric: str) -> str:
+def mean_std(row: Mapping[str, Any], metric: str) -> str:
+    """``metric``'s mean over seeds with its sample std ("0.402 ± 0.012"), or the mean alone."""
     mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
     if mean is None or not math.isfinite(mean):
         return "-"
@@ -275,8 +273,8 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
             rows.append([label, "", "-", fmt(row["test_rmse_mean"]), fmt(row["test_mae_mean"]),
                          fmt(row["test_mape_mean"]), "-", "-", "-", "-"])  # fmt: skip
             continue
-        rows.append([row["model"], row["method"], str(int(row["n_seeds"])), _mean_std(row, "test_rmse"),
-                     _mean_std(row, "test_mae"), _mean_std(row, "test_mape"), _mean_std(row, "best_val_rmse"),
+        rows.append([row["model"], row["method"], str(int(row["n_seeds"])), mean_std(row, "test_rmse"),
+                     mean_std(row, "test_mae"), mean_std(row, "test_mape"), mean_std(row, "best_val_rmse"),
                      fmt(row["n_evaluations_mean"], 3), fmt(row["n_trained_mean"], 3),
                      fmt(row["wall_seconds_mean"], 3)])  # fmt: skip
     parts.append(_table(["model", "optimizer", "seeds", "test RMSE", "test MAE", "test MAPE %", "best val RMSE",

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from hpo_lstm._json import dumps
 from hpo_lstm.optimizers import Evaluation
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
-from hpo_lstm._json import dumps
+from hpo_lstm.report._tables import best_so_far
 from hpo_lstm.study import StudyResult
 
 __all__ = ["convergence_table", "write_run_outputs"]
@@ -26,14 +27,12 @@ def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
     import pandas as pd
 
     values = np.array([e.value for e in evaluations], dtype=float)
-    finite = np.where(np.isfinite(values), values, np.inf)
-    best = np.minimum.accumulate(finite) if len(finite) else finite
     return pd.DataFrame(
         {
             "evaluation": np.arange(1, len(values) + 1),
             "batch": [e.batch for e in evaluations],
             "value": values,
-            "best_so_far": np.where(np.isfinite(best), best, np.nan),
+            "best_so_far": best_so_far(values),
         }
     )
 

@@ -19,6 +19,7 @@ import pandas as pd
 __all__ = [
     "ALPHA",
     "PairedTest",
+    "best_so_far",
     "convergence_bands",
     "model_comparison_table",
     "optimizer_ranking_table",
@@ -28,6 +29,14 @@ __all__ = [
 
 ALPHA = 0.05
 METRICS = ("test_rmse", "test_mae", "test_mape")
+
+
+def best_so_far(values: Sequence[float]) -> np.ndarray:
+    """The lowest finite value up to each position; NaN before the first finite one (a failed
+    or diverged evaluation never improves the best)."""
+    values = np.asarray(values, dtype=float)
+    best = np.minimum.accumulate(np.where(np.isfinite(values), values, np.inf)) if len(values) else values
+    return np.where(np.isfinite(best), best, np.nan)
 
 
 class PairedTest(NamedTuple):
