@@ -78,8 +78,6 @@ async def _probe(address: str, timeout: float) -> None:
     await comm.close()
 
 
-
-
 class DaskExecutor:
     """Train jobs as tasks on the Dask cluster whose scheduler listens at ``scheduler``.
 

@@ -9,8 +9,8 @@ the row that says whether tuning was worth it.
 
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,11 +74,9 @@ class CompareConfig:
                     raise ConfigError(f"Unknown {label} {name!r}; choose from {', '.join(sorted(valid))}.")
             if len(set(names)) != len(names):
                 raise ConfigError(f"Each {label} may appear once in a comparison; got {list(names)}.")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+        if (not self.seeds or len(set(self.seeds)) != len(self.seeds)
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)):  # fmt: skip
             raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
-        for seed in self.seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
         if self.season is not None and (isinstance(self.season, bool) or not isinstance(self.season, int)
                                         or self.season < self.base.horizon):  # fmt: skip
             raise ConfigError(
@@ -277,6 +275,13 @@ def run_compare(
     # cluster) once; a cluster is reached before anything is written, local workers start only
     # if a tuned cell is left to run.
     executor = make_executor(executor_kind, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler)
+
+    def run_cell(cell: Cell, **where: Any) -> None:
+        sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
+        run_study(cell.config, progress=sink, **where)
+        if on_cell_done is not None:
+            on_cell_done(cell, "done")
+
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(executor) if executor_kind != "local" else None
         _write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
@@ -288,16 +293,10 @@ def run_compare(
                 on_cell_done(cell, "skipped")
         for cell in (c for c in pending if c.kind == "tuned"):
             pool = pool or stack.enter_context(executor)
-            sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
-            run_study(cell.config, progress=sink, dataset=dataset, executor=pool)
-            if on_cell_done is not None:
-                on_cell_done(cell, "done")
+            run_cell(cell, dataset=dataset, executor=pool)
     for cell in (c for c in pending if c.kind == "untuned"):
         # One training each, here: a searched lookback in the base space changes their windows.
-        sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
-        run_study(cell.config, progress=sink, workers=1)
-        if on_cell_done is not None:
-            on_cell_done(cell, "done")
+        run_cell(cell, workers=1)
     return write_comparison_report(folder)
 
 

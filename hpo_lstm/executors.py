@@ -189,11 +189,14 @@ class LocalExecutor:
         from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
 
+        def submit_all() -> dict[Any, int]:
+            return {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+
         try:
-            futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+            futures = submit_all()
         except BrokenProcessPool:  # a worker died between batches, training nothing
             self._replace_pool(self.workers)
-            futures = {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+            futures = submit_all()
         done: set[int] = set()
         try:
             for future in as_completed(futures):
