@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,3 +43,9 @@ learning_rate = { low = 1e-3, high = 3e-2, log = true }
 hidden_size = { low = 4, high = 12 }
 n_layers = { low = 1, high = 2 }
 """
+
+
+def start_cli(args: list[str], **popen: Any) -> subprocess.Popen:
+    """``hpo-lstm ARGS`` as a real process of its own (to be killed, signalled or run beside
+    another), its stderr captured as text."""
+    return subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True, **popen)

@@ -6,8 +6,6 @@ import json
 import math
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from conftest import TINY_SPACE, write_study
+from conftest import TINY_SPACE, start_cli, write_study
 from hpo_lstm.cli import main
 from hpo_lstm.report._compare import fmt
 
@@ -144,7 +142,7 @@ def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path:
     out = tmp_path / "out"
     args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
             "--seeds", "2", "--budget", "6", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
+    proc = start_cli(args)
     deadline = time.monotonic() + 120
     while _finished_cells(out / "hpo-lstm.db") < 2:
         assert proc.poll() is None, f"compare ended before it could be stopped: {proc.stderr.read()}"

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, write_study
+from conftest import TINY_SPACE, start_cli, write_study
 from hpo_lstm._dask_local import LoopbackCluster
 from hpo_lstm.cli import main
 
@@ -53,10 +52,6 @@ def _finished(out: Path) -> int:
     except Exception:  # not created yet
         return 0
     return sum(t.state.name == "COMPLETE" for t in study.trials)
-
-
-def _driver(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -101,7 +96,7 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
     study = write_study(tmp_path / "s.toml", STUDY)
     with LoopbackCluster(workdir=tmp_path / "cluster") as cluster:
         cluster.add_workers(2)
-        proc = _driver(_args(study, tmp_path, *_dask(cluster)))
+        proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
         _wait_for(lambda: _finished(tmp_path) >= 1, proc, "the first trial")
         busy: dict[str, list] = {}
         _wait_for(lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
@@ -117,7 +112,7 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
 
 def test_driver_killed_then_resumed_on_dask_matches_local(tmp_path: Path, cluster, local_reference):
     study = write_study(tmp_path / "s.toml", STUDY)
-    proc = _driver(_args(study, tmp_path, *_dask(cluster)))
+    proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
     _wait_for(lambda: _finished(tmp_path) >= 3, proc, "three trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -130,7 +125,7 @@ def test_a_lost_scheduler_stops_the_driver_in_one_line_and_the_study_resumes(tmp
     study = write_study(tmp_path / "s.toml", STUDY)
     with LoopbackCluster(workdir=tmp_path / "lost") as cluster:
         cluster.add_workers(2)
-        proc = _driver(_args(study, tmp_path, *_dask(cluster)))
+        proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
         _wait_for(lambda: _finished(tmp_path) >= 2, proc, "two trials")
         cluster.kill_scheduler()
         assert proc.wait(timeout=120) == 2

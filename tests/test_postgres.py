@@ -15,7 +15,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPACE, write_study
+from conftest import TINY_SPACE, start_cli, write_study
 from hpo_lstm.cli import main
 
 TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
@@ -85,8 +84,7 @@ def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path,
             "--budget", "4", "--pop-size", "2", "--workers", "1", "--storage", postgres_url,
             "--out", str(tmp_path)]  # fmt: skip
     drivers = [
-        subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args, "--shard", f"{k}/2"],
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        start_cli([*args, "--shard", f"{k}/2"])
         for k in (1, 2)
     ]
     for proc in drivers:  # both at once, on one database

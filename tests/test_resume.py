@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, write_study
+from conftest import TINY_SPACE, start_cli, write_study
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -37,8 +35,7 @@ def _finished(db: Path) -> int:
 def _start_and_wait(args: list[str], db: Path, at_least: int) -> subprocess.Popen:
     # SIGINT back to its default in the child: a shell starts background jobs with SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler.
-    proc = subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = start_cli(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while _finished(db) < at_least:
         assert proc.poll() is None, f"run ended before it could be stopped: {proc.stderr.read()}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import psutil
 
-from conftest import TINY_SPACE, write_study
+from conftest import TINY_SPACE, start_cli, write_study
 from hpo_lstm.cli import main
 
 # Long enough trainings (25 epochs of 125 steps, about 5 s) that a kill lands mid-training.
@@ -59,12 +59,8 @@ def _kill_a_training_worker(proc: subprocess.Popen, seen: set[int]) -> None:
         time.sleep(0.05)
 
 
-def _driver(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True)
-
-
 def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
-    proc = _driver(_args(tmp_path, "killed", budget=4))
+    proc = start_cli(_args(tmp_path, "killed", budget=4))
     _kill_a_training_worker(proc, set())
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert main(_args(tmp_path, "reference", budget=4)) == 0
@@ -74,7 +70,7 @@ def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
 
 
 def test_a_candidate_that_kills_its_worker_every_time_fails_and_the_study_goes_on(tmp_path: Path):
-    proc = _driver(_args(tmp_path, "out", budget=2))
+    proc = start_cli(_args(tmp_path, "out", budget=2))
     seen: set[int] = set()
     # Once in the pool; then the first candidate trains alone, and is killed both times.
     for _ in range(3):
