@@ -70,7 +70,6 @@ class Recorder:
             for p in config.space.params
         }  # fmt: skip
         self._stored = self._load_stored()
-        self._open: set[int] = set()  # trials this process started and has not finished
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -138,9 +137,7 @@ class Recorder:
         )
         storage = self._storage
         trial_id = storage.create_new_trial(self._study_id, template_trial=template)
-        number = storage.get_trial_number_from_id(trial_id)
-        self._open.add(number)
-        return number
+        return storage.get_trial_number_from_id(trial_id)
 
     def finish(
         self, number: int, value: float, attrs: dict[str, Any], *, curve: Sequence[float] = (), pruned: bool = False
@@ -163,19 +160,24 @@ class Recorder:
             storage.set_trial_state_values(trial_id, TrialState.PRUNED if pruned else TrialState.COMPLETE, [value])
         else:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        self._open.discard(number)
 
     def close_open(self, reason: str = "interrupted") -> int:
-        """Mark every trial still running in this process FAIL with ``reason``; returns how many.
+        """Mark every evaluation trial of the study still RUNNING as FAIL with ``reason``;
+        returns how many.
 
         Used when a run is interrupted, so the storage holds no RUNNING trial; the next run
-        evaluates those candidates again.
+        evaluates those candidates again. The storage is read, not a list kept here: Ctrl-C
+        can land after the storage created a trial and before :meth:`start` returned its
+        number. One process drives a study at a time (a starting run closes every RUNNING
+        trial it finds too), so every RUNNING trial is this run's.
         """
-        for number in sorted(self._open):
+        from optuna.trial import TrialState
+
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        numbers = [t.number for t in running if "evaluation" in t.user_attrs]
+        for number in numbers:
             self.finish(number, math.nan, {"failure": reason})
-        closed = len(self._open)
-        self._open.clear()
-        return closed
+        return len(numbers)
 
     @property
     def n_pruned_trainings(self) -> int:

@@ -124,3 +124,29 @@ def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: P
     assert code == 2
     assert "All 4 evaluations of study 'doomed' failed" in err and err.count("\n") == 1
     assert len(_trials(tmp_path / "o", "doomed")) == 4
+
+
+def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_trial(tmp_path: Path):
+    # Ctrl-C can land inside Recorder.start, after the storage committed the new RUNNING trial
+    # and before start returned its number. Here the storage creates a trial on its own, as if
+    # start had been cut short; the interrupt handler must still close it.
+    from optuna.trial import TrialState, create_trial
+
+    from hpo_lstm.config import StudyConfig
+    from hpo_lstm.recording import Recorder
+
+    recorder = Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
+    finished = recorder.start(0, {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}, {})
+    recorder.finish(finished, 0.5, {})
+    noted = recorder.start(1, {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1}, {})
+    template = create_trial(state=TrialState.RUNNING, user_attrs={"evaluation": 2})
+    study_id = recorder._storage.get_study_id_from_name(recorder.config.study_name)
+    cut_short = recorder._storage.get_trial_number_from_id(recorder._storage.create_new_trial(study_id, template))
+
+    assert recorder.close_open("interrupted") == 2
+    trials = {t.number: t for t in recorder.study.get_trials()}
+    assert trials[finished].state == TrialState.COMPLETE and trials[finished].value == 0.5
+    for number in (noted, cut_short):
+        assert trials[number].state == TrialState.FAIL
+        assert trials[number].user_attrs["failure"] == "interrupted"
+    assert recorder.close_open("interrupted") == 0
