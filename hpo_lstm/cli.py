@@ -319,15 +319,16 @@ class _Progress:
         self._cells_total = self._cells_done = self._skipped = 0
         if not enabled:
             return
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
+        # The stream itself decides, not rich's is_terminal, which FORCE_COLOR (set by many CI
+        # systems) turns on: live bars redrawn with escape codes make an unreadable log.
+        if not getattr(sys.stderr, "isatty", lambda: False)():
             self._lines = True
             return
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.progress import TimeRemainingColumn
 
+        console = Console(stderr=True)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

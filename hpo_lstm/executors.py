@@ -137,7 +137,9 @@ class LocalExecutor:
             import pickle
             import tempfile
 
-            os.environ.update({k: v for k, v in WORKER_MALLOC_ENV.items() if k not in os.environ})
+            # Workers inherit the environment when they start (and restart); taken back on exit.
+            self._added_env = {k: v for k, v in WORKER_MALLOC_ENV.items() if k not in os.environ}
+            os.environ.update(self._added_env)
             self._context = multiprocessing.get_context("spawn")
             # The dataset reaches the workers as a file, not inside the spawn arguments: the
             # parent writes those into a pipe, and blocks for good if a worker dies before
@@ -170,6 +172,8 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
         self._folder.cleanup()
+        for key in self._added_env:
+            os.environ.pop(key, None)
 
     def _stop_pool(self) -> None:
         """Stop the pool without waiting for trainings still running. The pool has no public

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,8 +216,10 @@ class Recorder:
         times = predictions["time"]
         # Time stamps as ISO text, row numbers (series without a time column) as integers.
         columns["time"] = [str(t) for t in times] if times.dtype.kind == "M" else [int(t) for t in times]
-        self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
+        # Two writes: the predictions first, so a study whose summary is stored is complete
+        # even when the run is killed between them.
         self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
+        self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
 
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
@@ -229,6 +233,7 @@ def counts_as_evaluation(trial: Any) -> bool:
 
 
 _STORAGES: dict[str, Any] = {}
+_OPEN_ATTEMPTS = 5
 
 
 def open_storage(url: str) -> Any:
@@ -241,10 +246,22 @@ def open_storage(url: str) -> Any:
     if "://" not in url:
         raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
     if url not in _STORAGES:
-        try:
-            _STORAGES[url] = optuna.storages.RDBStorage(url)
-        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-            raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+        # Opening an empty database creates Optuna's tables. Drivers started together race to
+        # create them (PostgreSQL's CREATE TABLE is not atomic against a concurrent one: the
+        # losers get a unique violation or "already exists"); once a winner has made them, a
+        # second try finds them.
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                _STORAGES[url] = optuna.storages.RDBStorage(url)
+                break
+            except (IntegrityError, ProgrammingError) as exc:
+                if attempt + 1 == _OPEN_ATTEMPTS:
+                    raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
+                time.sleep(0.2 * (attempt + 1))
+            except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
+                raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
     return _STORAGES[url]
 
 
@@ -272,17 +289,18 @@ def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], di
 
 def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
     """The final summary and test predictions recorded with an Optuna ``study``, or None."""
-    summary = study.user_attrs.get(_FINAL_ATTR)
-    if summary is None:
+    attrs = study.user_attrs
+    summary, predictions = attrs.get(_FINAL_ATTR), attrs.get(_PREDICTIONS_ATTR)
+    if summary is None or predictions is None:  # not finished (or written by an older hpo-lstm, half-way)
         return None
-    return json.loads(summary), json.loads(study.user_attrs.get(_PREDICTIONS_ATTR, "{}"))
+    return json.loads(summary), json.loads(predictions)
 
 
 def ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".hpo-lstm-write-test"
-        probe.write_text("")
-        probe.unlink()
+        # A name of its own: drivers sharing the folder (shards) probe it at the same time.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hpo-lstm-write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None

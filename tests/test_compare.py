@@ -282,9 +282,14 @@ def test_seeds_are_a_count_or_a_list(text: str, seeds: tuple):
     assert CompareConfig.from_mapping({"seeds": text}).seeds == seeds
 
 
-def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys):
+def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys, monkeypatch):
     """With stderr redirected (``nohup ... > log``), progress is plain lines: one per study when it
-    ends (or every 30 s) and one per finished cell, without terminal escape codes."""
+    ends (or every 30 s) and one per finished cell, without terminal escape codes, even where
+    FORCE_COLOR asks for colour (as many CI systems set it)."""
+    from hpo_lstm.cli import _Progress
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(_Progress, "LINE_EVERY", 1e9)  # only the end-of-study lines, however slow the machine
     args = ["compare", str(_compare_file(tmp_path)), *(a for a in TINY if a != "--quiet"), "--models", "lstm",
             "--optimizers", "random", "--seeds", "1", "--budget", "4", "--pop-size", "2", "--workers", "1",
             "--out", str(tmp_path / "out")]  # fmt: skip

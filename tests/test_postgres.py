@@ -15,6 +15,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,3 +95,21 @@ def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path,
     assert len(cells) == 2 * 2 + 2 and cells["n_evaluations"].notna().all()
     names = {s.study_name for s in optuna.get_all_study_summaries(postgres_url)}
     assert set(cells["study"]) <= names
+
+
+def test_drivers_starting_together_on_an_empty_database_all_open_it(postgres_url: str):
+    # Optuna creates its tables when a storage is first opened; on an empty database, drivers
+    # started at the same moment race to create them (PostgreSQL's CREATE TABLE is not atomic
+    # against a concurrent one), and the losers must still open the storage.
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.execute(sqlalchemy.text("CREATE DATABASE fresh"))
+    engine.dispose()
+    fresh = postgres_url.rsplit("/", 1)[0] + "/fresh"
+    code = f"from hpo_lstm.recording import open_storage; open_storage({fresh!r})"
+    drivers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [proc.communicate(timeout=120)[1] for proc in drivers]
+    assert [proc.returncode for proc in drivers] == [0] * 6, "\n".join(errors)
+    assert optuna.get_all_study_summaries(fresh) == []

@@ -150,3 +150,23 @@ def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_t
         assert trials[number].state == TrialState.FAIL
         assert trials[number].user_attrs["failure"] == "interrupted"
     assert recorder.close_open("interrupted") == 0
+
+
+def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(tmp_path: Path):
+    # record_final makes two writes; a study killed between them must be run again, not
+    # reported with its predictions missing (or with another run's predictions).
+    import pandas as pd
+
+    from hpo_lstm.config import StudyConfig
+    from hpo_lstm.recording import Recorder, read_final
+
+    recorder = Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
+    predictions = pd.DataFrame({"time": [0, 1], "actual": [1.0, 2.0], "predicted": [1.5, 2.5]})
+    recorder.record_final({"best_val_rmse": 0.5}, predictions)
+    summary, columns = read_final(recorder.study)
+    assert summary == {"best_val_rmse": 0.5} and columns["predicted"] == [1.5, 2.5] and columns["time"] == [0, 1]
+
+    for kept in ("hpo_lstm_final", "hpo_lstm_predictions"):
+        study = optuna.create_study(storage=recorder.study._storage, study_name=f"half-{kept}")
+        study.set_user_attr(kept, recorder.study.user_attrs[kept])
+        assert read_final(study) is None

@@ -3,6 +3,7 @@ real worker processes, real SIGKILLs, a real SQLite storage."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -17,7 +18,20 @@ from hpo_lstm.cli import main
 # Long enough trainings (25 epochs of 125 steps, about 5 s) that a kill lands mid-training.
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "25", "--patience", "25", "--pruning", "off",
        "--optimizer", "random", "--workers", "2", "--quiet"]  # fmt: skip
-STARTED_CPU_SECONDS = 3.5  # a worker's start-up (imports, dataset) takes about 1.5 s of CPU
+
+
+@functools.cache
+def _started_cpu_seconds() -> float:
+    """CPU time past which a worker has started training: the CPU time a fresh process spends
+    importing what a worker imports (1.5-2.5 s here), with a wide margin, measured on this
+    machine so that a slow one does not see a starting worker as training."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    imports = "import pickle, torch, hpo_lstm.cli, hpo_lstm.evaluation, hpo_lstm.training"
+    subprocess.run([sys.executable, "-c", imports], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return 1.5 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) + 1.0
 
 
 def _args(tmp_path: Path, out: str, budget: int) -> list[str]:
@@ -43,13 +57,14 @@ def _workers(pid: int) -> list[psutil.Process]:
 
 def _kill_a_training_worker(proc: subprocess.Popen, seen: set[int]) -> None:
     """Wait until a worker not seen before is training (its CPU time is past start-up), SIGKILL it."""
+    threshold = _started_cpu_seconds()
     deadline = time.monotonic() + 180
     while True:
         assert proc.poll() is None, f"driver ended first: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "no worker started training"
         for worker in _workers(proc.pid):
             try:
-                training = worker.pid not in seen and sum(worker.cpu_times()[:2]) >= STARTED_CPU_SECONDS
+                training = worker.pid not in seen and sum(worker.cpu_times()[:2]) >= threshold
             except psutil.Error:
                 continue
             if training:
