@@ -246,8 +246,6 @@ def open_storage(url: str) -> Any:
     if "://" not in url:
         raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
     if url not in _STORAGES:
-        from sqlalchemy.exc import IntegrityError, ProgrammingError
-
         # Opening an empty database creates Optuna's tables. Drivers started together race to
         # create them (PostgreSQL's CREATE TABLE is not atomic against a concurrent one: the
         # losers get a unique violation or "already exists"); once a winner has made them, a
@@ -256,13 +254,20 @@ def open_storage(url: str) -> Any:
             try:
                 _STORAGES[url] = optuna.storages.RDBStorage(url)
                 break
-            except (IntegrityError, ProgrammingError) as exc:
-                if attempt + 1 == _OPEN_ATTEMPTS:
+            except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
+                if not _lost_creation_race(exc) or attempt + 1 == _OPEN_ATTEMPTS:
                     raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
                 time.sleep(0.2 * (attempt + 1))
-            except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-                raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
     return _STORAGES[url]
+
+
+def _lost_creation_race(exc: Exception) -> bool:
+    """Whether opening a storage failed because another process created a table first."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    if isinstance(exc, (IntegrityError, ProgrammingError)):
+        return True
+    return isinstance(exc, OperationalError) and "already exists" in str(exc)  # SQLite
 
 
 def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -47,11 +48,16 @@ def _trials(out: Path) -> dict[int, tuple]:
 
 
 def _finished(out: Path) -> int:
-    try:
-        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'hpo-lstm.db'}")
-    except Exception:  # not created yet
+    # Read-only: opening the file as an Optuna storage would create its tables while the
+    # driver starts, racing it.
+    db = out / "hpo-lstm.db"
+    if not db.exists():
         return 0
-    return sum(t.state.name == "COMPLETE" for t in study.trials)
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:

@@ -15,7 +15,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPACE, start_cli, write_study
+from conftest import TINY_SPACE, open_storage_together, start_cli, write_study
 from hpo_lstm.cli import main
 
 TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
@@ -108,8 +107,5 @@ def test_drivers_starting_together_on_an_empty_database_all_open_it(postgres_url
         con.execute(sqlalchemy.text("CREATE DATABASE fresh"))
     engine.dispose()
     fresh = postgres_url.rsplit("/", 1)[0] + "/fresh"
-    code = f"from hpo_lstm.recording import open_storage; open_storage({fresh!r})"
-    drivers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
-    errors = [proc.communicate(timeout=120)[1] for proc in drivers]
-    assert [proc.returncode for proc in drivers] == [0] * 6, "\n".join(errors)
+    open_storage_together(fresh)
     assert optuna.get_all_study_summaries(fresh) == []

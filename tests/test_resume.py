@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, start_cli, write_study
+from conftest import TINY_SPACE, open_storage_together, start_cli, write_study
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -170,3 +170,10 @@ def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(t
         study = optuna.create_study(storage=recorder.study._storage, study_name=f"half-{kept}")
         study.set_user_attr(kept, recorder.study.user_attrs[kept])
         assert read_final(study) is None
+
+
+def test_drivers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path):
+    # Each creates Optuna's tables if they are missing; the losers of that race try again.
+    db = tmp_path / "new.db"
+    open_storage_together(f"sqlite:///{db}")
+    assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
