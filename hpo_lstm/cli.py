@@ -7,16 +7,14 @@ bad-input errors return quickly.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from hpo_lstm import __version__
 from hpo_lstm._errors import ConfigError, HpoLstmError
+from hpo_lstm._interrupts import interrupts_outside_storage
 
 __all__ = ["main"]
 
@@ -132,27 +130,9 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _raise_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Any:
-    """SIGTERM (``kill``, a batch system's time limit) stops a run like Ctrl-C: running trials
-    are closed as interrupted and the command says how to resume. Restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hpo-lstm``; returns the process exit status."""
-    with _sigterm_interrupts():
+    with interrupts_outside_storage():
         return _main(argv)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_lstm._errors import ConfigError
+from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm._json import dumps
 from hpo_lstm.config import MODELS, StudyConfig, read_toml
 from hpo_lstm.data import Dataset
@@ -237,6 +238,7 @@ def load_compare_file(path: str | Path) -> dict[str, Any]:
 ProgressFactory = Callable[[Cell, int, int], Any]
 
 
+@interrupts_outside_storage()
 def run_compare(
     config: CompareConfig,
     *,

@@ -10,6 +10,7 @@ from typing import Any
 
 from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
+from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset, load_series, make_dataset
 from hpo_lstm.evaluation import Evaluator, ProgressSink
@@ -149,6 +150,7 @@ def final_model(config: StudyConfig, dataset: Dataset, params: dict[str, Any], d
     )
 
 
+@interrupts_outside_storage()
 def run_study(
     config: StudyConfig,
     *,

@@ -177,3 +177,35 @@ def test_drivers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path: Pa
     db = tmp_path / "new.db"
     open_storage_together(f"sqlite:///{db}")
     assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
+
+
+def test_ctrl_c_inside_a_storage_call_is_raised_after_it_returns(tmp_path: Path, caplog):
+    # Ctrl-C lands while SQLAlchemy resets a connection returned to its pool (after each storage
+    # call). Python's own handler raises KeyboardInterrupt right there: SQLAlchemy logs "Exception
+    # during reset" with a traceback. hpo-lstm's handler lets the call finish and raises just after.
+    import sqlalchemy
+
+    from hpo_lstm._interrupts import interrupts_outside_storage
+    from hpo_lstm.recording import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'calls.db'}")
+    study = optuna.create_study(storage=storage, study_name="calls")
+    signalled: list[bool] = []
+    returned: list[bool] = []
+
+    def ctrl_c_once(*_: object) -> None:
+        if not signalled:
+            signalled.append(True)
+            signal.raise_signal(signal.SIGINT)
+
+    sqlalchemy.event.listen(storage.engine, "reset", ctrl_c_once)
+    try:
+        with interrupts_outside_storage(), pytest.raises(KeyboardInterrupt):
+            study.set_user_attr("written", True)
+            returned.append(True)
+            time.sleep(10)  # the interrupt arrives here, a moment after the call returned
+    finally:
+        sqlalchemy.event.remove(storage.engine, "reset", ctrl_c_once)
+    assert signalled and returned and study.user_attrs == {"written": True}
+    assert not [r for r in caplog.records if "Exception during reset" in r.getMessage()]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
