@@ -1,29 +1,35 @@
-"""Ctrl-C and SIGTERM as KeyboardInterrupt, never in the middle of a storage call.
+"""Ctrl-C and SIGTERM as KeyboardInterrupt, not in the middle of a storage call.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be. Inside SQLAlchemy that
 can be a connection being returned to its pool (SQLAlchemy then logs "Exception during reset"
 with a traceback) or a weakref callback (Python prints "Exception ignored" and the interrupt is
 lost: the run goes on). So while the main thread is in SQLAlchemy or an Optuna storage, the
-handler leaves the interrupt for a moment later: it sends the signal to the main thread again
-shortly, until it lands outside, where it raises KeyboardInterrupt as usual. A storage call
-takes milliseconds, so a stop is not noticeably later. (Written by hand: neither Optuna nor
-SQLAlchemy offers interrupt-safe calls.)
+handler holds the interrupt back: it sends the signal to the main thread again 20 ms later,
+until it lands outside, where it raises KeyboardInterrupt as usual. A storage call takes
+milliseconds; one that hangs (a database that stopped answering) is interrupted anyway after
+``HOLD_AT_MOST`` seconds. (Written by hand: neither Optuna nor SQLAlchemy offers interrupt-safe
+calls.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["interrupts_outside_storage"]
+__all__ = ["HOLD_AT_MOST", "interrupts_outside_storage"]
 
-# Modules whose frames an interrupt must not land in.
+# Modules whose frames an interrupt should not land in.
 _HELD_IN = ("sqlalchemy", "optuna.storages")
 _RETRY_SECONDS = 0.02
+HOLD_AT_MOST = 2.0
+
 _retries: list[threading.Timer] = []
+_held_since: float | None = None  # when the interrupt now held back first arrived
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -34,40 +40,65 @@ def _in_storage_code(frame: FrameType | None) -> bool:
     return False
 
 
+def _send_to_main_thread(signum: int) -> None:
+    main = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and main is not None:
+        signal.pthread_kill(main, signum)  # wakes a blocking wait in the main thread (EINTR)
+    else:  # no pthread_kill (Windows)
+        import _thread
+
+        _thread.interrupt_main(signum)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    if _in_storage_code(frame):
-        main = threading.main_thread().ident
-        assert main is not None  # handlers run in the main thread, which has started
-        retry = threading.Timer(_RETRY_SECONDS, signal.pthread_kill, (main, signum))
+    global _held_since
+    now = time.monotonic()
+    if _in_storage_code(frame) and (_held_since is None or now - _held_since < HOLD_AT_MOST):
+        _held_since = _held_since if _held_since is not None else now
+        retry = threading.Timer(_RETRY_SECONDS, _send_to_main_thread, (signum,))
         retry.daemon = True
         _retries.append(retry)
         retry.start()
         return
+    _held_since = None
     raise KeyboardInterrupt
+
+
+def _stop_retries() -> None:
+    for retry in _retries:
+        retry.cancel()
+    for retry in _retries:  # one may be sending right now
+        retry.join()
+    _retries.clear()
 
 
 @contextlib.contextmanager
 def interrupts_outside_storage() -> Iterator[None]:
-    """Within this block (in the main thread), Ctrl-C and SIGTERM raise KeyboardInterrupt,
-    but never inside a storage call. SIGTERM (``kill``, a batch system's time limit) then stops
-    a run like Ctrl-C. A SIGINT that is ignored (a background job) stays ignored. The previous
-    handlers come back afterwards; an interrupt still waiting for a storage call to end when
-    the block ends is dropped (the work it would have stopped is done)."""
+    """Within this block (in the main thread), Ctrl-C and SIGTERM raise KeyboardInterrupt, but
+    not inside a storage call. SIGTERM (``kill``, a batch system's time limit) then stops a run
+    like Ctrl-C. Only default handlers are replaced: a SIGINT that is ignored (a background job)
+    stays ignored, and a caller's own handlers stay in charge. They come back afterwards; an
+    interrupt still held back when the block ends is raised then."""
+    global _held_since
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        current = signal.getsignal(signum)
-        if current is _interrupt or (signum == signal.SIGINT and current is not signal.default_int_handler):
-            continue  # already ours (nested), or SIGINT ignored or handled by the caller
-        previous[signum] = signal.signal(signum, _interrupt)
     try:
+        for signum, default in defaults.items():
+            if signal.getsignal(signum) is default:
+                previous[signum] = signal.signal(signum, _interrupt)
         yield
     finally:
-        if previous:  # the outermost block
-            for retry in _retries:
-                retry.cancel()
-            _retries.clear()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        try:
+            if previous:  # the outermost block
+                _stop_retries()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        held = previous and _held_since is not None
+        if held:
+            _held_since = None
+        if held and sys.exc_info()[0] is None:
+            raise KeyboardInterrupt

@@ -132,8 +132,12 @@ def _build_parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hpo-lstm``; returns the process exit status."""
-    with interrupts_outside_storage():
-        return _main(argv)
+    try:
+        with interrupts_outside_storage():
+            return _main(argv)
+    except KeyboardInterrupt:  # held back during the last storage call, which ended the command
+        print("hpo-lstm: interrupted as the command finished; its results are recorded.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _main(argv: Sequence[str] | None) -> int:

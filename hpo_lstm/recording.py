@@ -216,8 +216,9 @@ class Recorder:
         times = predictions["time"]
         # Time stamps as ISO text, row numbers (series without a time column) as integers.
         columns["time"] = [str(t) for t in times] if times.dtype.kind == "M" else [int(t) for t in times]
-        # Two writes: the predictions first, so a study whose summary is stored is complete
-        # even when the run is killed between them.
+        # Two writes: the predictions first, so that a run killed between them leaves no
+        # summary of this run without its predictions (read_final wants both; a resumed run
+        # with a larger budget is told apart by the summary's budget).
         self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
         self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
 
@@ -261,13 +262,17 @@ def open_storage(url: str) -> Any:
     return _STORAGES[url]
 
 
-def _lost_creation_race(exc: Exception) -> bool:
-    """Whether opening a storage failed because another process created a table first."""
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
-    if isinstance(exc, (IntegrityError, ProgrammingError)):
-        return True
-    return isinstance(exc, OperationalError) and "already exists" in str(exc)  # SQLite
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed because another process was creating Optuna's tables:
+    PostgreSQL's "already exists" or a unique violation in its catalog, SQLite's "already
+    exists", a UNIQUE failure on the version table, or a lock held by the creator."""
+    signs = ("already exists", "duplicate key", "unique constraint failed", "database is locked")
+    cause: BaseException | None = exc
+    while cause is not None:
+        if any(sign in str(cause).lower() for sign in signs):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:

@@ -48,13 +48,14 @@ def _trials(out: Path) -> dict[int, tuple]:
 
 
 def _finished(out: Path) -> int:
-    # Read-only: opening the file as an Optuna storage would create its tables while the
-    # driver starts, racing it.
+    # A plain SQLite query: opening the file as an Optuna storage would create its tables
+    # while the driver starts, racing it. (Not read-only: after a SIGKILL the journal may need
+    # a rollback first.)
     db = out / "hpo-lstm.db"
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        with sqlite3.connect(f"file:{db}?mode=rw", uri=True) as con:
             return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0

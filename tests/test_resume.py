@@ -179,33 +179,81 @@ def test_drivers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path: Pa
     assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
 
 
-def test_ctrl_c_inside_a_storage_call_is_raised_after_it_returns(tmp_path: Path, caplog):
-    # Ctrl-C lands while SQLAlchemy resets a connection returned to its pool (after each storage
-    # call). Python's own handler raises KeyboardInterrupt right there: SQLAlchemy logs "Exception
-    # during reset" with a traceback. hpo-lstm's handler lets the call finish and raises just after.
+@pytest.fixture
+def storage_with_ctrl_c(tmp_path: Path):
+    """An Optuna study whose next storage call gets a SIGINT while SQLAlchemy resets the
+    connection returned to its pool (after every storage call), and, if ``hang`` is set, then
+    hangs there that many seconds."""
     import sqlalchemy
 
-    from hpo_lstm._interrupts import interrupts_outside_storage
     from hpo_lstm.recording import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'calls.db'}")
     study = optuna.create_study(storage=storage, study_name="calls")
-    signalled: list[bool] = []
-    returned: list[bool] = []
+    state = {"signalled": False, "hang": 0.0}
 
     def ctrl_c_once(*_: object) -> None:
-        if not signalled:
-            signalled.append(True)
+        if not state["signalled"]:
+            state["signalled"] = True
             signal.raise_signal(signal.SIGINT)
+            time.sleep(state["hang"])
 
     sqlalchemy.event.listen(storage.engine, "reset", ctrl_c_once)
-    try:
-        with interrupts_outside_storage(), pytest.raises(KeyboardInterrupt):
-            study.set_user_attr("written", True)
-            returned.append(True)
-            time.sleep(10)  # the interrupt arrives here, a moment after the call returned
-    finally:
-        sqlalchemy.event.remove(storage.engine, "reset", ctrl_c_once)
-    assert signalled and returned and study.user_attrs == {"written": True}
+    yield study, state
+    sqlalchemy.event.remove(storage.engine, "reset", ctrl_c_once)
+
+
+def test_ctrl_c_inside_a_storage_call_is_raised_after_it_returns(storage_with_ctrl_c, caplog):
+    # Python's own handler raises KeyboardInterrupt inside the connection reset: SQLAlchemy logs
+    # "Exception during reset" with a traceback. hpo-lstm's handler lets the call finish and
+    # raises just after it.
+    from hpo_lstm._interrupts import interrupts_outside_storage
+
+    study, state = storage_with_ctrl_c
+    returned = []
+    with interrupts_outside_storage(), pytest.raises(KeyboardInterrupt):
+        study.set_user_attr("written", True)
+        returned.append(True)
+        time.sleep(10)  # the interrupt arrives here, a moment after the call returned
+    assert state["signalled"] and returned and study.user_attrs == {"written": True}
     assert not [r for r in caplog.records if "Exception during reset" in r.getMessage()]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_held_back_when_the_block_ends_is_raised_then(storage_with_ctrl_c):
+    from hpo_lstm._interrupts import interrupts_outside_storage
+
+    study, state = storage_with_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_outside_storage():
+            study.set_user_attr("written", True)  # the last call: the block ends within 20 ms
+        pytest.fail("the interrupt was dropped")
+    assert state["signalled"] and study.user_attrs == {"written": True}
+
+
+def test_ctrl_c_in_a_storage_call_that_hangs_interrupts_it_after_a_while(storage_with_ctrl_c, monkeypatch):
+    from hpo_lstm import _interrupts
+
+    monkeypatch.setattr(_interrupts, "HOLD_AT_MOST", 0.3)
+    study, state = storage_with_ctrl_c
+    state["hang"] = 30.0  # a database that stopped answering
+    started = time.monotonic()
+    with _interrupts.interrupts_outside_storage(), pytest.raises(KeyboardInterrupt):
+        study.set_user_attr("written", True)
+    assert time.monotonic() - started < 10
+
+
+def test_a_callers_own_signal_handlers_stay_in_charge():
+    from hpo_lstm._interrupts import interrupts_outside_storage
+
+    def mine(*_: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        with interrupts_outside_storage():
+            assert signal.getsignal(signal.SIGTERM) is mine
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # default: replaced
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -75,6 +75,7 @@ def _kill_a_training_worker(proc: subprocess.Popen, seen: set[int]) -> None:
 
 
 def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
+    _started_cpu_seconds()  # measured before the driver and its workers compete for the cores
     proc = start_cli(_args(tmp_path, "killed", budget=4))
     _kill_a_training_worker(proc, set())
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
@@ -85,6 +86,7 @@ def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
 
 
 def test_a_candidate_that_kills_its_worker_every_time_fails_and_the_study_goes_on(tmp_path: Path):
+    _started_cpu_seconds()  # measured before the driver and its workers compete for the cores
     proc = start_cli(_args(tmp_path, "out", budget=2))
     seen: set[int] = set()
     # Once in the pool; then the first candidate trains alone, and is killed both times.
