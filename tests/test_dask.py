@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, start_cli, write_study
+from conftest import TINY_SPACE, completed_trials, start_cli, write_study
 from hpo_lstm._dask_local import LoopbackCluster
 from hpo_lstm.cli import main
 
@@ -45,20 +44,6 @@ def _trials(out: Path) -> dict[int, tuple]:
     evaluations = [t.user_attrs["evaluation"] for t in counted]
     assert sorted(evaluations) == list(range(len(evaluations))), "every evaluation recorded exactly once"
     return {t.user_attrs["evaluation"]: (t.params, t.value, t.state.name) for t in counted}
-
-
-def _finished(out: Path) -> int:
-    # A plain SQLite query: opening the file as an Optuna storage would create its tables
-    # while the driver starts, racing it. (Not read-only: after a SIGKILL the journal may need
-    # a rollback first.)
-    db = out / "hpo-lstm.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=rw", uri=True) as con:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -104,7 +89,7 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
     with LoopbackCluster(workdir=tmp_path / "cluster") as cluster:
         cluster.add_workers(2)
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-        _wait_for(lambda: _finished(tmp_path) >= 1, proc, "the first trial")
+        _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, proc, "the first trial")
         busy: dict[str, list] = {}
         _wait_for(lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
                   proc, "a training in flight")  # fmt: skip
@@ -120,10 +105,10 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
 def test_driver_killed_then_resumed_on_dask_matches_local(tmp_path: Path, cluster, local_reference):
     study = write_study(tmp_path / "s.toml", STUDY)
     proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-    _wait_for(lambda: _finished(tmp_path) >= 3, proc, "three trials")
+    _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 3, proc, "three trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 3 <= _finished(tmp_path) < 8
+    assert 3 <= completed_trials(tmp_path / "hpo-lstm.db") < 8
     assert main(_args(study, tmp_path, *_dask(cluster))) == 0
     assert _trials(tmp_path) == local_reference[0]
 
@@ -133,7 +118,7 @@ def test_a_lost_scheduler_stops_the_driver_in_one_line_and_the_study_resumes(tmp
     with LoopbackCluster(workdir=tmp_path / "lost") as cluster:
         cluster.add_workers(2)
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-        _wait_for(lambda: _finished(tmp_path) >= 2, proc, "two trials")
+        _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 2, proc, "two trials")
         cluster.kill_scheduler()
         assert proc.wait(timeout=120) == 2
         err = proc.stderr.read()

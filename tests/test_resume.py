@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, open_storage_together, start_cli, write_study
+from conftest import TINY_SPACE, completed_trials, open_storage_together, start_cli, write_study
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -22,22 +21,12 @@ def _args(study: Path, out: Path, *extra: str) -> list[str]:
     return ["run", str(study), *RUN, "--out", str(out), *extra]
 
 
-def _finished(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db) as con:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-
-
 def _start_and_wait(args: list[str], db: Path, at_least: int) -> subprocess.Popen:
     # SIGINT back to its default in the child: a shell starts background jobs with SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler.
     proc = start_cli(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while _finished(db) < at_least:
+    while completed_trials(db) < at_least:
         assert proc.poll() is None, f"run ended before it could be stopped: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "no progress"
         time.sleep(0.05)
@@ -126,16 +115,21 @@ def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: P
     assert len(_trials(tmp_path / "o", "doomed")) == 4
 
 
-def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_trial(tmp_path: Path):
+@pytest.fixture
+def recorder(tmp_path: Path):
+    """A Recorder of a new study in a SQLite storage of its own."""
+    from hpo_lstm.config import StudyConfig
+    from hpo_lstm.recording import Recorder
+
+    return Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
+
+
+def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_trial(recorder):
     # Ctrl-C can land inside Recorder.start, after the storage committed the new RUNNING trial
     # and before start returned its number. Here the storage creates a trial on its own, as if
     # start had been cut short; the interrupt handler must still close it.
     from optuna.trial import TrialState, create_trial
 
-    from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder
-
-    recorder = Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
     finished = recorder.start(0, {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}, {})
     recorder.finish(finished, 0.5, {})
     noted = recorder.start(1, {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1}, {})
@@ -152,15 +146,13 @@ def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_t
     assert recorder.close_open("interrupted") == 0
 
 
-def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(tmp_path: Path):
+def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(recorder):
     # record_final makes two writes; a study killed between them must be run again, not
     # reported with its predictions missing (or with another run's predictions).
     import pandas as pd
 
-    from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder, read_final
+    from hpo_lstm.recording import read_final
 
-    recorder = Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
     predictions = pd.DataFrame({"time": [0, 1], "actual": [1.0, 2.0], "predicted": [1.5, 2.5]})
     recorder.record_final({"best_val_rmse": 0.5}, predictions)
     summary, columns = read_final(recorder.study)
