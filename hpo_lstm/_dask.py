@@ -38,6 +38,12 @@ from hpo_lstm.training import TrainResult
 
 __all__ = ["CONNECT_TIMEOUT_S", "WORKERS_TIMEOUT_S", "DaskExecutor"]
 
+
+def _connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the scheduler broke (distributed's CommClosedError
+    is an OSError), not a bug of ours."""
+    return isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError))
+
 CONNECT_TIMEOUT_S = 10.0  # to reach the scheduler
 WORKERS_TIMEOUT_S = 60.0  # for a scheduler without workers to get one
 _CLOSE_TIMEOUT_S = 10.0
@@ -194,17 +200,38 @@ class DaskExecutor:
                 running.add(future)
 
         try:
-            submit_more()
+            self._guarded(submit_more)
             for future in running:
                 self._pending.discard(future)
-                yield indices[future], self._outcome(future)
-                submit_more()
+                outcome = self._guarded(self._outcome, future)
+                yield indices[future], outcome
+                self._guarded(submit_more)
         finally:
             # Interrupted or abandoned: do not leave our trainings running on the cluster.
             if self._pending:
                 with contextlib.suppress(Exception):
                     client.cancel(list(self._pending), force=True)
                 self._pending.clear()
+
+    def _guarded(self, call: Any, *args: Any) -> Any:
+        """``call(*args)``, with any error of the cluster's connection as one ClusterError.
+
+        The scheduler can vanish at any moment: between a task finishing and its result being
+        fetched, while asking for the cluster's slots, while submitting. Each of those raises
+        something else from deep inside distributed (OSError, CommClosedError, TimeoutError,
+        CancelledError); the driver says one thing for all of them."""
+        try:
+            return call(*args)
+        except ClusterError:
+            raise
+        except Exception as exc:
+            if self._client is not None and self._client.status == "running" and not _connection_error(exc):
+                raise
+            raise ClusterError(
+                f"A training on the Dask cluster {self.scheduler!r} could not be completed: the scheduler was lost "
+                f"({type(exc).__name__}: {first_line(exc) or 'no message'}); run the same command again to resume "
+                "the study."
+            ) from None
 
     def _slots(self) -> int:
         """Trainings the cluster can run at once now (at least 1: workers may be restarting)."""

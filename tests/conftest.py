@@ -52,6 +52,15 @@ def start_cli(args: list[str], **popen: Any) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "hpo_lstm.cli", *args], stderr=subprocess.PIPE, text=True, **popen)
 
 
+def wait_cli(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """Wait for a process of :func:`start_cli` to end; its exit status and whole stderr.
+
+    Read together (``communicate``), so that an assertion on the status can always show what
+    the process said, and a chatty process cannot block on a full pipe."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
 def open_storage_together(url: str, drivers: int = 6) -> None:
     """Open the storage at ``url`` from ``drivers`` processes started at the same moment; fail
     with their error messages unless every one succeeds."""

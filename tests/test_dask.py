@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, completed_trials, start_cli, write_study
+from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, write_study
 from hpo_lstm._dask_local import LoopbackCluster
 from hpo_lstm.cli import main
 
@@ -96,7 +96,8 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
         victim = next(iter(busy))
         pid = cluster.worker_pids()[victim]
         os.kill(pid, signal.SIGKILL)  # the worker process; its nanny starts a fresh one
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        code, err = wait_cli(proc, 300)
+        assert code == 0, err
         assert pid not in cluster.worker_pids().values(), "the killed worker was replaced"
     # Every evaluation recorded once, none failed, and the retried training gave the same value.
     assert _trials(tmp_path) == local_reference[0]
@@ -120,8 +121,8 @@ def test_a_lost_scheduler_stops_the_driver_in_one_line_and_the_study_resumes(tmp
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
         _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 2, proc, "two trials")
         cluster.kill_scheduler()
-        assert proc.wait(timeout=120) == 2
-        err = proc.stderr.read()
+        code, err = wait_cli(proc, 120)
+    assert code == 2, err
     assert err.startswith("hpo-lstm: error: A training on the Dask cluster") and err.count("\n") == 1, err
     assert "run the same command again to resume" in err
     with LoopbackCluster(workdir=tmp_path / "new") as cluster:  # a new cluster, same study

@@ -22,7 +22,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPACE, open_storage_together, start_cli, write_study
+from conftest import TINY_SPACE, open_storage_together, start_cli, wait_cli, write_study
 from hpo_lstm.cli import main
 
 TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
@@ -88,7 +88,8 @@ def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path,
         for k in (1, 2)
     ]
     for proc in drivers:  # both at once, on one database
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        code, err = wait_cli(proc, 300)
+        assert code == 0, err
     assert main(["report", str(tmp_path / "pg-cmp"), "--quiet"]) == 0
     cells = pd.read_csv(tmp_path / "pg-cmp" / "cells.csv")
     assert len(cells) == 2 * 2 + 2 and cells["n_evaluations"].notna().all()

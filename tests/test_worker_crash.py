@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import psutil
 
-from conftest import TINY_SPACE, start_cli, write_study
+from conftest import TINY_SPACE, start_cli, wait_cli, write_study
 from hpo_lstm.cli import main
 
 # Long enough trainings (25 epochs of 125 steps, about 5 s) that a kill lands mid-training.
@@ -78,7 +78,8 @@ def test_a_worker_killed_mid_training_changes_no_trial(tmp_path: Path):
     _started_cpu_seconds()  # measured before the driver and its workers compete for the cores
     proc = start_cli(_args(tmp_path, "killed", budget=4))
     _kill_a_training_worker(proc, set())
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    code, err = wait_cli(proc, 300)
+    assert code == 0, err
     assert main(_args(tmp_path, "reference", budget=4)) == 0
     killed, reference = _trials(tmp_path / "killed"), _trials(tmp_path / "reference")
     assert len(killed) == 4 and {state for _, _, state in killed.values()} == {"COMPLETE"}
@@ -92,7 +93,8 @@ def test_a_candidate_that_kills_its_worker_every_time_fails_and_the_study_goes_o
     # Once in the pool; then the first candidate trains alone, and is killed both times.
     for _ in range(3):
         _kill_a_training_worker(proc, seen)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    code, err = wait_cli(proc, 300)
+    assert code == 0, err
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'out' / 'hpo-lstm.db'}")
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "FAIL"]
