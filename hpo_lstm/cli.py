@@ -118,12 +118,15 @@ def _build_parser() -> _Parser:
 
     report = commands.add_parser(
         "report",
-        help="rebuild a comparison's tables and plots from its recorded trials (no training)",
-        description="Read the comparison in FOLDER (its compare.json and the Optuna storage it names) and write "
-        "report.md, the CSV tables and the PNG plots again. Nothing is trained.",
+        help="rebuild a comparison's or a run's tables and plots from its recorded trials (no training)",
+        description="Read the comparison in FOLDER (its compare.json) or the run (its summary.json) and the Optuna "
+        "storage it names, and write the outputs again from what the storage recorded: a comparison's report.md, "
+        "CSV tables and PNG plots; a run's summary.json, trials.csv, predictions.csv, convergence.csv/.png and "
+        "predictions.png. The recorded trials are only read; nothing is trained.",
     )
-    report.add_argument("folder", help="the comparison's output folder, e.g. results/compare-co2")
-    report.add_argument("--quiet", action="store_true", help="do not print the summary table")
+    report.add_argument("folder", help="a comparison's or a run's output folder, e.g. results/compare-co2 or "
+                        "results/co2-lstm-woa-seed0")  # fmt: skip
+    report.add_argument("--quiet", action="store_true", help="print nothing (no summary table, no list of files)")
 
     commands.add_parser("optimizers", help="list the registered optimizers")
     commands.add_parser("datasets", help="list the built-in datasets")
@@ -225,10 +228,11 @@ def _run(options: dict[str, Any]) -> int:
     execution = _pop_execution(options)
     config = _make_config(options)
 
+    from hpo_lstm.progress import Progress
     from hpo_lstm.report import write_run_outputs
     from hpo_lstm.study import run_study
 
-    with _Progress(enabled=not quiet) as progress:
+    with Progress(enabled=not quiet) as progress:
         sink = progress.study(f"{config.optimizer}/{config.model}", config.budget)
         result = run_study(config, progress=sink, **execution)
     folder = Path(config.out) / config.study_name
@@ -256,7 +260,9 @@ def _compare(options: dict[str, Any]) -> int:
     config = CompareConfig.from_mapping(values)
     cells = shard_cells(config.cells(), shard)
 
-    with _Progress(enabled=not quiet) as progress:
+    from hpo_lstm.progress import Progress
+
+    with Progress(enabled=not quiet) as progress:
         progress.cells(len(cells), config.compare_name)
         result = run_compare(
             config,
@@ -273,146 +279,28 @@ def _compare(options: dict[str, Any]) -> int:
 
 
 def _report(folder: str, *, quiet: bool) -> int:
-    from hpo_lstm.compare import read_manifest
+    from hpo_lstm.compare import MANIFEST, read_manifest
 
-    read_manifest(folder)  # a wrong folder is refused before pandas, optuna and torch load
-    from hpo_lstm.report import write_comparison_report
+    # A wrong folder is refused before pandas, optuna and torch load.
+    if (Path(folder) / MANIFEST).exists():
+        read_manifest(folder)
+        from hpo_lstm.report import write_comparison_report
 
-    result = write_comparison_report(folder)
-    if not quiet:
-        _print_comparison(result)
-    return 0
-
-
-class _Progress:
-    """Progress on stderr: a comparison's cells, and the current study's evaluations (done,
-    best so far, trained / memo / pruned / resumed counts, elapsed, ETA).
-
-    Rich bars on a terminal; when stderr is a file or a pipe (``nohup ... > log``), plain
-    lines instead, at most one per study every ``LINE_EVERY`` seconds plus one when it ends,
-    and one per finished cell, so a log shows how far a long comparison has got."""
-
-    LINE_EVERY = 30.0
-
-    def __init__(self, *, enabled: bool) -> None:
-        self._progress: Any = None
-        self._lines = False
-        self._cells: Any = None
-        self._study: Any = None
-        self._label = ""
-        self._cells_total = self._cells_done = self._skipped = 0
-        if not enabled:
-            return
-        # The stream itself decides, not rich's is_terminal, which FORCE_COLOR (set by many CI
-        # systems) turns on: live bars redrawn with escape codes make an unreadable log.
-        if not getattr(sys.stderr, "isatty", lambda: False)():
-            self._lines = True
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
-
-        console = Console(stderr=True)
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"),
-            TextColumn("[dim]{task.fields[note]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
+        result = write_comparison_report(folder)
+        if not quiet:
+            _print_comparison(result)
+        return 0
+    if not (Path(folder) / "summary.json").exists():
+        raise ConfigError(
+            f"{folder!r} holds no {MANIFEST} (a comparison's folder) and no summary.json (a run's folder); give a "
+            "folder that hpo-lstm compare or run wrote, e.g. results/compare-co2 or results/<study name>."
         )
+    from hpo_lstm.report._run import RUN_FILES, rebuild_run_outputs
 
-    def __enter__(self) -> _Progress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def cells(self, total: int, label: str) -> None:
-        """Show a bar of a comparison's cells."""
-        self._cells_total = total
-        if self._progress is not None:
-            self._cells = self._progress.add_task(label, total=total, best="cells", note="")
-
-    def cell_done(self, status: str) -> None:
-        self._cells_done += 1
-        self._skipped += status == "skipped"
-        note = f"{self._skipped} finished earlier" if self._skipped else ""
-        if self._progress is not None and self._cells is not None:
-            self._progress.update(self._cells, advance=1, note=note)
-        elif self._lines and status != "skipped":
-            _line(f"cell {self._label} done; cells {self._cells_done}/{self._cells_total}" + (f" ({note})" if note else ""))
-
-    def study(self, label: str, total: int) -> Any:
-        """A fresh evaluations display for one study; returns its progress sink (None when disabled)."""
-        self._label = label
-        if self._lines:
-            return _StudySink(_Lines(label, total, self.LINE_EVERY))
-        if self._progress is None:
-            return None
-        if self._study is not None:
-            self._progress.remove_task(self._study)
-        self._study = self._progress.add_task(label, total=total, best="best val RMSE -", note="")
-        progress, task = self._progress, self._study
-        return _StudySink(lambda best, note: progress.update(task, advance=1, best=best, note=note))
-
-
-def _line(text: str) -> None:
-    print(f"hpo-lstm: {text}", file=sys.stderr, flush=True)
-
-
-class _Lines:
-    """Shows a study's progress as a plain line, at most once every ``every`` seconds and when
-    the last evaluation is in."""
-
-    def __init__(self, label: str, total: int, every: float) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self._label, self._total, self._every = label, total, every
-        self._done = 0
-        self._start = self._last = self._clock()
-
-    def __call__(self, best: str, note: str) -> None:
-        self._done += 1
-        now = self._clock()
-        if self._done < self._total and now - self._last < self._every:
-            return
-        self._last = now
-        minutes, seconds = divmod(int(now - self._start), 60)
-        _line(f"{self._label}: {self._done}/{self._total} evaluations, {best}, {note}, {minutes}:{seconds:02d} elapsed")
-
-
-class _StudySink:
-    """The ``progress`` callback of one study: counts each evaluation and hands
-    ``show(best, note)`` the texts to display."""
-
-    def __init__(self, show: Any) -> None:
-        self._show = show
-        self._best = float("inf")
-        self._counts = {"trained": 0, "pruned": 0, "duplicate": 0, "replayed": 0}
-
-    def __call__(self, *, value: float, kind: str) -> None:
-        self._counts[kind] += 1
-        if kind == "pruned":
-            self._counts["trained"] += 1
-        if value == value and value < self._best:  # NaN never improves
-            self._best = value
-        note = f"{self._counts['trained']} trained"
-        if self._counts["duplicate"]:
-            note += f", {self._counts['duplicate']} memo"
-        if self._counts["pruned"]:
-            note += f" ({self._counts['pruned']} pruned)"
-        if self._counts["replayed"]:
-            note += f", {self._counts['replayed']} resumed"
-        best = f"best val RMSE {self._best:.4g}" if self._best != float("inf") else "best val RMSE -"
-        self._show(best, note)
+    summary = rebuild_run_outputs(folder)
+    if not quiet:
+        print(f"rewrote {', '.join(RUN_FILES)} in {folder} from study {summary['study_name']!r} ({summary['storage']})")
+    return 0
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:

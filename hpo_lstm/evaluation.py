@@ -25,8 +25,17 @@ __all__ = ["Evaluator", "ProgressSink", "TrainJob"]
 
 
 class ProgressSink(Protocol):
-    def __call__(self, *, value: float, kind: str) -> None:
-        """Called once per evaluation; ``kind`` is "trained", "pruned", "duplicate" or "replayed"."""
+    """What a study tells its progress display (:mod:`hpo_lstm.progress` draws it)."""
+
+    def batch(self, trainings: int) -> None:
+        """``trainings`` candidates of a new batch start training now (0: all replayed or memo)."""
+
+    def evaluated(self, *, value: float, kind: str) -> None:
+        """One evaluation is in; ``kind`` is "trained", "pruned", "failed", "duplicate" (a memo
+        hit) or "replayed" (recorded by an earlier run). Trainings report as each one ends."""
+
+    def final(self, *, done: bool) -> None:
+        """The final model is being made (``done=False``), or is made (``done=True``)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class Evaluator:
 
     def _report(self, value: float, kind: str) -> None:
         if self.progress is not None:
-            self.progress(value=value, kind=kind)
+            self.progress.evaluated(value=value, kind=kind)
 
     def __call__(self, batch: list[dict[str, Any]]) -> list[float]:
         generation = self.n_batches
@@ -138,35 +147,39 @@ class Evaluator:
             else:
                 waiting.append((position, index, params))
 
-        # Train each distinct new candidate once, then record every waiting evaluation in order.
-        new: dict[tuple, tuple[int, int, dict[str, Any]]] = {}  # key -> (evaluation index, trial, params)
+        # Train each distinct new candidate once, recording each as its training ends; then
+        # record the memo hits among the waiting evaluations, in order.
+        new: dict[tuple, tuple[int, dict[str, Any]]] = {}  # key -> (evaluation index, params)
         for _, index, params in waiting:
             key = _memo_key(params)
             if key not in self._memo and key not in new:
-                new[key] = (index, self.recorder.start(index, params, self._attrs(generation)), params)
+                new[key] = (index, params)
         keys = list(new)
-        jobs = [
-            TrainJob(self.config.model, params, self.settings, self.config.seed, prune_above)
-            for _, _, params in new.values()
-        ]
+        jobs = [TrainJob(self.config.model, params, self.settings, self.config.seed, prune_above) for _, params in new.values()]
+        if self.progress is not None:
+            self.progress.batch(len(jobs))
         for job_index, outcome in self._map_jobs(jobs):
             key = keys[job_index]
-            index, number, _ = new[key]
+            index, params = new[key]
             value, attrs = self._outcome_attrs(outcome)
-            pruned = isinstance(outcome, TrainResult) and outcome.status == "pruned"
-            curve = outcome.val_curve if isinstance(outcome, TrainResult) else ()
-            self.recorder.finish(number, value, attrs, curve=curve, pruned=pruned)
+            trained = isinstance(outcome, TrainResult)
+            pruned = trained and outcome.status == "pruned"
+            curve = outcome.val_curve if trained else ()
+            times = {"started": outcome.started_at, "ended": outcome.started_at + outcome.seconds} if trained else {}
+            number = self.recorder.record(
+                index, params, value, {**self._attrs(generation), **attrs}, curve=curve, pruned=pruned, **times
+            )
             self._memo[key] = (value, number, pruned)
             if curve:
                 self._curves[index] = curve
             self.n_trained += 1
             self.n_pruned += pruned
+            self._report(value, "pruned" if pruned else "trained" if math.isfinite(value) else "failed")
         for position, index, params in waiting:
             key = _memo_key(params)
             value, number, pruned = self._memo[key]
             values[position] = value
             if key in new and new[key][0] == index:
-                self._report(value, "pruned" if pruned else "trained")
                 continue
             attrs = {**self._attrs(generation), "duplicate_of": number}
             if not math.isfinite(value):

@@ -105,10 +105,8 @@ class Recorder:
             index = trial.user_attrs.get("evaluation")
             if index is None:
                 continue
-            if trial.state == TrialState.RUNNING:
-                trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
-                self._storage.set_trial_user_attr(trial_id, "failure", "interrupted")
-                self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            if trial.state == TrialState.RUNNING:  # left by an earlier hpo-lstm (see close_open)
+                self._close(trial.number, "interrupted")
                 continue
             if trial.user_attrs.get("failure") == "interrupted":
                 continue
@@ -127,59 +125,73 @@ class Recorder:
 
     # Writing ----------------------------------------------------------------------------------
 
-    def start(self, index: int, params: dict[str, Any], attrs: dict[str, Any]) -> int:
-        """Create a RUNNING trial for evaluation ``index``; returns its trial number."""
+    def record(
+        self,
+        index: int,
+        params: dict[str, Any],
+        value: float,
+        attrs: dict[str, Any],
+        *,
+        curve: Sequence[float] = (),
+        pruned: bool = False,
+        started: float | None = None,
+        ended: float | None = None,
+    ) -> int:
+        """Record evaluation ``index`` as one finished trial, in one write; returns its number.
+
+        COMPLETE, PRUNED (with the value it reached) or FAIL (NaN ``value``). ``curve``
+        (validation RMSE per epoch) becomes the trial's intermediate values: learning curves in
+        optuna-dashboard, and the pruning reference of a resumed study. ``started`` and
+        ``ended`` (seconds since the epoch) are the training's own start and end, so the
+        trial's duration in trials.csv and the dashboard is its training's, not its batch's;
+        an evaluation that trained nothing (a memo hit) starts and ends now.
+
+        Trials are written when their training has ended, never before: a crash or Ctrl-C
+        leaves no RUNNING trial behind, and no trial appears in the dashboard while it trains.
+        """
+        from datetime import datetime
+
         from optuna.trial import TrialState, create_trial
 
+        state = TrialState.FAIL if not math.isfinite(value) else TrialState.PRUNED if pruned else TrialState.COMPLETE
         template = create_trial(
-            state=TrialState.RUNNING,
+            state=state,
+            value=value if math.isfinite(value) else None,
             params=params,
             distributions={k: self.distributions[k] for k in params},
             user_attrs={"evaluation": index, **attrs},
+            intermediate_values={e: v for e, v in enumerate(curve, start=1) if math.isfinite(v)},
         )
-        storage = self._storage
-        trial_id = storage.create_new_trial(self._study_id, template_trial=template)
-        return storage.get_trial_number_from_id(trial_id)
-
-    def finish(
-        self, number: int, value: float, attrs: dict[str, Any], *, curve: Sequence[float] = (), pruned: bool = False
-    ) -> None:
-        """Close trial ``number``: COMPLETE, PRUNED (with the value it reached) or FAIL (NaN value).
-
-        ``curve`` (validation RMSE per epoch) becomes the trial's intermediate values: learning
-        curves in optuna-dashboard, and the pruning reference of a resumed study.
-        """
-        from optuna.trial import TrialState
-
-        storage = self._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
-        for key, val in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, val)
-        for epoch, epoch_value in enumerate(curve, start=1):
-            if math.isfinite(epoch_value):
-                storage.set_trial_intermediate_value(trial_id, epoch, epoch_value)
-        if math.isfinite(value):
-            storage.set_trial_state_values(trial_id, TrialState.PRUNED if pruned else TrialState.COMPLETE, [value])
-        else:
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        now = time.time()
+        ended = now if ended is None else ended
+        template.datetime_start = datetime.fromtimestamp(ended if started is None else started)
+        template.datetime_complete = datetime.fromtimestamp(ended)
+        trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        return self._storage.get_trial_number_from_id(trial_id)
 
     def close_open(self, reason: str = "interrupted") -> int:
         """Mark every evaluation trial of the study still RUNNING as FAIL with ``reason``;
         returns how many.
 
-        Used when a run is interrupted, so the storage holds no RUNNING trial; the next run
-        evaluates those candidates again. The storage is read, not a list kept here: Ctrl-C
-        can land after the storage created a trial and before :meth:`start` returned its
-        number. One process drives a study at a time (a starting run closes every RUNNING
-        trial it finds too), so every RUNNING trial is this run's.
+        :meth:`record` writes finished trials only, so a RUNNING trial comes from an earlier
+        hpo-lstm, which created each trial when its training started, and was interrupted.
+        Used when a run is interrupted, and by a starting run (which closes every RUNNING trial
+        it finds), so the storage holds none; the next run evaluates them again.
         """
         from optuna.trial import TrialState
 
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         numbers = [t.number for t in running if "evaluation" in t.user_attrs]
         for number in numbers:
-            self.finish(number, math.nan, {"failure": reason})
+            self._close(number, reason)
         return len(numbers)
+
+    def _close(self, number: int, reason: str) -> None:
+        from optuna.trial import TrialState
+
+        trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        self._storage.set_trial_user_attr(trial_id, "failure", reason)
+        self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     @property
     def n_pruned_trainings(self) -> int:
@@ -197,14 +209,6 @@ class Recorder:
 
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if counts_as_evaluation(t))
-
-    def record(
-        self, index: int, params: dict[str, Any], value: float, attrs: dict[str, Any], *, pruned: bool = False
-    ) -> int:
-        """Record an evaluation that needed no training (a memo hit) in one go."""
-        number = self.start(index, params, attrs)
-        self.finish(number, value, {}, pruned=pruned)
-        return number
 
     def record_final(self, summary: dict[str, Any], predictions: Any) -> None:
         """Store the final model's summary and test predictions with the study.

@@ -208,7 +208,11 @@ def run_study(
             f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
             "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
         )
+    if progress is not None:
+        progress.final(done=False)
     final = final_model(config, dataset, search.best_params, device)
+    if progress is not None:
+        progress.final(done=True)
     if not math.isclose(final.val_rmse, search.best_value, rel_tol=1e-6) and device == "cpu":
         # CPU training is deterministic; a mismatch would mean the record and the model disagree.
         raise StudyFailedError(

@@ -59,6 +59,7 @@ class TrainResult:
     seconds: float
     status: str  # "ok", "pruned" (val_rmse is the best reached) or "diverged" (val_rmse is NaN)
     val_curve: tuple[float, ...]
+    started_at: float = 0.0  # wall clock (seconds since the epoch) when the training started
 
 
 def resolve_device(device: str) -> str:
@@ -119,7 +120,7 @@ def train_candidate(
     x_train, y_train, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
     n_train = x_train.shape[0]
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     rng_devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
     # fork_rng: weight init and dropout draw from torch's global generator; seed it only here.
     with torch.random.fork_rng(devices=rng_devices):
@@ -171,6 +172,7 @@ def train_candidate(
         seconds=time.perf_counter() - started,
         status=status,
         val_curve=tuple(curve),
+        started_at=started_at,
     )
     return result, (model if keep_model else None)
 

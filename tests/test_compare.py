@@ -283,21 +283,24 @@ def test_seeds_are_a_count_or_a_list(text: str, seeds: tuple):
 
 
 def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys, monkeypatch):
-    """With stderr redirected (``nohup ... > log``), progress is plain lines: one per study when it
-    ends (or every 30 s) and one per finished cell, without terminal escape codes, even where
+    """With stderr redirected (``nohup ... > log``), progress is plain lines: one per finished
+    training (or every 30 s), the final model's start and end, and one per finished cell, without terminal escape codes, even where
     FORCE_COLOR asks for colour (as many CI systems set it)."""
-    from hpo_lstm.cli import _Progress
+    from hpo_lstm.progress import Progress
 
     monkeypatch.setenv("FORCE_COLOR", "1")
-    monkeypatch.setattr(_Progress, "LINE_EVERY", 1e9)  # only the end-of-study lines, however slow the machine
+    monkeypatch.setattr(Progress, "LINE_EVERY", 1e9)  # only the end-of-study lines, however slow the machine
     args = ["compare", str(_compare_file(tmp_path)), *(a for a in TINY if a != "--quiet"), "--models", "lstm",
             "--optimizers", "random", "--seeds", "1", "--budget", "4", "--pop-size", "2", "--workers", "1",
             "--out", str(tmp_path / "out")]  # fmt: skip
     assert main(args) == 0
     lines = capsys.readouterr().err.splitlines()
     assert "\x1b" not in "".join(lines)
-    assert [line.split(":")[1].strip() for line in lines if "evaluations" in line] == ["lstm/random seed 0", "lstm/untuned seed 0"]
-    assert any(line.startswith("hpo-lstm: lstm/random seed 0: 4/4 evaluations, best val RMSE ") for line in lines)
+    studies = [line.split(":")[1].strip() for line in lines if "evaluations" in line]
+    assert list(dict.fromkeys(studies)) == ["lstm/random seed 0", "lstm/untuned seed 0"]
+    assert studies.count("lstm/random seed 0") == 4  # a line per finished training (4 distinct candidates)
+    assert any(line.startswith("hpo-lstm: lstm/random seed 0: 4/4 evaluations, best ") for line in lines)
+    assert "hpo-lstm: lstm/random seed 0: final model ready" in "\n".join(lines)
     assert lines[-1] == "hpo-lstm: cell lstm/untuned seed 0 done; cells 2/2"
     # A rerun finds both cells finished and trains nothing, so it prints no progress lines.
     assert main(args) == 0

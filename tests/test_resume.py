@@ -124,26 +124,39 @@ def recorder(tmp_path: Path):
     return Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
 
 
-def test_an_interrupt_between_creating_a_trial_and_noting_it_leaves_no_running_trial(recorder):
-    # Ctrl-C can land inside Recorder.start, after the storage committed the new RUNNING trial
-    # and before start returned its number. Here the storage creates a trial on its own, as if
-    # start had been cut short; the interrupt handler must still close it.
+def test_running_trials_left_by_an_earlier_version_are_closed_as_interrupted(recorder):
+    # Trials are written once, finished; an earlier hpo-lstm created them RUNNING when their
+    # training started, and Ctrl-C could land after the storage committed one and before its
+    # number was noted. Whatever RUNNING evaluation trials a study holds, close_open closes them.
     from optuna.trial import TrialState, create_trial
 
-    finished = recorder.start(0, {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}, {})
-    recorder.finish(finished, 0.5, {})
-    noted = recorder.start(1, {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1}, {})
-    template = create_trial(state=TrialState.RUNNING, user_attrs={"evaluation": 2})
+    finished = recorder.record(0, {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}, 0.5, {})
     study_id = recorder._storage.get_study_id_from_name(recorder.config.study_name)
-    cut_short = recorder._storage.get_trial_number_from_id(recorder._storage.create_new_trial(study_id, template))
+    running = []
+    for index in (1, 2):
+        template = create_trial(state=TrialState.RUNNING, user_attrs={"evaluation": index})
+        running.append(recorder._storage.get_trial_number_from_id(recorder._storage.create_new_trial(study_id, template)))
 
     assert recorder.close_open("interrupted") == 2
     trials = {t.number: t for t in recorder.study.get_trials()}
     assert trials[finished].state == TrialState.COMPLETE and trials[finished].value == 0.5
-    for number in (noted, cut_short):
+    for number in running:
         assert trials[number].state == TrialState.FAIL
         assert trials[number].user_attrs["failure"] == "interrupted"
     assert recorder.close_open("interrupted") == 0
+
+
+def test_a_trial_lasts_as_long_as_its_training(recorder):
+    # trials.csv and optuna-dashboard show datetime_start/complete: the training's own, not
+    # the batch's; a memo hit (no training) lasts no time.
+    params = {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}
+    trained = recorder.record(0, params, 0.5, {}, curve=(0.9, 0.5), started=1_700_000_000.25, ended=1_700_000_003.75)
+    memo = recorder.record(1, params, 0.5, {"duplicate_of": trained})
+    trials = {t.number: t for t in recorder.study.get_trials()}
+    assert trials[trained].duration.total_seconds() == pytest.approx(3.5)
+    assert trials[trained].datetime_start.timestamp() == pytest.approx(1_700_000_000.25)
+    assert trials[trained].intermediate_values == {1: 0.9, 2: 0.5}
+    assert trials[memo].duration.total_seconds() == 0
 
 
 def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(recorder):

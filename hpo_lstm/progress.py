@@ -1,0 +1,267 @@
+"""Progress of studies and comparisons, on stderr.
+
+A study tells its display three things (:class:`hpo_lstm.evaluation.ProgressSink`): a batch
+starts training, an evaluation is in (each training as it ends, replays and memo hits at
+once), and the final model is being made. :class:`StudyState` turns that into numbers (done,
+best so far, counts by kind, trainings in flight, elapsed, ETA); two displays show them:
+
+* on a terminal, one rich bar per study (and one for a comparison's cells), at most 80
+  columns wide, redrawn in place;
+* when stderr is a file or a pipe (``nohup hpo-lstm compare ... 2> log``), plain lines: one
+  per finished training, one when a study ends, one per finished comparison cell, the final
+  model's start and end, and, from a timer, one every ``LINE_EVERY`` seconds in which nothing
+  else was printed, so a log never stays silent while long trainings run.
+
+The ETA counts evaluations made in this run only (replays of an earlier run take no time),
+from the moment the first batch started training; it is "-" until a first training has ended.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Progress", "StudyState"]
+
+
+def _clock_text(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class StudyState:
+    """The numbers of one study's progress, fed by its :class:`ProgressSink` calls."""
+
+    KINDS = ("trained", "pruned", "failed", "duplicate", "replayed")
+
+    def __init__(self, label: str, total: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.total, self._clock = label, total, clock
+        self.counts = dict.fromkeys(self.KINDS, 0)
+        self.best = float("inf")
+        self.in_flight = 0
+        self.final = ""  # "", "running" or "done"
+        self.started = clock()
+        self._work_started: float | None = None  # when this run's first batch started training
+        self._work_done = 0  # evaluations since then (replays excluded)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def batch(self, trainings: int) -> None:
+        self.in_flight = trainings
+        if trainings and self._work_started is None:
+            self._work_started = self._clock()
+
+    def evaluated(self, *, value: float, kind: str) -> None:
+        self.counts[kind] += 1
+        if kind in ("trained", "pruned", "failed"):
+            self.in_flight = max(0, self.in_flight - 1)
+        if kind != "replayed" and self._work_started is not None:
+            self._work_done += 1
+        if value == value and value < self.best:  # NaN never improves
+            self.best = value
+
+    def eta(self) -> float | None:
+        """Seconds left at this run's pace so far (None before a first training has ended)."""
+        if self.done >= self.total:
+            return 0.0
+        if self._work_started is None or not (self.counts["trained"] + self.counts["pruned"] + self.counts["failed"]):
+            return None
+        per_evaluation = (self._clock() - self._work_started) / max(1, self._work_done)
+        return per_evaluation * (self.total - self.done)
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+    def best_text(self) -> str:
+        return f"best {self.best:.4g}" if self.best != float("inf") else "best -"
+
+    def counts_text(self, sep: str = " ") -> str:
+        c = self.counts
+        parts = [f"{c['trained'] + c['pruned']} trained"]
+        parts += [f"{c[k]} {name}" for k, name in
+                  (("pruned", "pruned"), ("duplicate", "memo"), ("failed", "failed"), ("replayed", "resumed")) if c[k]]  # fmt: skip
+        return sep.join(parts)
+
+    def eta_text(self) -> str:
+        eta = self.eta()
+        return "eta -" if eta is None else f"eta {_clock_text(eta)}"
+
+    def line(self) -> str:
+        """The whole state as one log line."""
+        text = f"{self.label}: {self.done}/{self.total} evaluations, {self.best_text()} val RMSE, {self.counts_text(', ')}"
+        if self.final == "running":
+            text += ", training the final model"
+        elif self.in_flight and self.done < self.total:
+            text += f", {self.in_flight} training"
+        return f"{text}, {_clock_text(self.elapsed())} elapsed, {self.eta_text()}"
+
+
+class Progress:
+    """Progress on stderr for a ``run`` (one study) or a ``compare`` (cells, then a study each).
+
+    ``with Progress(enabled=True) as progress: sink = progress.study(label, budget)``; the sink
+    goes to :func:`hpo_lstm.run_study`. Disabled, every sink is None and nothing is printed.
+    """
+
+    LINE_EVERY = 30.0  # seconds of silence after which the log gets a line anyway
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._rich: Any = None
+        self._lines = False
+        self._cells_task: Any = None
+        self._study_task: Any = None
+        self._state: StudyState | None = None
+        self._cells_total = self._cells_done = self._skipped = 0
+        self._lock = threading.Lock()
+        self._last_line = time.monotonic()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        if not enabled:
+            return
+        # The stream itself decides, not rich's is_terminal, which FORCE_COLOR (set by many CI
+        # systems) turns on: live bars redrawn with escape codes make an unreadable log.
+        if not getattr(sys.stderr, "isatty", lambda: False)():
+            self._lines = True
+            return
+        self._rich = _rich_progress()
+
+    def __enter__(self) -> Progress:
+        if self._rich is not None:
+            self._rich.start()
+        elif self._lines:
+            self._timer = threading.Thread(target=self._tick_forever, name="hpo-lstm-progress", daemon=True)
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        if self._rich is not None:
+            self._rich.stop()
+
+    # A comparison's cells ---------------------------------------------------------------------
+
+    def cells(self, total: int, label: str) -> None:
+        """Show a bar of a comparison's cells."""
+        self._cells_total = total
+        if self._rich is not None:
+            self._cells_task = self._rich.add_task(label, total=total, text=f"0/{total} cells")
+
+    def cell_done(self, status: str) -> None:
+        """A cell ended: "done" (ran now) or "skipped" (finished earlier)."""
+        self._cells_done += 1
+        self._skipped += status == "skipped"
+        note = f" ({self._skipped} finished earlier)" if self._skipped else ""
+        label = self._state.label if self._state is not None else ""
+        if self._rich is not None and self._cells_task is not None:
+            text = f"{self._cells_done}/{self._cells_total} cells{note}"
+            self._rich.update(self._cells_task, advance=1, text=text)
+        elif self._lines and status != "skipped":
+            self._print(f"cell {label} done; cells {self._cells_done}/{self._cells_total}{note}")
+        if status == "done":
+            self._state = None
+
+    # One study --------------------------------------------------------------------------------
+
+    def study(self, label: str, total: int) -> _Sink | None:
+        """A fresh display for one study of ``total`` evaluations; returns its progress sink."""
+        if self._rich is None and not self._lines:
+            return None
+        state = StudyState(label, total)
+        with self._lock:
+            self._state = state
+        if self._rich is not None:
+            if self._study_task is not None:
+                self._rich.remove_task(self._study_task)
+            self._study_task = self._rich.add_task(label, total=total, state=state)
+        return _Sink(self, state)
+
+    def _changed(self, state: StudyState, *, kind: str = "") -> None:
+        if self._rich is not None:
+            self._rich.update(self._study_task, completed=state.done)
+            return
+        if kind == "final":
+            self._print(f"{state.label}: {'final model ready' if state.final == 'done' else 'training the final model'}"
+                        f", {_clock_text(state.elapsed())} elapsed")  # fmt: skip
+        elif kind in ("trained", "pruned", "failed") or (kind and state.done == state.total):
+            self._print(state.line())
+
+    # Log lines --------------------------------------------------------------------------------
+
+    def _print(self, text: str, now: float | None = None) -> None:
+        with self._lock:
+            print(f"hpo-lstm: {text}", file=sys.stderr, flush=True)
+            self._last_line = time.monotonic() if now is None else now
+
+    def tick(self, now: float | None = None) -> bool:
+        """Print the current study's line if nothing was printed for ``LINE_EVERY`` seconds;
+        whether it printed. The log form's timer calls this every second."""
+        now = time.monotonic() if now is None else now
+        state = self._state
+        if state is None or state.done >= state.total and state.final != "running":
+            return False
+        if now - self._last_line < self.LINE_EVERY:
+            return False
+        self._print(state.line(), now)
+        return True
+
+    def _tick_forever(self) -> None:
+        while not self._stop.wait(1.0):
+            self.tick()
+
+
+class _Sink:
+    """The progress sink of one study (see :class:`hpo_lstm.evaluation.ProgressSink`)."""
+
+    def __init__(self, progress: Progress, state: StudyState) -> None:
+        self._progress, self.state = progress, state
+
+    def batch(self, trainings: int) -> None:
+        self.state.batch(trainings)
+        self._progress._changed(self.state)
+
+    def evaluated(self, *, value: float, kind: str) -> None:
+        self.state.evaluated(value=value, kind=kind)
+        self._progress._changed(self.state, kind=kind)
+
+    def final(self, *, done: bool) -> None:
+        self.state.final = "done" if done else "running"
+        self._progress._changed(self.state, kind="final")
+
+
+def _rich_progress(console: Any = None) -> Any:
+    """The terminal display: ``label  bar  done/total  best  counts  elapsed  eta``, 80 columns."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress as RichProgress, ProgressColumn
+    from rich.text import Text
+
+    class StateColumn(ProgressColumn):
+        """done/total, best so far, counts, elapsed and ETA; a cells bar shows its own text."""
+
+        def render(self, task: Any) -> Text:
+            state: StudyState | None = task.fields.get("state")
+            if state is None:
+                return Text(task.fields.get("text", ""), style="dim")
+            if state.final == "running":
+                tail = "final model"
+            elif state.final == "done":
+                tail = "done"
+            else:
+                tail = state.eta_text()
+            text = f"{state.done}/{state.total} {state.best_text()} {state.counts_text()} {_clock_text(state.elapsed())} {tail}"
+            return Text(text, no_wrap=True, overflow="ellipsis")
+
+    return RichProgress(
+        "[bold]{task.description}",
+        BarColumn(bar_width=12),
+        StateColumn(),
+        console=console or Console(stderr=True),
+        refresh_per_second=4,
+    )
