@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo_lstm.report._plots import plot_best_predictions, plot_convergence_bands, plot_params
+from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._tables import (
     best_so_far,
     convergence_bands,
@@ -158,11 +158,16 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
 
     naive_val = manifest["data"]["val_baselines"]["naive_last"]["rmse"]
     plots = []
+    single_batch = manifest["base"]["budget"] <= manifest["base"]["pop_size"]
+    target = manifest["data"]["target"]
     if tables["convergence_bands"] is not None:
         plot_convergence_bands(tables["convergence_bands"], folder / "convergence.png", models=models,
-                               optimizers=optimizers, naive_val_rmse=naive_val)  # fmt: skip
-        plots.append(("Convergence: best-so-far validation RMSE over evaluations, median and IQR over seeds",
-                      "convergence.png"))  # fmt: skip
+                               optimizers=optimizers, naive_val_rmse=naive_val,
+                               note=SINGLE_BATCH_NOTE if single_batch else None)  # fmt: skip
+        caption = "Convergence: best-so-far validation RMSE over evaluations, median and IQR over seeds"
+        if single_batch:
+            caption += " (the budget is one batch: 'convergence' is only the order within that batch)"
+        plots.append((caption, "convergence.png"))
     if not comparison.predictions.empty:
         plot_best_predictions(comparison.predictions, folder / "predictions.png", unit_label=manifest["data"]["target"])
         plots.append(("Predicted vs actual on the test split, each model's best cell by validation RMSE",
@@ -171,7 +176,8 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
         space = manifest["base"]["space"]
         searched = [(name, spec["log"], spec["integer"]) for name, spec in space.items() if spec["low"] != spec["high"]]
         if searched:
-            plot_params(comparison.trials, folder / "params.png", params=searched, optimizers=optimizers)
+            plot_params(comparison.trials, folder / "params.png", params=searched, optimizers=optimizers,
+                        models=models, value_label=f"validation RMSE ({target})")  # fmt: skip
             plots.append(("Searched parameters against validation RMSE (every evaluation of every tuned cell)",
                           "params.png"))  # fmt: skip
     text = render_markdown(comparison, tables, plots)
@@ -226,6 +232,9 @@ def _protocol(comparison: Comparison) -> str:
         "scaler fitted on the training rows only.",
         f"- **Search**: {space}; budget {base['budget']} evaluations per study (batches of {base['pop_size']}); "
         f"fitness = validation RMSE.",
+        *(["- **One batch**: the budget fits in a single batch, so every candidate is chosen before any result is "
+           "known; the convergence plot shows only the order within that batch, not convergence."]
+          if base["budget"] <= base["pop_size"] else []),
         f"- **Training**: Adam, at most {base['max_epochs']} epochs, early stopping patience {base['patience']}, "
         f"batch {base['batch_size']}, pruning `{base['pruning']}`; device {comparison.device}.",
         f"- **Cells**: models {', '.join(manifest['models'])} x optimizers {', '.join(manifest['optimizers'])} x "

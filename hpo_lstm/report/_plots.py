@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import math
+import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_best_predictions", "plot_convergence", "plot_convergence_bands", "plot_params", "plot_predictions"]
+__all__ = [
+    "SINGLE_BATCH_NOTE",
+    "plot_best_predictions",
+    "plot_convergence",
+    "plot_convergence_bands",
+    "plot_params",
+    "plot_predictions",
+]
 
 
 @contextlib.contextmanager
@@ -39,36 +47,86 @@ def _value_limits(values: Any, reference: float | None = None) -> tuple[float, f
     return float(finite.min()) * 0.97, top * 1.05
 
 
-def plot_convergence(table: Any, path: Path, *, title: str, naive_val_rmse: float | None = None) -> None:
-    """One study: each evaluation's validation RMSE and the best so far."""
-    with _figure(path, figsize=(7, 4), dpi=120) as (_, ax):
-        ax.scatter(table["evaluation"], table["value"], s=12, alpha=0.5, label="evaluation")
-        ax.step(table["evaluation"], table["best_so_far"], where="post", color="C3", label="best so far")
+# How each kind of evaluation is drawn in a run's convergence plot (see convergence_table).
+_KIND_STYLE = {
+    "trained": {"marker": "o", "color": "C0", "s": 18, "alpha": 0.6, "label": "trained"},
+    "pruned": {"marker": "v", "color": "C1", "s": 26, "alpha": 0.9, "label": "pruned (best value reached)"},
+    "memo": {"marker": "s", "facecolors": "none", "edgecolors": "0.35", "s": 26, "linewidths": 0.8,
+             "label": "memo (repeated candidate)"},
+    "failed": {"marker": "x", "color": "k", "s": 30, "linewidths": 1.2, "label": "failed (no value; drawn at the top)"},
+}  # fmt: skip
+SINGLE_BATCH_NOTE = "one batch: the order within the batch, not convergence"
+
+
+def plot_convergence(table: Any, path: Path, *, title: str, value_label: str = "validation RMSE",
+                     naive_val_rmse: float | None = None) -> None:  # fmt: skip
+    """One study: each evaluation's validation RMSE by kind (trained, pruned, memo, failed),
+    the best so far, and the batch (generation) boundaries.
+
+    Failed evaluations have no value and sit on the top edge (an x); values above the top
+    (diverged outliers the y range leaves out) sit there too, as triangles pointing up."""
+    from matplotlib.ticker import MaxNLocator
+
+    with _figure(path, figsize=(9, 4.2), dpi=120) as (_, ax):
+        x, values = np.asarray(table["evaluation"]), np.asarray(table["value"], dtype=float)
+        kinds, batches = np.asarray(table["kind"]), np.asarray(table["batch"])
+        limits = _value_limits(values, naive_val_rmse) or (0.0, 1.0)
+        ax.set_ylim(*limits)
+        top = limits[1]
+        starts = x[1:][batches[1:] != batches[:-1]]
+        for i, start in enumerate(starts):
+            ax.axvline(start - 0.5, color="0.8", linewidth=0.8, zorder=0, label="batch boundary" if i == 0 else None)
+        for kind, style in _KIND_STYLE.items():
+            mine = kinds == kind
+            if not mine.any():
+                continue
+            style = {**style, "label": f"{style['label']}: {int(mine.sum())}"}
+            shown = mine & ~(values > top)  # NaN (failed, or a memo of a failed candidate) on the top edge
+            ax.scatter(x[shown], np.where(np.isfinite(values), values, top)[shown], zorder=3, clip_on=False, **style)
+            above = mine & (values > top)
+            if above.any():
+                label = f"{kind}, above the plot: {int(above.sum())}"
+                ax.scatter(x[above], np.full(int(above.sum()), top), zorder=3, clip_on=False,
+                           **{**style, "marker": "^", "label": label})  # fmt: skip
+        ax.step(x, table["best_so_far"], where="post", color="C3", linewidth=1.5, label="best so far", zorder=2)
         if naive_val_rmse is not None:
             ax.axhline(naive_val_rmse, color="0.4", linestyle="--", linewidth=1, label="naive last value")
-        limits = _value_limits(table["value"], naive_val_rmse)
-        if limits:
-            ax.set_ylim(*limits)
+        if len(x) > 1 and len(set(batches.tolist())) == 1:
+            ax.text(1.01, 0.0, textwrap.fill(SINGLE_BATCH_NOTE, 26), transform=ax.transAxes, va="bottom", fontsize=9,
+                    style="italic", color="0.2")  # fmt: skip
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("evaluation")
-        ax.set_ylabel("validation RMSE")
-        ax.set_title(title)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.set_ylabel(value_label)
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
 
 
-def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: str) -> None:
-    """One study: actual vs predicted on the test split."""
-    with _figure(path, figsize=(9, 4), dpi=120) as (_, ax):
-        ax.plot(predictions["time"], predictions["actual"], color="0.2", linewidth=1, label="actual")
-        ax.plot(predictions["time"], predictions["predicted"], color="C3", linewidth=1, label="predicted")
-        ax.set_xlabel("time")
-        ax.set_ylabel(unit_label)
-        ax.set_title(title)
-        ax.legend(fontsize=8)
+def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: str, zoom: float = 0.1) -> None:
+    """One study on the test split: actual, predicted and the naive last-value forecast, over
+    the whole split and zoomed on its last ``zoom`` share (at least 20 points), where the
+    naive forecast's one-step lag can be seen."""
+    n = len(predictions)
+    last = predictions.iloc[max(0, n - max(20, math.ceil(zoom * n))) :]
+    with _figure(path, nrows=2, figsize=(9, 6), dpi=120, gridspec_kw={"height_ratios": [3, 2]}) as (_, axes):
+        for ax, rows in zip(axes, (predictions, last)):
+            ax.plot(rows["time"], rows["actual"], color="0.15", linewidth=1.1, label="actual")
+            ax.plot(rows["time"], rows["naive_last"], color="C0", linewidth=0.9, linestyle="--",
+                    label="naive: last value")  # fmt: skip
+            ax.plot(rows["time"], rows["predicted"], color="C3", linewidth=1.1, label="predicted")
+            ax.set_ylabel(unit_label)
+            ax.grid(alpha=0.3)
+        if len(last) < n:
+            axes[0].axvspan(last["time"].iloc[0], last["time"].iloc[-1], color="0.9", zorder=0, label="zoomed below")
+        axes[0].set_title(title, fontsize=10)
+        axes[0].legend(fontsize=8, loc="upper left", ncol=4)
+        axes[1].set_title(f"last {len(last)} of {n} test points", fontsize=9)
+        axes[1].set_xlabel("time")
 
 
 def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], optimizers: Sequence[str],
-                           naive_val_rmse: float | None = None) -> None:  # fmt: skip
-    """Median and inter-quartile band of best-so-far validation RMSE over seeds; a panel per model."""
+                           naive_val_rmse: float | None = None, note: str | None = None) -> None:  # fmt: skip
+    """Median and inter-quartile band of best-so-far validation RMSE over seeds; a panel per model.
+    ``note`` (e.g. ``SINGLE_BATCH_NOTE``) is written in the first panel's lower left corner."""
     with _figure(path, ncols=len(models), figsize=(5.5 * len(models), 4), dpi=120, sharey=True, squeeze=False) as (
         _,
         axes,
@@ -91,6 +149,9 @@ def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], opt
             ax.set_xlabel("evaluation")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("best-so-far validation RMSE\n(median, IQR band over seeds)")
+        if note:
+            axes[0][0].text(0.02, 0.03, note, transform=axes[0][0].transAxes, fontsize=8, style="italic", color="0.2",
+                            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
         axes[0][-1].legend(fontsize=8, loc="upper right")
 
 
@@ -112,40 +173,43 @@ def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str) -> N
         axes[-1][0].set_xlabel("time")
 
 
-def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bool]],
-                optimizers: Sequence[str]) -> None:  # fmt: skip
-    """Each searched parameter against validation RMSE, every evaluation of every tuned cell.
+def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bool]], optimizers: Sequence[str],
+                models: Sequence[str] | None = None, value_label: str = "validation RMSE") -> None:  # fmt: skip
+    """Each searched parameter against validation RMSE, every evaluation of every tuned cell:
+    a row of panels per model (``models``; by default those of the ``model`` column, in order
+    of appearance), a colour per optimizer.
 
     ``params`` are (name, log-scaled, integer) triples; log-scaled parameters get a log axis.
     """
     from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
+    if models is None:
+        models = list(dict.fromkeys(trials["model"])) if "model" in trials.columns else []
+    rows_of = [(m, trials[trials["model"] == m]) for m in models] or [(None, trials)]
     n = len(params)
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
     limits = _value_limits(trials["value"])
-    with _figure(path, nrows=nrows, ncols=ncols, figsize=(4.5 * ncols, 3.6 * nrows), dpi=120, squeeze=False) as (
-        _,
-        axes,
-    ):
-        flat = axes.ravel()
-        for ax, (name, log, integer) in zip(flat, params):
-            for i, optimizer in enumerate(optimizers):
-                rows = trials[trials["optimizer"] == optimizer]
-                ax.scatter(rows[f"param_{name}"], rows["value"], s=9, alpha=0.5, color=f"C{i}", label=optimizer)
-            if log:
-                ax.set_xscale("log")
-                if integer:  # plain numbers (8, 16, 32, ...) read better than powers of ten
-                    ax.xaxis.set_major_locator(LogLocator(base=2))
-                    ax.xaxis.set_major_formatter("{x:.0f}")
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            elif integer:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if limits:
-                ax.set_ylim(*limits)
-            ax.set_xlabel(name)
-            ax.set_ylabel("validation RMSE")
-            ax.grid(alpha=0.3)
-        for ax in flat[n:]:
-            ax.set_visible(False)
-        flat[0].legend(fontsize=7, loc="upper right")
+    with _figure(path, nrows=len(rows_of), ncols=n, figsize=(4.2 * n + 1.2, 3.3 * len(rows_of)), dpi=120,
+                 squeeze=False, sharey=True) as (_, axes):  # fmt: skip
+        for axes_row, (model, of_model) in zip(axes, rows_of):
+            for ax, (name, log, integer) in zip(axes_row, params):
+                for i, optimizer in enumerate(optimizers):
+                    rows = of_model[of_model["optimizer"] == optimizer]
+                    ax.scatter(rows[f"param_{name}"], rows["value"], s=10, alpha=0.55, color=f"C{i}", linewidths=0,
+                               label=optimizer)  # fmt: skip
+                if log:
+                    ax.set_xscale("log")
+                    if integer:  # plain numbers (8, 16, 32, ...) read better than powers of ten
+                        ax.xaxis.set_major_locator(LogLocator(base=2))
+                        ax.xaxis.set_major_formatter("{x:.0f}")
+                    ax.xaxis.set_minor_formatter(NullFormatter())
+                elif integer:
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if limits:
+                    ax.set_ylim(*limits)
+                ax.set_xlabel(name)
+                ax.grid(alpha=0.3)
+                if model is not None:
+                    ax.set_title(f"{model}: {name}", fontsize=10)
+            axes_row[0].set_ylabel(value_label if model is None else f"{model}\n{value_label}")
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="optimizer",
+                           title_fontsize=8, markerscale=1.5)  # fmt: skip

@@ -1,64 +1,234 @@
-"""What ``hpo-lstm run`` writes: summary.json, trials.csv, predictions.csv, convergence.csv/.png,
-predictions.png.
+"""What ``hpo-lstm run`` writes, and ``hpo-lstm report RUNFOLDER`` writes again: summary.json,
+trials.csv, predictions.csv, convergence.csv/.png, predictions.png.
 
-Plot data is computed into plain tables first (``convergence_table``) and drawn second, so
-tests check numbers, not pixels.
+Every file is written from what the study's storage recorded (its final summary and test
+predictions, and its trials), by one function (``write_run_files``), so the report of a run
+rebuilds the files the run wrote, byte for byte where they are text. Plot data is computed
+into plain tables first (``convergence_table``) and drawn second, so tests check numbers, not
+pixels. Nothing here imports torch or the study runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import numpy as np
+import pandas as pd
 
+from hpo_lstm._errors import ConfigError
 from hpo_lstm._json import dumps
-from hpo_lstm.optimizers import Evaluation
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far
-from hpo_lstm.study import StudyResult
 
-__all__ = ["convergence_table", "write_run_outputs"]
+if TYPE_CHECKING:
+    from hpo_lstm.study import StudyResult
+
+__all__ = [
+    "KINDS",
+    "RUN_FILES",
+    "convergence_table",
+    "predictions_frame",
+    "rebuild_run_outputs",
+    "target_label",
+    "write_run_files",
+    "write_run_outputs",
+]
+
+RUN_FILES = ("summary.json", "trials.csv", "predictions.csv", "convergence.csv", "convergence.png", "predictions.png")
+KINDS = ("trained", "pruned", "memo", "failed")
+
+# Units of built-in datasets' targets, keyed by (dataset, target); a CSV's unit is unknown.
+_UNITS = {("co2", "co2"): "ppmv"}
+# summary.json lists these first (the storage keeps the summary with sorted keys).
+_SUMMARY_FIRST = (
+    "study_name", "optimizer", "model", "dataset", "target", "features", "budget", "pop_size", "n_evaluations",
+    "n_trained", "n_duplicates", "n_replayed", "n_pruned", "n_failed", "best_params", "best_val_rmse", "test",
+    "baselines", "val_baselines", "beats_naive",
+)  # fmt: skip
+_FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
-def convergence_table(evaluations: Sequence[Evaluation]) -> Any:
-    """One row per evaluation: its value and the best finite value so far."""
-    import pandas as pd
-
-    values = np.array([e.value for e in evaluations], dtype=float)
-    return pd.DataFrame(
-        {
-            "evaluation": np.arange(1, len(values) + 1),
-            "batch": [e.batch for e in evaluations],
-            "value": values,
-            "best_so_far": best_so_far(values),
-        }
-    )
+# Tables -----------------------------------------------------------------------------------------
 
 
-def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
-    """Write the run's files into ``folder``; returns the summary written to summary.json."""
+def convergence_table(trials: Any) -> pd.DataFrame:
+    """One row per evaluation of a study, in the optimizer's order.
+
+    ``trials`` is the study's trials as Optuna's ``trials_dataframe()`` lays them out (the
+    layout of trials.csv) or a sequence of FrozenTrials. An evaluation is a finished trial
+    hpo-lstm recorded (user attr ``evaluation``) that is not an attempt a crash interrupted
+    (``failure`` "interrupted"). Columns: ``evaluation`` (1-based), ``batch`` (the generation
+    it was asked in), ``value`` (validation RMSE; NaN when it failed), ``best_so_far`` and
+    ``kind``: memo (a repeated candidate, answered from the record: ``duplicate_of``), failed,
+    pruned (a training the pruner stopped; its value is the best it reached) or trained.
+    """
+    frame = trials if isinstance(trials, pd.DataFrame) else _trials_frame(trials)
+    empty = pd.Series(np.nan, index=frame.index, dtype=object)
+    attrs = ("evaluation", "generation", "duplicate_of", "failure")
+    col = {name: frame.get(f"user_attrs_{name}", empty) for name in attrs}
+    state = frame.get("state", empty).astype(str)
+    keep = col["evaluation"].notna() & (col["failure"] != "interrupted") & state.isin(_FINISHED)
+    rows = pd.DataFrame({
+        "evaluation": col["evaluation"][keep].astype(int) + 1,
+        "batch": col["generation"][keep].astype(int),
+        "value": frame.get("value", empty)[keep].astype(float).where(state[keep] != "FAIL"),
+        "kind": np.select(
+            [col["duplicate_of"][keep].notna(), state[keep] == "FAIL", state[keep] == "PRUNED"],
+            ["memo", "failed", "pruned"],
+            "trained",
+        ),
+    }).sort_values("evaluation", kind="stable")  # fmt: skip
+    rows.insert(3, "best_so_far", best_so_far(rows["value"].to_numpy()))
+    return rows.reset_index(drop=True)
+
+
+def _trials_frame(trials: Iterable[Any]) -> pd.DataFrame:
+    """FrozenTrials as the columns of ``trials_dataframe()`` that ``convergence_table`` reads."""
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        rows.append({
+            "value": trial.value if trial.value is not None else math.nan,
+            "state": trial.state.name,
+            **{f"user_attrs_{k}": attrs.get(k) for k in ("evaluation", "generation", "duplicate_of", "failure")},
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["value", "state", "user_attrs_evaluation", "user_attrs_generation",
+                                       "user_attrs_duplicate_of", "user_attrs_failure"])  # fmt: skip
+
+
+def predictions_frame(columns: Mapping[str, list]) -> pd.DataFrame:
+    """The test predictions as recorded with the study (columns of plain values; time stamps as
+    ISO text) -> a frame: time (datetime64 or row number), then the recorded columns."""
+    frame = pd.DataFrame({"time": columns["time"], **{k: v for k, v in columns.items() if k != "time"}})
+    if not pd.api.types.is_numeric_dtype(frame["time"]):
+        frame["time"] = pd.to_datetime(frame["time"])
+    return frame
+
+
+def target_label(summary: Mapping[str, Any]) -> str:
+    """The target's name for axis labels, with its unit where known ("co2, ppmv")."""
+    target = str(summary.get("target") or "target")
+    unit = summary.get("unit") or _UNITS.get((str(summary.get("dataset")), target))
+    return f"{target}, {unit}" if unit else target
+
+
+# Writing ----------------------------------------------------------------------------------------
+
+
+def write_run_files(
+    folder: Path, *, summary: Mapping[str, Any], predictions: pd.DataFrame, trials: pd.DataFrame, target: str
+) -> dict[str, Any]:
+    """Write a run's files (``RUN_FILES``) into ``folder`` from its recorded data: the final
+    ``summary``, the test ``predictions`` (time, actual, predicted, naive_last), the study's
+    ``trials`` (Optuna's ``trials_dataframe()``) and the ``target`` label of the axes.
+    Returns the summary as written to summary.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = result.summary()
+    summary = _ordered(summary)
     (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
-    result.trials.to_csv(folder / "trials.csv", index=False)
-    result.final.predictions.to_csv(folder / "predictions.csv", index=False)
-    table = convergence_table(result.search.evaluations)
+    trials.to_csv(folder / "trials.csv", index=False)
+    predictions.to_csv(folder / "predictions.csv", index=False)
+    table = convergence_table(trials)
     table.to_csv(folder / "convergence.csv", index=False)
-    label = f"{result.config.model} + {result.config.optimizer} on {summary['dataset']}"
+    label = f"{summary['model']} + {summary['optimizer']} on {summary['dataset']}"
     plot_convergence(
         table,
         folder / "convergence.png",
-        title=f"{label}: best-so-far validation RMSE",
+        title=f"{label}: validation RMSE per evaluation",
+        value_label=f"validation RMSE ({target})",
         naive_val_rmse=summary["val_baselines"]["naive_last"]["rmse"],
     )
     test = summary["test"]["rmse"]
     naive = summary["baselines"]["naive_last"]["rmse"]
     plot_predictions(
-        result.final.predictions,
+        predictions,
         folder / "predictions.png",
-        title=f"{label}: test RMSE {test:.4g} (naive {naive:.4g})",
-        unit_label=result.dataset.target,
+        title=f"{label}: test RMSE {test:.4g} (naive last value {naive:.4g})",
+        unit_label=target,
     )
     return summary
+
+
+def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
+    """Write the run's files into ``folder`` from what its storage recorded (as ``hpo-lstm
+    report FOLDER`` does later); returns the summary written to summary.json."""
+    from hpo_lstm.recording import open_storage
+
+    config = result.config
+    return _write_recorded(Path(folder), config.study_name, open_storage(config.storage_url), config.storage_url)
+
+
+def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
+    """Write a run's files in ``folder`` again from the storage its summary.json names (the
+    study is only read; SQLite files are opened read-only); returns the summary written.
+
+    Refused (:class:`ConfigError`) when summary.json is missing or unreadable, or the storage
+    holds no such study or no final result of it."""
+    from hpo_lstm.recording import open_storage
+
+    folder = Path(folder)
+    path = folder / "summary.json"
+    try:
+        written = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{str(folder)!r} holds no summary.json; give the folder a run wrote.") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read {str(path)!r}: {exc}.") from None
+    name = written.get("study_name") if isinstance(written, dict) else None
+    url = written.get("storage") if isinstance(written, dict) else None
+    if not isinstance(name, str) or not isinstance(url, str):
+        raise ConfigError(f"{str(path)!r} names no study_name and storage; it was not written by hpo-lstm run.")
+    return _write_recorded(folder, name, open_storage(_read_only(url, folder, path)), url)
+
+
+def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> dict[str, Any]:
+    import optuna
+
+    from hpo_lstm._logging import quiet_optuna
+    from hpo_lstm.recording import read_final
+
+    try:
+        with quiet_optuna():
+            study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise ConfigError(f"Storage {url!r} holds no study {study_name!r}.") from None
+    final = read_final(study)
+    if final is None:
+        raise ConfigError(
+            f"Study {study_name!r} in {url!r} has no final result (its run has not finished); "
+            "run the same command again to finish it."
+        )
+    summary, columns = final
+    return write_run_files(
+        folder,
+        summary=summary,
+        predictions=predictions_frame(columns),
+        trials=study.trials_dataframe(),
+        target=target_label(summary),
+    )
+
+
+def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:
+    first = [k for k in _SUMMARY_FIRST if k in summary]
+    return {**{k: summary[k] for k in first}, **{k: v for k, v in summary.items() if k not in first}}
+
+
+def _read_only(url: str, folder: Path, named_in: Path) -> str:
+    """``url`` opened read-only where it can be: an SQLite file as a read-only URI. A relative
+    SQLite path is looked for from the current folder, then from ``folder`` and each folder
+    above it (the run may have been started elsewhere). A missing file is refused: opening it
+    would create an empty database."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or url[len(prefix) :] in ("", ":memory:"):
+        return url
+    name = Path(url[len(prefix) :])
+    here = folder.resolve()
+    candidates = [name] if name.is_absolute() else [name, *(d / name for d in (here, *here.parents))]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ConfigError(f"The storage {url!r} named in {str(named_in)!r} does not exist.")
+    return f"{prefix}file:{quote(str(found.resolve()))}?mode=ro&uri=true"
