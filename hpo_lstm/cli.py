@@ -114,6 +114,9 @@ def _build_parser() -> _Parser:
                          "storage split the comparison")  # fmt: skip
     compare.add_argument("--no-untuned", dest="untuned", action="store_false",
                          help="leave out the untuned rows (hidden 50, 2 layers, learning rate 1e-3)")  # fmt: skip
+    compare.add_argument("--replace-report", dest="replace_report", action="store_true",
+                         help="rewrite the folder's report for these cells even if it showed others (their studies "
+                         "stay in the storage)")  # fmt: skip
     _add_study_flags(compare)
 
     report = commands.add_parser(
@@ -256,6 +259,7 @@ def _compare(options: dict[str, Any]) -> int:
         values["untuned"] = False
     shard = options.pop("shard", None)
     shard = parse_shard(shard) if shard is not None else None
+    replace_report = options.pop("replace_report", False)
     values.update(options)
     config = CompareConfig.from_mapping(values)
     cells = shard_cells(config.cells(), shard)
@@ -267,6 +271,7 @@ def _compare(options: dict[str, Any]) -> int:
         result = run_compare(
             config,
             shard=shard,
+            replace_report=replace_report,
             **execution,
             progress=lambda cell, index, total: progress.study(
                 f"{cell.model}/{cell.optimizer} seed {cell.seed}", cell.config.budget

@@ -248,8 +248,13 @@ def run_compare(
     on_cell_done: Callable[[Cell, str], None] | None = None,
     executor_kind: str = "local",
     scheduler: str | None = None,
+    replace_report: bool = False,
 ) -> dict[str, Any]:
     """Run every unfinished cell, then write and return the comparison report.
+
+    A folder whose report showed cells that this comparison leaves out is refused (its report
+    would be replaced by a smaller one without a word) unless ``replace_report``; a comparison
+    that only adds cells extends it.
 
     ``shard=(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
     one storage (PostgreSQL) split a comparison without running a cell twice; the report then
@@ -270,7 +275,7 @@ def run_compare(
     position = {cell.study_name: index for index, cell in enumerate(cells)}
     dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
     manifest = config.manifest()
-    _refuse_changed_protocol(folder, manifest)  # before the old manifest is overwritten
+    _refuse_changed_protocol(folder, manifest, replace_report=replace_report)  # before the old manifest is overwritten
     device = resolve_device(config.base.device)
     n_workers = min(workers or default_workers(device), config.base.pop_size)
     # All tuned cells share the data, so the worker processes start (or the dataset reaches the
@@ -353,11 +358,13 @@ def _absolute_sqlite(url: str) -> str:
     return url
 
 
-def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any]) -> None:
+def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_report: bool = False) -> None:
     """Refuse to reuse a comparison's folder for different data, space or training settings
-    (its report would show the old cells under the new protocol header)."""
+    (its report would show the old cells under the new protocol header), or, unless
+    ``replace_report``, for a set of cells that leaves out some of those it reported."""
     try:
-        old = json.loads((folder / MANIFEST).read_text())["base"]
+        previous = json.loads((folder / MANIFEST).read_text())
+        old = previous["base"]
     except (OSError, ValueError, KeyError, TypeError):
         return
     new = manifest["base"]
@@ -368,6 +375,20 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any]) -> None:
         raise ConfigError(
             f"Comparison {manifest['name']!r} in {str(folder)!r} was run with other settings ({details}); "
             "give --name NAME for a new comparison, or the same settings to resume it."
+        )
+    if replace_report:
+        return
+    dropped = {key: sorted(set(map(str, previous.get(key) or ())) - set(map(str, manifest[key])))
+               for key in ("models", "optimizers", "seeds")}  # fmt: skip
+    dropped = {key: values for key, values in dropped.items() if values}
+    if previous.get("untuned") and not manifest.get("untuned"):
+        dropped["untuned rows"] = ["all"]
+    if dropped:
+        details = "; ".join(f"{key} {', '.join(values)}" for key, values in dropped.items())
+        raise ConfigError(
+            f"The report in {str(folder)!r} also shows cells this comparison leaves out ({details}); give --name "
+            "NAME for a report of its own, or --replace-report to rewrite this one for these cells (their studies "
+            "stay in the storage)."
         )
 
 

@@ -219,18 +219,24 @@ def test_rerunning_a_comparison_with_other_settings_is_refused_and_keeps_its_man
     assert (tiny_comparison / "compare.json").read_text() == before
 
 
-def test_rerunning_a_comparison_with_fewer_optimizers_is_accepted(tiny_comparison: Path):
+def test_rerunning_a_comparison_with_fewer_cells_needs_replace_report(tiny_comparison: Path, capsys):
     args = ["compare", str(tiny_comparison.parent.parent / "cmp.toml"), *TINY, "--models", "bilstm,lstm",
             "--optimizers", "random", "--seeds", "1", "--budget", "10", "--pop-size", "5", "--season", "63",
             "--out", str(tiny_comparison.parent)]  # fmt: skip
+    report = (tiny_comparison / "report.md").read_text()
+    assert main(args) == 2  # the report would silently lose the woa cells and seed 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optimizers woa; seeds 1" in err and "--replace-report" in err, err
+    assert (tiny_comparison / "report.md").read_text() == report
     try:
-        assert main(args) == 0  # every cell finished already: nothing trains
+        assert main([*args, "--replace-report"]) == 0  # every cell finished already: nothing trains
         cells = pd.read_csv(tiny_comparison / "cells.csv")
         assert set(cells["optimizer"]) == {"random", "untuned"} and set(cells["seed"]) == {0}
-    finally:  # the module's other tests read the full comparison
+    finally:  # the module's other tests read the full comparison; a larger set of cells extends it
         full = ["--models", "lstm,bilstm", "--optimizers", "woa,random", "--seeds", "2"]
         assert main([*args[:2], *TINY, *full, "--budget", "10", "--pop-size", "5", "--season", "63",
                      "--out", str(tiny_comparison.parent)]) == 0  # fmt: skip
+    assert len(pd.read_csv(tiny_comparison / "cells.csv")) == 2 * 2 * 2 + 2 * 2
 
 
 @pytest.mark.parametrize(
