@@ -241,6 +241,9 @@ def _run(options: dict[str, Any]) -> int:
     folder = Path(config.out) / config.study_name
     summary = write_run_outputs(result, folder)
     if not quiet:
+        if result.was_complete:
+            print(f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations, recorded in "
+                  f"{config.storage_url}); nothing was trained. Its stored result:")  # fmt: skip
         _print_summary(summary, folder)
     return 0
 
@@ -304,7 +307,7 @@ def _report(folder: str, *, quiet: bool) -> int:
 
     summary = rebuild_run_outputs(folder)
     if not quiet:
-        print(f"rewrote {', '.join(RUN_FILES)} in {folder} from study {summary['study_name']!r} ({summary['storage']})")
+        print(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} ({summary['storage']})")
     return 0
 
 

@@ -45,6 +45,7 @@ class TrainJob:
     settings: TrainSettings
     seed: int
     prune_above: tuple[float, ...] | None = None
+    weights_below: float | None = None  # send the weights back when val RMSE is below this
 
     def relative_cost(self) -> float:
         """A rough per-epoch cost, only for ordering jobs (largest first balances workers).
@@ -65,7 +66,13 @@ def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
     """Train one candidate; a training that raises becomes a failure message, not a crash."""
     try:
         result, _ = train_candidate(
-            job.model, job.params, dataset, job.settings, seed=job.seed, prune_above=job.prune_above
+            job.model,
+            job.params,
+            dataset,
+            job.settings,
+            seed=job.seed,
+            prune_above=job.prune_above,
+            weights_below=job.weights_below,
         )
     except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, bad shapes
         text = str(exc).strip().splitlines()
@@ -99,6 +106,7 @@ class Evaluator:
         self._map_jobs = map_jobs or (lambda jobs: ((i, run_job(job, dataset)) for i, job in enumerate(jobs)))
         self._memo: dict[tuple, tuple[float, int, bool]] = {}  # key -> (value, trial number, pruned)
         self._curves: dict[int, tuple[float, ...]] = {}  # evaluation index -> val curve of a training
+        self.best_value = math.inf  # the study's best so far, replays included
         self.n_pruned = 0
         self.n_evaluations = 0
         self.n_batches = 0
@@ -142,6 +150,8 @@ class Evaluator:
                 if stored.curve:
                     self._curves[index] = stored.curve
                 values[position] = stored.value
+                if stored.value < self.best_value:  # NaN compares False
+                    self.best_value = stored.value
                 self.n_replayed += 1
                 self._report(stored.value, "replayed")
             else:
@@ -155,7 +165,12 @@ class Evaluator:
             if key not in self._memo and key not in new:
                 new[key] = (index, params)
         keys = list(new)
-        jobs = [TrainJob(self.config.model, params, self.settings, self.config.seed, prune_above) for _, params in new.values()]
+        # Only a candidate that beats the best of earlier batches can become the final model:
+        # only those send their weights back.
+        jobs = [
+            TrainJob(self.config.model, params, self.settings, self.config.seed, prune_above, self.best_value)
+            for _, params in new.values()
+        ]
         if self.progress is not None:
             self.progress.batch(len(jobs))
         for job_index, outcome in self._map_jobs(jobs):
@@ -166,9 +181,15 @@ class Evaluator:
             pruned = trained and outcome.status == "pruned"
             curve = outcome.val_curve if trained else ()
             times = {"started": outcome.started_at, "ended": outcome.started_at + outcome.seconds} if trained else {}
+            # The study's best so far: its weights are kept with its trial (the final model, should
+            # it stay the best).
+            weights = outcome.weights if trained and value < self.best_value else None
             number = self.recorder.record(
-                index, params, value, {**self._attrs(generation), **attrs}, curve=curve, pruned=pruned, **times
-            )
+                index, params, value, {**self._attrs(generation), **attrs}, curve=curve, pruned=pruned,
+                weights=weights, **times,
+            )  # fmt: skip
+            if value < self.best_value:
+                self.best_value = value
             self._memo[key] = (value, number, pruned)
             if curve:
                 self._curves[index] = curve

@@ -7,7 +7,7 @@ by the study seed alone. An executor is made for one dataset, which reaches each
 
 Worker processes are started with "spawn" (safe with torch's OpenMP threads and with CUDA),
 read the dataset once, from a file the pool's initializer names, run one torch thread each,
-and start with glibc malloc settings that keep freed memory mapped (measured in DESIGN.md: up
+and start with glibc malloc settings that keep freed memory mapped (measured in docs/design.md: up
 to 30% faster steps for small models).
 
 A worker that dies (the kernel's out-of-memory killer, a signal) breaks the whole process

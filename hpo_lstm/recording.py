@@ -14,7 +14,7 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,15 @@ __all__ = [
     "ensure_writable",
     "load_finished",
     "open_storage",
+    "predictions_frame",
     "read_final",
+    "read_model",
 ]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
 _FINAL_ATTR = "hpo_lstm_final"
 _PREDICTIONS_ATTR = "hpo_lstm_predictions"
+MODEL_ATTR = "hpo_lstm_model"  # the final model's card (model.json); its weights are an artifact of a trial
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Recorder:
         pruned: bool = False,
         started: float | None = None,
         ended: float | None = None,
+        weights: Any = None,
     ) -> int:
         """Record evaluation ``index`` as one finished trial, in one write; returns its number.
 
@@ -148,6 +152,8 @@ class Recorder:
 
         Trials are written when their training has ended, never before: a crash or Ctrl-C
         leaves no RUNNING trial behind, and no trial appears in the dashboard while it trains.
+        ``weights`` (a state dict of arrays) are attached to the trial as the artifact
+        ``weights.safetensors`` before it is finished (its end is then the moment they are stored).
         """
         from datetime import datetime
 
@@ -166,8 +172,44 @@ class Recorder:
         ended = now if ended is None else ended
         template.datetime_start = datetime.fromtimestamp(ended if started is None else started)
         template.datetime_complete = datetime.fromtimestamp(ended)
+        if weights is None:
+            trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+            return self._storage.get_trial_number_from_id(trial_id)
+        # Optuna attaches artifacts to unfinished trials only: create it RUNNING (with the
+        # training's start), attach the weights, then finish it.
+        from hpo_lstm.model_store import attach_weights
+
+        finished_state, template.state, template.datetime_complete = template.state, TrialState.RUNNING, None
+        values = template.values
+        template.values = None
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        attach_weights(self._storage, self._storage.get_trial(trial_id), weights)
+        self._storage.set_trial_state_values(trial_id, finished_state, values)
         return self._storage.get_trial_number_from_id(trial_id)
+
+    def attach_weights(self, number: int, weights: Any) -> None:
+        """Attach weights to finished trial ``number``: Optuna takes artifacts only for unfinished
+        trials, so they go to the study, named for the trial (see :func:`model_store.trial_weights`)."""
+        from hpo_lstm.model_store import attach_study_weights
+
+        attach_study_weights(self._storage, self.study, number, weights)
+
+    def best_trial_weights(self, params: dict[str, Any]) -> tuple[int, Any] | None:
+        """The trial that trained ``params`` (not a memo copy) and the weights attached to it
+        (None when it has none: recorded by an earlier hpo-lstm, or stopped before they were
+        stored); None when no trial trained them."""
+        from hpo_lstm.model_store import trial_weights
+
+        trained = [
+            t for t in self.study.get_trials(deepcopy=False)
+            if counts_as_evaluation(t) and "duplicate_of" not in t.user_attrs and t.params == params
+            and t.value is not None
+        ]  # fmt: skip
+        for trial in trained:
+            weights = trial_weights(self._storage, trial, self.study)
+            if weights is not None:
+                return trial.number, weights
+        return (trained[0].number, None) if trained else None
 
     def close_open(self, reason: str = "interrupted") -> int:
         """Mark every evaluation trial of the study still RUNNING as FAIL with ``reason``;
@@ -210,8 +252,8 @@ class Recorder:
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if counts_as_evaluation(t))
 
-    def record_final(self, summary: dict[str, Any], predictions: Any) -> None:
-        """Store the final model's summary and test predictions with the study.
+    def record_final(self, summary: dict[str, Any], predictions: Any, model_card: dict[str, Any] | None = None) -> None:
+        """Store the final model's summary, test predictions and model card with the study.
 
         The storage then holds everything a report needs (``hpo-lstm report`` and comparisons
         read it back with :func:`read_final`), on whichever machine wrote it.
@@ -224,6 +266,8 @@ class Recorder:
         # summary of this run without its predictions (read_final wants both; a resumed run
         # with a larger budget is told apart by the summary's budget).
         self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
+        if model_card is not None:
+            self.study.set_user_attr(MODEL_ATTR, dumps(model_card, sort_keys=True))
         self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
 
     def trials_frame(self) -> Any:
@@ -301,6 +345,25 @@ def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], di
     return final
 
 
+def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
+    """The final model recorded with ``study``: its card (model.json) and the weights attached
+    to the trial the card names; None for a study without one (unfinished, or recorded by an
+    earlier hpo-lstm)."""
+    from hpo_lstm.model_store import ModelFileError, trial_weights
+
+    card_json = study.user_attrs.get(MODEL_ATTR)
+    if card_json is None:
+        return None
+    card = json.loads(card_json)
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == card.get("trial")), None)
+    weights = trial_weights(storage, trial, study) if trial is not None else None
+    if weights is None:
+        raise ModelFileError(
+            f"Study {study.study_name!r} names trial {card.get('trial')} as its model, but no weights are attached to it."
+        )
+    return card, weights
+
+
 def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
     """The final summary and test predictions recorded with an Optuna ``study``, or None."""
     attrs = study.user_attrs
@@ -308,6 +371,17 @@ def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
     if summary is None or predictions is None:  # not finished (or written by an older hpo-lstm, half-way)
         return None
     return json.loads(summary), json.loads(predictions)
+
+
+def predictions_frame(columns: Mapping[str, list]) -> Any:
+    """The test predictions as recorded with the study (columns of plain values; time stamps as
+    ISO text) -> a frame: time (datetime64 or row number), then the recorded columns."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"time": columns["time"], **{k: v for k, v in columns.items() if k != "time"}})
+    if not pd.api.types.is_numeric_dtype(frame["time"]):
+        frame["time"] = pd.to_datetime(frame["time"])
+    return frame
 
 
 def ensure_writable(folder: Path) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpo_lstm import __version__
@@ -32,14 +33,23 @@ class StudyInterrupted(KeyboardInterrupt):
 
 @dataclass(frozen=True)
 class FinalModel:
-    """The best params retrained once with the study seed, judged on the test split."""
+    """The best candidate's own trained weights, judged once on the test split.
+
+    ``source`` is "kept" (the weights the search trained, stored with trial ``trial``) or
+    "retrained" (the best trial has no stored weights: recorded by an earlier hpo-lstm, or
+    stopped before they were stored; then ``note`` gives both validation RMSEs).
+    """
 
     params: dict[str, Any]
-    val_rmse: float
+    val_rmse: float  # as recorded by the search
     test: dict[str, float | None]
     baselines: dict[str, dict[str, float | None]]
-    predictions: Any  # pandas DataFrame: time, actual, predicted, naive_last
-    epochs: int
+    predictions: Any  # pandas DataFrame: time, actual, predicted, naive_last, lower_80, upper_80, ...
+    trial: int | None
+    source: str
+    note: str | None
+    intervals: dict[str, dict[str, float]]  # "80" -> half-width (series units), test coverage
+    weights: Any = field(repr=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -55,9 +65,17 @@ class StudyResult:
     n_pruned: int
     device: str
     wall_seconds: float
+    stored_summary: dict[str, Any] | None = None  # set when the study was complete before this call
+
+    @property
+    def was_complete(self) -> bool:
+        """Whether the study had finished before: nothing was trained, the result is the stored one."""
+        return self.stored_summary is not None
 
     def summary(self) -> dict[str, Any]:
         """Everything ``summary.json`` holds: plain JSON values, also recorded in the storage."""
+        if self.stored_summary is not None:
+            return dict(self.stored_summary)
         config, dataset, final = self.config, self.dataset, self.final
         distinct = {tuple(sorted(e.params.items())) for e in self.search.evaluations}
         val = dataset.split("val")
@@ -95,7 +113,8 @@ class StudyResult:
                 "space": config.space.to_dict(),
                 "gaps_filled": dataset.n_filled,
             },
-            "final_epochs": final.epochs,
+            "final_model": {"trial": final.trial, "weights": final.source, "note": final.note},
+            "intervals": final.intervals,
             "seed": config.seed,
             "device": self.device,
             "storage": config.storage_url,
@@ -126,27 +145,63 @@ def _settings(config: StudyConfig, device: str) -> Any:
     )
 
 
-def final_model(config: StudyConfig, dataset: Dataset, params: dict[str, Any], device: str) -> FinalModel:
-    """Retrain ``params`` with the study seed; the test split is used here and only here."""
+def final_model(
+    config: StudyConfig,
+    dataset: Dataset,
+    params: dict[str, Any],
+    device: str,
+    *,
+    kept: tuple[int, Any] | None = None,
+    recorded_val_rmse: float = math.nan,
+) -> FinalModel:
+    """The final model: trial ``kept[0]``'s own weights ``kept[1]`` when stored, otherwise
+    ``params`` retrained with the study seed. Validation residuals give the split-conformal
+    intervals; the test split is used here and only here."""
     import pandas as pd
 
-    from hpo_lstm.training import predict, train_candidate
+    from hpo_lstm.metrics import INTERVAL_LEVELS, conformal_halfwidth, coverage
+    from hpo_lstm.training import model_from_weights, predict, train_candidate
 
     settings = _settings(config, device)
-    result, model = train_candidate(config.model, params, dataset, settings, seed=config.seed, keep_model=True)
     full = settings.candidate(params, dataset)
-    test = dataset.split("test")
+    trial, weights = kept if kept is not None else (None, None)
+    note = None
+    if weights is not None:
+        model = model_from_weights(config.model, full, weights, n_features=dataset.n_features, device=device)
+        source = "kept"
+    else:
+        result, model = train_candidate(config.model, params, dataset, settings, seed=config.seed, keep_model=True)
+        weights = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+        source = "retrained"
+        note = (
+            f"the best trial has no stored weights (recorded by an earlier hpo-lstm, or stopped before they were "
+            f"stored), so its params were retrained: validation RMSE {result.val_rmse:.6g} against the recorded "
+            f"{recorded_val_rmse:.6g} (difference {result.val_rmse - recorded_val_rmse:+.3g})"
+        )
+    lookback = int(full["lookback"])
+    val, test = dataset.split("val"), dataset.split("test")
+    val_residuals = dataset.actual[val] - predict(model, dataset, "val", lookback=lookback)
     actual, naive = dataset.actual[test], dataset.last_value[test]
-    predicted = predict(model, dataset, "test", lookback=int(full["lookback"]))
-    times = dataset.times[test]
-    predictions = pd.DataFrame({"time": times, "actual": actual, "predicted": predicted, "naive_last": naive})
+    predicted = predict(model, dataset, "test", lookback=lookback)
+    columns: dict[str, Any] = {"time": dataset.times[test], "actual": actual, "predicted": predicted, "naive_last": naive}
+    intervals: dict[str, dict[str, float]] = {}
+    for level in INTERVAL_LEVELS:
+        name = f"{round(level * 100)}"
+        halfwidth = conformal_halfwidth(val_residuals, level)
+        lower, upper = predicted - halfwidth, predicted + halfwidth
+        columns[f"lower_{name}"], columns[f"upper_{name}"] = lower, upper
+        intervals[name] = {"halfwidth": halfwidth, "test_coverage": coverage(actual, lower, upper)}
     return FinalModel(
         params=full,
-        val_rmse=result.val_rmse,
+        val_rmse=recorded_val_rmse,
         test=forecast_metrics(actual, predicted),
         baselines={"naive_last": forecast_metrics(actual, naive)},
-        predictions=predictions,
-        epochs=result.epochs,
+        predictions=pd.DataFrame(columns),
+        trial=trial,
+        source=source,
+        note=note,
+        intervals=intervals,
+        weights=weights,
     )
 
 
@@ -166,7 +221,7 @@ def run_study(
 
     Resumes the study if its storage already holds evaluations of the same configuration.
     ``workers`` processes train a batch's candidates concurrently (default: one per core, or
-    per GPU); ``threads`` is torch's intra-op thread count in each (1: see DESIGN.md).
+    per GPU); ``threads`` is torch's intra-op thread count in each (1: see docs/design.md).
     ``executor_kind="dask"`` trains them on the Dask cluster at ``scheduler`` instead (same
     trials). Several studies on the same data (a comparison) may share one ``dataset`` and
     one ``executor`` made for it (:func:`hpo_lstm.executors.make_executor`), so that worker
@@ -181,6 +236,9 @@ def run_study(
     dataset = dataset if dataset is not None else prepare_dataset(config)
     device = resolve_device(config.device)
     torch.set_num_threads(threads)
+    stored = _stored_result(config, dataset)
+    if stored is not None:  # complete already: its result as recorded, nothing trained or rewritten
+        return stored
     with contextlib.ExitStack() as stack:
         if executor is None:  # made (and a cluster reached) before the storage is touched
             n_workers = min(workers or default_workers(device), config.pop_size)
@@ -210,16 +268,20 @@ def run_study(
         )
     if progress is not None:
         progress.final(done=False)
-    final = final_model(config, dataset, search.best_params, device)
+    best = recorder.best_trial_weights(search.best_params)
+    final = final_model(
+        config,
+        dataset,
+        search.best_params,
+        device,
+        kept=best if best is not None and best[1] is not None else None,
+        recorded_val_rmse=search.best_value,
+    )
+    if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
+        recorder.attach_weights(best[0], final.weights)
+        final = dataclasses.replace(final, trial=best[0])
     if progress is not None:
         progress.final(done=True)
-    if not math.isclose(final.val_rmse, search.best_value, rel_tol=1e-6) and device == "cpu":
-        # CPU training is deterministic; a mismatch would mean the record and the model disagree.
-        raise StudyFailedError(
-            f"The best params of study {config.study_name!r} retrained to validation RMSE {final.val_rmse:.6g}, "
-            f"not the recorded {search.best_value:.6g}: the study was recorded by a different hpo-lstm or torch "
-            "version; give a new --study-name to run it again."
-        )
     result = StudyResult(
         config=config,
         dataset=dataset,
@@ -233,5 +295,76 @@ def run_study(
         device=device,
         wall_seconds=time.perf_counter() - started,
     )
-    recorder.record_final(result.summary(), final.predictions)
+    recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final))
     return result
+
+
+def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
+    """The recorded result of ``config``'s study when it is complete with this budget, else None."""
+    from pathlib import Path
+
+    from hpo_lstm.optimizers import Evaluation
+    from hpo_lstm.recording import counts_as_evaluation, ensure_writable, load_finished, open_storage, predictions_frame
+
+    if config.storage is None:
+        ensure_writable(Path(config.out))
+    storage = open_storage(config.storage_url)
+    finished = load_finished(config, storage)
+    if finished is None:
+        return None
+    summary, columns = finished
+    import optuna
+
+    study = optuna.load_study(study_name=config.study_name, storage=storage)
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.is_finished()),
+                    key=lambda t: t.user_attrs["evaluation"])  # fmt: skip
+    evaluations = tuple(
+        Evaluation(index=t.user_attrs["evaluation"], batch=t.user_attrs.get("generation", 0), params=dict(t.params),
+                   value=t.value if t.value is not None and t.state.name != "FAIL" else math.nan)
+        for t in trials
+    )  # fmt: skip
+    searched = {p.name for p in config.space.params}
+    best_params = {k: v for k, v in summary["best_params"].items() if k in searched}
+    model = summary.get("final_model") or {}
+    final = FinalModel(
+        params=summary["best_params"],
+        val_rmse=summary["best_val_rmse"],
+        test=summary["test"],
+        baselines=summary["baselines"],
+        predictions=predictions_frame(columns),
+        trial=model.get("trial"),
+        source=model.get("weights", "retrained"),
+        note=model.get("note"),
+        intervals=summary.get("intervals", {}),
+    )
+    return StudyResult(
+        config=config,
+        dataset=dataset,
+        search=OptimizeResult(best_params=best_params, best_value=summary["best_val_rmse"], evaluations=evaluations),
+        final=final,
+        trials=study.trials_dataframe(),
+        n_trained=0,
+        n_replayed=summary.get("n_evaluations", len(evaluations)),
+        n_duplicates=summary.get("n_duplicates", 0),
+        n_pruned=summary.get("n_pruned", 0),
+        device=summary.get("device", "cpu"),
+        wall_seconds=float(summary.get("wall_seconds", 0.0)),
+        stored_summary=summary,
+    )
+
+
+def _card(config: StudyConfig, dataset: Dataset, final: FinalModel) -> dict[str, Any]:
+    import torch
+
+    from hpo_lstm.model_store import model_card
+
+    return model_card(
+        config=config,
+        dataset=dataset,
+        params=final.params,
+        trial=final.trial,
+        weights_source=final.source,
+        val_rmse=final.val_rmse,
+        intervals={level: values["halfwidth"] for level, values in final.intervals.items()},
+        versions={"hpo_lstm_version": __version__, "torch_version": torch.__version__},
+    )

@@ -12,7 +12,7 @@ import math
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,15 @@ from torch import nn
 from hpo_lstm.data import Dataset
 from hpo_lstm.models import Forecaster, build_model
 
-__all__ = ["DIVERGENCE_LIMIT", "TrainResult", "TrainSettings", "predict", "resolve_device", "train_candidate"]
+__all__ = [
+    "DIVERGENCE_LIMIT",
+    "TrainResult",
+    "TrainSettings",
+    "model_from_weights",
+    "predict",
+    "resolve_device",
+    "train_candidate",
+]
 
 # A candidate diverged when its validation loss is non-finite, or its validation RMSE is more
 # than this many times that of always forecasting the training mean (the standardised
@@ -60,6 +68,8 @@ class TrainResult:
     status: str  # "ok", "pruned" (val_rmse is the best reached) or "diverged" (val_rmse is NaN)
     val_curve: tuple[float, ...]
     started_at: float = 0.0  # wall clock (seconds since the epoch) when the training started
+    # The best epoch's weights (name -> float32 array on the CPU) when asked for; see train_candidate.
+    weights: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def resolve_device(device: str) -> str:
@@ -104,13 +114,17 @@ def train_candidate(
     seed: int,
     keep_model: bool = False,
     prune_above: Sequence[float] | None = None,
+    weights_below: float | None = None,
 ) -> tuple[TrainResult, Forecaster | None]:
     """Train one candidate with early stopping; deterministic on CPU for a given ``seed``.
 
     ``prune_above[e - 1]`` is the best-so-far validation RMSE a candidate must beat after
     epoch ``e`` to go on (see :mod:`hpo_lstm.pruning`); otherwise it stops as "pruned".
     Returns the result and, with ``keep_model``, the model holding its best-epoch weights.
+    With ``weights_below``, a result whose validation RMSE is below it carries its best
+    epoch's weights (``TrainResult.weights``): the study's final model, should it stay the best.
     """
+    keep_model = keep_model or weights_below is not None
     full = settings.candidate(params, dataset)
     device = resolve_device(settings.device)
     lookback, batch_size = int(full["lookback"]), int(full["batch_size"])
@@ -173,8 +187,27 @@ def train_candidate(
         status=status,
         val_curve=tuple(curve),
         started_at=started_at,
+        weights=(
+            {name: tensor.detach().cpu().numpy().copy() for name, tensor in best_state.items()}
+            if weights_below is not None and best_state is not None and status != "diverged" and best < weights_below
+            else None
+        ),
     )
     return result, (model if keep_model else None)
+
+
+def model_from_weights(
+    model_name: str, params: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, n_features: int, device: str
+) -> Forecaster:
+    """The forecaster ``params`` describe, holding ``weights`` (as a training returned them)."""
+    model = build_model(model_name, params, n_features=n_features)
+    try:
+        model.load_state_dict({name: torch.from_numpy(np.asarray(array)) for name, array in weights.items()})
+    except RuntimeError as exc:  # missing, unexpected or misshapen tensors
+        from hpo_lstm.model_store import ModelFileError
+
+        raise ModelFileError(f"The saved weights do not fit a {model_name} with {dict(params)}: {str(exc).splitlines()[0]}") from None
+    return model.to(resolve_device(device)).eval()
 
 
 def predict(model: Forecaster, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:

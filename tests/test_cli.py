@@ -94,15 +94,20 @@ def test_duplicate_candidates_are_not_retrained(tmp_path: Path):
     assert summary["n_trained"] == 2 and summary["n_duplicates"] == 6
 
 
-def test_rerunning_resumes_from_the_record_without_training(tmp_path: Path, capsys):
+def test_a_complete_study_run_again_trains_nothing_and_keeps_its_result(tmp_path: Path, capsys):
     args = ("--optimizer", "tpe", "--budget", "6", "--pop-size", "3")
     assert _run(tmp_path, "r", *args) == 0
     first = _trials(tmp_path / "r", "tiny")
-    assert _run(tmp_path, "r", *args) == 0
+    summary = (tmp_path / "r" / "tiny" / "summary.json").read_text()
+    (tmp_path / "r" / "tiny" / "summary.json").unlink()
+    loud = [a for a in TINY_RUN if a != "--quiet"]
+    assert main(["run", str(_study(tmp_path, "")), *loud, "--out", str(tmp_path / "r"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "Study 'tiny' is complete (6 evaluations" in out and "nothing was trained" in out
     again = _trials(tmp_path / "r", "tiny")
     assert [(t.number, t.datetime_complete) for t in again] == [(t.number, t.datetime_complete) for t in first]
-    summary = json.loads((tmp_path / "r" / "tiny" / "summary.json").read_text())
-    assert summary["n_replayed"] == 6
+    # The stored result, wall time included: not a replay's few seconds.
+    assert (tmp_path / "r" / "tiny" / "summary.json").read_text() == summary
     # A larger budget continues the same study where it stopped.
     assert _run(tmp_path, "r", "--optimizer", "tpe", "--budget", "9", "--pop-size", "3") == 0
     assert len(_trials(tmp_path / "r", "tiny")) == 9

@@ -82,10 +82,14 @@ def test_a_run_reports_each_training_as_it_ends_and_trials_last_as_long_as_their
     assert done[:4] == ["1", "2", "3", "4"], lines
     assert "training the final model" in lines[-2] and "final model ready" in lines[-1]
     study = optuna.load_study(study_name="sine-lstm-random-seed0", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")
-    durations = sorted((t.duration.total_seconds(), t.user_attrs["train_seconds"]) for t in study.trials)
-    assert len(durations) == 4
-    for duration, train_seconds in durations:
-        assert duration == pytest.approx(train_seconds, abs=0.002)
+    assert len(study.trials) == 4
+    for trial in study.trials:
+        duration, train_seconds = trial.duration.total_seconds(), trial.user_attrs["train_seconds"]
+        if any(key.startswith("artifacts:") for key in trial.system_attrs):
+            # A new best keeps its weights: the trial ends once they are stored, after its training.
+            assert duration >= train_seconds - 0.002
+        else:
+            assert duration == pytest.approx(train_seconds, abs=0.002)
     # Trainings of one batch overlap on two workers: no trial spans the whole batch.
     starts = sorted(t.datetime_start for t in study.trials)
     assert starts[0] != starts[-1]

@@ -10,7 +10,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.data._series import Series
 
-__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "make_dataset"]
+__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "make_dataset", "scale_inputs"]
 
 SPLITS = ("train", "val", "test")
 TRANSFORMS = ("diff", "level")
@@ -49,6 +49,11 @@ class Dataset:
     target_scale: float
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) window index
     n_filled: int = 0  # missing values of the series filled by interpolation
+    # What a saved model needs to window new data exactly as this dataset was windowed:
+    input_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_features,) train-row statistics
+    input_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_points, n_features) raw series
+    point_times: np.ndarray | None = None  # (n_points,) time stamps of the series' rows, when it has them
 
     @property
     def n_features(self) -> int:
@@ -80,6 +85,21 @@ class Dataset:
         if rows.min() < 0:
             raise ConfigError(f"season {season} reaches before the start of the series.")
         return self.level[rows].astype(float)
+
+
+def scale_inputs(values: np.ndarray, transform: str, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Raw rows (n, n_features) -> the network's scaled input rows (float32).
+
+    ``diff``: row k holds ``v[k] - v[k-1]`` (row 0, which has no predecessor, holds zeros and is
+    never read by a window); ``level``: the values themselves. Then standardised with the
+    training rows' ``mean`` and ``scale``. The one rule shared by training and forecasting.
+    """
+    values = np.asarray(values, dtype=float)
+    if transform == "diff":
+        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])
+    else:
+        inputs = values
+    return ((inputs - mean) / scale).astype(np.float32)
 
 
 def make_dataset(
@@ -123,7 +143,7 @@ def make_dataset(
     target_col = series.target_index
     level = values[:, target_col]
     if diff:
-        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])  # row k: v[k] - v[k-1]
+        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])  # as scale_inputs
         fit_rows = slice(1, n_train)
         target_raw = level[target_row] - level[t]
     else:
@@ -146,7 +166,7 @@ def make_dataset(
     if target_scale == 0:
         raise DataError(f"Target {series.target!r} is constant over the training windows; nothing to learn.")
 
-    scaled = ((inputs - mean) / scale).astype(np.float32)
+    scaled = scale_inputs(values, transform, mean, scale)
     windows = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (n - L + 1, F, L)
     x = np.ascontiguousarray(windows[t - lookback + 1].transpose(0, 2, 1))
     y = ((target_raw - target_mean) / target_scale).astype(np.float32)
@@ -174,4 +194,8 @@ def make_dataset(
         bounds=bounds,
         level=level.astype(float),
         n_filled=series.n_filled,
+        input_mean=mean,
+        input_scale=scale,
+        values=values,
+        point_times=series.times,
     )

@@ -22,6 +22,8 @@ import pandas as pd
 
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._json import dumps
+from hpo_lstm.model_store import write_model_folder
+from hpo_lstm.recording import predictions_frame, read_model
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far
 
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 RUN_FILES = ("summary.json", "trials.csv", "predictions.csv", "convergence.csv", "convergence.png", "predictions.png")
+MODEL_FOLDER = "model"  # the final model: model.json and weights.safetensors
 KINDS = ("trained", "pruned", "memo", "failed")
 
 # Units of built-in datasets' targets, keyed by (dataset, target); a CSV's unit is unknown.
@@ -99,15 +102,6 @@ def _trials_frame(trials: Iterable[Any]) -> pd.DataFrame:
         })  # fmt: skip
     return pd.DataFrame(rows, columns=["value", "state", "user_attrs_evaluation", "user_attrs_generation",
                                        "user_attrs_duplicate_of", "user_attrs_failure"])  # fmt: skip
-
-
-def predictions_frame(columns: Mapping[str, list]) -> pd.DataFrame:
-    """The test predictions as recorded with the study (columns of plain values; time stamps as
-    ISO text) -> a frame: time (datetime64 or row number), then the recorded columns."""
-    frame = pd.DataFrame({"time": columns["time"], **{k: v for k, v in columns.items() if k != "time"}})
-    if not pd.api.types.is_numeric_dtype(frame["time"]):
-        frame["time"] = pd.to_datetime(frame["time"])
-    return frame
 
 
 def target_label(summary: Mapping[str, Any]) -> str:
@@ -203,13 +197,17 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
             "run the same command again to finish it."
         )
     summary, columns = final
-    return write_run_files(
+    written = write_run_files(
         folder,
         summary=summary,
         predictions=predictions_frame(columns),
         trials=study.trials_dataframe(),
         target=target_label(summary),
     )
+    model = read_model(study, storage)
+    if model is not None:
+        write_model_folder(folder / MODEL_FOLDER, *model)
+    return written
 
 
 def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:

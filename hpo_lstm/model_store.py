@@ -1,0 +1,297 @@
+"""The tuned model as an artifact of its study: weights and what forecasting with them needs.
+
+A trained candidate's weights travel back from whichever process or Dask worker trained it
+(only when it may beat the study's best so far). The driver attaches the weights of every
+candidate that improved the study's best to its trial, through Optuna's artifact API
+(``optuna.artifacts.upload_artifact``; optuna-dashboard lists them with the trial). The final
+model is the best trial's own weights: nothing is retrained to make it, so its validation RMSE
+is the recorded one on any CPU, GPU or worker.
+
+Where the bytes live: :class:`DatabaseArtifactStore`, a table ``hpo_lstm_artifacts`` in the
+study's own database. Optuna's stock artifact stores write to a file system folder, S3 or GCS;
+a folder on the driver's disk is out of reach of the other machines that share a PostgreSQL
+study, and the cloud stores need services this tool cannot assume. A table beside Optuna's own
+reaches every machine that reaches the storage. (Written here because Optuna ships no
+database-backed store; the protocol is three methods.)
+
+A run's folder holds the same model as files, ``model/weights.safetensors`` and
+``model/model.json`` (see :func:`model_card`). Weights are safetensors: plain tensors and a JSON
+header, loaded without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from hpo_lstm._errors import ConfigError, StorageError, first_line
+
+__all__ = [
+    "FORMAT",
+    "META_FILE",
+    "WEIGHTS_FILE",
+    "DatabaseArtifactStore",
+    "ModelFileError",
+    "attach_study_weights",
+    "attach_weights",
+    "read_weights",
+    "trial_weights",
+    "weights_bytes",
+]
+
+FORMAT = "hpo-lstm-model/1"
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "model.json"
+_TABLE = "hpo_lstm_artifacts"
+
+
+class ModelFileError(ConfigError):
+    """A saved model that is missing, corrupt or of another format."""
+
+
+# Weights <-> bytes ----------------------------------------------------------------------------
+
+
+def weights_bytes(weights: Mapping[str, np.ndarray]) -> bytes:
+    """A state dict of numpy arrays as safetensors bytes."""
+    from safetensors.numpy import save
+
+    return save({name: np.ascontiguousarray(array) for name, array in weights.items()}, metadata={"format": FORMAT})
+
+
+def read_weights(data: bytes, *, source: str) -> dict[str, np.ndarray]:
+    """safetensors bytes -> a state dict of numpy arrays; a one-line error if they are not."""
+    from safetensors.numpy import load
+
+    try:
+        weights = load(data)
+    except Exception as exc:  # safetensors raises its own error types for every kind of damage
+        raise ModelFileError(f"{source} is not a readable weights file ({first_line(exc) or type(exc).__name__}).") from None
+    if not weights or not all(np.all(np.isfinite(w)) for w in weights.values()):
+        raise ModelFileError(f"{source} holds no weights, or non-finite ones.")
+    return weights
+
+
+# The study's database as an artifact store ---------------------------------------------------
+
+
+class DatabaseArtifactStore:
+    """An ``optuna.artifacts`` store keeping each artifact as one row of ``hpo_lstm_artifacts``
+    in the database of an Optuna RDB storage (SQLite, PostgreSQL, ...).
+
+    Pass it wherever Optuna takes an artifact store, e.g.
+    ``optuna_dashboard.run_server(storage, artifact_store=DatabaseArtifactStore(storage))`` to
+    download models from the dashboard.
+    """
+
+    def __init__(self, storage: Any) -> None:
+        import sqlalchemy as sa
+
+        if isinstance(storage, str):
+            from hpo_lstm.recording import open_storage
+
+            storage = open_storage(storage)
+        self._engine = storage.engine
+        self._table = sa.Table(
+            _TABLE,
+            sa.MetaData(),
+            sa.Column("artifact_id", sa.String(64), primary_key=True),
+            sa.Column("content", sa.LargeBinary, nullable=False),
+        )
+        self._created = False
+
+    def _ensure_table(self) -> None:
+        if self._created:
+            return
+        import sqlalchemy as sa
+
+        for attempt in range(5):  # drivers opening a new database together race to create it
+            try:
+                self._table.create(self._engine, checkfirst=True)
+                break
+            except sa.exc.SQLAlchemyError as exc:
+                text = str(exc).lower()
+                if attempt == 4 or not any(s in text for s in ("already exists", "duplicate key", "locked")):
+                    raise StorageError(f"Cannot create the table {_TABLE}: {first_line(exc)}") from None
+                import time
+
+                time.sleep(0.2 * (attempt + 1))
+        self._created = True
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self._ensure_table()
+        with self._engine.begin() as connection:
+            connection.execute(self._table.insert().values(artifact_id=artifact_id, content=content_body.read()))
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        self._ensure_table()
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                self._table.select().where(self._table.c.artifact_id == artifact_id)
+            ).first()
+        if row is None:
+            raise ArtifactNotFound(f"No artifact {artifact_id!r} in {_TABLE}.")
+        return io.BytesIO(row.content)
+
+    def remove(self, artifact_id: str) -> None:
+        self._ensure_table()
+        with self._engine.begin() as connection:
+            connection.execute(self._table.delete().where(self._table.c.artifact_id == artifact_id))
+
+
+def attach_weights(storage: Any, trial: Any, weights: Mapping[str, np.ndarray]) -> str:
+    """Attach ``weights`` to the FrozenTrial ``trial`` as the artifact ``weights.safetensors``."""
+    from optuna.artifacts import upload_artifact
+
+    with tempfile.TemporaryDirectory(prefix="hpo-lstm-") as folder:
+        path = Path(folder) / WEIGHTS_FILE
+        path.write_bytes(weights_bytes(weights))
+        return upload_artifact(
+            artifact_store=DatabaseArtifactStore(storage),
+            file_path=str(path),
+            study_or_trial=trial,
+            storage=storage,
+            mimetype="application/octet-stream",
+        )
+
+
+def attach_study_weights(storage: Any, study: Any, number: int, weights: Mapping[str, np.ndarray]) -> str:
+    """Attach the weights of finished trial ``number`` to ``study`` (Optuna takes artifacts for
+    unfinished trials only) as ``trial-<number>.weights.safetensors``."""
+    from optuna.artifacts import upload_artifact
+
+    with tempfile.TemporaryDirectory(prefix="hpo-lstm-") as folder:
+        path = Path(folder) / f"trial-{number}.{WEIGHTS_FILE}"
+        path.write_bytes(weights_bytes(weights))
+        return upload_artifact(
+            artifact_store=DatabaseArtifactStore(storage),
+            file_path=str(path),
+            study_or_trial=study,
+            storage=storage,
+            mimetype="application/octet-stream",
+        )
+
+
+def trial_weights(storage: Any, trial: Any, study: Any = None) -> dict[str, np.ndarray] | None:
+    """The weights attached to ``trial`` (or, for a trial finished before they were, to
+    ``study`` under its number), or None when it has none (or they never arrived)."""
+    from optuna.artifacts import get_all_artifact_meta
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    metas = [m for m in get_all_artifact_meta(trial, storage=storage) if m.filename == WEIGHTS_FILE]
+    if study is not None:
+        name = f"trial-{trial.number}.{WEIGHTS_FILE}"
+        metas += [m for m in get_all_artifact_meta(study, storage=storage) if m.filename == name]
+    store = DatabaseArtifactStore(storage)
+    for meta in reversed(metas):  # the last attached first
+        try:
+            with store.open_reader(meta.artifact_id) as reader:
+                data = reader.read()
+        except ArtifactNotFound:  # the driver died between noting the artifact and writing it
+            continue
+        return read_weights(data, source=f"the weights of trial {trial.number}")
+    return None
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def write_model_folder(folder: Path, card: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+    """``folder/model.json`` and ``folder/weights.safetensors`` (weights first: a model.json
+    present means the model is complete)."""
+    from hpo_lstm._json import dumps
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
+    (folder / META_FILE).write_text(dumps(dict(card), indent=2) + "\n")
+
+
+def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The model card and weights saved in ``folder`` (a run's ``model/``)."""
+    meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ModelFileError(
+            f"{str(folder)!r} holds no saved model ({META_FILE} and {WEIGHTS_FILE}); a study saves one when it ends."
+        )
+    try:
+        card = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{str(meta_path)!r} is not readable JSON ({first_line(exc)}).") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelFileError(f"{str(meta_path)!r} is not an hpo-lstm model card (format {FORMAT!r}).")
+    return card, read_weights(weights_path.read_bytes(), source=repr(str(weights_path)))
+
+
+def time_step(times: np.ndarray | None) -> dict[str, Any]:
+    """How the series' time advances: a pandas frequency (``"W-SAT"``, ``"h"``) when regular,
+    else the median step in seconds; rows without time stamps advance by 1."""
+    if times is None or not len(times) or np.asarray(times).dtype.kind != "M":
+        return {"freq": None, "step_seconds": None, "last": int(len(times) - 1) if times is not None else None}
+    import pandas as pd
+
+    index = pd.DatetimeIndex(times)
+    tail = index[-min(len(index), 200) :]
+    freq = pd.infer_freq(tail) if len(tail) >= 3 else None
+    step = float(np.median(np.diff(tail.asi8))) / 1e9 if len(tail) >= 2 else None
+    return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat()}
+
+
+def model_card(
+    *,
+    config: Any,
+    dataset: Any,
+    params: Mapping[str, Any],
+    trial: int,
+    weights_source: str,
+    val_rmse: float,
+    intervals: Mapping[str, float],
+    versions: Mapping[str, str],
+) -> dict[str, Any]:
+    """Everything :func:`hpo_lstm.load_forecaster` needs besides the weights (``model.json``):
+    the model and its params, the columns, the windowing and scaling rules fitted on the
+    training rows, the series' time step and last rows (to forecast past the data), the
+    recorded validation RMSE and the conformal interval half-widths per level."""
+    lookback = int(params["lookback"])
+    rows = lookback + 1  # a diff window needs one row before its first input
+    times = dataset.point_times
+    history_times = (
+        [str(t) for t in np.datetime_as_string(times[-rows:], unit="s")] if times is not None
+        else list(range(len(dataset.values) - rows, len(dataset.values)))
+    )  # fmt: skip
+    return {
+        "format": FORMAT,
+        **dict(versions),
+        "study_name": config.study_name,
+        "storage": config.storage_url,
+        "trial": trial,
+        "weights": weights_source,
+        "model": config.model,
+        "params": dict(params),
+        "data": config.data,
+        "time_column": config.time_column,
+        "target": dataset.target,
+        "features": list(dataset.feature_names),
+        "lookback": lookback,
+        "horizon": dataset.horizon,
+        "transform": dataset.transform,
+        "input_mean": [float(v) for v in dataset.input_mean],
+        "input_scale": [float(v) for v in dataset.input_scale],
+        # One per forecast step 1..horizon (a direct multi-step model scales each step's change on its own).
+        "target_mean": [float(v) for v in np.atleast_1d(dataset.target_mean)],
+        "target_scale": [float(v) for v in np.atleast_1d(dataset.target_scale)],
+        "time": time_step(times) if times is not None else {"freq": None, "step_seconds": None,
+                                                             "last": len(dataset.values) - 1},
+        "history": {"time": history_times, "values": [[float(v) for v in row] for row in dataset.values[-rows:]]},
+        "val_rmse": val_rmse,
+        "intervals": dict(intervals),
+    }
