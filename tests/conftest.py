@@ -83,3 +83,18 @@ def completed_trials(db: Path) -> int:
             return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises_keyboard_interrupt():
+    """Python's own SIGINT handler during every test, as in an interactive shell: a shell script
+    that starts pytest in the background (a CI step, a test loop) gives it SIGINT ignored, and
+    the Ctrl-C tests would then test nothing."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, before)
