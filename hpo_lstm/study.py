@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
 from hpo_lstm._interrupts import interrupts_outside_storage
@@ -365,6 +367,6 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel) -> dict[str,
         trial=final.trial,
         weights_source=final.source,
         val_rmse=final.val_rmse,
-        intervals={level: values["halfwidth"] for level, values in final.intervals.items()},
+        intervals={level: np.atleast_1d(values["halfwidth"]).tolist() for level, values in final.intervals.items()},
         versions={"hpo_lstm_version": __version__, "torch_version": torch.__version__},
     )
