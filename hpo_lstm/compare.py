@@ -331,7 +331,7 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
     from hpo_lstm.metrics import forecast_metrics
 
     test, val = dataset.split("test"), dataset.split("val")
-    baselines = {"naive_last": forecast_metrics(dataset.actual[test], dataset.last_value[test])}
+    baselines = {"naive_last": forecast_metrics(dataset.actual[test], dataset.naive("test"))}
     if season is not None:
         baselines[f"seasonal_naive_{season}"] = forecast_metrics(
             dataset.actual[test], dataset.seasonal_naive(season, "test")
@@ -341,7 +341,7 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
         "points": len(dataset.level),
         "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
         "baselines": baselines,
-        "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
+        "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
     }
 
 

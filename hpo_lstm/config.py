@@ -30,6 +30,9 @@ MODELS: dict[str, tuple[str, bool]] = {
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
+DIRECT_STEPS = "steps 1..horizon, one output each"
+
+
 @dataclass(frozen=True, kw_only=True)
 class StudyConfig:
     """All settings of one study. Validated on construction; use ``replace`` to derive."""
@@ -142,6 +145,10 @@ class StudyConfig:
         identity = {k: _jsonable(getattr(self, k)) for k in keys}
         identity["optimizer_options"] = {k: _jsonable(v) for k, v in sorted(dict(self.optimizer_options).items())}
         identity["space"] = self.space.to_dict()
+        if self.horizon > 1:
+            # Before hpo-lstm 0.2, --horizon H meant one value H steps ahead; now steps 1..H. A
+            # study recorded with the old meaning must not be replayed under the new one.
+            identity["targets"] = DIRECT_STEPS
         return identity
 
     def to_dict(self) -> dict[str, Any]:

@@ -98,7 +98,11 @@ class DatabaseArtifactStore:
             from hpo_lstm.recording import open_storage
 
             storage = open_storage(storage)
-        self._engine = storage.engine
+        # optuna.load_study wraps an RDBStorage in a cache that hides its engine.
+        backend = getattr(storage, "_backend", storage)
+        if not hasattr(backend, "engine"):
+            raise StorageError(f"Saved models need a database storage (SQLite, PostgreSQL, ...); got {type(storage).__name__}.")
+        self._engine = backend.engine
         self._table = sa.Table(
             _TABLE,
             sa.MetaData(),

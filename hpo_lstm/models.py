@@ -15,7 +15,8 @@ __all__ = ["MODELS", "Forecaster", "build_model"]
 
 
 class Forecaster(nn.Module):
-    """A stack of recurrent layers (dropout between them) and a linear head.
+    """A stack of recurrent layers (dropout between them) and a linear head with one output
+    per forecast step.
 
     The head reads the final hidden state of the last layer: for one direction that is the
     output at the last step; for BiLSTM it joins the forward state at the last step with the
@@ -24,7 +25,15 @@ class Forecaster(nn.Module):
     """
 
     def __init__(
-        self, *, cell: str, n_features: int, hidden_size: int, n_layers: int, dropout: float, bidirectional: bool
+        self,
+        *,
+        cell: str,
+        n_features: int,
+        hidden_size: int,
+        n_layers: int,
+        dropout: float,
+        bidirectional: bool,
+        horizon: int = 1,
     ) -> None:
         super().__init__()
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
@@ -37,17 +46,18 @@ class Forecaster(nn.Module):
             bidirectional=bidirectional,
         )
         self.n_directions = 2 if bidirectional else 1
-        self.head = nn.Linear(hidden_size * self.n_directions, 1)
+        self.head = nn.Linear(hidden_size * self.n_directions, horizon)  # one output per forecast step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, state = self.rnn(x)
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
         last = torch.cat(list(h_n[-self.n_directions :]), dim=-1)
-        return self.head(last).squeeze(-1)
+        return self.head(last)  # (batch, horizon)
 
 
-def build_model(model: str, params: Mapping[str, Any], *, n_features: int) -> Forecaster:
-    """Build ``model`` ("lstm", "bilstm", "gru") for inputs with ``n_features`` columns."""
+def build_model(model: str, params: Mapping[str, Any], *, n_features: int, horizon: int = 1) -> Forecaster:
+    """Build ``model`` ("lstm", "bilstm", "gru") for inputs with ``n_features`` columns that
+    forecasts steps 1..``horizon`` at once (a direct multi-output head)."""
     if model not in MODELS:
         raise UnknownNameError(f"Unknown model {model!r}; choose from {', '.join(sorted(MODELS))}.")
     cell, bidirectional = MODELS[model]
@@ -58,4 +68,5 @@ def build_model(model: str, params: Mapping[str, Any], *, n_features: int) -> Fo
         n_layers=int(params["n_layers"]),
         dropout=float(params.get("dropout", 0.0)),
         bidirectional=bidirectional,
+        horizon=horizon,
     )

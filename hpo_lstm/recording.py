@@ -91,6 +91,12 @@ class Recorder:
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
             return
         stored = json.loads(stored_json)
+        if identity.get("targets") and "targets" not in stored and stored.get("horizon", 1) > 1:
+            raise ConfigError(
+                f"Study {self.config.study_name!r} in {self.config.storage_url!r} was recorded by an earlier hpo-lstm, "
+                f"in which horizon {stored['horizon']} meant one value {stored['horizon']} steps ahead; it now means "
+                f"steps 1..{stored['horizon']}. Give a new --study-name to run it with the new meaning."
+            )
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         if differing:
             details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])

@@ -50,7 +50,8 @@ class FinalModel:
     trial: int | None
     source: str
     note: str | None
-    intervals: dict[str, dict[str, float]]  # "80" -> half-width (series units), test coverage
+    intervals: dict[str, dict[str, Any]]  # "80" -> half-width per step (series units), test coverage
+    by_step: list[dict[str, Any]] = field(default_factory=list)  # test and naive metrics of each step 1..H
     weights: Any = field(repr=False, default=None)
 
 
@@ -100,7 +101,8 @@ class StudyResult:
             "best_val_rmse": self.search.best_value,
             "test": final.test,
             "baselines": final.baselines,
-            "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.last_value[val])},
+            "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
+            "by_step": final.by_step,
             "beats_naive": bool(final.test["rmse"] < final.baselines["naive_last"]["rmse"]),
             "protocol": {
                 "split": list(config.split),
@@ -169,7 +171,9 @@ def final_model(
     trial, weights = kept if kept is not None else (None, None)
     note = None
     if weights is not None:
-        model = model_from_weights(config.model, full, weights, n_features=dataset.n_features, device=device)
+        model = model_from_weights(
+            config.model, full, weights, n_features=dataset.n_features, device=device, horizon=dataset.horizon
+        )
         source = "kept"
     else:
         result, model = train_candidate(config.model, params, dataset, settings, seed=config.seed, keep_model=True)
@@ -182,17 +186,34 @@ def final_model(
         )
     lookback = int(full["lookback"])
     val, test = dataset.split("val"), dataset.split("test")
-    val_residuals = dataset.actual[val] - predict(model, dataset, "val", lookback=lookback)
-    actual, naive = dataset.actual[test], dataset.last_value[test]
+    val_residuals = dataset.actual[val] - predict(model, dataset, "val", lookback=lookback)  # (n, H)
+    actual, naive = dataset.actual[test], dataset.naive("test")
     predicted = predict(model, dataset, "test", lookback=lookback)
-    columns: dict[str, Any] = {"time": dataset.times[test], "actual": actual, "predicted": predicted, "naive_last": naive}
-    intervals: dict[str, dict[str, float]] = {}
+    steps = np.arange(1, dataset.horizon + 1)
+    # One row per test window and step (window-major): the target's time, its step, the values.
+    columns: dict[str, Any] = {
+        "time": dataset.times[test].ravel(),
+        "step": np.tile(steps, len(actual)),
+        "actual": actual.ravel(),
+        "predicted": predicted.ravel(),
+        "naive_last": naive.ravel(),
+    }
+    intervals: dict[str, dict[str, Any]] = {}
     for level in INTERVAL_LEVELS:
         name = f"{round(level * 100)}"
-        halfwidth = conformal_halfwidth(val_residuals, level)
+        halfwidth = np.array([conformal_halfwidth(val_residuals[:, k], level) for k in range(dataset.horizon)])
         lower, upper = predicted - halfwidth, predicted + halfwidth
-        columns[f"lower_{name}"], columns[f"upper_{name}"] = lower, upper
-        intervals[name] = {"halfwidth": halfwidth, "test_coverage": coverage(actual, lower, upper)}
+        columns[f"lower_{name}"], columns[f"upper_{name}"] = lower.ravel(), upper.ravel()
+        intervals[name] = {
+            "halfwidth": halfwidth.tolist(),
+            "test_coverage": coverage(actual, lower, upper),
+            "test_coverage_by_step": [coverage(actual[:, k], lower[:, k], upper[:, k]) for k in range(dataset.horizon)],
+        }
+    by_step = [
+        {"step": int(k + 1), **forecast_metrics(actual[:, k], predicted[:, k]),
+         **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()}}
+        for k in range(dataset.horizon)
+    ]  # fmt: skip
     return FinalModel(
         params=full,
         val_rmse=recorded_val_rmse,
@@ -203,6 +224,7 @@ def final_model(
         source=source,
         note=note,
         intervals=intervals,
+        by_step=by_step,
         weights=weights,
     )
 
@@ -338,6 +360,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         source=model.get("weights", "retrained"),
         note=model.get("note"),
         intervals=summary.get("intervals", {}),
+        by_step=summary.get("by_step", []),
     )
     return StudyResult(
         config=config,
@@ -367,6 +390,6 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel) -> dict[str,
         trial=final.trial,
         weights_source=final.source,
         val_rmse=final.val_rmse,
-        intervals={level: np.atleast_1d(values["halfwidth"]).tolist() for level, values in final.intervals.items()},
+        intervals={level: list(values["halfwidth"]) for level, values in final.intervals.items()},
         versions={"hpo_lstm_version": __version__, "torch_version": torch.__version__},
     )

@@ -134,12 +134,15 @@ def train_candidate(
     x_train, y_train, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
     n_train = x_train.shape[0]
 
+    multi = dataset.horizon > 1
+    target_scale = float(dataset.target_scale[0])
+    scale2 = np.asarray(dataset.target_scale, dtype=float) ** 2
     started, started_at = time.perf_counter(), time.time()
     rng_devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
     # fork_rng: weight init and dropout draw from torch's global generator; seed it only here.
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
-        model = build_model(model_name, full, n_features=dataset.n_features).to(device)
+        model = build_model(model_name, full, n_features=dataset.n_features, horizon=dataset.horizon).to(device)
         optimizer = make_adam(model, float(full["learning_rate"]), device)
         loss_fn = nn.MSELoss()
         shuffle = torch.Generator().manual_seed(seed)
@@ -159,9 +162,13 @@ def train_candidate(
                 optimizer.step()
             model.eval()
             with torch.inference_mode():
-                val_mse = loss_fn(model(x_val), y_val).item()  # the one sync per epoch
+                step_mse = ((model(x_val) - y_val) ** 2).mean(dim=0) if multi else None
+                val_mse = (step_mse.mean() if multi else loss_fn(model(x_val), y_val)).item()  # one sync per epoch
             scaled_rmse = math.sqrt(val_mse) if math.isfinite(val_mse) else math.inf
-            curve.append(scaled_rmse * dataset.target_scale)
+            if multi and math.isfinite(val_mse):  # RMSE in the series' units over every step
+                curve.append(math.sqrt(float((step_mse.cpu().numpy() * scale2).mean())))
+            else:
+                curve.append(scaled_rmse * target_scale)
             if scaled_rmse > DIVERGENCE_LIMIT:
                 status = "diverged"
                 break
@@ -197,10 +204,16 @@ def train_candidate(
 
 
 def model_from_weights(
-    model_name: str, params: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, n_features: int, device: str
+    model_name: str,
+    params: Mapping[str, Any],
+    weights: Mapping[str, np.ndarray],
+    *,
+    n_features: int,
+    device: str,
+    horizon: int = 1,
 ) -> Forecaster:
     """The forecaster ``params`` describe, holding ``weights`` (as a training returned them)."""
-    model = build_model(model_name, params, n_features=n_features)
+    model = build_model(model_name, params, n_features=n_features, horizon=horizon)
     try:
         model.load_state_dict({name: torch.from_numpy(np.asarray(array)) for name, array in weights.items()})
     except RuntimeError as exc:  # missing, unexpected or misshapen tensors
@@ -211,7 +224,7 @@ def model_from_weights(
 
 
 def predict(model: Forecaster, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:
-    """Forecast levels (series units) for every window of ``split``."""
+    """Forecast levels (series units) for every window of ``split``: (n_windows, horizon)."""
     device = next(model.parameters()).device
     x_all, _ = _tensors(dataset, str(device))
     x = x_all[dataset.split(split), -(lookback or dataset.lookback) :, :]

@@ -41,12 +41,18 @@ def test_windows_are_chronological_and_targets_match_the_series(transform):
     series = _ramp(200)
     ds = make_dataset(series, lookback=5, horizon=3, split=(0.6, 0.2, 0.2), transform=transform)
     level = series.values[:, 0]
-    # Targets sit `horizon` rows after the last input; splits follow time.
+    # Targets sit at the 3 rows after the last input; splits follow time.
+    assert ds.y.shape == ds.actual.shape == ds.target_row.shape == (len(ds.x), 3)
     np.testing.assert_array_equal(ds.actual, level[ds.target_row])
-    np.testing.assert_array_equal(ds.last_value, level[ds.target_row - 3])
-    assert np.all(np.diff(ds.target_row) == 1)
+    np.testing.assert_array_equal(ds.target_row - ds.target_row[:, :1], np.tile([0, 1, 2], (len(ds.x), 1)))
+    np.testing.assert_array_equal(ds.last_value, level[ds.target_row[:, 0] - 1])
+    np.testing.assert_array_equal(ds.naive("test"), np.repeat(ds.last_value[ds.split("test"), None], 3, axis=1))
+    # Every target of a window lies in its split's rows: no training window sees a validation value.
     train, val, test = (ds.target_row[ds.split(s)] for s in ("train", "val", "test"))
     assert train.max() < 120 <= val.min() and val.max() < 160 <= test.min()
+    # The H - 1 windows that would straddle each boundary are left out, no others.
+    first = 5 if transform == "diff" else 4
+    assert len(ds.x) == (200 - 3 - first) - 2 * 2
     # The model's target, restored to levels, is the actual value.
     for s in ("train", "val", "test"):
         np.testing.assert_allclose(ds.to_level(ds.y[ds.split(s)], s), ds.actual[ds.split(s)], rtol=1e-5)
@@ -72,8 +78,10 @@ def test_diff_transform_feeds_changes_and_targets_the_change_from_the_last_value
     series = _ramp(100)
     ds = make_dataset(series, lookback=4, horizon=2, split=(0.6, 0.2, 0.2), transform="diff")
     level = series.values[:, 0]
-    raw_target = ds.y * ds.target_scale + ds.target_mean
-    np.testing.assert_allclose(raw_target, level[ds.target_row] - level[ds.target_row - 2], rtol=1e-5, atol=1e-4)
+    raw_target = ds.y * ds.target_scale + ds.target_mean  # each step scaled on its own
+    assert ds.target_scale.shape == (2,) and ds.target_scale[1] > ds.target_scale[0]
+    last = level[ds.target_row[:, 0] - 1][:, None]
+    np.testing.assert_allclose(raw_target, level[ds.target_row] - last, rtol=1e-5, atol=1e-4)
 
 
 def test_csv_with_features_and_time_column(tiny_csv: Path):

@@ -23,7 +23,9 @@ def test_models_take_their_sizes_from_the_data_and_params(model, directions):
     assert net.rnn.bidirectional == (directions == 2)
     assert net.rnn.dropout == pytest.approx(0.2)
     assert net.head.in_features == 6 * directions
-    assert net(torch.zeros(5, 7, 3)).shape == (5,)
+    assert net(torch.zeros(5, 7, 3)).shape == (5, 1)
+    multi = build_model(model, {"hidden_size": 6, "n_layers": 1}, n_features=3, horizon=4)
+    assert multi(torch.zeros(5, 7, 3)).shape == (5, 4)  # one output per forecast step
 
 
 def test_bilstm_head_sees_the_whole_window():
@@ -55,6 +57,16 @@ def test_training_is_deterministic_for_a_seed_and_returns_the_best_epoch(sine):
     torch.manual_seed(123)
     train_candidate("lstm", params, sine, TrainSettings(max_epochs=1), seed=5)
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_a_multi_step_fitness_is_the_rmse_over_every_step_in_series_units():
+    ds = make_dataset(load_series("sine"), lookback=10, horizon=3)
+    result, model = train_candidate("lstm", {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1}, ds,
+                                    TrainSettings(max_epochs=3, batch_size=128), seed=1, keep_model=True)  # fmt: skip
+    pred = predict(model, ds, "val")
+    actual = ds.actual[ds.split("val")]
+    assert pred.shape == actual.shape == (ds.n_windows("val"), 3)
+    assert math.sqrt(float(np.mean((pred - actual) ** 2))) == pytest.approx(result.val_rmse, rel=1e-4)
 
 
 def test_early_stopping_stops_after_patience(sine):

@@ -20,16 +20,21 @@ MIN_WINDOWS = {"train": 16, "val": 4, "test": 4}
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Windows of ``lookback`` inputs -> the target ``horizon`` steps after the last input.
+    """Windows of ``lookback`` inputs -> the target at each of the next ``horizon`` steps.
 
-    Every window ``i`` has its target at row ``target_row[i]`` of the series; a window belongs
-    to the split its target row falls in, so val and test targets lie strictly after every
-    train target. Inputs and target are standardised with statistics of the train rows only.
+    Window ``i`` ends at row ``t`` of the series; its targets sit at rows ``t + 1 .. t + H``
+    (``target_row[i]``). A window belongs to a split when all its targets lie in that split's
+    rows, so every validation and test target lies strictly after every training target and
+    no training window sees a validation value (with H > 1 the H - 1 windows that would
+    straddle a boundary are left out). Inputs and targets are standardised with statistics of
+    the training rows only, each forecast step with its own.
 
     With ``transform="diff"`` the inputs are the step-to-step changes of every feature and the
-    target is the change from the last input value (``y[t+h] - y[t]``); the forecast level is
-    that change added back to the last value. A trending series (CO2) then never asks the
-    network for a level outside what it saw in training.
+    target of step k is the change from the last input value (``y[t+k] - y[t]``); the forecast
+    level is that change added back to the last value. A trending series (CO2) then never asks
+    the network for a level outside what it saw in training.
+
+    Per-window arrays with a step axis have shape ``(n_windows, horizon)``.
     """
 
     name: str
@@ -39,14 +44,14 @@ class Dataset:
     horizon: int
     transform: Literal["diff", "level"]
     x: np.ndarray  # (n_windows, lookback, n_features) float32, scaled
-    y: np.ndarray  # (n_windows,) float32, scaled
+    y: np.ndarray  # (n_windows, horizon) float32, scaled
     last_value: np.ndarray  # (n_windows,) target level at the last input step: the naive forecast
-    actual: np.ndarray  # (n_windows,) target level at the forecast step
-    target_row: np.ndarray  # (n_windows,) row of the series the target sits on
-    times: np.ndarray  # (n_windows,) time of each target (datetime64, or the row number)
+    actual: np.ndarray  # (n_windows, horizon) target level at each forecast step
+    target_row: np.ndarray  # (n_windows, horizon) row of the series each target sits on
+    times: np.ndarray  # (n_windows, horizon) time of each target (datetime64, or the row number)
     level: np.ndarray  # (n_points,) the whole target series, in its own units
-    target_mean: float
-    target_scale: float
+    target_mean: np.ndarray  # (horizon,)
+    target_scale: np.ndarray  # (horizon,)
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) window index
     n_filled: int = 0  # missing values of the series filled by interpolation
     # What a saved model needs to window new data exactly as this dataset was windowed:
@@ -54,6 +59,11 @@ class Dataset:
     input_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_points, n_features) raw series
     point_times: np.ndarray | None = None  # (n_points,) time stamps of the series' rows, when it has them
+
+    def naive(self, split: str) -> np.ndarray:
+        """The last-value naive forecast of every step of ``split``'s windows: (n, horizon)."""
+        last = self.last_value[self.split(split)]
+        return np.repeat(last[:, None], self.horizon, axis=1)
 
     @property
     def n_features(self) -> int:
@@ -68,10 +78,10 @@ class Dataset:
         return stop - start
 
     def to_level(self, y_scaled: np.ndarray, split: str) -> np.ndarray:
-        """Scaled model outputs for ``split`` -> forecasts in the series' own units."""
-        change_or_level = np.asarray(y_scaled, dtype=float) * self.target_scale + self.target_mean
+        """Scaled model outputs ``(n, horizon)`` for ``split`` -> forecasts in the series' own units."""
+        change_or_level = np.asarray(y_scaled, dtype=float).reshape(-1, self.horizon) * self.target_scale + self.target_mean
         if self.transform == "diff":
-            return self.last_value[self.split(split)] + change_or_level
+            return self.last_value[self.split(split)][:, None] + change_or_level
         return change_or_level
 
     def seasonal_naive(self, season: int, split: str) -> np.ndarray:
@@ -81,7 +91,7 @@ class Dataset:
         """
         if season < self.horizon:
             raise ConfigError(f"season must be >= horizon ({self.horizon}) to use known values only; got {season}.")
-        rows = self.target_row[self.split(split)] - season
+        rows = self.target_row[self.split(split)] - season  # (n, horizon)
         if rows.min() < 0:
             raise ConfigError(f"season {season} reaches before the start of the series.")
         return self.level[rows].astype(float)
@@ -121,16 +131,20 @@ def make_dataset(
     n_val = int(round(n_points * split[1]))
     diff = transform == "diff"
 
-    # Window i: inputs end at row t, target at row t + horizon. "diff" needs one row before the
-    # first input to take a change from.
+    # Window i: inputs end at row t, targets at rows t + 1 .. t + horizon. "diff" needs one row
+    # before the first input to take a change from. A window belongs to the split holding all
+    # its targets; with horizon > 1 the windows straddling a boundary are left out.
     first_t = lookback if diff else lookback - 1
-    t = np.arange(first_t, n_points - horizon)
-    target_row = t + horizon
-    counts = {
-        "train": int(np.sum(target_row < n_train)),
-        "val": int(np.sum((target_row >= n_train) & (target_row < n_train + n_val))),
-        "test": int(np.sum(target_row >= n_train + n_val)),
+    t_all = np.arange(first_t, n_points - horizon)
+    first_target, last_target = t_all + 1, t_all + horizon
+    split_of = {
+        "train": last_target < n_train,
+        "val": (first_target >= n_train) & (last_target < n_train + n_val),
+        "test": first_target >= n_train + n_val,
     }
+    counts = {s: int(np.sum(split_of[s])) for s in SPLITS}
+    t = t_all[split_of["train"] | split_of["val"] | split_of["test"]]
+    target_row = t[:, None] + np.arange(1, horizon + 1)[None, :]  # (n_windows, horizon)
     short = [s for s in SPLITS if counts[s] < MIN_WINDOWS[s]]
     if short:
         needed = ", ".join(f"{s} >= {MIN_WINDOWS[s]}" for s in SPLITS)
@@ -145,12 +159,12 @@ def make_dataset(
     if diff:
         inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])  # as scale_inputs
         fit_rows = slice(1, n_train)
-        target_raw = level[target_row] - level[t]
+        target_raw = level[target_row] - level[t][:, None]
     else:
         inputs = values
         fit_rows = slice(0, n_train)
         target_raw = level[target_row]
-    in_train = target_row < n_train
+    in_train = target_row[:, -1] < n_train
 
     mean = inputs[fit_rows].mean(axis=0)
     scale = inputs[fit_rows].std(axis=0)
@@ -161,16 +175,16 @@ def make_dataset(
             f"Column(s) {constant} are constant over the training rows (their {what} have zero spread); "
             "a constant series cannot be scaled or learned."
         )
-    target_mean = float(target_raw[in_train].mean())
-    target_scale = float(target_raw[in_train].std())
-    if target_scale == 0:
+    target_mean = target_raw[in_train].mean(axis=0)
+    target_scale = target_raw[in_train].std(axis=0)
+    if np.any(target_scale == 0):
         raise DataError(f"Target {series.target!r} is constant over the training windows; nothing to learn.")
 
     scaled = scale_inputs(values, transform, mean, scale)
     windows = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (n - L + 1, F, L)
     x = np.ascontiguousarray(windows[t - lookback + 1].transpose(0, 2, 1))
     y = ((target_raw - target_mean) / target_scale).astype(np.float32)
-    times = series.times[target_row] if series.times is not None else target_row.copy()
+    times = series.times[target_row] if series.times is not None else target_row.copy()  # (n_windows, horizon)
 
     bounds, start = {}, 0
     for s in SPLITS:
