@@ -158,3 +158,20 @@ def test_a_study_recorded_with_the_old_meaning_of_horizon_is_refused(tmp_path: P
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "horizon 3 meant one value 3 steps ahead" in err, err
+
+
+def test_a_multi_step_comparison_reports_each_step_and_the_interval_coverage(tmp_path: Path):
+    args = ["compare", str(_study(tmp_path)), *RUN, "--horizon", "2", "--models", "lstm", "--optimizers", "random",
+            "--seeds", "1", "--budget", "2", "--pop-size", "2", "--workers", "1", "--no-untuned",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    cells = pd.read_csv(tmp_path / "tiny" / "cells.csv", float_precision="round_trip")
+    study = optuna.load_study(study_name="tiny.lstm.random.seed0", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")
+    summary = json.loads(study.user_attrs["hpo_lstm_final"])
+    for row in summary["by_step"]:
+        assert cells[f"test_rmse_step{row['step']}"].iloc[0] == row["rmse"]
+        assert cells[f"naive_rmse_step{row['step']}"].iloc[0] == row["naive_rmse"]
+    assert cells["test_coverage_95"].iloc[0] == summary["intervals"]["95"]["test_coverage"]
+    report = (tmp_path / "tiny" / "report.md").read_text()
+    assert "**Per forecast step**" in report and "step 2 RMSE / MAE" in report
+    assert f"95% intervals covered {summary['intervals']['95']['test_coverage']:.1%}" in report

@@ -73,6 +73,8 @@ def load_comparison(folder: str | Path) -> Comparison:
             "best_val_rmse": summary["best_val_rmse"],
             **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
             **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
+            **{f"test_coverage_{level}": v["test_coverage"] for level, v in (summary.get("intervals") or {}).items()},
+            **_by_step_columns(summary.get("by_step") or []),
             **{f"param_{k}": v for k, v in summary["best_params"].items()},
         })  # fmt: skip
         if cell["kind"] != "tuned":
@@ -98,6 +100,14 @@ def load_comparison(folder: str | Path) -> Comparison:
         unfinished=tuple(unfinished),
         device=", ".join(sorted(devices)) or "-",
     )
+
+
+def _by_step_columns(by_step: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """A multi-step cell's test RMSE and MAE per forecast step, and the naive forecast's."""
+    if len(by_step) < 2:
+        return {}
+    return {f"{prefix}{metric}_step{row['step']}": row[f"{'naive_' if prefix == 'naive_' else ''}{metric}"]
+            for row in by_step for prefix in ("test_", "naive_") for metric in ("rmse", "mae")}  # fmt: skip
 
 
 def _evaluations(study: Any) -> list[Any]:
@@ -241,7 +251,8 @@ def _protocol(comparison: Comparison) -> str:
         f"seeds {', '.join(str(s) for s in manifest['seeds'])}"
         + (f"; untuned rows: {', '.join(f'{k} {fmt(v)}' for k, v in untuned.items())}" if untuned else "")
         + ".",
-        "- **Test**: each study's best params retrained once with its seed and scored once on the test split, "
+        "- **Test**: each study's best candidate, with the weights its search trained (nothing is retrained), scored "
+        "once on the test split, "
         f"in the series' own units (`{data['target']}`); RMSE = sqrt(MSE). Mean ± sample std over seeds.",
     ]
     if comparison.unfinished:
@@ -268,6 +279,33 @@ def _verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]]) 
     return text
 
 
+def _by_step_section(cells: pd.DataFrame) -> list[str]:
+    """Test RMSE and MAE per forecast step of a multi-step comparison: model x optimizer means
+    over seeds, with the naive forecast of the same steps."""
+    steps = sorted(int(c.rsplit("step", 1)[1]) for c in cells.columns if c.startswith("test_rmse_step"))
+    if not steps:
+        return []
+    header = ["model", "optimizer", *(f"step {k} RMSE / MAE" for k in steps)]
+    rows = []
+    for (model, optimizer), group in cells.groupby(["model", "optimizer"], sort=False):
+        rows.append([model, optimizer, *(f"{fmt(group[f'test_rmse_step{k}'].mean())} / "
+                                         f"{fmt(group[f'test_mae_step{k}'].mean())}" for k in steps)])  # fmt: skip
+    first = cells.iloc[0]
+    rows.append(["naive: last value", "", *(f"{fmt(first[f'naive_rmse_step{k}'])} / {fmt(first[f'naive_mae_step{k}'])}"
+                                           for k in steps)])  # fmt: skip
+    return ["**Per forecast step** (test, mean over seeds; every model forecasts steps 1.."
+            f"{steps[-1]} at once from the same windows)", "", _table(header, rows), ""]
+
+
+def _coverage_line(cells: pd.DataFrame) -> list[str]:
+    levels = sorted(c.removeprefix("test_coverage_") for c in cells.columns if c.startswith("test_coverage_"))
+    if not levels:
+        return []
+    text = ", ".join(f"{level}% intervals covered {cells[f'test_coverage_{level}'].mean():.1%}" for level in levels)
+    return [f"**Prediction intervals** (split conformal, from validation residuals): on test, {text} of the actual "
+            "values (mean over cells).", ""]
+
+
 def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str:
     manifest = comparison.manifest
     metrics = tables["test_metrics"]
@@ -290,6 +328,8 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
                          "evaluations", "distinct trainings", "wall s / cell"], rows))  # fmt: skip
     parts += ["", "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
               "same epochs and early stopping.", ""]  # fmt: skip
+    parts += _by_step_section(comparison.cells)
+    parts += _coverage_line(comparison.cells)
 
     comparison_table = tables["model_comparison"]
     if len(comparison_table):
