@@ -3,7 +3,7 @@
     python benchmarks/dask_workers.py [--budget 8] [--pop-size 4] [--max-epochs 10]
 
 Both clusters are real ``dask scheduler`` / ``dask worker --nthreads 1`` processes on
-127.0.0.1 (hpo_lstm._dask_local). The study (small LSTMs on the built-in CO2 data, TPE, seed 0,
+127.0.0.1 (hpo_lstm.executors._loopback). The study (small LSTMs on the built-in CO2 data, TPE, seed 0,
 pruning off so every candidate trains the same epochs in both runs) runs to the end on each,
 from connecting to the final model, with its own SQLite storage; both must record identical
 trials. Workers are started and warmed (torch imported) outside the clock. The machine's load
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 
-from hpo_lstm._dask_local import LoopbackCluster
+from hpo_lstm.executors._loopback import LoopbackCluster
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.study import run_study

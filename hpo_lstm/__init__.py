@@ -27,4 +27,13 @@ __all__ = [
     "StudyFailedError",
     "UnknownNameError",
     "__version__",
+    "load_forecaster",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: load_forecaster imports its modules only when first used
+    if name == "load_forecaster":
+        from hpo_lstm.forecaster import load_forecaster
+
+        return load_forecaster
+    raise AttributeError(f"module 'hpo_lstm' has no attribute {name!r}")

@@ -54,7 +54,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
     d.add_argument("--time-column", dest="time_column", help="CSV time column (default: a column named date, time, timestamp, datetime or ds)")
     d.add_argument("--lookback", type=_positive_int, help="input window length (default 24)")
-    d.add_argument("--horizon", type=_positive_int, help="forecast the value this many steps ahead (default 1)")
+    d.add_argument("--horizon", type=_positive_int, help="forecast steps 1..H at once, one output each (default 1)")
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
     d.add_argument("--transform", help="diff (forecast the change from the last value; default) or level")
     t = parser.add_argument_group("training")
@@ -131,6 +131,25 @@ def _build_parser() -> _Parser:
                         "results/co2-lstm-woa-seed0")  # fmt: skip
     report.add_argument("--quiet", action="store_true", help="print nothing (no summary table, no list of files)")
 
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast past the end of the data with a study's saved model: forecast.csv, forecast.png",
+        description="Load the final model a study saved (a run's folder, a comparison's folder with --cell, or "
+        "--storage with --study-name) and forecast N steps past the last observation of the study's data, or of "
+        "--data NEW.csv. Steps past the model's horizon are forecast recursively; other input features are held "
+        "at their last value. Writes forecast.csv (time, forecast, lower_80, upper_80, lower_95, upper_95) and "
+        "forecast.png. Nothing is trained; the storage is only read.",
+    )
+    forecast.add_argument("result", nargs="?", help="a run's folder (results/<study>) or a comparison's folder")
+    forecast.add_argument("--steps", type=_positive_int, required=True, metavar="N", help="number of steps to forecast (>= 1)")
+    forecast.add_argument("--data", metavar="NEW.csv", help="CSV with the study's columns: forecast from its last row instead")
+    forecast.add_argument("--out", metavar="DIR", help="output folder (default RESULT/forecast, or results/<study>/forecast)")
+    forecast.add_argument("--cell", metavar="MODEL.OPTIMIZER.SEED", help="a comparison's cell MODEL.OPTIMIZER.SEED, e.g. bilstm.woa.0 or "
+                          "lstm.untuned.0 (default: the finished cell with the lowest best validation RMSE)")  # fmt: skip
+    forecast.add_argument("--storage", metavar="URL", help="Optuna storage URL holding the study (instead of RESULT)")
+    forecast.add_argument("--study-name", dest="study_name", metavar="NAME", help="the study in --storage")
+    forecast.add_argument("--quiet", action="store_true", help="print nothing")
+
     commands.add_parser("optimizers", help="list the registered optimizers")
     commands.add_parser("datasets", help="list the built-in datasets")
     return parser
@@ -161,6 +180,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _compare(vars(args))
         if args.command == "report":
             return _report(args.folder, quiet=args.quiet)
+        if args.command == "forecast":
+            return _forecast(args)
         return _run(vars(args))
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
@@ -287,7 +308,7 @@ def _compare(options: dict[str, Any]) -> int:
 
 
 def _report(folder: str, *, quiet: bool) -> int:
-    from hpo_lstm.compare import MANIFEST, read_manifest
+    from hpo_lstm.manifest import MANIFEST, read_manifest
 
     # A wrong folder is refused before pandas, optuna and torch load.
     if (Path(folder) / MANIFEST).exists():
@@ -311,6 +332,85 @@ def _report(folder: str, *, quiet: bool) -> int:
     return 0
 
 
+def _forecast(args: argparse.Namespace) -> int:
+    """``hpo-lstm forecast``: forecast.csv, forecast.png and a short table."""
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1; got {args.steps}.")
+    if (args.result is None) == (args.storage is None):
+        raise ConfigError("Give either a RESULT folder or --storage URL with --study-name NAME (not both, not neither).")
+    if args.data is not None and not Path(args.data).is_file():
+        raise ConfigError(f"--data {args.data!r} does not exist or is not a file.")
+
+    from hpo_lstm.forecaster import load_forecaster
+
+    forecaster = load_forecaster(args.result, storage=args.storage, study_name=args.study_name, cell=args.cell)
+    frame = forecaster.forecast(steps=args.steps, data=args.data)
+    if args.out is not None:
+        out = Path(args.out)
+    elif args.result is not None:
+        out = Path(args.result) / "forecast"
+    else:
+        out = Path("results") / args.study_name / "forecast"
+    from hpo_lstm.recording import ensure_writable
+
+    ensure_writable(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "forecast.csv", index=False)
+
+    from hpo_lstm.report._plots import plot_forecast
+    from hpo_lstm.report._run import target_label
+
+    card = forecaster.card
+    history = forecaster.recent(max(3 * forecaster.lookback, 100), data=args.data)
+    source = args.data if args.data is not None else card.get("data")
+    plot_forecast(
+        history,
+        frame,
+        out / "forecast.png",
+        title=f"{card['model']} ({card.get('study_name')}): {args.steps} steps past the end of {source}",
+        unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
+        horizon=forecaster.horizon,
+    )
+    if not args.quiet:
+        _print_forecast(frame, forecaster, out)
+    return 0
+
+
+def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    card = forecaster.card
+    table = Table(title=f"{card['target']}: {len(frame)}-step forecast of {card['model']} "
+                        f"({card.get('study_name')}, horizon {forecaster.horizon})")  # fmt: skip
+    for column in ("step", "time", "forecast", "80% interval", "95% interval"):
+        table.add_column(column, justify="left" if column == "time" else "right")
+    times = frame["time"]
+    if hasattr(times, "dt") and (times.dt.normalize() == times).all():  # dates only: no 00:00:00
+        times = times.dt.strftime("%Y-%m-%d")
+    # One number of decimals for the whole table: about 6 significant digits of its largest value.
+    largest = float(frame[["lower_95", "upper_95"]].abs().to_numpy().max())
+    decimals = max(0, 5 - math.floor(math.log10(largest))) if largest > 0 and math.isfinite(largest) else 4
+    num = f"{{:.{decimals}f}}".format
+    shown = list(range(len(frame))) if len(frame) <= 12 else [*range(5), -1, *range(len(frame) - 5, len(frame))]
+    for i in shown:
+        if i < 0:
+            table.add_row("...", "", "", "", "")
+            continue
+        row = frame.iloc[i]
+        table.add_row(str(i + 1), str(times.iloc[i]), num(row["forecast"]),
+                      f"{num(row['lower_80'])} .. {num(row['upper_80'])}",
+                      f"{num(row['lower_95'])} .. {num(row['upper_95'])}")  # fmt: skip
+    console = Console()
+    console.print(table)
+    if len(frame) > forecaster.horizon:
+        console.print(f"Steps past {forecaster.horizon} are recursive; their intervals are approximate "
+                      "(the last step's conformal half-width times sqrt(k/H), coverage not checked).")  # fmt: skip
+    console.print(f"forecast: {out / 'forecast.csv'}, {out / 'forecast.png'}")
+
+
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -328,6 +428,19 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     table.add_row("naive last value", _fmt(summary["val_baselines"]["naive_last"]["rmse"]), _fmt(naive["rmse"]),
                   _fmt(naive["mae"]), _fmt(naive["mape"]))  # fmt: skip
     console.print(table)
+    by_step = summary.get("by_step") or []
+    if len(by_step) > 1:  # a multi-step model: each step's error next to the naive forecast's
+        steps = Table(title="test RMSE and MAE per forecast step")
+        for column in ("step", "RMSE", "naive RMSE", "% of naive", "MAE", "naive MAE"):
+            steps.add_column(column, justify="right")
+        for row in by_step:
+            steps.add_row(str(row["step"]), _fmt(row["rmse"]), _fmt(row["naive_rmse"]),
+                          f"{row['rmse'] / row['naive_rmse']:.1%}", _fmt(row["mae"]), _fmt(row["naive_mae"]))  # fmt: skip
+        console.print(steps)
+    intervals = summary.get("intervals") or {}
+    if intervals:
+        console.print("intervals, test coverage: " + ", ".join(
+            f"{level}% -> {values['test_coverage']:.1%}" for level, values in intervals.items()))  # fmt: skip
     console.print(f"best params: {params}")
     ratio = test["rmse"] / naive["rmse"]
     if summary["beats_naive"] and ratio > 0.98:

@@ -19,14 +19,13 @@ from typing import Any
 
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._interrupts import interrupts_outside_storage
-from hpo_lstm._json import dumps
 from hpo_lstm.config import MODELS, StudyConfig, read_toml
 from hpo_lstm.data import Dataset
+from hpo_lstm.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 from hpo_lstm.space import SearchSpace, default_space
 
-__all__ = ["MANIFEST", "Cell", "CompareConfig", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
+__all__ = ["MANIFEST", "read_manifest", "Cell", "CompareConfig", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
 
-MANIFEST = "compare.json"
 ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
 UNTUNED_DEFAULTS = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
 UNTUNED = "untuned"
@@ -147,7 +146,7 @@ class CompareConfig:
         """What ``hpo-lstm report`` needs to find and label the cells again."""
         return {
             "name": self.compare_name,
-            "storage": _absolute_sqlite(self.base.storage_url),
+            "storage": absolute_sqlite(self.base.storage_url),
             "models": list(self.models),
             "optimizers": list(self.optimizers),
             "seeds": list(self.seeds),
@@ -291,7 +290,7 @@ def run_compare(
 
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(executor) if executor_kind != "local" else None
-        _write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
+        write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
         storage = open_storage(config.base.storage_url)
         mine = shard_cells(cells, shard)
         pending = [c for c in mine if load_finished(c.config, storage) is None]
@@ -350,14 +349,6 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
 _MAY_CHANGE = ("budget", "device", "out", "storage")
 
 
-def _absolute_sqlite(url: str) -> str:
-    """A relative SQLite path made absolute, so ``hpo-lstm report`` finds it from any folder."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
-        return prefix + str(Path(url[len(prefix) :]).resolve())
-    return url
-
-
 def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_report: bool = False) -> None:
     """Refuse to reuse a comparison's folder for different data, space or training settings
     (its report would show the old cells under the new protocol header), or, unless
@@ -392,20 +383,3 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
         )
 
 
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    from hpo_lstm.recording import ensure_writable
-
-    ensure_writable(folder)
-    (folder / MANIFEST).write_text(dumps(manifest, indent=2) + "\n")
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{str(folder)!r} holds no {MANIFEST}; give the folder a comparison wrote (e.g. results/compare-co2)."
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"Cannot read {str(path)!r}: {exc}.") from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hpo_lstm._errors import StorageError
@@ -19,9 +18,10 @@ from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset
 from hpo_lstm.pruning import prune_thresholds
 from hpo_lstm.recording import Recorder
-from hpo_lstm.training import TrainResult, TrainSettings, train_candidate
+from hpo_lstm.jobs import TrainJob, run_job
+from hpo_lstm.training import TrainResult, TrainSettings
 
-__all__ = ["Evaluator", "ProgressSink", "TrainJob"]
+__all__ = ["Evaluator", "ProgressSink"]
 
 
 class ProgressSink(Protocol):
@@ -36,48 +36,6 @@ class ProgressSink(Protocol):
 
     def final(self, *, done: bool) -> None:
         """The final model is being made (``done=False``), or is made (``done=True``)."""
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    model: str
-    params: dict[str, Any]
-    settings: TrainSettings
-    seed: int
-    prune_above: tuple[float, ...] | None = None
-    weights_below: float | None = None  # send the weights back when val RMSE is below this
-
-    def relative_cost(self) -> float:
-        """A rough per-epoch cost, only for ordering jobs (largest first balances workers).
-
-        Per sample and time step each layer and direction does ~4h(h + inputs) multiply-adds
-        plus a fixed overhead of small kernels; mini-batches share that overhead.
-        """
-        hidden = int(self.params.get("hidden_size", 64))
-        layers = int(self.params.get("n_layers", 1))
-        lookback = int(self.params.get("lookback", 24))
-        batch = int(self.params.get("batch_size", self.settings.batch_size))
-        directions = 2 if self.model == "bilstm" else 1
-        per_step = layers * directions * lookback * (4 * hidden * (2 * hidden) + 20_000 / batch)
-        return float(per_step)
-
-
-def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
-    """Train one candidate; a training that raises becomes a failure message, not a crash."""
-    try:
-        result, _ = train_candidate(
-            job.model,
-            job.params,
-            dataset,
-            job.settings,
-            seed=job.seed,
-            prune_above=job.prune_above,
-            weights_below=job.weights_below,
-        )
-    except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, bad shapes
-        text = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {text[0] if text else ''}"
-    return result
 
 
 def _memo_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -86,7 +86,8 @@ class DatabaseArtifactStore:
     """An ``optuna.artifacts`` store keeping each artifact as one row of ``hpo_lstm_artifacts``
     in the database of an Optuna RDB storage (SQLite, PostgreSQL, ...).
 
-    Pass it wherever Optuna takes an artifact store, e.g.
+    ``storage`` is an Optuna RDB storage (``optuna.storages.RDBStorage(url)``). Pass the store
+    wherever Optuna takes an artifact store, e.g.
     ``optuna_dashboard.run_server(storage, artifact_store=DatabaseArtifactStore(storage))`` to
     download models from the dashboard.
     """
@@ -94,10 +95,6 @@ class DatabaseArtifactStore:
     def __init__(self, storage: Any) -> None:
         import sqlalchemy as sa
 
-        if isinstance(storage, str):
-            from hpo_lstm.recording import open_storage
-
-            storage = open_storage(storage)
         # optuna.load_study wraps an RDBStorage in a cache that hides its engine.
         backend = getattr(storage, "_backend", storage)
         if not hasattr(backend, "engine"):
@@ -246,7 +243,7 @@ def time_step(times: np.ndarray | None) -> dict[str, Any]:
     index = pd.DatetimeIndex(times)
     tail = index[-min(len(index), 200) :]
     freq = pd.infer_freq(tail) if len(tail) >= 3 else None
-    step = float(np.median(np.diff(tail.asi8))) / 1e9 if len(tail) >= 2 else None
+    step = float(np.median(np.diff(tail.as_unit("ns").asi8))) / 1e9 if len(tail) >= 2 else None
     return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat()}
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
@@ -34,6 +35,7 @@ __all__ = [
     "predictions_frame",
     "read_final",
     "read_model",
+    "read_only_url",
 ]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
@@ -398,3 +400,20 @@ def ensure_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
+
+
+def read_only_url(url: str, folder: Path, named_in: Path) -> str:
+    """``url`` opened read-only where it can be: an SQLite file as a read-only URI. A relative
+    SQLite path is looked for from the current folder, then from ``folder`` and each folder
+    above it (the run may have been started elsewhere). A missing file is refused: opening it
+    would create an empty database."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or url[len(prefix) :] in ("", ":memory:"):
+        return url
+    name = Path(url[len(prefix) :])
+    here = folder.resolve()
+    candidates = [name] if name.is_absolute() else [name, *(d / name for d in (here, *here.parents))]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ConfigError(f"The storage {url!r} named in {str(named_in)!r} does not exist.")
+    return f"{prefix}file:{quote(str(found.resolve()))}?mode=ro&uri=true"

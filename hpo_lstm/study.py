@@ -328,11 +328,12 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     from pathlib import Path
 
     from hpo_lstm.optimizers import Evaluation
-    from hpo_lstm.recording import counts_as_evaluation, ensure_writable, load_finished, open_storage, predictions_frame
+    from hpo_lstm.recording import counts_as_evaluation, load_finished, open_storage, predictions_frame
 
-    if config.storage is None:
-        ensure_writable(Path(config.out))
-    storage = open_storage(config.storage_url)
+    url = config.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return None  # a new study: nothing is created here (a cluster is reached first)
+    storage = open_storage(url)
     finished = load_finished(config, storage)
     if finished is None:
         return None

@@ -1,5 +1,5 @@
 """The Dask executor against a real cluster: ``dask scheduler`` and ``dask worker`` processes on
-127.0.0.1, started and stopped by PID (see hpo_lstm._dask_local), driven by the real CLI."""
+127.0.0.1, started and stopped by PID (see hpo_lstm.executors._loopback), driven by the real CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, write_study
-from hpo_lstm._dask_local import LoopbackCluster
+from hpo_lstm.executors._loopback import LoopbackCluster
 from hpo_lstm.cli import main
 
 # Trainings of about a second each (batch 32, no early stop), so a kill lands mid-training.

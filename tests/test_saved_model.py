@@ -104,7 +104,7 @@ def test_a_study_killed_and_resumed_on_another_instruction_set_completes(tmp_pat
 
 
 def test_dask_workers_on_another_instruction_set_than_the_driver(tmp_path: Path):
-    from hpo_lstm._dask_local import LoopbackCluster
+    from hpo_lstm.executors._loopback import LoopbackCluster
 
     out = tmp_path / "out"
     with LoopbackCluster(workdir=tmp_path / "cluster", worker_env=OTHER_ISA) as cluster:

@@ -79,8 +79,9 @@ def test_early_stopping_stops_after_patience(sine):
 
 
 def test_jobs_are_submitted_largest_first_and_outcomes_keep_their_index(sine):
-    from hpo_lstm.evaluation import TrainJob
-    from hpo_lstm.executors import LocalExecutor, largest_first
+    from hpo_lstm.jobs import TrainJob
+    from hpo_lstm.executors._local import LocalExecutor
+    from hpo_lstm.jobs import largest_first
 
     settings = TrainSettings(max_epochs=2, patience=2)
     params = [(8, 1), (48, 2), (16, 1), (48, 1)]

@@ -8,7 +8,7 @@ is kept by the caller, not here, so these optimizers minimise any objective.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.optimizers._base import PENALTY, Optimizer, _Ledger

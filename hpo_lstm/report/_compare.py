@@ -45,7 +45,7 @@ def load_comparison(folder: str | Path) -> Comparison:
     import optuna
 
     from hpo_lstm._logging import quiet_optuna
-    from hpo_lstm.compare import read_manifest
+    from hpo_lstm.manifest import read_manifest
     from hpo_lstm.recording import open_storage, read_final
 
     manifest = read_manifest(folder)

@@ -16,6 +16,7 @@ __all__ = [
     "plot_best_predictions",
     "plot_convergence",
     "plot_convergence_bands",
+    "plot_forecast",
     "plot_params",
     "plot_predictions",
 ]
@@ -104,7 +105,12 @@ def plot_convergence(table: Any, path: Path, *, title: str, value_label: str = "
 def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: str, zoom: float = 0.1) -> None:
     """One study on the test split: actual, predicted and the naive last-value forecast, over
     the whole split and zoomed on its last ``zoom`` share (at least 20 points), where the
-    naive forecast's one-step lag can be seen."""
+    naive forecast's one-step lag can be seen. With several forecast steps (a ``step``
+    column), step 1 is drawn, and the last step's forecast of the same times beside it."""
+    steps = sorted(set(predictions["step"])) if "step" in predictions.columns else [1]
+    far = predictions[predictions["step"] == steps[-1]] if len(steps) > 1 else None
+    if len(steps) > 1:
+        predictions = predictions[predictions["step"] == steps[0]]
     n = len(predictions)
     last = predictions.iloc[max(0, n - max(20, math.ceil(zoom * n))) :]
     with _figure(path, nrows=2, figsize=(9, 6), dpi=120, gridspec_kw={"height_ratios": [3, 2]}) as (_, axes):
@@ -112,7 +118,11 @@ def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: st
             ax.plot(rows["time"], rows["actual"], color="0.15", linewidth=1.1, label="actual")
             ax.plot(rows["time"], rows["naive_last"], color="C0", linewidth=0.9, linestyle="--",
                     label="naive: last value")  # fmt: skip
-            ax.plot(rows["time"], rows["predicted"], color="C3", linewidth=1.1, label="predicted")
+            ax.plot(rows["time"], rows["predicted"], color="C3", linewidth=1.1,
+                    label="predicted" if far is None else f"predicted, step {steps[0]}")  # fmt: skip
+            if far is not None:
+                span = far[(far["time"] >= rows["time"].iloc[0]) & (far["time"] <= rows["time"].iloc[-1])]
+                ax.plot(span["time"], span["predicted"], color="C2", linewidth=0.9, label=f"predicted, step {steps[-1]}")
             ax.set_ylabel(unit_label)
             ax.grid(alpha=0.3)
         if len(last) < n:
@@ -158,6 +168,8 @@ def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], opt
 def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str) -> None:
     """Actual vs predicted on test for each model's best cell (chosen by validation RMSE)."""
     labels = list(dict.fromkeys(predictions["label"]))
+    if "step" in predictions.columns:  # several forecast steps: the first step's forecasts
+        predictions = predictions[predictions["step"] == predictions["step"].min()]
     with _figure(path, nrows=len(labels), figsize=(10, 3 * len(labels)), dpi=120, squeeze=False, sharex=True) as (
         _,
         axes,
@@ -213,3 +225,30 @@ def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bo
             axes_row[0].set_ylabel(value_label if model is None else f"{model}\n{value_label}")
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="optimizer",
                            title_fontsize=8, markerscale=1.5)  # fmt: skip
+
+
+def plot_forecast(history: Any, forecast: Any, path: Path, *, title: str, unit_label: str, horizon: int = 1) -> None:
+    """A forecast past the end of the data: the recent ``history`` (time, value), then the
+    ``forecast`` (time, forecast, lower_80, upper_80, lower_95, upper_95) with its 95% and 80%
+    bands. Steps past the model's ``horizon`` are recursive, their bands approximate: a dotted
+    line marks where they start."""
+    with _figure(path, figsize=(9, 4.2), dpi=120) as (_, ax):
+        ax.plot(history["time"], history["value"], color="0.15", linewidth=1.1, label="observed")
+        ax.fill_between(forecast["time"], forecast["lower_95"], forecast["upper_95"], color="C3", alpha=0.15,
+                        linewidth=0, label="95% interval")  # fmt: skip
+        ax.fill_between(forecast["time"], forecast["lower_80"], forecast["upper_80"], color="C3", alpha=0.3,
+                        linewidth=0, label="80% interval")  # fmt: skip
+        # Joined to the last observation, so the forecast reads as its continuation.
+        times = [history["time"].iloc[-1], *forecast["time"]]
+        values = [history["value"].iloc[-1], *forecast["forecast"]]
+        ax.plot(times, values, color="C3", linewidth=1.3, marker="o" if len(forecast) <= 30 else None, markersize=3,
+                markevery=list(range(1, len(values))), label="forecast")  # fmt: skip
+        ax.axvline(history["time"].iloc[-1], color="0.5", linewidth=0.8, linestyle="--", zorder=0)
+        if len(forecast) > horizon:
+            ax.axvline(forecast["time"].iloc[horizon - 1], color="0.5", linewidth=0.8, linestyle=":", zorder=0,
+                       label=f"past step {horizon}: recursive, approximate bands")  # fmt: skip
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(unit_label)
+        ax.set_xlabel("time")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")

@@ -15,7 +15,6 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,7 @@ import pandas as pd
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._json import dumps
 from hpo_lstm.model_store import write_model_folder
-from hpo_lstm.recording import predictions_frame, read_model
+from hpo_lstm.recording import predictions_frame, read_model, read_only_url
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far
 
@@ -176,7 +175,7 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
     url = written.get("storage") if isinstance(written, dict) else None
     if not isinstance(name, str) or not isinstance(url, str):
         raise ConfigError(f"{str(path)!r} names no study_name and storage; it was not written by hpo-lstm run.")
-    return _write_recorded(folder, name, open_storage(_read_only(url, folder, path)), url)
+    return _write_recorded(folder, name, open_storage(read_only_url(url, folder, path)), url)
 
 
 def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> dict[str, Any]:
@@ -213,20 +212,3 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
 def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:
     first = [k for k in _SUMMARY_FIRST if k in summary]
     return {**{k: summary[k] for k in first}, **{k: v for k, v in summary.items() if k not in first}}
-
-
-def _read_only(url: str, folder: Path, named_in: Path) -> str:
-    """``url`` opened read-only where it can be: an SQLite file as a read-only URI. A relative
-    SQLite path is looked for from the current folder, then from ``folder`` and each folder
-    above it (the run may have been started elsewhere). A missing file is refused: opening it
-    would create an empty database."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or "?" in url or url[len(prefix) :] in ("", ":memory:"):
-        return url
-    name = Path(url[len(prefix) :])
-    here = folder.resolve()
-    candidates = [name] if name.is_absolute() else [name, *(d / name for d in (here, *here.parents))]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        raise ConfigError(f"The storage {url!r} named in {str(named_in)!r} does not exist.")
-    return f"{prefix}file:{quote(str(found.resolve()))}?mode=ro&uri=true"

@@ -1,64 +1,28 @@
-"""Where candidates train: in this process, in a local pool of worker processes, or on a Dask cluster.
-
-Every executor is a context manager (workers start on enter, stop on exit) with one method
-that matters, ``map(jobs) -> iterator of (job index, outcome)``, yielding each outcome as soon
-as it is ready. Results do not depend on which worker trained what: every training is seeded
-by the study seed alone. An executor is made for one dataset, which reaches each worker once.
+"""The local executor: train in this process, or in a pool of worker processes on this machine.
 
 Worker processes are started with "spawn" (safe with torch's OpenMP threads and with CUDA),
 read the dataset once, from a file the pool's initializer names, run one torch thread each,
-and start with glibc malloc settings that keep freed memory mapped (measured in docs/design.md: up
-to 30% faster steps for small models).
+and start with glibc malloc settings that keep freed memory mapped (measured in docs/design.md:
+up to 30% faster steps for small models).
 
 A worker that dies (the kernel's out-of-memory killer, a signal) breaks the whole process
 pool. The local executor then trains the batch's unfinished candidates one at a time in a fresh
 pool, so the candidate that kills its worker is found: it gets a second try, alone, and if it
 kills that worker too it becomes a failure message (a FAIL trial), like Dask's KilledWorker.
 Every other candidate trains normally, so the trials are the same as without the crash.
-
-:func:`make_executor` builds either kind from plain settings (the ``run`` command, ``run_study``
-and comparisons use it); the Dask executor lives in :mod:`hpo_lstm._dask`. This module imports
-nothing heavy, so the CLI can check executor settings before loading torch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from hpo_lstm._errors import ClusterError, ConfigError, UnknownNameError, WorkerStartError
+from hpo_lstm._errors import WorkerStartError
 from hpo_lstm.data import Dataset
+from hpo_lstm.jobs import TrainJob, largest_first
 
-if TYPE_CHECKING:
-    from hpo_lstm.evaluation import TrainJob
-
-__all__ = [
-    "EXECUTORS",
-    "Executor",
-    "LocalExecutor",
-    "WORKER_MALLOC_ENV",
-    "WorkerStartError",
-    "check_executor",
-    "largest_first",
-    "default_workers",
-    "make_executor",
-]
-
-# Executor kinds: not part of a study's identity (a study gives the same trials on either).
-EXECUTORS = ("local", "dask")
-
-
-class Executor(Protocol):
-    """Trains :class:`TrainJob` s on the dataset it was made for."""
-
-    def __enter__(self) -> Executor: ...
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None: ...
-
-    def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
-        """Yield ``(index into jobs, TrainResult or failure message)`` as each job finishes."""
-        ...
+__all__ = ["KILLS_TO_FAIL", "LocalExecutor", "WORKER_MALLOC_ENV"]
 
 # glibc reads these at process start: mmap only huge blocks, never trim the heap, and grow
 # it in 256 MiB steps, so the allocator stops returning and re-faulting pages every step.
@@ -74,15 +38,6 @@ _worker_started: Any = None
 
 # A candidate that kills its worker this many times in a row, training alone, is a failure.
 KILLS_TO_FAIL = 2
-
-
-def default_workers(device: str) -> int:
-    """One worker per CUDA device when training on CUDA, else one per CPU core."""
-    if device.startswith("cuda"):
-        import torch
-
-        return max(1, torch.cuda.device_count())
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _init_worker(dataset_file: str, threads: int, device: str, counter: Any, started: Any) -> None:
@@ -108,7 +63,7 @@ def _init_worker(dataset_file: str, threads: int, device: str, counter: Any, sta
 
 
 def _run_in_worker(job: TrainJob) -> Any:
-    from hpo_lstm.evaluation import run_job
+    from hpo_lstm.jobs import run_job
 
     assert _worker_dataset is not None, "worker was not initialised"
     with _worker_started.get_lock():
@@ -185,7 +140,7 @@ class LocalExecutor:
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into jobs, outcome)`` as each job finishes."""
         if self._pool is None:
-            from hpo_lstm.evaluation import run_job
+            from hpo_lstm.jobs import run_job
 
             for index, job in enumerate(jobs):
                 yield index, run_job(job, self.dataset)
@@ -248,51 +203,3 @@ class LocalExecutor:
         )
 
 
-def largest_first(jobs: Sequence[TrainJob]) -> list[int]:
-    """Job indices, most expensive first: a batch's slowest training starts at once instead
-    of last, so no worker sits idle at the end waiting for it (longest-processing-time first).
-    Outcomes are keyed by index, so the order never changes what is recorded."""
-    return sorted(range(len(jobs)), key=lambda i: -jobs[i].relative_cost())
-
-
-def check_executor(kind: str, scheduler: str | None) -> None:
-    """Refuse an unknown executor kind, or a scheduler address that does not fit the kind."""
-    if kind not in EXECUTORS:
-        raise UnknownNameError(f"Unknown executor {kind!r}; choose from {', '.join(sorted(EXECUTORS))}.")
-    if kind == "dask" and not scheduler:
-        raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://HOST:8786); got none.")
-    if kind != "dask" and scheduler:
-        raise ConfigError(f"--scheduler {scheduler!r} is only used with --executor dask; got --executor {kind}.")
-
-
-def make_executor(
-    kind: str = "local",
-    *,
-    dataset: Dataset,
-    device: str,
-    workers: int | None = None,
-    threads: int = 1,
-    scheduler: str | None = None,
-) -> Executor:
-    """An executor of ``kind`` for ``dataset``; enter it (``with``) to start or connect.
-
-    ``kind="local"``: ``workers`` processes on this machine (default: one per core, or per
-    GPU; 1 trains in this process). ``kind="dask"``: the Dask cluster whose scheduler listens
-    at ``scheduler`` (e.g. ``tcp://HOST:8786``); ``workers`` is ignored (the cluster has its
-    own). ``device`` is the resolved training device ("cpu", "cuda", "cuda:N"); ``threads`` is
-    torch's thread count per training. Raises ``UnknownNameError`` or ``ConfigError`` for bad
-    settings, ``ClusterError`` when Dask is not installed; an unreachable scheduler raises
-    ``ClusterError`` on enter.
-    """
-    check_executor(kind, scheduler)
-    if kind == "local":
-        return LocalExecutor(dataset=dataset, workers=workers or default_workers(device), device=device, threads=threads)
-    try:
-        from hpo_lstm._dask import DaskExecutor
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("dask", "distributed"):
-            raise
-        raise ClusterError(
-            f"--executor dask needs the package {exc.name!r}; install it with: pip install 'hpo-lstm[dask]'."
-        ) from None
-    return DaskExecutor(dataset=dataset, scheduler=str(scheduler), device=device, threads=threads)

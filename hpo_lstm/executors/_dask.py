@@ -32,8 +32,7 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_wo
 
 from hpo_lstm._errors import ClusterError, first_line
 from hpo_lstm.data import Dataset
-from hpo_lstm.evaluation import TrainJob, run_job
-from hpo_lstm.executors import largest_first
+from hpo_lstm.jobs import TrainJob, largest_first, run_job
 from hpo_lstm.training import TrainResult
 
 __all__ = ["CONNECT_TIMEOUT_S", "WORKERS_TIMEOUT_S", "DaskExecutor"]

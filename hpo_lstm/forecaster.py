@@ -1,0 +1,530 @@
+"""Forecasting with a study's saved model: ``load_forecaster(...)`` -> :class:`Forecaster`.
+
+A finished study saves its final model twice: as files in the run's folder (``model/model.json``
+and ``model/weights.safetensors``) and in its storage (the card as the study attribute
+``hpo_lstm_model``, the weights as an artifact of the trial the card names); see
+:mod:`hpo_lstm.model_store`. Either loads here, without unpickling anything (JSON and
+safetensors only) and without writing anything: SQLite storages are opened read-only.
+
+The network and the rules it was trained under come from the card: columns, lookback, the
+input transform (``diff`` or ``level``) and the scalers fitted on the training rows. New data
+is scaled with the same function training used (:func:`hpo_lstm.data._windows.scale_inputs`),
+so a reloaded model reproduces the study's own predictions.
+
+torch is imported only when a model is built, so ``import hpo_lstm`` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpo_lstm._errors import ConfigError, DataError
+from hpo_lstm.model_store import META_FILE, ModelFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["LEVELS", "Forecaster", "load_forecaster"]
+
+LEVELS = ("80", "95")  # interval levels a card holds, in percent
+_CARD_KEYS = (
+    "model", "params", "target", "features", "lookback", "horizon", "transform", "input_mean", "input_scale",
+    "target_mean", "target_scale", "time", "history", "intervals",
+)  # fmt: skip
+
+
+class Forecaster:
+    """A study's final model, ready to forecast.
+
+    ``card`` is the model card (``model.json``, documented in
+    :func:`hpo_lstm.model_store.model_card`); ``source`` says where it was loaded from.
+
+    * :meth:`forecast` continues a series past its last observation: steps 1..H (the model's
+      horizon) come from the model directly; past H it forecasts recursively, feeding its own
+      forecasts back as the target's newest values. **Other input features** (multivariate
+      models) are unknown beyond the data, so they are held at their last observed value.
+      Interval half-widths are the card's split-conformal ones (from validation residuals)
+      for steps 1..H; past H the step-H half-width grows as ``sqrt(k / H)`` at step k: an
+      approximation whose coverage nobody has checked.
+    * :meth:`predict` gives the model's prediction for every window of a frame (a backtest).
+
+    Inference runs on the CPU with one torch thread, as the study scored its final model; on
+    the same machine it reproduces the study's predictions of the same windows bit for bit.
+    """
+
+    def __init__(self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str) -> None:
+        self.card: dict[str, Any] = dict(card)
+        self.source = source
+        _check_card(self.card, source)
+        from hpo_lstm.training import model_from_weights
+
+        self.features: tuple[str, ...] = tuple(self.card["features"])
+        self.target: str = self.card["target"]
+        self.lookback = int(self.card["lookback"])
+        self.horizon = int(self.card["horizon"])
+        self.transform: str = self.card["transform"]
+        self._input_mean = np.asarray(self.card["input_mean"], dtype=float)
+        self._input_scale = np.asarray(self.card["input_scale"], dtype=float)
+        self._target_mean = np.asarray(self.card["target_mean"], dtype=float)
+        self._target_scale = np.asarray(self.card["target_scale"], dtype=float)
+        self._history_values = np.asarray(self.card["history"]["values"], dtype=float)
+        self._model = model_from_weights(
+            self.card["model"],
+            self.card["params"],
+            weights,
+            n_features=len(self.features),
+            device="cpu",
+            horizon=self.horizon,
+        )
+
+    def __repr__(self) -> str:
+        return (f"Forecaster({self.card['model']} on {self.target!r}, lookback {self.lookback}, "
+                f"horizon {self.horizon}, from {self.source})")  # fmt: skip
+
+    @property
+    def study_name(self) -> str | None:
+        return self.card.get("study_name")
+
+    # Forecasting ------------------------------------------------------------------------------
+
+    def forecast(self, steps: int, data: Any = None) -> pd.DataFrame:
+        """``steps`` forecasts past the last observation of the study's data (the card's
+        history), or of ``data``: a CSV path, a built-in dataset name, or a DataFrame holding
+        the study's columns (the target and every feature; its time column named as the card's
+        ``time_column`` or found by :func:`hpo_lstm.data.load_series`' rules, or a
+        DatetimeIndex), at least ``lookback + 1`` rows.
+
+        Returns a DataFrame with columns ``time, forecast, lower_80, upper_80, lower_95,
+        upper_95``. Time stamps continue the series' frequency (the data's own when it has a
+        regular one, else the card's ``time.freq``, else its step in seconds); a series without
+        time stamps continues its row numbers. See the class docstring for the recursion past
+        the horizon, the held features and the intervals."""
+        import pandas as pd
+
+        steps = _check_steps(steps)
+        values, times, time_info = self._history(data)
+        H, target = self.horizon, self.features.index(self.target)
+        rows = values.copy()
+        levels: list[float] = []
+        while len(levels) < steps:
+            out = self._outputs(self._window(rows)[None])[0]  # (H,)
+            block = self._levels(out[None], rows[-1:, target])[0]
+            new = np.repeat(rows[-1:], H, axis=0)  # other features held at their last value
+            new[:, target] = block
+            rows = np.vstack([rows, new])
+            levels.extend(float(v) for v in block)
+        forecast = np.asarray(levels[:steps])
+        frame = pd.DataFrame({"time": _future_times(times, time_info, steps), "forecast": forecast})
+        for level in LEVELS:
+            half = self.halfwidths(level, steps)
+            frame[f"lower_{level}"], frame[f"upper_{level}"] = forecast - half, forecast + half
+        return frame[["time", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]]
+
+    def halfwidths(self, level: str, steps: int) -> np.ndarray:
+        """Interval half-widths at ``level`` ("80" or "95") for steps 1..``steps``: the card's
+        conformal half-widths for steps 1..H, then ``halfwidth[H] * sqrt(k / H)`` (approximate)."""
+        card = np.asarray(self.card["intervals"][level], dtype=float)
+        k = np.arange(1, steps + 1)
+        grown = card[-1] * np.sqrt(k / self.horizon)
+        return np.where(k <= self.horizon, card[np.minimum(k, self.horizon) - 1], grown)
+
+    def predict(self, frame: Any) -> pd.DataFrame:
+        """The model's predictions for every window of ``frame`` (a DataFrame with the study's
+        columns, a CSV path or a built-in dataset name) whose forecast steps 1..H all lie inside
+        it, computed in one batch. Laid out as predictions.csv: one row per window and step
+        (window-major), ``time`` (the time or row number the forecast is for), ``step``,
+        ``predicted``. For the study's own data these are the study's predictions
+        (predictions.csv holds the test split's)."""
+        import pandas as pd
+
+        series = self._series(frame)
+        values = series.values
+        first = self.lookback if self.transform == "diff" else self.lookback - 1  # the last input row of window 0
+        ends = np.arange(first, len(values) - self.horizon)
+        if not len(ends):
+            raise DataError(
+                f"The data has {len(values)} rows; a prediction needs at least {first + 1 + self.horizon} "
+                f"(lookback {self.lookback}{' + 1' if self.transform == 'diff' else ''}, then horizon {self.horizon})."
+            )
+        scaled = self._scale(values)
+        windows = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)  # (n - L + 1, F, L)
+        x = np.ascontiguousarray(windows[ends - self.lookback + 1].transpose(0, 2, 1))
+        out = self._outputs(x)
+        predicted = self._levels(out, values[ends, self.features.index(self.target)])
+        rows = ends[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (n_windows, H) rows forecast
+        times = series.times[rows] if series.times is not None else rows
+        steps = np.tile(np.arange(1, self.horizon + 1), len(ends))
+        return pd.DataFrame({"time": times.ravel(), "step": steps, "predicted": predicted.ravel()})
+
+    def recent(self, points: int, data: Any = None) -> pd.DataFrame:
+        """The last ``points`` observations of the target (time, value): of ``data`` when given;
+        else of the study's data when it can still be loaded as it was (a built-in dataset, or
+        its CSV file, ending with the card's history), else the card's history (lookback + 1
+        rows)."""
+        import pandas as pd
+
+        if data is None:
+            values, times = self._study_data()
+        else:
+            series = self._series(data)
+            values, times = series.values, series.times
+        if times is None:
+            times = np.arange(len(values))
+        return pd.DataFrame({"time": times[-points:], "value": values[-points:, self.features.index(self.target)]})
+
+    # Internals --------------------------------------------------------------------------------
+
+    def _card_times(self) -> np.ndarray:
+        """The card's history times: datetime64, or row numbers for a series without time stamps."""
+        times = self.card["history"]["time"]
+        if isinstance(self.card["time"].get("last"), str):
+            return np.asarray(times, dtype="datetime64[ns]")
+        return np.asarray(times, dtype=np.int64)
+
+    def _study_data(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The study's whole series when it loads again and ends with the card's history; else
+        the card's history."""
+        from hpo_lstm._errors import HpoLstmError
+
+        history = self._history_values
+        try:
+            series = self._series(self.card.get("data"))
+        except (HpoLstmError, OSError, ValueError):  # moved, changed or unreadable: the card's history is what is known
+            series = None
+        if series is not None and len(series.values) >= len(history):
+            if np.array_equal(series.values[-len(history) :], history):
+                return series.values, series.times
+        return history, self._card_times()
+
+    def _history(self, data: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """Rows to forecast from (raw values, times or None) and how time advances past them."""
+        card_time = dict(self.card["time"])
+        if data is None:
+            times = self._card_times()
+            return self._history_values, (times if times.dtype.kind == "M" else None), card_time
+        series = self._series(data)
+        if len(series.values) < self.lookback + 1:
+            raise DataError(
+                f"The data has {len(series.values)} rows; forecasting needs at least lookback + 1 = "
+                f"{self.lookback + 1} rows."
+            )
+        if series.times is None:
+            return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
+        own = _time_step(series.times)  # the data's own frequency first, then the study's
+        return series.values, series.times, {
+            "freq": own["freq"] or card_time.get("freq"),
+            "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
+            "last": own["last"],
+        }
+
+    def _series(self, data: Any) -> Any:
+        """``data`` (CSV path, built-in name, DataFrame) loaded with the study's columns."""
+        import pandas as pd
+
+        from hpo_lstm.data import BUILTIN_DATASETS, load_series
+        from hpo_lstm.data._series import _TIME_NAMES, _from_frame
+
+        target, features, time_column = self.target, list(self.features), self.card.get("time_column")
+        if isinstance(data, pd.DataFrame):
+            frame = data.copy()
+            names = [str(c).strip().lower() for c in frame.columns]
+            has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
+            if not has_time and isinstance(frame.index, pd.DatetimeIndex):
+                time_column = time_column or "time"
+                frame = frame.rename_axis(time_column).reset_index()
+            return _from_frame(frame, name="data", target=target, features=features, time_column=time_column)
+        if isinstance(data, (str, Path)):
+            text = str(data)
+            if text in BUILTIN_DATASETS and not Path(text).is_file():
+                series = load_series(text)
+                if tuple(series.feature_names) != self.features:
+                    raise DataError(
+                        f"The built-in dataset {text!r} has columns {list(series.feature_names)}; this model reads "
+                        f"{features}."
+                    )
+                return series
+            if not Path(text).is_file():
+                raise DataError(f"Data file {text!r} does not exist or is not a file.")
+            return load_series(text, target=target, features=features, time_column=time_column)
+        raise DataError(f"Give data as a CSV path or a pandas DataFrame; got {type(data).__name__}.")
+
+    def _scale(self, values: np.ndarray) -> np.ndarray:
+        from hpo_lstm.data._windows import scale_inputs
+
+        return scale_inputs(values, self.transform, self._input_mean, self._input_scale)
+
+    def _window(self, rows: np.ndarray) -> np.ndarray:
+        """The model's input (lookback, F) for the window ending at the last of ``rows``."""
+        return self._scale(rows[-(self.lookback + 1) :])[-self.lookback :]
+
+    def _outputs(self, x: np.ndarray) -> np.ndarray:
+        """Scaled model outputs (batch, H) for windows ``x`` (batch, lookback, F) float32."""
+        import torch
+
+        with _one_thread(), torch.inference_mode():
+            out = self._model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
+        out = out.reshape(len(x), -1)
+        if out.shape[1] != self.horizon:
+            raise ModelFileError(
+                f"The model in {self.source} gives {out.shape[1]} output(s) per window; its card says horizon "
+                f"{self.horizon}."
+            )
+        return out
+
+    def _levels(self, out: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Scaled outputs (batch, H) -> levels in the series' units, as ``Dataset.to_level``."""
+        change_or_level = np.asarray(out, dtype=float) * self._target_scale + self._target_mean
+        if self.transform == "diff":
+            return np.asarray(last, dtype=float)[:, None] + change_or_level
+        return change_or_level
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread for the block (as the study scored its final model), then as before."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_steps(steps: Any) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ConfigError(f"The number of forecast steps must be an integer >= 1; got {steps!r}.")
+    return int(steps)
+
+
+def _check_card(card: Mapping[str, Any], source: str) -> None:
+    """Refuse a card that cannot drive a forecast, in one line."""
+    try:
+        _check_card_fields(card, source)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"The model card of {source} is malformed ({type(exc).__name__}: {exc}).") from None
+
+
+def _check_card_fields(card: Mapping[str, Any], source: str) -> None:
+    missing = [key for key in _CARD_KEYS if key not in card]
+    if missing:
+        raise ModelFileError(f"The model card of {source} lacks {missing}; it was not written by this hpo-lstm.")
+    features, H = card["features"], card["horizon"]
+    problems = []
+    if not isinstance(features, list) or card["target"] not in features:
+        problems.append(f"target {card['target']!r} is not among the features {features!r}")
+    if card["transform"] not in ("diff", "level"):
+        problems.append(f"unknown transform {card['transform']!r}")
+    if not isinstance(H, int) or H < 1:
+        problems.append(f"horizon {H!r}")
+    elif len(card["target_mean"]) != H or len(card["target_scale"]) != H:
+        problems.append(
+            f"{len(card['target_mean'])} target scaler(s) for horizon {H} (a model saved before direct multi-step "
+            "horizons forecasts step H alone; forecasting needs steps 1..H)"
+        )
+    elif any(not isinstance(card["intervals"].get(k), list) or len(card["intervals"][k]) != H for k in LEVELS):
+        problems.append(f"interval half-widths {card['intervals']!r} are not {H} per level {LEVELS}")
+    n_features = len(features) if isinstance(features, list) else 0
+    if len(card["input_mean"]) != n_features or len(card["input_scale"]) != n_features:
+        problems.append("the input scalers do not match the features")
+    rows = int(card["lookback"]) + 1
+    values = card["history"].get("values") if isinstance(card["history"], Mapping) else None
+    if not values or np.asarray(values, dtype=float).shape != (rows, n_features):
+        problems.append(f"the history is not lookback + 1 = {rows} rows of {n_features} features")
+    if problems:
+        raise ModelFileError(f"The model card of {source} is inconsistent: {'; '.join(problems)}.")
+
+
+def _time_step(times: np.ndarray) -> dict[str, Any]:
+    """The frequency (or median step) of a series' own time stamps."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex(times).as_unit("ns")
+    tail = index[-min(len(index), 200) :]
+    freq = pd.infer_freq(tail) if len(tail) >= 3 else None
+    step = float(np.median(np.diff(tail.asi8))) / 1e9 if len(tail) >= 2 else None
+    return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat()}
+
+
+def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int) -> Any:
+    """The time stamps (or row numbers) of forecast steps 1..``steps``."""
+    import pandas as pd
+
+    if times is None:
+        return np.arange(int(info["last"]) + 1, int(info["last"]) + 1 + steps)
+    last = pd.Timestamp(times[-1])
+    if info.get("freq"):
+        offset = pd.tseries.frequencies.to_offset(info["freq"])
+        return pd.date_range(start=last + offset, periods=steps, freq=offset)
+    if info.get("step_seconds"):
+        step = pd.Timedelta(seconds=float(info["step_seconds"]))
+        return pd.DatetimeIndex([last + step * k for k in range(1, steps + 1)])
+    raise DataError("The series' time stamps have no step to continue (fewer than two of them).")
+
+
+# Loading ----------------------------------------------------------------------------------------
+
+
+def load_forecaster(
+    result: str | Path | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    cell: str | None = None,
+) -> Forecaster:
+    """The saved model of a finished study, as a :class:`Forecaster`.
+
+    * ``result``: a run's folder (``results/<study>``, holding ``model/``), its ``model/``
+      folder itself, or a comparison's folder (holding ``compare.json``). For a comparison,
+      ``cell="MODEL.OPTIMIZER.SEED"`` (e.g. ``"bilstm.woa.0"``, ``"lstm.untuned.0"``) picks a
+      cell; by default the finished cell with the lowest best validation RMSE.
+    * or ``storage=URL, study_name=NAME``: the study in an Optuna storage.
+
+    Storages are only read (SQLite files are opened read-only). Refused with a one-line
+    :class:`~hpo_lstm.ConfigError` (or its subclass ``ModelFileError``) when there is no saved
+    model, e.g. a study recorded by an hpo-lstm older than saved models.
+    """
+    if (result is None) == (storage is None):
+        raise ConfigError(
+            "Give either a result folder or --storage URL with --study-name NAME (not both, not neither)."
+        )
+    if storage is not None:
+        if not study_name:
+            raise ConfigError("--storage needs --study-name NAME: the study whose model to load.")
+        if cell is not None:
+            raise ConfigError(
+                "--cell picks a cell of a comparison folder; with --storage, name the study with --study-name."
+            )
+        url = _read_only_url(storage, Path.cwd(), None)
+        return _from_storage(url, study_name, shown=storage)
+    if study_name is not None:
+        raise ConfigError("--study-name goes with --storage URL; a result folder names its own study.")
+    folder = Path(result)
+    if not folder.is_dir():
+        raise ConfigError(f"{str(folder)!r} is not a folder; give a run's or a comparison's result folder.")
+    from hpo_lstm.manifest import MANIFEST
+
+    if (folder / MANIFEST).is_file():
+        return _from_comparison(folder, cell)
+    if cell is not None:
+        raise ConfigError(f"--cell picks a cell of a comparison folder; {str(folder)!r} holds no {MANIFEST}.")
+    from hpo_lstm.model_store import read_model_folder
+
+    for candidate in (folder / "model", folder):
+        if (candidate / META_FILE).is_file():
+            card, weights = read_model_folder(candidate)
+            return Forecaster(card, weights, source=repr(str(candidate)))
+    if (folder / "summary.json").is_file():
+        raise ModelFileError(
+            f"{str(folder)!r} holds no saved model (model/): the run was made by an hpo-lstm that did not save "
+            "models, or model/ was removed. `hpo-lstm report FOLDER` writes it again when the storage has it."
+        )
+    raise ConfigError(
+        f"{str(folder)!r} holds no model/ (a run's folder) and no {MANIFEST} (a comparison's folder); give a folder "
+        "that hpo-lstm run or compare wrote, e.g. results/co2-lstm-woa-seed0."
+    )
+
+
+def _read_only_url(url: str, folder: Path, named_in: Path | None) -> str:
+    """``url`` as a read-only URL where it can be; a missing SQLite file is refused (opening it
+    would create an empty database)."""
+    from hpo_lstm.recording import read_only_url as _read_only
+
+    prefix = "sqlite:///"
+    if named_in is None and url.startswith(prefix) and "?" not in url and url[len(prefix) :] not in ("", ":memory:"):
+        if not Path(url[len(prefix) :]).is_file():
+            raise ConfigError(f"The storage {url!r} does not exist (no such SQLite file).")
+    return _read_only(url, folder, named_in if named_in is not None else Path("--storage"))
+
+
+def _load_study(url: str, study_name: str, shown: str) -> tuple[Any, Any]:
+    import optuna
+
+    from hpo_lstm._logging import quiet_optuna
+    from hpo_lstm.recording import open_storage
+
+    storage = open_storage(url)
+    try:
+        with quiet_optuna():
+            return optuna.load_study(study_name=study_name, storage=storage), storage
+    except KeyError:
+        raise ConfigError(f"Storage {shown!r} holds no study {study_name!r}.") from None
+
+
+def _read_model(study: Any, storage: Any, shown: str) -> Forecaster:
+    from hpo_lstm.recording import read_model
+
+    source = f"study {study.study_name!r} in {shown!r}"
+    try:
+        model = read_model(study, storage)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"The model card of {source} is not readable JSON ({exc}).") from None
+    if model is None:
+        raise ModelFileError(
+            f"{source[0].upper()}{source[1:]} has no saved model: it has not finished, or it was recorded by an "
+            "hpo-lstm that did not save models (run the same command with the current hpo-lstm to make one)."
+        )
+    return Forecaster(*model, source=source)
+
+
+def _from_storage(url: str, study_name: str, *, shown: str) -> Forecaster:
+    study, storage = _load_study(url, study_name, shown)
+    return _read_model(study, storage, shown)
+
+
+def _cell_label(cell: Mapping[str, Any]) -> str:
+    return f"{cell['model']}.{cell['optimizer']}.{cell['seed']}"
+
+
+def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
+    """A cell's model from the comparison in ``folder``: ``cell`` or the best finished one."""
+    import optuna
+
+    from hpo_lstm._logging import quiet_optuna
+    from hpo_lstm.manifest import MANIFEST, read_manifest
+    from hpo_lstm.recording import MODEL_ATTR, open_storage, read_final
+
+    manifest = read_manifest(folder)
+    cells, url = manifest.get("cells"), manifest.get("storage")
+    if not isinstance(cells, list) or not isinstance(url, str):
+        raise ConfigError(
+            f"{str(folder / MANIFEST)!r} names no storage and cells; it was not written by hpo-lstm compare."
+        )
+    shown = url
+    read_only = _read_only_url(url, folder, folder / MANIFEST)
+    if cell is not None:
+        chosen = [c for c in cells if _cell_label(c) == cell]
+        if not chosen:
+            labels = ", ".join(_cell_label(c) for c in cells)
+            raise ConfigError(f"Unknown cell {cell!r}; the comparison in {str(folder)!r} has cells {labels}.")
+        return _from_storage(read_only, chosen[0]["study"], shown=shown)
+    storage = open_storage(read_only)
+    best: tuple[float, Any] | None = None
+    for entry in cells:
+        try:
+            with quiet_optuna():
+                study = optuna.load_study(study_name=entry["study"], storage=storage)
+        except KeyError:  # not started
+            continue
+        final = read_final(study)
+        if final is None or MODEL_ATTR not in study.user_attrs:
+            continue
+        value = final[0].get("best_val_rmse")
+        if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or value < best[0]):
+            best = (float(value), study)
+    if best is None:
+        raise ModelFileError(
+            f"No cell of the comparison in {str(folder)!r} has a saved model yet (none finished, or they were "
+            "recorded by an hpo-lstm that did not save models)."
+        )
+    return _read_model(best[1], storage, shown)
