@@ -32,7 +32,7 @@ def timed_study(config: StudyConfig, workdir: Path, n_workers: int) -> tuple[flo
         cluster.add_workers(n_workers)
         cluster.client.run(lambda: __import__("torch").zeros(1))  # import torch outside the clock
         start = time.perf_counter()
-        run_study(config, executor_kind="dask", scheduler=cluster.address)
+        run_study(config, executor="dask", scheduler=cluster.address)
         seconds = time.perf_counter() - start
     with quiet_optuna():
         trials = optuna.load_study(study_name=config.study_name, storage=config.storage_url).trials

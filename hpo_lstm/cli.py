@@ -186,7 +186,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
     except HpoLstmError as exc:
-        print(f"hpo-lstm: error: {exc}", file=sys.stderr)
+        print(f"hpo-lstm: error: {_as_flags(str(exc), parser)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         from hpo_lstm.study import StudyInterrupted
@@ -200,6 +200,21 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library error names settings as `name` (``budget``, ``study_name``); here they become
+    the flags that set them (``--budget``, ``--study-name``). Other `quoted` text stays."""
+    import re
+
+    flags = {"study_name": "--study-name"}
+    for sub in parser._subparsers._group_actions[0].choices.values() if parser._subparsers else ():  # noqa: SLF001
+        for action in sub._actions:  # noqa: SLF001
+            longest = max(action.option_strings, key=len, default="")
+            if longest.startswith("--") and action.dest not in ("help", "name"):
+                flags.setdefault(action.dest, longest)
+    flags["name"] = "--name"
+    return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def _list_optimizers() -> int:
@@ -223,27 +238,19 @@ def _list_datasets() -> int:
 
 
 def _make_config(options: dict[str, Any]) -> Any:
-    from hpo_lstm.config import StudyConfig, load_study_file
+    from hpo_lstm.config import StudyConfig
 
-    values: dict[str, Any] = {}
-    study_file = options.pop("study_file", None)
-    if study_file is not None:
-        values.update(load_study_file(study_file))
-    values.update(options)
-    return StudyConfig.from_mapping(values)
+    return StudyConfig.from_file(options.pop("study_file", None), **options)
 
 
 def _pop_execution(options: dict[str, Any]) -> dict[str, Any]:
-    """Where candidates train (not part of a study's identity): workers, executor, scheduler."""
-    from hpo_lstm.executors import check_executor
-
-    workers = options.pop("workers", None)
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1; got {workers}.")
-    executor = options.pop("executor", "local")
-    scheduler = options.pop("scheduler", None)
-    check_executor(executor, scheduler)
-    return {"workers": workers, "executor_kind": executor, "scheduler": scheduler}
+    """Where candidates train (not part of a study's identity): workers, executor, scheduler.
+    Checked where executors are made (hpo_lstm.executors.make_executor)."""
+    return {
+        "workers": options.pop("workers", None),
+        "executor": options.pop("executor", "local"),
+        "scheduler": options.pop("scheduler", None),
+    }
 
 
 def _run(options: dict[str, Any]) -> int:
@@ -270,22 +277,17 @@ def _run(options: dict[str, Any]) -> int:
 
 
 def _compare(options: dict[str, Any]) -> int:
-    from hpo_lstm.compare import CompareConfig, load_compare_file, parse_shard, run_compare, shard_cells
+    from hpo_lstm.compare import CompareConfig, parse_shard, run_compare, shard_cells
 
     options.pop("command", None)
     quiet = options.pop("quiet", False)
     execution = _pop_execution(options)
-    values: dict[str, Any] = {}
-    study_file = options.pop("study_file", None)
-    if study_file is not None:
-        values.update(load_compare_file(study_file))
     if options.pop("untuned", True) is False:
-        values["untuned"] = False
+        options["untuned"] = False
     shard = options.pop("shard", None)
     shard = parse_shard(shard) if shard is not None else None
     replace_report = options.pop("replace_report", False)
-    values.update(options)
-    config = CompareConfig.from_mapping(values)
+    config = CompareConfig.from_file(options.pop("study_file", None), **options)
     cells = shard_cells(config.cells(), shard)
 
     from hpo_lstm.progress import Progress
@@ -302,8 +304,11 @@ def _compare(options: dict[str, Any]) -> int:
             ),
             on_cell_done=lambda cell, status: progress.cell_done(status),
         )
+    from hpo_lstm.report import write_comparison_report
+
+    report = write_comparison_report(result.folder)
     if not quiet:
-        _print_comparison(result)
+        _print_comparison(report)
     return 0
 
 

@@ -24,7 +24,7 @@ from hpo_lstm.data import Dataset
 from hpo_lstm.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 from hpo_lstm.space import SearchSpace, default_space
 
-__all__ = ["MANIFEST", "read_manifest", "Cell", "CompareConfig", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
+__all__ = ["MANIFEST", "read_manifest", "Cell", "CompareConfig", "CompareResult", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
 
 ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
 UNTUNED_DEFAULTS = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
@@ -160,6 +160,14 @@ class CompareConfig:
         }
 
     @classmethod
+    def from_file(cls, path: str | Path | None = None, **overrides: Any) -> CompareConfig:
+        """A comparison file (TOML) merged with ``overrides``, which win (``models=["lstm"]``,
+        ``seeds=5``, ``budget=60``, any study setting); validated like the file."""
+        values: dict[str, Any] = dict(load_compare_file(path)) if path is not None else {}
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> CompareConfig:
         """Build from a comparison file's or the CLI's plain values; unknown keys are refused."""
         study_keys = {f.name for f in dataclasses.fields(StudyConfig)} - set(_PER_CELL)
@@ -237,38 +245,61 @@ def load_compare_file(path: str | Path) -> dict[str, Any]:
 ProgressFactory = Callable[[Cell, int, int], Any]
 
 
+@dataclass(frozen=True)
+class CompareResult:
+    """What :func:`run_compare` did: the comparison's folder (its manifest is written there),
+    the cells it was given (a shard's, or all), and which of them it ran now or found finished."""
+
+    config: CompareConfig
+    folder: Path
+    cells: tuple[Cell, ...]
+    ran: tuple[Cell, ...]
+    skipped: tuple[Cell, ...]
+
+
 @interrupts_outside_storage()
 def run_compare(
     config: CompareConfig,
     *,
-    progress: ProgressFactory | None = None,
+    executor: str = "local",
     workers: int | None = None,
-    shard: tuple[int, int] | None = None,
-    on_cell_done: Callable[[Cell, str], None] | None = None,
-    executor_kind: str = "local",
     scheduler: str | None = None,
+    shard: tuple[int, int] | None = None,
     replace_report: bool = False,
-) -> dict[str, Any]:
-    """Run every unfinished cell, then write and return the comparison report.
+    progress: ProgressFactory | None = None,
+    on_cell_done: Callable[[Cell, str], None] | None = None,
+) -> CompareResult:
+    """Run every unfinished cell of a comparison; the report is the caller's next step.
 
-    A folder whose report showed cells that this comparison leaves out is refused (its report
-    would be replaced by a smaller one without a word) unless ``replace_report``; a comparison
-    that only adds cells extends it.
+    Parameters
+    ----------
+    config:
+        The comparison (:meth:`CompareConfig.from_file`).
+    executor, workers, scheduler:
+        Where the tuned cells' candidates train, as for :func:`hpo_lstm.run_study`; the worker
+        processes start (or the dataset reaches the cluster) once for all cells.
+    shard:
+        ``(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
+        one storage (PostgreSQL) split a comparison without running a cell twice.
+    replace_report:
+        A folder whose report showed cells this comparison leaves out is refused (its report
+        would be replaced by a smaller one without a word) unless this is set; a comparison
+        that only adds cells extends it.
+    progress, on_cell_done:
+        ``progress(cell, index, total)`` returns the progress sink of one cell's study (or
+        None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier) or "done".
 
-    ``shard=(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
-    one storage (PostgreSQL) split a comparison without running a cell twice; the report then
-    shows what has finished so far. ``progress(cell, index, total)`` returns the progress sink
-    of one cell's study (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished
-    earlier) or "done". ``executor_kind="dask"`` trains the tuned cells' candidates on the Dask
-    cluster at ``scheduler`` (see :func:`hpo_lstm.executors.make_executor`).
+    Returns
+    -------
+    CompareResult
+        Write the report with :func:`hpo_lstm.report.write_comparison_report` on its ``folder``
+        (``hpo-lstm compare`` does; it reads everything back from the storage).
     """
-    from hpo_lstm.executors import check_executor, default_workers, make_executor
+    from hpo_lstm.executors import default_workers, make_executor
     from hpo_lstm.recording import load_finished, open_storage
-    from hpo_lstm.report import write_comparison_report
     from hpo_lstm.study import prepare_dataset, run_study
     from hpo_lstm.training import resolve_device
 
-    check_executor(executor_kind, scheduler)
     folder = config.folder
     cells = config.cells()
     position = {cell.study_name: index for index, cell in enumerate(cells)}
@@ -280,7 +311,7 @@ def run_compare(
     # All tuned cells share the data, so the worker processes start (or the dataset reaches the
     # cluster) once; a cluster is reached before anything is written, local workers start only
     # if a tuned cell is left to run.
-    executor = make_executor(executor_kind, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler)
+    shared = make_executor(executor, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler)
 
     def run_cell(cell: Cell, **where: Any) -> None:
         sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
@@ -289,7 +320,7 @@ def run_compare(
             on_cell_done(cell, "done")
 
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(executor) if executor_kind != "local" else None
+        pool = stack.enter_context(shared) if executor != "local" else None
         write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
         storage = open_storage(config.base.storage_url)
         mine = shard_cells(cells, shard)
@@ -298,12 +329,18 @@ def run_compare(
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
         for cell in (c for c in pending if c.kind == "tuned"):
-            pool = pool or stack.enter_context(executor)
+            pool = pool or stack.enter_context(shared)
             run_cell(cell, dataset=dataset, executor=pool)
     for cell in (c for c in pending if c.kind == "untuned"):
         # One training each, here: a searched lookback in the base space changes their windows.
         run_cell(cell, workers=1)
-    return write_comparison_report(folder)
+    return CompareResult(
+        config=config,
+        folder=folder,
+        cells=tuple(mine),
+        ran=tuple(pending),
+        skipped=tuple(c for c in mine if c not in pending),
+    )
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
@@ -319,9 +356,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ConfigError(f"--shard must look like K/N (e.g. 1/3); got {text!r}.") from None
+        raise ConfigError(f"`shard` must look like K/N (e.g. 1/3); got {text!r}.") from None
     if not 1 <= k <= n:
-        raise ConfigError(f"--shard K/N needs 1 <= K <= N; got {text!r}.")
+        raise ConfigError(f"`shard` K/N needs 1 <= K <= N; got {text!r}.")
     return k, n
 
 
@@ -365,7 +402,7 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise ConfigError(
             f"Comparison {manifest['name']!r} in {str(folder)!r} was run with other settings ({details}); "
-            "give --name NAME for a new comparison, or the same settings to resume it."
+            "give `name` NAME for a new comparison, or the same settings to resume it."
         )
     if replace_report:
         return
@@ -377,8 +414,8 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
     if dropped:
         details = "; ".join(f"{key} {', '.join(values)}" for key, values in dropped.items())
         raise ConfigError(
-            f"The report in {str(folder)!r} also shows cells this comparison leaves out ({details}); give --name "
-            "NAME for a report of its own, or --replace-report to rewrite this one for these cells (their studies "
+            f"The report in {str(folder)!r} also shows cells this comparison leaves out ({details}); give `name` "
+            "NAME for a report of its own, or `replace_report` to rewrite this one for these cells (their studies "
             "stay in the storage)."
         )
 

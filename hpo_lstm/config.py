@@ -159,6 +159,27 @@ class StudyConfig:
     # Construction -----------------------------------------------------------------------------
 
     @classmethod
+    def from_file(cls, path: str | Path | None = None, **overrides: Any) -> StudyConfig:
+        """A study file (TOML) merged with ``overrides``, which win.
+
+        Parameters
+        ----------
+        path:
+            A study file such as ``studies/woa_bilstm_co2.toml``, or None for the defaults.
+        **overrides:
+            Settings by name (``budget=40``, ``model="bilstm"``, ``space={...}``); the same
+            names as the file's keys and the CLI's long flags with ``_``.
+
+        Returns
+        -------
+        StudyConfig
+            Validated; a bad value raises :class:`~hpo_lstm.ConfigError` naming it and the rule.
+        """
+        values: dict[str, Any] = dict(load_study_file(path)) if path is not None else {}
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, base: StudyConfig | None = None) -> StudyConfig:
         """Build from plain values (a study file's or the CLI's); unknown keys are refused."""
         fields = {f.name for f in dataclasses.fields(cls)}

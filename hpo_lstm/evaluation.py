@@ -102,7 +102,7 @@ class Evaluator:
                     raise StorageError(
                         f"Stored evaluation {index} of study {self.config.study_name!r} has params {stored.params}, "
                         f"but the optimizer now proposes {params}; the record does not belong to this run. "
-                        "Give a new --study-name."
+                        "Give a new `study_name`."
                     )
                 self._memo.setdefault(_memo_key(params), (stored.value, stored.number, stored.state == "PRUNED"))
                 if stored.curve:

@@ -396,19 +396,19 @@ def load_forecaster(
     """
     if (result is None) == (storage is None):
         raise ConfigError(
-            "Give either a result folder or --storage URL with --study-name NAME (not both, not neither)."
+            "Give either a result folder or `storage` URL with `study_name` NAME (not both, not neither)."
         )
     if storage is not None:
         if not study_name:
-            raise ConfigError("--storage needs --study-name NAME: the study whose model to load.")
+            raise ConfigError("`storage` needs `study_name`: the study whose model to load.")
         if cell is not None:
             raise ConfigError(
-                "--cell picks a cell of a comparison folder; with --storage, name the study with --study-name."
+                "`cell` picks a cell of a comparison folder; with `storage`, name the study with `study_name`."
             )
         url = _read_only_url(storage, Path.cwd(), None)
         return _from_storage(url, study_name, shown=storage)
     if study_name is not None:
-        raise ConfigError("--study-name goes with --storage URL; a result folder names its own study.")
+        raise ConfigError("`study_name` goes with `storage`; a result folder names its own study.")
     folder = Path(result)
     if not folder.is_dir():
         raise ConfigError(f"{str(folder)!r} is not a folder; give a run's or a comparison's result folder.")
@@ -417,7 +417,7 @@ def load_forecaster(
     if (folder / MANIFEST).is_file():
         return _from_comparison(folder, cell)
     if cell is not None:
-        raise ConfigError(f"--cell picks a cell of a comparison folder; {str(folder)!r} holds no {MANIFEST}.")
+        raise ConfigError(f"`cell` picks a cell of a comparison folder; {str(folder)!r} holds no {MANIFEST}.")
     from hpo_lstm.model_store import read_model_folder
 
     for candidate in (folder / "model", folder):

@@ -87,7 +87,7 @@ class Recorder:
             if self.study.trials:
                 raise StorageError(
                     f"Study {self.config.study_name!r} in {self.config.storage_url!r} was not made by hpo-lstm; "
-                    "choose another --study-name."
+                    "choose another `study_name`."
                 )
             self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
@@ -97,14 +97,14 @@ class Recorder:
             raise ConfigError(
                 f"Study {self.config.study_name!r} in {self.config.storage_url!r} was recorded by an earlier hpo-lstm, "
                 f"in which horizon {stored['horizon']} meant one value {stored['horizon']} steps ahead; it now means "
-                f"steps 1..{stored['horizon']}. Give a new --study-name to run it with the new meaning."
+                f"steps 1..{stored['horizon']}. Give a new `study_name` to run it with the new meaning."
             )
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         if differing:
             details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
             raise ConfigError(
                 f"Study {self.config.study_name!r} already exists in {self.config.storage_url!r} with other settings "
-                f"({details}); resume it with the same settings or give a new --study-name."
+                f"({details}); resume it with the same settings or give a new `study_name`."
             )
 
     def _load_stored(self) -> dict[int, StoredEvaluation]:

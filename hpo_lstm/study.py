@@ -233,23 +233,49 @@ def final_model(
 def run_study(
     config: StudyConfig,
     *,
-    progress: ProgressSink | None = None,
+    executor: str | Executor = "local",
     workers: int | None = None,
+    scheduler: str | None = None,
+    progress: ProgressSink | None = None,
     threads: int = 1,
     dataset: Dataset | None = None,
-    executor: Executor | None = None,
-    executor_kind: str = "local",
-    scheduler: str | None = None,
 ) -> StudyResult:
-    """Search ``config.budget`` candidates, record every one, then build and test the final model.
+    """Search ``config.budget`` candidates, record every one, then test the final model once.
 
-    Resumes the study if its storage already holds evaluations of the same configuration.
-    ``workers`` processes train a batch's candidates concurrently (default: one per core, or
-    per GPU); ``threads`` is torch's intra-op thread count in each (1: see docs/design.md).
-    ``executor_kind="dask"`` trains them on the Dask cluster at ``scheduler`` instead (same
-    trials). Several studies on the same data (a comparison) may share one ``dataset`` and
-    one ``executor`` made for it (:func:`hpo_lstm.executors.make_executor`), so that worker
-    processes start, or the dataset reaches the cluster, once.
+    A study its storage already holds with the same settings is resumed (its recorded
+    evaluations replayed, not retrained); a complete one is returned as recorded, training
+    nothing.
+
+    Parameters
+    ----------
+    config:
+        The study (see :meth:`StudyConfig.from_file`).
+    executor:
+        Where candidates train: ``"local"`` (``workers`` processes on this machine; default one
+        per core, or per GPU; 1 trains in this process), ``"dask"`` (the Dask cluster whose
+        scheduler listens at ``scheduler``, e.g. ``"tcp://HOST:8786"``), or an executor already
+        entered (:func:`hpo_lstm.executors.make_executor`) that several studies on the same data
+        share, so that workers start, or the dataset reaches the cluster, once. Every choice
+        records the same trials.
+    workers, scheduler:
+        See ``executor``.
+    progress:
+        Receives each evaluation as it ends (:class:`hpo_lstm.evaluation.ProgressSink`;
+        :class:`hpo_lstm.progress.Progress` draws one).
+    threads:
+        torch's intra-op threads per training (1: see docs/design.md).
+    dataset:
+        The prepared data, when the caller has it already (a comparison's cells share it).
+
+    Returns
+    -------
+    StudyResult
+        The search, the final model (its test metrics, predictions, intervals) and
+        ``summary()``, the plain values that summary.json holds. Write a run's files with
+        :func:`hpo_lstm.report.write_run_outputs`.
+
+    From a script, run it under ``if __name__ == "__main__":`` when ``workers > 1`` (workers
+    are started with spawn, which runs the script's top level again).
     """
     import torch
 
@@ -260,17 +286,20 @@ def run_study(
     dataset = dataset if dataset is not None else prepare_dataset(config)
     device = resolve_device(config.device)
     torch.set_num_threads(threads)
+    if isinstance(executor, str):  # checked (and a cluster's address read) before any storage is opened
+        n_workers = min(workers or default_workers(device), config.pop_size)
+        executor = make_executor(
+            executor, dataset=dataset, device=device, workers=n_workers, threads=threads, scheduler=scheduler
+        )
+        owned = True
+    else:
+        owned = False
     stored = _stored_result(config, dataset)
     if stored is not None:  # complete already: its result as recorded, nothing trained or rewritten
         return stored
     with contextlib.ExitStack() as stack:
-        if executor is None:  # made (and a cluster reached) before the storage is touched
-            n_workers = min(workers or default_workers(device), config.pop_size)
-            executor = stack.enter_context(
-                make_executor(
-                    executor_kind, dataset=dataset, device=device, workers=n_workers, threads=threads, scheduler=scheduler
-                )
-            )
+        if owned:  # started (and a cluster reached) before the storage is written
+            executor = stack.enter_context(executor)
         recorder = Recorder(config)
         evaluator = Evaluator(
             config=config,

@@ -108,7 +108,7 @@ def test_csv_gaps_are_interpolated_in_time(tmp_path: Path):
         ("t,y\n1,2\n", {"target": "z"}, "Column 'z' is not in the data; columns are ['t', 'y']."),
         ("y,name\n1,a\n2,b\n", {"target": "name"}, "Column 'name' must be numeric; it holds 'a'."),
         ("y,x\n,1\n,2\n", {"target": "y"}, "Column 'y' has no values (all empty or NaN)."),
-        ("a,b\n1,2\n", {}, "Name the column to forecast with --target; the data has 2 numeric columns ['a', 'b']."),
+        ("a,b\n1,2\n", {}, "Name the column to forecast with `target`; the data has 2 numeric columns ['a', 'b']."),
         (
             "t,y\n0,1\n" + "".join(f"{i},\n" for i in range(1, 13)) + "13,2\n",
             {"target": "y"},

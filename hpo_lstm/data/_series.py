@@ -95,7 +95,7 @@ def load_series(
     if data in BUILTIN_DATASETS:
         if target is not None or features is not None or time_column is not None:
             raise DataError(
-                f"--target, --features and --time-column apply to CSV files; the built-in dataset {data!r} "
+                f"`target`, `features` and `time_column` apply to CSV files; the built-in dataset {data!r} "
                 "has its own columns."
             )
         return BUILTIN_DATASETS[data].load()
@@ -159,7 +159,7 @@ def _from_frame(
         numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
         if len(numeric) != 1:
             raise DataError(
-                f"Name the column to forecast with --target; the data has {len(numeric)} numeric columns {numeric}."
+                f"Name the column to forecast with `target`; the data has {len(numeric)} numeric columns {numeric}."
             )
         target = numeric[0]
     wanted = [target] + [f for f in (features or ()) if f != target]

@@ -63,9 +63,9 @@ def check_executor(kind: str, scheduler: str | None) -> None:
     if kind not in EXECUTORS:
         raise UnknownNameError(f"Unknown executor {kind!r}; choose from {', '.join(sorted(EXECUTORS))}.")
     if kind == "dask" and not scheduler:
-        raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://HOST:8786); got none.")
+        raise ConfigError("`executor` dask needs `scheduler` ADDRESS (e.g. tcp://HOST:8786); got none.")
     if kind != "dask" and scheduler:
-        raise ConfigError(f"--scheduler {scheduler!r} is only used with --executor dask; got --executor {kind}.")
+        raise ConfigError(f"`scheduler` {scheduler!r} is only used with `executor` dask; got `executor` {kind}.")
 
 
 def make_executor(
@@ -88,6 +88,8 @@ def make_executor(
     ``ClusterError`` on enter.
     """
     check_executor(kind, scheduler)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"`workers` must be an integer >= 1; got {workers!r}.")
     if kind == "local":
         from hpo_lstm.executors._local import LocalExecutor
 
@@ -98,6 +100,6 @@ def make_executor(
         if exc.name not in ("dask", "distributed"):
             raise
         raise ClusterError(
-            f"--executor dask needs the package {exc.name!r}; install it with: pip install 'hpo-lstm[dask]'."
+            f"`executor` dask needs the package {exc.name!r}; install it with: pip install 'hpo-lstm[dask]'."
         ) from None
     return DaskExecutor(dataset=dataset, scheduler=str(scheduler), device=device, threads=threads)
