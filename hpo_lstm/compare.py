@@ -19,7 +19,7 @@ from typing import Any
 
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._interrupts import interrupts_outside_storage
-from hpo_lstm.config import MODELS, StudyConfig, read_toml
+from hpo_lstm.config import StudyConfig, read_toml
 from hpo_lstm.data import Dataset
 from hpo_lstm.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 from hpo_lstm.space import SearchSpace, default_space
@@ -64,14 +64,10 @@ class CompareConfig:
     optimizer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from hpo_lstm.optimizers import registry
-
-        for label, names, valid in (("model", self.models, MODELS), ("optimizer", self.optimizers, registry)):
+        # Each name's rule is StudyConfig's: every cell's config is built (and checked) below.
+        for label, names in (("model", self.models), ("optimizer", self.optimizers)):
             if not names:
                 raise ConfigError(f"A comparison needs at least one {label}; got none.")
-            for name in names:
-                if name not in valid:
-                    raise ConfigError(f"Unknown {label} {name!r}; choose from {', '.join(sorted(valid))}.")
             if len(set(names)) != len(names):
                 raise ConfigError(f"Each {label} may appear once in a comparison; got {list(names)}.")
         if (not self.seeds or len(set(self.seeds)) != len(self.seeds)

@@ -63,7 +63,7 @@ class StudyConfig:
     out: str = "results"
 
     def __post_init__(self) -> None:
-        from hpo_lstm.data import BUILTIN_DATASETS, TRANSFORMS
+        from hpo_lstm.data import check_data_name, check_transform
         from hpo_lstm.pruning import PRUNING_MODES
 
         for name in ("pop_size", "lookback", "horizon", "budget", "max_epochs", "patience", "batch_size"):
@@ -71,8 +71,7 @@ class StudyConfig:
         _require_int("seed", self.seed, minimum=0)
         if self.model not in MODELS:
             raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
-        if self.transform not in TRANSFORMS:
-            raise ConfigError(f"Unknown transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}.")
+        check_transform(self.transform)
         if self.pruning not in PRUNING_MODES:
             raise ConfigError(f"Unknown pruning mode {self.pruning!r}; choose from {', '.join(PRUNING_MODES)}.")
         if not _DEVICE.match(str(self.device)):
@@ -87,11 +86,7 @@ class StudyConfig:
             raise ConfigError(
                 f"Study name {self.name!r} must start with a letter or digit and use only letters, digits, '.', '_', '-'."
             )
-        if self.data not in BUILTIN_DATASETS and not self.data.lower().endswith(".csv") and not Path(self.data).exists():
-            raise UnknownNameError(
-                f"Unknown dataset {self.data!r}; choose from {', '.join(sorted(BUILTIN_DATASETS))}, "
-                "or give a path to a CSV file."
-            )
+        check_data_name(self.data)
         optimizer = self.make_optimizer()  # validates the name and the options
         if self.budget < optimizer.min_budget:
             raise ConfigError(

@@ -140,13 +140,7 @@ def prepare_dataset(config: StudyConfig) -> Dataset:
 def _settings(config: StudyConfig, device: str) -> Any:
     from hpo_lstm.training import TrainSettings
 
-    return TrainSettings(
-        max_epochs=config.max_epochs,
-        patience=config.patience,
-        batch_size=config.batch_size,
-        dropout=config.dropout,
-        device=device,
-    )
+    return TrainSettings.from_config(config, device)
 
 
 def final_model(

@@ -8,6 +8,7 @@ loss is read back once per epoch, so a GPU is never synchronised per batch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import weakref
@@ -49,6 +50,12 @@ class TrainSettings:
     dropout: float = 0.0
     grad_clip: float = 1.0
     device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, config: Any, device: str) -> TrainSettings:
+        """The training settings of a :class:`~hpo_lstm.StudyConfig`, on ``device``."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name not in ("device", "grad_clip")]
+        return cls(**{name: getattr(config, name) for name in names}, device=device)
 
     def candidate(self, params: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
         """Searched params completed with the study's fixed values."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from hpo_lstm._errors import DataError, UnknownNameError
 
-__all__ = ["BUILTIN_DATASETS", "Series", "load_series", "MAX_GAP"]
+__all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_GAP"]
 
 # Longest run of missing values that is filled by interpolation; longer gaps are refused,
 # since a straight line across them would be invented data.
@@ -99,12 +99,19 @@ def load_series(
                 "has its own columns."
             )
         return BUILTIN_DATASETS[data].load()
-    path = Path(data)
-    if path.suffix.lower() != ".csv" and not path.exists():
+    check_data_name(data)
+    return _load_csv(Path(data), target=target, features=features, time_column=time_column)
+
+
+def check_data_name(data: str) -> None:
+    """The rule for ``data``: a built-in dataset's name, or a CSV file's path (``.csv``, or any
+    existing file). Checked here only; :class:`hpo_lstm.StudyConfig` calls it before loading."""
+    if data in BUILTIN_DATASETS:
+        return
+    if Path(data).suffix.lower() != ".csv" and not Path(data).exists():
         raise UnknownNameError(
             f"Unknown dataset {data!r}; choose from {', '.join(sorted(BUILTIN_DATASETS))}, or give a path to a CSV file."
         )
-    return _load_csv(path, target=target, features=features, time_column=time_column)
 
 
 def _load_csv(path: Path, *, target: str | None, features: Sequence[str] | None, time_column: str | None) -> Series:

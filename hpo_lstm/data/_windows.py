@@ -10,7 +10,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.data._series import Series
 
-__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "make_dataset", "scale_inputs"]
+__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "check_transform", "make_dataset", "scale_inputs"]
 
 SPLITS = ("train", "val", "test")
 TRANSFORMS = ("diff", "level")
@@ -97,6 +97,12 @@ class Dataset:
         return self.level[rows].astype(float)
 
 
+def check_transform(transform: str) -> None:
+    """The rule for ``transform`` (checked here only; :class:`hpo_lstm.StudyConfig` calls it)."""
+    if transform not in TRANSFORMS:
+        raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}.")
+
+
 def scale_inputs(values: np.ndarray, transform: str, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Raw rows (n, n_features) -> the network's scaled input rows (float32).
 
@@ -121,8 +127,7 @@ def make_dataset(
     transform: str = "diff",
 ) -> Dataset:
     """Window ``series`` into a :class:`Dataset` (see its docstring for the exact rules)."""
-    if transform not in TRANSFORMS:
-        raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}.")
+    check_transform(transform)
     if lookback < 1 or horizon < 1:
         raise ConfigError(f"lookback and horizon must be >= 1; got lookback={lookback}, horizon={horizon}.")
     values = series.values
