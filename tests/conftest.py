@@ -46,6 +46,22 @@ n_layers = { low = 1, high = 2 }
 """
 
 
+# The smallest real settings: the noisy sine, 8-step windows, 2 epochs.
+TINY_ARGS = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
+
+
+def wait_for(condition: Any, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    """Poll ``condition()`` until true while ``proc`` (a :func:`start_cli` process) runs; fail
+    with its stderr if it ends first, or after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the process ended before {what}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def start_cli(args: list[str], **popen: Any) -> subprocess.Popen:
     """``hpo-lstm ARGS`` as a real process of its own (to be killed, signalled or run beside
     another), its stderr captured as text."""

@@ -6,7 +6,6 @@ import json
 import math
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,11 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from conftest import TINY_SPACE, start_cli, write_study
+from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_for, write_study
 from hpo_lstm.cli import main
 from hpo_lstm.report._compare import fmt
 
-TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
+TINY = TINY_ARGS
 FILES = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
          "baselines.csv", "convergence.csv", "convergence_bands.csv", "trials.csv", "predictions.csv",
          "convergence.png", "predictions.png", "params.png", "compare.json")  # fmt: skip
@@ -143,11 +142,7 @@ def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path:
     args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
             "--seeds", "2", "--budget", "6", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
     proc = start_cli(args)
-    deadline = time.monotonic() + 120
-    while _finished_cells(out / "hpo-lstm.db") < 2:
-        assert proc.poll() is None, f"compare ended before it could be stopped: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.05)
+    wait_for(lambda: _finished_cells(out / "hpo-lstm.db") >= 2, proc, "two finished cells")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     storage = f"sqlite:///{out / 'hpo-lstm.db'}"

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, write_study
+from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, wait_for, write_study
 from hpo_lstm.executors._loopback import LoopbackCluster
 from hpo_lstm.cli import main
 
@@ -44,14 +42,6 @@ def _trials(out: Path) -> dict[int, tuple]:
     evaluations = [t.user_attrs["evaluation"] for t in counted]
     assert sorted(evaluations) == list(range(len(evaluations))), "every evaluation recorded exactly once"
     return {t.user_attrs["evaluation"]: (t.params, t.value, t.state.name) for t in counted}
-
-
-def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"driver ended before {what}: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +79,9 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
     with LoopbackCluster(workdir=tmp_path / "cluster") as cluster:
         cluster.add_workers(2)
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-        _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, proc, "the first trial")
+        wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, proc, "the first trial")
         busy: dict[str, list] = {}
-        _wait_for(lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
+        wait_for(lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
                   proc, "a training in flight")  # fmt: skip
         victim = next(iter(busy))
         pid = cluster.worker_pids()[victim]
@@ -106,7 +96,7 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
 def test_driver_killed_then_resumed_on_dask_matches_local(tmp_path: Path, cluster, local_reference):
     study = write_study(tmp_path / "s.toml", STUDY)
     proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-    _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 3, proc, "three trials")
+    wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 3, proc, "three trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 3 <= completed_trials(tmp_path / "hpo-lstm.db") < 8
@@ -119,7 +109,7 @@ def test_a_lost_scheduler_stops_the_driver_in_one_line_and_the_study_resumes(tmp
     with LoopbackCluster(workdir=tmp_path / "lost") as cluster:
         cluster.add_workers(2)
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
-        _wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 2, proc, "two trials")
+        wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 2, proc, "two trials")
         cluster.kill_scheduler()
         code, err = wait_cli(proc, 120)
     assert code == 2, err

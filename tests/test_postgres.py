@@ -22,10 +22,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPACE, open_storage_together, start_cli, wait_cli, write_study
+from conftest import TINY_ARGS, TINY_SPACE, open_storage_together, start_cli, wait_cli, write_study
 from hpo_lstm.cli import main
 
-TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet"]
+TINY = TINY_ARGS
 
 
 def _bin(name: str) -> str | None:

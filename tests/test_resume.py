@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, completed_trials, open_storage_together, start_cli, write_study
+from conftest import TINY_SPACE, completed_trials, open_storage_together, start_cli, wait_for, write_study
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -25,11 +25,7 @@ def _start_and_wait(args: list[str], db: Path, at_least: int) -> subprocess.Pope
     # SIGINT back to its default in the child: a shell starts background jobs with SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler.
     proc = start_cli(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while completed_trials(db) < at_least:
-        assert proc.poll() is None, f"run ended before it could be stopped: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.05)
+    wait_for(lambda: completed_trials(db) >= at_least, proc, f"{at_least} trials")
     return proc
 
 

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, write_study
+from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, wait_for, write_study
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series, make_dataset
 from hpo_lstm.model_store import read_model_folder
@@ -94,8 +94,7 @@ def test_a_study_killed_and_resumed_on_another_instruction_set_completes(tmp_pat
     args = ["run", str(_study(tmp_path)), *RUN, "--optimizer", "woa", "--budget", "10", "--pop-size", "5",
             "--workers", "1", "--out", str(out)]  # fmt: skip
     proc = start_cli(args)
-    while completed_trials(out / "hpo-lstm.db") < 3:
-        assert proc.poll() is None, proc.stderr.read()
+    wait_for(lambda: completed_trials(out / "hpo-lstm.db") >= 3, proc, "three trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     code, err = wait_cli(start_cli(args, env={**os.environ, **OTHER_ISA}))

@@ -2,7 +2,7 @@
 
 ``dask scheduler`` and ``dask worker`` run as separate processes of this Python (the same
 environment, so workers can import hpo-lstm), listen on the loopback interface only, and are
-stopped by PID. Not a public API: real clusters are started by hand (see the README).
+stopped by PID. Not a public API: real clusters are started by hand (see docs/distributed.md).
 """
 
 from __future__ import annotations
