@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hpo_lstm import __version__
-from hpo_lstm._errors import ConfigError, HpoLstmError
+from hpo_lstm._errors import ConfigError, HpoLstmError, first_line
 from hpo_lstm._interrupts import interrupts_outside_storage
+from hpo_lstm._urls import mask_secrets, mask_url
 
 __all__ = ["main"]
 
@@ -70,7 +71,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
     t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
     o = parser.add_argument_group("record and output")
-    o.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/hpo-lstm.db)")
+    o.add_argument("--storage", help="Optuna storage URL (default: $HPO_LSTM_STORAGE, else sqlite:///<out>/hpo-lstm.db)")
     o.add_argument("--out", help="output folder (default results)")
     o.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
@@ -186,7 +187,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
     except HpoLstmError as exc:
-        print(f"hpo-lstm: error: {_as_flags(str(exc), parser)}", file=sys.stderr)
+        print(f"hpo-lstm: error: {mask_secrets(_as_flags(str(exc), parser))}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # the storage or the disk failing under the command: one line too
+        message = _environment_failure(exc)
+        if message is None:
+            raise
+        print(f"hpo-lstm: error: {mask_secrets(message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         from hpo_lstm.study import StudyInterrupted
@@ -194,12 +201,55 @@ def _main(argv: Sequence[str] | None) -> int:
         if isinstance(exc, StudyInterrupted):
             print(
                 f"hpo-lstm: interrupted; {exc.n_finished} evaluations of study {exc.study_name!r} are recorded in "
-                f"{exc.storage}. Run the same command again to resume.",
+                f"{mask_url(exc.storage)}. Run the same command again to resume.",
                 file=sys.stderr,
             )
         else:
             print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _environment_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the study storage (a corrupted database, a full disk under
+    SQLite, a lost server) or of the file system (no space, read-only) that escaped a command;
+    None for anything else. Storage errors are recognised without importing Optuna or
+    SQLAlchemy: a command that has not loaded them cannot have failed in them."""
+    optuna_exceptions, sqlalchemy_exc = sys.modules.get("optuna.exceptions"), sys.modules.get("sqlalchemy.exc")
+    kinds = tuple(
+        kind
+        for kind in (getattr(optuna_exceptions, "StorageInternalError", None), getattr(sqlalchemy_exc, "SQLAlchemyError", None))
+        if kind is not None
+    )
+    if kinds and isinstance(exc, kinds):
+        # Optuna wraps the database's error in a misleading "exception during the commit"; the
+        # database's own words are in SQLAlchemy's DBAPIError: "(sqlite3.DatabaseError) database
+        # disk image is malformed", "(sqlite3.OperationalError) database or disk is full".
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, getattr(sqlalchemy_exc, "DBAPIError", ())):
+            cause = cause.__cause__ or cause.__context__
+        return f"The study storage failed: {first_line(cause if cause is not None else exc).rstrip('.')}."
+    if isinstance(exc, OSError):
+        what = exc.strerror or first_line(exc)
+        return f"File system error: {what}" + (f": {str(exc.filename)!r}" if exc.filename else "") + "."
+    return None
+
+
+def _check_result_folder(folder: Path) -> None:
+    """Refuse, before anything trains, a result folder that cannot be made or written: a
+    regular file in its place or above it, no permission, a read-only disk. Nothing is created:
+    a probe file is made and removed in the nearest folder that exists."""
+    import tempfile
+
+    existing = folder
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"Output folder {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder.")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".hpo-lstm-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
 
 
 def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
@@ -258,6 +308,7 @@ def _run(options: dict[str, Any]) -> int:
     quiet = options.pop("quiet", False)
     execution = _pop_execution(options)
     config = _make_config(options)
+    _check_result_folder(Path(config.out) / config.study_name)  # written after the training: checked before it
 
     from hpo_lstm.progress import Progress
     from hpo_lstm.report import write_run_outputs
@@ -271,7 +322,7 @@ def _run(options: dict[str, Any]) -> int:
     if not quiet:
         if result.was_complete:
             print(f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations, recorded in "
-                  f"{config.storage_url}); nothing was trained. Its stored result:")  # fmt: skip
+                  f"{mask_url(config.storage_url)}); nothing was trained. Its stored result:")  # fmt: skip
         _print_summary(summary, folder)
     return 0
 
@@ -333,7 +384,7 @@ def _report(folder: str, *, quiet: bool) -> int:
 
     summary = rebuild_run_outputs(folder)
     if not quiet:
-        print(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} ({summary['storage']})")
+        print(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} ({mask_url(summary['storage'])})")
     return 0
 
 
@@ -341,14 +392,18 @@ def _forecast(args: argparse.Namespace) -> int:
     """``hpo-lstm forecast``: forecast.csv, forecast.png and a short table."""
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1; got {args.steps}.")
-    if (args.result is None) == (args.storage is None):
-        raise ConfigError("Give either a RESULT folder or --storage URL with --study-name NAME (not both, not neither).")
+    from hpo_lstm._urls import env_storage
+
+    storage = args.storage if args.storage is not None or args.result is not None else env_storage()
+    if (args.result is None) == (storage is None):
+        raise ConfigError("Give either a RESULT folder or --storage URL (or HPO_LSTM_STORAGE) with --study-name NAME "
+                          "(not both, not neither).")  # fmt: skip
     if args.data is not None and not Path(args.data).is_file():
         raise ConfigError(f"--data {args.data!r} does not exist or is not a file.")
 
     from hpo_lstm.forecaster import load_forecaster
 
-    forecaster = load_forecaster(args.result, storage=args.storage, study_name=args.study_name, cell=args.cell)
+    forecaster = load_forecaster(args.result, storage=storage, study_name=args.study_name, cell=args.cell)
     frame = forecaster.forecast(steps=args.steps, data=args.data)
     if args.out is not None:
         out = Path(args.out)
@@ -356,11 +411,15 @@ def _forecast(args: argparse.Namespace) -> int:
         out = Path(args.result) / "forecast"
     else:
         out = Path("results") / args.study_name / "forecast"
+    from hpo_lstm._files import check_real_folder, replacing
     from hpo_lstm.recording import ensure_writable
 
+    if args.out is None and args.result is not None:
+        check_real_folder(out, args.result)  # RESULT/forecast -> elsewhere: not followed
     ensure_writable(out)
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "forecast.csv", index=False)
+    with replacing(out / "forecast.csv") as temporary:  # whole, renamed into place
+        frame.to_csv(temporary, index=False)
 
     from hpo_lstm.report._plots import plot_forecast
     from hpo_lstm.report._run import target_label
@@ -446,6 +505,8 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     if intervals:
         console.print("intervals, test coverage: " + ", ".join(
             f"{level}% -> {values['test_coverage']:.1%}" for level, values in intervals.items()))  # fmt: skip
+    for note in summary.get("protocol", {}).get("data_notes", []):
+        console.print(f"data: {note}")
     console.print(f"best params: {params}")
     ratio = test["rmse"] / naive["rmse"]
     if summary["beats_naive"] and ratio > 0.98:
@@ -455,7 +516,7 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         console.print(f"The tuned model beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
         console.print(f"[bold]The tuned model does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
-    console.print(f"results: {folder}/  storage: {summary['storage']}")
+    console.print(f"results: {folder}/  storage: {mask_url(summary['storage'])}")
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
@@ -478,7 +539,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
     console.print(table)
     if comparison.unfinished:
         console.print(f"[bold]{len(comparison.unfinished)} cell(s) unfinished[/]; run the same command again.")
-    console.print(f"report: {result['folder'] / 'report.md'}  storage: {comparison.manifest['storage']}")
+    console.print(f"report: {result['folder'] / 'report.md'}  storage: {mask_url(comparison.manifest['storage'])}")
 
 
 def _fmt(value: Any) -> str:

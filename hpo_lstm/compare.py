@@ -29,6 +29,8 @@ __all__ = ["MANIFEST", "read_manifest", "Cell", "CompareConfig", "CompareResult"
 ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
 UNTUNED_DEFAULTS = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
 UNTUNED = "untuned"
+# Most studies one comparison may hold: each is a study in the storage and a row of the report.
+MAX_CELLS = 10_000
 
 # Settings of a single study that a comparison sets per cell: refused in a comparison file.
 _PER_CELL = ("name", "model", "optimizer", "seed")
@@ -89,6 +91,13 @@ class CompareConfig:
             )
         if self.name is not None:
             self.base.replace(name=self.name)  # the study-name rule applies to the comparison name too
+        n_cells = len(self.seeds) * len(self.models) * (len(self.optimizers) + (1 if self.untuned else 0))
+        if n_cells > MAX_CELLS:
+            raise ConfigError(
+                f"A comparison may hold at most {MAX_CELLS} cells (studies); {len(self.seeds)} `seeds` x "
+                f"{len(self.models)} models x {len(self.optimizers)} optimizers{' (+ untuned)' if self.untuned else ''} "
+                f"make {n_cells}."
+            )
         self.cells()  # every cell's config is valid before anything trains
 
     @property
@@ -227,6 +236,8 @@ def _seeds(value: Any) -> tuple[int, ...]:
     if isinstance(value, int):
         if value < 1:
             raise ConfigError(f"The number of seeds must be >= 1; got {value}.")
+        if value > MAX_CELLS:  # refused before a tuple of that many seeds is built
+            raise ConfigError(f"The number of `seeds` must be at most {MAX_CELLS} (cells of one comparison); got {value}.")
         return tuple(range(value))
     if isinstance(value, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         return tuple(value)
@@ -302,6 +313,7 @@ def run_compare(
     dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
     manifest = config.manifest()
     _refuse_changed_protocol(folder, manifest, replace_report=replace_report)  # before the old manifest is overwritten
+    _refuse_changed_data(folder, dataset)
     device = resolve_device(config.base.device)
     n_workers = min(workers or default_workers(device), config.base.pop_size)
     # All tuned cells share the data, so the worker processes start (or the dataset reaches the
@@ -320,7 +332,7 @@ def run_compare(
         write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
         storage = open_storage(config.base.storage_url)
         mine = shard_cells(cells, shard)
-        pending = [c for c in mine if load_finished(c.config, storage) is None]
+        pending = [c for c in mine if load_finished(c.config, storage, data_fingerprint=dataset.fingerprint) is None]
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
@@ -374,7 +386,22 @@ def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
         "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
         "baselines": baselines,
         "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
+        "fingerprint": dataset.fingerprint,
     }
+
+
+def _refuse_changed_data(folder: Path, dataset: Dataset) -> None:
+    """Refuse to go on with a comparison whose data changed since its manifest was written (a
+    CSV edited in place): its finished cells were trained on the old values."""
+    try:
+        recorded = json.loads((folder / MANIFEST).read_text())["data"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):  # no manifest yet, or one without a fingerprint
+        return
+    if recorded != dataset.fingerprint:
+        raise ConfigError(
+            f"The data of comparison {str(folder)!r} changed since its cells were run (fingerprint {recorded[:12]} "
+            f"then, {dataset.fingerprint[:12]} now); give `name` NAME for a comparison on the new data."
+        )
 
 
 # Settings a comparison may change between runs: a larger budget extends its cells; where the

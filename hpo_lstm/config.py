@@ -28,6 +28,7 @@ MODELS: dict[str, tuple[str, bool]] = {
 }
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+MAX_SEED = 2**32 - 1  # hpo_lstm.optimizers.MAX_SEED, without importing the optimizers here
 
 
 DIRECT_STEPS = "steps 1..horizon, one output each"
@@ -69,6 +70,8 @@ class StudyConfig:
         for name in ("pop_size", "lookback", "horizon", "budget", "max_epochs", "patience", "batch_size"):
             _require_int(name, getattr(self, name), minimum=1)
         _require_int("seed", self.seed, minimum=0)
+        if self.seed > MAX_SEED:  # numpy's legacy generator (Optuna's samplers) takes 32 bits
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {self.seed!r}.")
         if self.model not in MODELS:
             raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
         check_transform(self.transform)
@@ -87,12 +90,13 @@ class StudyConfig:
                 f"Study name {self.name!r} must start with a letter or digit and use only letters, digits, '.', '_', '-'."
             )
         check_data_name(self.data)
-        optimizer = self.make_optimizer()  # validates the name and the options
+        optimizer = self.make_optimizer()  # validates the name and the options (mealpy's rules too)
         if self.budget < optimizer.min_budget:
             raise ConfigError(
                 f"budget must be at least one population (pop_size={self.pop_size}) for optimizer "
                 f"'{self.optimizer}'; got budget={self.budget}."
             )
+        optimizer.check_budget(self.budget)  # and at most what it can spend (mealpy's generation limit)
         if "lookback" in self.space and self.space["lookback"].low < 1:
             raise ConfigError(f"A searched lookback must be >= 1; got low={self.space['lookback'].low}.")
 
@@ -108,8 +112,15 @@ class StudyConfig:
 
     @property
     def storage_url(self) -> str:
-        """The given storage, or an SQLite file in the output folder."""
-        return self.storage or f"sqlite:///{Path(self.out) / 'hpo-lstm.db'}"
+        """The given storage (flag or study file), else ``HPO_LSTM_STORAGE``, else an SQLite file
+        in the output folder. An in-memory database is refused: its studies would be lost."""
+        from hpo_lstm._urls import ENV_VAR, check_persistent, env_storage
+
+        if self.storage:
+            return check_persistent(self.storage)
+        if env_storage() is not None:
+            return check_persistent(env_storage(), source=ENV_VAR)
+        return f"sqlite:///{Path(self.out) / 'hpo-lstm.db'}"
 
     @property
     def window_lookback(self) -> int:
@@ -148,7 +159,10 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = self.identity()
-        out.update(name=self.study_name, budget=self.budget, device=self.device, storage=self.storage_url, out=self.out)
+        from hpo_lstm._urls import mask_url  # recorded and written: never a password (hpo_lstm._urls)
+
+        out.update(name=self.study_name, budget=self.budget, device=self.device, storage=mask_url(self.storage_url),
+                   out=self.out)  # fmt: skip
         return out
 
     # Construction -----------------------------------------------------------------------------
@@ -209,6 +223,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Cannot read study file {str(path)!r}: {exc.strerror}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Study file {str(path)!r} is not valid TOML: {exc}.") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            f"Study file {str(path)!r} nests arrays or tables too deeply for the TOML parser (hundreds of levels); "
+            "a study file needs two or three."
+        ) from None
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:

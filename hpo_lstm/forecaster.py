@@ -388,12 +388,19 @@ def load_forecaster(
       folder itself, or a comparison's folder (holding ``compare.json``). For a comparison,
       ``cell="MODEL.OPTIMIZER.SEED"`` (e.g. ``"bilstm.woa.0"``, ``"lstm.untuned.0"``) picks a
       cell; by default the finished cell with the lowest best validation RMSE.
-    * or ``storage=URL, study_name=NAME``: the study in an Optuna storage.
+    * or ``storage=URL, study_name=NAME``: the study in an Optuna storage; with
+      ``study_name`` alone, the storage in ``HPO_LSTM_STORAGE``.
 
-    Storages are only read (SQLite files are opened read-only). Refused with a one-line
+    Storages are only read (SQLite files are opened read-only), after a check that they are
+    hpo-lstm storages (:func:`hpo_lstm.manifest.open_recorded`); a URL whose password files
+    mask (``***``) takes it from ``HPO_LSTM_STORAGE``. Refused with a one-line
     :class:`~hpo_lstm.ConfigError` (or its subclass ``ModelFileError``) when there is no saved
     model, e.g. a study recorded by an hpo-lstm older than saved models.
     """
+    from hpo_lstm._urls import env_storage
+
+    if result is None and storage is None and study_name:
+        storage = env_storage()
     if (result is None) == (storage is None):
         raise ConfigError(
             "Give either a result folder or `storage` URL with `study_name` NAME (not both, not neither)."
@@ -405,8 +412,7 @@ def load_forecaster(
             raise ConfigError(
                 "`cell` picks a cell of a comparison folder; with `storage`, name the study with `study_name`."
             )
-        url = _read_only_url(storage, Path.cwd(), None)
-        return _from_storage(url, study_name, shown=storage)
+        return _from_storage(_open(storage, Path.cwd(), None), study_name, shown=storage)
     if study_name is not None:
         raise ConfigError("`study_name` goes with `storage`; a result folder names its own study.")
     folder = Path(result)
@@ -435,36 +441,32 @@ def load_forecaster(
     )
 
 
-def _read_only_url(url: str, folder: Path, named_in: Path | None) -> str:
-    """``url`` as a read-only URL where it can be; a missing SQLite file is refused (opening it
-    would create an empty database)."""
-    from hpo_lstm.recording import read_only_url as _read_only
+def _open(url: str, folder: Path, named_in: Path | None) -> Any:
+    """The storage at ``url``, checked and opened read-only (:func:`hpo_lstm.manifest.open_recorded`):
+    a missing SQLite file, or a database hpo-lstm did not record, is refused without a write."""
+    from hpo_lstm.manifest import open_recorded
 
-    prefix = "sqlite:///"
-    if named_in is None and url.startswith(prefix) and "?" not in url and url[len(prefix) :] not in ("", ":memory:"):
-        if not Path(url[len(prefix) :]).is_file():
-            raise ConfigError(f"The storage {url!r} does not exist (no such SQLite file).")
-    return _read_only(url, folder, named_in if named_in is not None else Path("--storage"))
+    return open_recorded(url, folder=folder, named_in=named_in)
 
 
-def _load_study(url: str, study_name: str, shown: str) -> tuple[Any, Any]:
+def _load_study(storage: Any, study_name: str, shown: str) -> tuple[Any, Any]:
     import optuna
 
     from hpo_lstm._logging import quiet_optuna
-    from hpo_lstm.recording import open_storage
+    from hpo_lstm._urls import mask_url
 
-    storage = open_storage(url)
     try:
         with quiet_optuna():
             return optuna.load_study(study_name=study_name, storage=storage), storage
     except KeyError:
-        raise ConfigError(f"Storage {shown!r} holds no study {study_name!r}.") from None
+        raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.") from None
 
 
 def _read_model(study: Any, storage: Any, shown: str) -> Forecaster:
+    from hpo_lstm._urls import mask_url
     from hpo_lstm.recording import read_model
 
-    source = f"study {study.study_name!r} in {shown!r}"
+    source = f"study {study.study_name!r} in {mask_url(shown)!r}"
     try:
         model = read_model(study, storage)
     except json.JSONDecodeError as exc:
@@ -477,8 +479,8 @@ def _read_model(study: Any, storage: Any, shown: str) -> Forecaster:
     return Forecaster(*model, source=source)
 
 
-def _from_storage(url: str, study_name: str, *, shown: str) -> Forecaster:
-    study, storage = _load_study(url, study_name, shown)
+def _from_storage(storage: Any, study_name: str, *, shown: str) -> Forecaster:
+    study, storage = _load_study(storage, study_name, shown)
     return _read_model(study, storage, shown)
 
 
@@ -492,23 +494,18 @@ def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
 
     from hpo_lstm._logging import quiet_optuna
     from hpo_lstm.manifest import MANIFEST, read_manifest
-    from hpo_lstm.recording import MODEL_ATTR, open_storage, read_final
+    from hpo_lstm.recording import MODEL_ATTR, read_final
 
-    manifest = read_manifest(folder)
-    cells, url = manifest.get("cells"), manifest.get("storage")
-    if not isinstance(cells, list) or not isinstance(url, str):
-        raise ConfigError(
-            f"{str(folder / MANIFEST)!r} names no storage and cells; it was not written by hpo-lstm compare."
-        )
-    shown = url
-    read_only = _read_only_url(url, folder, folder / MANIFEST)
+    manifest = read_manifest(folder)  # checked: storage and cells present, of the right types
+    cells, shown = manifest["cells"], manifest["storage"]
     if cell is not None:
         chosen = [c for c in cells if _cell_label(c) == cell]
         if not chosen:
             labels = ", ".join(_cell_label(c) for c in cells)
             raise ConfigError(f"Unknown cell {cell!r}; the comparison in {str(folder)!r} has cells {labels}.")
-        return _from_storage(read_only, chosen[0]["study"], shown=shown)
-    storage = open_storage(read_only)
+    storage = _open(shown, folder, folder / MANIFEST)
+    if cell is not None:
+        return _from_storage(storage, chosen[0]["study"], shown=shown)
     best: tuple[float, Any] | None = None
     for entry in cells:
         try:

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
+from hpo_lstm._urls import mask_url
 
 __all__ = [
     "FORMAT",
@@ -109,22 +110,11 @@ class DatabaseArtifactStore:
         self._created = False
 
     def _ensure_table(self) -> None:
-        if self._created:
-            return
-        import sqlalchemy as sa
+        if not self._created:
+            from hpo_lstm._sql import create_table
 
-        for attempt in range(5):  # drivers opening a new database together race to create it
-            try:
-                self._table.create(self._engine, checkfirst=True)
-                break
-            except sa.exc.SQLAlchemyError as exc:
-                text = str(exc).lower()
-                if attempt == 4 or not any(s in text for s in ("already exists", "duplicate key", "locked")):
-                    raise StorageError(f"Cannot create the table {_TABLE}: {first_line(exc)}") from None
-                import time
-
-                time.sleep(0.2 * (attempt + 1))
-        self._created = True
+            create_table(self._table, self._engine)
+            self._created = True
 
     def write(self, artifact_id: str, content_body: BinaryIO) -> None:
         self._ensure_table()
@@ -150,33 +140,26 @@ class DatabaseArtifactStore:
 
 
 def attach_weights(storage: Any, trial: Any, weights: Mapping[str, np.ndarray]) -> str:
-    """Attach ``weights`` to the FrozenTrial ``trial`` as the artifact ``weights.safetensors``."""
-    from optuna.artifacts import upload_artifact
-
-    with tempfile.TemporaryDirectory(prefix="hpo-lstm-") as folder:
-        path = Path(folder) / WEIGHTS_FILE
-        path.write_bytes(weights_bytes(weights))
-        return upload_artifact(
-            artifact_store=DatabaseArtifactStore(storage),
-            file_path=str(path),
-            study_or_trial=trial,
-            storage=storage,
-            mimetype="application/octet-stream",
-        )
+    """Attach ``weights`` to the unfinished FrozenTrial ``trial`` as ``weights.safetensors``."""
+    return _upload(storage, trial, WEIGHTS_FILE, weights)
 
 
 def attach_study_weights(storage: Any, study: Any, number: int, weights: Mapping[str, np.ndarray]) -> str:
     """Attach the weights of finished trial ``number`` to ``study`` (Optuna takes artifacts for
     unfinished trials only) as ``trial-<number>.weights.safetensors``."""
+    return _upload(storage, study, f"trial-{number}.{WEIGHTS_FILE}", weights)
+
+
+def _upload(storage: Any, owner: Any, filename: str, weights: Mapping[str, np.ndarray]) -> str:
     from optuna.artifacts import upload_artifact
 
     with tempfile.TemporaryDirectory(prefix="hpo-lstm-") as folder:
-        path = Path(folder) / f"trial-{number}.{WEIGHTS_FILE}"
+        path = Path(folder) / filename
         path.write_bytes(weights_bytes(weights))
         return upload_artifact(
             artifact_store=DatabaseArtifactStore(storage),
             file_path=str(path),
-            study_or_trial=study,
+            study_or_trial=owner,
             storage=storage,
             mimetype="application/octet-stream",
         )
@@ -210,11 +193,12 @@ def finite_or_none(value: float) -> float | None:
 def write_model_folder(folder: Path, card: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> None:
     """``folder/model.json`` and ``folder/weights.safetensors`` (weights first: a model.json
     present means the model is complete)."""
+    from hpo_lstm._files import write_bytes, write_text
     from hpo_lstm._json import dumps
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
-    (folder / META_FILE).write_text(dumps(dict(card), indent=2) + "\n")
+    write_bytes(folder / WEIGHTS_FILE, weights_bytes(weights))  # whole files, links replaced (hpo_lstm._files)
+    write_text(folder / META_FILE, dumps(dict(card), indent=2) + "\n")
 
 
 def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -273,7 +257,7 @@ def model_card(
         "format": FORMAT,
         **dict(versions),
         "study_name": config.study_name,
-        "storage": config.storage_url,
+        "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
         "trial": trial,
         "weights": weights_source,
         "model": config.model,

@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
+from hpo_lstm._urls import mask_secrets, mask_url, remember_url
 from hpo_lstm.config import StudyConfig
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "predictions_frame",
     "read_final",
     "read_model",
-    "read_only_url",
 ]
 
 _IDENTITY_ATTR = "hpo_lstm_identity"
@@ -56,11 +55,18 @@ class StoredEvaluation:
 class Recorder:
     """Opens (or creates) the study in its storage and writes one trial per evaluation."""
 
-    def __init__(self, config: StudyConfig) -> None:
+    def __init__(self, config: StudyConfig, *, data_fingerprint: str | None = None) -> None:
+        """Open the study and take its lease (:mod:`hpo_lstm.lease`: one driver per study);
+        ``close()`` gives the lease back. ``data_fingerprint`` (:attr:`Dataset.fingerprint`) is
+        part of the study's identity: a study is never resumed on other data."""
         import optuna
         from optuna.distributions import FloatDistribution, IntDistribution
+        from optuna.study import StudyDirection
+
+        from hpo_lstm.lease import StudyLease
 
         self.config = config
+        self.data_fingerprint = data_fingerprint
         if config.storage is None:
             ensure_writable(Path(config.out))
         storage = open_storage(config.storage_url)
@@ -68,25 +74,44 @@ class Recorder:
             self.study = optuna.create_study(
                 storage=storage, study_name=config.study_name, direction="minimize", load_if_exists=True
             )
+        if self.study.direction != StudyDirection.MINIMIZE:
+            raise StorageError(
+                f"Study {config.study_name!r} in {config.storage_url!r} exists with direction "
+                f"{self.study.direction.name.lower()}; hpo-lstm minimises validation RMSE. Choose another `study_name`."
+            )
         self._storage = storage
         self._study_id = storage.get_study_id_from_name(config.study_name)
-        self._check_identity()
+        self._check_identity()  # before the lease: a refused command writes nothing
+        self._lease = StudyLease(storage, config.study_name).acquire()
         self.distributions = {
             p.name: (IntDistribution(int(p.low), int(p.high), log=p.log) if p.integer
                      else FloatDistribution(p.low, p.high, log=p.log))
             for p in config.space.params
         }  # fmt: skip
         self._stored = self._load_stored()
+        self._written: set[int] = set()  # evaluation indices this run recorded
 
     # Reading ----------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Give the study's lease back (the next driver may start at once)."""
+        self._lease.release()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _check_identity(self) -> None:
         identity = self.config.identity()
+        if self.data_fingerprint is not None:
+            identity["data_fingerprint"] = self.data_fingerprint
         stored_json = self.study.user_attrs.get(_IDENTITY_ATTR)
         if stored_json is None:
             if self.study.trials:
                 raise StorageError(
-                    f"Study {self.config.study_name!r} in {self.config.storage_url!r} was not made by hpo-lstm; "
+                    f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was not made by hpo-lstm; "
                     "choose another `study_name`."
                 )
             self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
@@ -95,15 +120,24 @@ class Recorder:
         stored = json.loads(stored_json)
         if identity.get("targets") and "targets" not in stored and stored.get("horizon", 1) > 1:
             raise ConfigError(
-                f"Study {self.config.study_name!r} in {self.config.storage_url!r} was recorded by an earlier hpo-lstm, "
+                f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was recorded by an earlier hpo-lstm, "
                 f"in which horizon {stored['horizon']} meant one value {stored['horizon']} steps ahead; it now means "
                 f"steps 1..{stored['horizon']}. Give a new `study_name` to run it with the new meaning."
+            )
+        if "data_fingerprint" in identity and "data_fingerprint" not in stored:  # recorded by an earlier hpo-lstm
+            stored["data_fingerprint"] = identity["data_fingerprint"]
+            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
+        if stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get("data_fingerprint"):
+            raise ConfigError(
+                f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data!r}: "
+                f"fingerprint {stored['data_fingerprint'][:12]} then, {identity['data_fingerprint'][:12]} now); its "
+                "evaluations belong to the old data. Give a new `study_name` to run a study on the new data."
             )
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         if differing:
             details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
             raise ConfigError(
-                f"Study {self.config.study_name!r} already exists in {self.config.storage_url!r} with other settings "
+                f"Study {self.config.study_name!r} already exists in {mask_url(self.config.storage_url)!r} with other settings "
                 f"({details}); resume it with the same settings or give a new `study_name`."
             )
 
@@ -167,6 +201,13 @@ class Recorder:
 
         from optuna.trial import TrialState, create_trial
 
+        if index in self._stored or index in self._written:
+            raise StorageError(
+                f"Evaluation {index} of study {self.config.study_name!r} is recorded already; an evaluation is "
+                "recorded once."
+            )
+        self._lease.check()  # another driver took the study over (this one was suspended): stop
+        self._written.add(index)
         state = TrialState.FAIL if not math.isfinite(value) else TrialState.PRUNED if pruned else TrialState.COMPLETE
         template = create_trial(
             state=state,
@@ -266,6 +307,7 @@ class Recorder:
         The storage then holds everything a report needs (``hpo-lstm report`` and comparisons
         read it back with :func:`read_final`), on whichever machine wrote it.
         """
+        self._lease.check()
         columns = {c: predictions[c].tolist() for c in predictions.columns if c != "time"}
         times = predictions["time"]
         # Time stamps as ISO text, row numbers (series without a time column) as integers.
@@ -301,7 +343,8 @@ def open_storage(url: str) -> Any:
     import optuna
 
     if "://" not in url:
-        raise StorageError(f"Storage {url!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
+        raise StorageError(f"Storage {mask_url(url)!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
+    remember_url(url)  # a report this process writes finds it again from its masked form
     if url not in _STORAGES:
         # Opening an empty database creates Optuna's tables. Drivers started together race to
         # create them (PostgreSQL's CREATE TABLE is not atomic against a concurrent one: the
@@ -313,7 +356,9 @@ def open_storage(url: str) -> Any:
                 break
             except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
                 if not _lost_creation_race(exc) or attempt + 1 == _OPEN_ATTEMPTS:
-                    raise StorageError(f"Cannot open storage {url!r}: {first_line(exc)}") from None
+                    raise StorageError(
+                        f"Cannot open storage {mask_url(url)!r}: {mask_secrets(first_line(exc))}"
+                    ) from None
                 time.sleep(0.2 * (attempt + 1))
     return _STORAGES[url]
 
@@ -331,11 +376,14 @@ def _lost_creation_race(exc: BaseException) -> bool:
     return False
 
 
-def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
-    """The recorded final result of ``config``'s study if it finished with exactly this config.
+def load_finished(
+    config: StudyConfig, storage: Any, *, data_fingerprint: str | None = None
+) -> tuple[dict[str, Any], dict[str, list]] | None:
+    """The recorded final result of ``config``'s study if it finished with exactly this config
+    (and, given ``data_fingerprint``, on this data).
 
     None when the study does not exist, has not finished, ran with another budget or was made
-    with other settings (then running it again extends, resumes or refuses it).
+    with other settings or data (then running it again extends, resumes or refuses it).
     """
     import optuna
 
@@ -348,7 +396,11 @@ def load_finished(config: StudyConfig, storage: Any) -> tuple[dict[str, Any], di
     stored_identity = study.user_attrs.get(_IDENTITY_ATTR)
     if final is None or stored_identity is None:
         return None
-    if json.loads(stored_identity) != config.identity() or final[0].get("budget") != config.budget:
+    stored = json.loads(stored_identity)
+    recorded_on = stored.pop("data_fingerprint", None)
+    if stored != config.identity() or final[0].get("budget") != config.budget:
+        return None
+    if data_fingerprint is not None and recorded_on not in (None, data_fingerprint):
         return None
     return final
 
@@ -400,20 +452,3 @@ def ensure_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
-
-
-def read_only_url(url: str, folder: Path, named_in: Path) -> str:
-    """``url`` opened read-only where it can be: an SQLite file as a read-only URI. A relative
-    SQLite path is looked for from the current folder, then from ``folder`` and each folder
-    above it (the run may have been started elsewhere). A missing file is refused: opening it
-    would create an empty database."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or "?" in url or url[len(prefix) :] in ("", ":memory:"):
-        return url
-    name = Path(url[len(prefix) :])
-    here = folder.resolve()
-    candidates = [name] if name.is_absolute() else [name, *(d / name for d in (here, *here.parents))]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        raise ConfigError(f"The storage {url!r} named in {str(named_in)!r} does not exist.")
-    return f"{prefix}file:{quote(str(found.resolve()))}?mode=ro&uri=true"

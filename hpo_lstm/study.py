@@ -14,6 +14,7 @@ import numpy as np
 from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
 from hpo_lstm._interrupts import interrupts_outside_storage
+from hpo_lstm._urls import mask_url
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset, load_series, make_dataset
 from hpo_lstm.evaluation import Evaluator, ProgressSink
@@ -116,12 +117,13 @@ class StudyResult:
                 "pruning": config.pruning,
                 "space": config.space.to_dict(),
                 "gaps_filled": dataset.n_filled,
+                "data_notes": list(dataset.notes),
             },
             "final_model": {"trial": final.trial, "weights": final.source, "note": final.note},
             "intervals": final.intervals,
             "seed": config.seed,
             "device": self.device,
-            "storage": config.storage_url,
+            "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
             "wall_seconds": round(self.wall_seconds, 2),
             "hpo_lstm_version": __version__,
         }
@@ -294,7 +296,8 @@ def run_study(
     with contextlib.ExitStack() as stack:
         if owned:  # started (and a cluster reached) before the storage is written
             executor = stack.enter_context(executor)
-        recorder = Recorder(config)
+        # The study's lease is held until its final result is recorded: one driver per study.
+        recorder = stack.enter_context(Recorder(config, data_fingerprint=dataset.fingerprint))
         evaluator = Evaluator(
             config=config,
             dataset=dataset,
@@ -307,42 +310,42 @@ def run_study(
             search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
         except KeyboardInterrupt:
             recorder.close_open("interrupted")
-            raise StudyInterrupted(config.study_name, config.storage_url, recorder.n_finished) from None
-    if search.best_params is None:
-        raise StudyFailedError(
-            f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
-            "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
+            raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
+        if search.best_params is None:
+            raise StudyFailedError(
+                f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
+                "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
+            )
+        if progress is not None:
+            progress.final(done=False)
+        best = recorder.best_trial_weights(search.best_params)
+        final = final_model(
+            config,
+            dataset,
+            search.best_params,
+            device,
+            kept=best if best is not None and best[1] is not None else None,
+            recorded_val_rmse=search.best_value,
         )
-    if progress is not None:
-        progress.final(done=False)
-    best = recorder.best_trial_weights(search.best_params)
-    final = final_model(
-        config,
-        dataset,
-        search.best_params,
-        device,
-        kept=best if best is not None and best[1] is not None else None,
-        recorded_val_rmse=search.best_value,
-    )
-    if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
-        recorder.attach_weights(best[0], final.weights)
-        final = dataclasses.replace(final, trial=best[0])
-    if progress is not None:
-        progress.final(done=True)
-    result = StudyResult(
-        config=config,
-        dataset=dataset,
-        search=search,
-        final=final,
-        trials=recorder.trials_frame(),
-        n_trained=evaluator.n_trained,
-        n_replayed=evaluator.n_replayed,
-        n_duplicates=evaluator.n_duplicates,
-        n_pruned=recorder.n_pruned_trainings,
-        device=device,
-        wall_seconds=time.perf_counter() - started,
-    )
-    recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final))
+        if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
+            recorder.attach_weights(best[0], final.weights)
+            final = dataclasses.replace(final, trial=best[0])
+        if progress is not None:
+            progress.final(done=True)
+        result = StudyResult(
+            config=config,
+            dataset=dataset,
+            search=search,
+            final=final,
+            trials=recorder.trials_frame(),
+            n_trained=evaluator.n_trained,
+            n_replayed=evaluator.n_replayed,
+            n_duplicates=evaluator.n_duplicates,
+            n_pruned=recorder.n_pruned_trainings,
+            device=device,
+            wall_seconds=time.perf_counter() - started,
+        )
+        recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final))
     return result
 
 
@@ -357,7 +360,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
         return None  # a new study: nothing is created here (a cluster is reached first)
     storage = open_storage(url)
-    finished = load_finished(config, storage)
+    finished = load_finished(config, storage, data_fingerprint=dataset.fingerprint)
     if finished is None:
         return None
     summary, columns = finished

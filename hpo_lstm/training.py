@@ -80,9 +80,28 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is present, else "cpu"; other names pass through."""
+    """"auto" -> "cuda" when a GPU is present, else "cpu"; other names pass through, once
+    checked: a device this torch cannot use is refused as one line, before anything trains."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        from hpo_lstm._errors import ConfigError
+
+        if not torch.cuda.is_available():
+            why = "was built without CUDA" if torch.version.cuda is None else "sees no CUDA device"
+            raise ConfigError(
+                f"Device {device!r} is not available: this torch ({torch.__version__}) {why}; use `device` cpu or auto."
+            )
+        index = device.partition(":")[2]
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"Device {device!r} is not available: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}."
+            )
+    elif device == "mps" and not torch.backends.mps.is_available():
+        from hpo_lstm._errors import ConfigError
+
+        raise ConfigError(f"Device 'mps' is not available to this torch ({torch.__version__}); use `device` cpu or auto.")
     return device
 
 

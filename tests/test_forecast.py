@@ -218,7 +218,9 @@ def _bad_inputs(co2_run: Path, comparison: Path, tmp: Path) -> dict[str, tuple[l
     no_model.mkdir()
     shutil.copy(co2_run / "summary.json", no_model / "summary.json")
     old = f"sqlite:///{tmp / 'old.db'}"
-    optuna.create_study(study_name="old", storage=old).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    old_study = optuna.create_study(study_name="old", storage=old)  # as an hpo-lstm older than saved models left it
+    old_study.set_user_attr("hpo_lstm_identity", "{}")
+    old_study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     wrong_column = tmp / "wrong.csv"
     frame.rename(columns={"co2": "ppm"}).to_csv(wrong_column, index=False)
     short = tmp / "short.csv"

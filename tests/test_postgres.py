@@ -73,9 +73,14 @@ def test_a_study_records_and_resumes_in_postgresql(tmp_path: Path, postgres_url:
     trials = optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 6
     assert not list(tmp_path.glob("*.db")), "nothing written to a SQLite file"
-    assert main(args) == 0  # the finished study is recognised: nothing retrained
-    assert json.loads((tmp_path / "pg-tiny" / "summary.json").read_text())["n_replayed"] == 6
+    summary = (tmp_path / "pg-tiny" / "summary.json").read_text()
+    assert main(args) == 0  # the complete study is recognised: nothing trained, its result as stored
+    assert (tmp_path / "pg-tiny" / "summary.json").read_text() == summary
     assert len(optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials) == 6
+    # A larger budget resumes it: the 6 recorded evaluations are replayed, 3 more trained.
+    assert main([*args, "--budget", "9"]) == 0
+    assert json.loads((tmp_path / "pg-tiny" / "summary.json").read_text())["n_replayed"] == 6
+    assert len(optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials) == 9
 
 
 def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path, postgres_url: str):

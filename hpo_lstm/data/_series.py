@@ -28,6 +28,7 @@ class Series:
     target: str
     times: np.ndarray | None  # datetime64 or None (then the row number is the time)
     n_filled: int = 0  # missing values filled by interpolation
+    notes: tuple[str, ...] = ()  # what loading changed or found: values filled, irregular time steps
 
     @property
     def target_index(self) -> int:
@@ -149,8 +150,9 @@ def _from_frame(
         raise DataError(f"Time column {time_column!r} is not in the data; columns are {columns}.")
 
     times = None
+    notes: list[str] = []
     if time_column is not None:
-        parsed = pd.to_datetime(frame[time_column], errors="coerce")
+        parsed = _parse_times(frame[time_column], time_column)
         if parsed.isna().any():
             bad = frame[time_column][parsed.isna()].iloc[0]
             raise DataError(f"Time column {time_column!r} has a value that is not a date/time: {bad!r}.")
@@ -160,6 +162,7 @@ def _from_frame(
             raise DataError(f"Time column {time_column!r} repeats the time stamp {dup}; each row must be one time step.")
         frame = frame.reset_index(drop=True)
         times = frame[time_column].to_numpy()
+        notes += _spacing_notes(frame[time_column])
 
     candidates = [c for c in columns if c != time_column]
     if target is None:
@@ -190,8 +193,64 @@ def _from_frame(
 
     n_filled = int(np.isnan(values).sum())
     if n_filled:
+        for j, column in enumerate(wanted):
+            rows = np.flatnonzero(np.isnan(values[:, j]))
+            if len(rows):
+                where = str(times[rows[0]])[:19] if times is not None else f"row {rows[0]}"
+                notes.append(f"column {column!r}: {len(rows)} missing value(s) filled by interpolation "
+                             f"{'in time' if times is not None else 'between rows'}, the first at {where}")  # fmt: skip
         values = _fill_gaps(values, times, wanted, max_gap)
-    return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times, n_filled=n_filled)
+    return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times,
+                  n_filled=n_filled, notes=tuple(notes))  # fmt: skip
+
+
+def _parse_times(column, name: str):
+    """Time stamps from a column of dates/times, or of whole years (1949, 1950, ...); a column of
+    other numbers is refused (pandas would read them as nanoseconds since 1970 and re-sort the
+    rows by them)."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        numbers = pd.to_numeric(column, errors="coerce")
+        if numbers.notna().all() and (numbers % 1 == 0).all() and numbers.between(1000, 3000).all():
+            return pd.to_datetime(numbers.astype(int).astype(str), format="%Y")
+        raise DataError(
+            f"Time column {name!r} holds numbers ({column.iloc[0]!r}, ...), not dates or times; name a column of "
+            "dates with `time_column`, or leave it out to number the rows."
+        )
+    return pd.to_datetime(column, errors="coerce")
+
+
+def _spacing_notes(times) -> list[str]:
+    """A note when the time stamps are not evenly spaced (pandas infers no frequency): rows are
+    consecutive observations to the model, so a jump of many steps is said, not hidden."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex(times)
+    if len(index) < 3 or pd.infer_freq(index) is not None:
+        return []
+    steps = pd.Series(index[1:] - index[:-1])
+    usual = steps.median()
+    long = steps[steps > 1.5 * usual]
+    if long.empty:
+        return []
+    at = index[1:][long.idxmax()]
+    return [
+        f"time steps are irregular: {len(long)} step(s) longer than 1.5x the usual {_span(usual)}, the longest "
+        f"{_span(long.max())} (ending {str(at)[:19]}); rows are treated as consecutive observations, nothing was "
+        "filled"
+    ]
+
+
+def _span(delta) -> str:
+    """A time step in words: "1 day", "52 days", "30 minutes"."""
+    seconds = delta.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0 or unit == "second":
+            count = seconds / size
+            count = int(count) if count == int(count) else round(count, 3)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return str(delta)
 
 
 def _fill_gaps(values: np.ndarray, times: np.ndarray | None, names: Sequence[str], max_gap: int) -> np.ndarray:

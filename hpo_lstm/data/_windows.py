@@ -59,6 +59,8 @@ class Dataset:
     input_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_points, n_features) raw series
     point_times: np.ndarray | None = None  # (n_points,) time stamps of the series' rows, when it has them
+    fingerprint: str = ""  # SHA-256 of the loaded values, time stamps and column names: the data's identity
+    notes: tuple[str, ...] = ()  # the loader's notes (values filled, irregular time steps)
 
     def naive(self, split: str) -> np.ndarray:
         """The last-value naive forecast of every step of ``split``'s windows: (n, horizon)."""
@@ -217,4 +219,21 @@ def make_dataset(
         input_scale=scale,
         values=values,
         point_times=series.times,
+        fingerprint=series_fingerprint(series),
+        notes=series.notes,
     )
+
+
+def series_fingerprint(series: Series) -> str:
+    """SHA-256 of a loaded series: its values (as float64), time stamps and column names.
+
+    The data is part of a study's identity: a CSV edited in place gives another fingerprint,
+    and a study recorded on the old values is not resumed on the new ones."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update("\x1f".join((series.target, *series.feature_names)).encode())
+    digest.update(np.ascontiguousarray(series.values, dtype=np.float64).tobytes())
+    if series.times is not None:
+        digest.update(np.ascontiguousarray(series.times).astype("datetime64[ns]").astype(np.int64).tobytes())
+    return digest.hexdigest()

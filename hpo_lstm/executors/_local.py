@@ -10,19 +10,27 @@ pool. The local executor then trains the batch's unfinished candidates one at a 
 pool, so the candidate that kills its worker is found: it gets a second try, alone, and if it
 kills that worker too it becomes a failure message (a FAIL trial), like Dask's KilledWorker.
 Every other candidate trains normally, so the trials are the same as without the crash.
+
+A driver that dies (``kill -9``, the out-of-memory killer) takes its workers with it: each
+worker asks the kernel for SIGKILL when its parent dies (Linux), and watches its parent's pid
+from a thread (everywhere). The multiprocessing resource tracker then sees its pipe close and
+exits too. The dead driver's temporary folder (the dataset file) is removed by the next local
+executor that starts: each folder names its driver in ``driver.pid``.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from hpo_lstm._errors import WorkerStartError
 from hpo_lstm.data import Dataset
 from hpo_lstm.jobs import TrainJob, largest_first
 
-__all__ = ["KILLS_TO_FAIL", "LocalExecutor", "WORKER_MALLOC_ENV"]
+__all__ = ["KILLS_TO_FAIL", "LocalExecutor", "TEMP_PREFIX", "WORKER_MALLOC_ENV", "remove_stale_folders"]
 
 # glibc reads these at process start: mmap only huge blocks, never trim the heap, and grow
 # it in 256 MiB steps, so the allocator stops returning and re-faulting pages every step.
@@ -39,11 +47,98 @@ _worker_started: Any = None
 # A candidate that kills its worker this many times in a row, training alone, is a failure.
 KILLS_TO_FAIL = 2
 
+# The executor's temporary folders: tempfile.gettempdir()/hpo-lstm-XXXX/{driver.pid, dataset.pickle}.
+TEMP_PREFIX = "hpo-lstm-"
+_DRIVER_FILE = "driver.pid"
+# How often a worker's watcher thread checks that its driver is alive (seconds).
+_WATCH_SECONDS = 1.0
 
-def _init_worker(dataset_file: str, threads: int, device: str, counter: Any, started: Any) -> None:
+
+def _exit_with_driver(driver_pid: int, kernel_signal: bool) -> None:
+    """Make this worker die with its driver, ``driver_pid``: the driver's workers would
+    otherwise wait on their task queue for good after a ``kill -9`` (each holds the queue's
+    writing end too, so it never reports end of file), idle, holding their memory.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``; the parent of
+    a spawned worker is the driver). The kernel means the parent *thread* that started the
+    worker, so the driver asks for it only when it starts workers from its main thread, which
+    lives as long as the process. Everywhere, a daemon thread polls the parent's pid, which
+    changes when the parent dies (the worker is handed to init or a subreaper).
+    """
+    import sys
+    import threading
+    import time
+
+    if kernel_signal and sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # no prctl in this libc: the thread below does it
+            pass
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(_WATCH_SECONDS)
+        os._exit(1)  # no cleanup: the driver that would receive our results is gone
+
+    if os.getppid() != driver_pid:  # the driver died before this worker got here
+        os._exit(1)
+    threading.Thread(target=watch, name="hpo-lstm-driver-watch", daemon=True).start()
+
+
+def remove_stale_folders(folder: str | None = None) -> list[str]:
+    """Remove the temporary folders of local executors whose driver died without cleaning up
+    (``kill -9``): ``hpo-lstm-*`` folders in ``folder`` (default: the temporary folder) that
+    are this user's, name a driver of this machine in ``driver.pid``, and whose driver is no
+    longer running. A folder without ``driver.pid`` (being created, or made by an earlier
+    hpo-lstm) is left alone. Returns the folders removed."""
+    import shutil
+    import tempfile
+
+    removed = []
+    try:
+        entries = list(Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if not entry.is_dir() or entry.is_symlink() or entry.stat().st_uid != os.getuid():
+                continue
+            pid_text, _, host = (entry / _DRIVER_FILE).read_text().partition("\n")
+            pid = int(pid_text)
+        except (OSError, ValueError):  # no driver.pid (yet), unreadable, or gone meanwhile
+            continue
+        if host.strip() != socket.gethostname() or pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(str(entry))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _init_worker(
+    dataset_file: str, threads: int, device: str, counter: Any, started: Any, driver_pid: int = 0,
+    kernel_signal: bool = False,
+) -> None:  # fmt: skip
     import pickle
     import signal
 
+    if driver_pid:
+        _exit_with_driver(driver_pid, kernel_signal)
     import torch
 
     global _worker_dataset, _worker_device, _worker_started
@@ -87,6 +182,7 @@ class LocalExecutor:
         self._folder: Any = None
 
     def __enter__(self) -> LocalExecutor:
+        remove_stale_folders()  # left by drivers that were killed (kill -9) before removing theirs
         if self.workers > 1:
             import multiprocessing
             import pickle
@@ -99,7 +195,9 @@ class LocalExecutor:
             # The dataset reaches the workers as a file, not inside the spawn arguments: the
             # parent writes those into a pipe, and blocks for good if a worker dies before
             # reading more than the pipe holds (a script without ``if __name__ == "__main__"``).
-            self._folder = tempfile.TemporaryDirectory(prefix="hpo-lstm-")
+            self._folder = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX)
+            with open(os.path.join(self._folder.name, _DRIVER_FILE), "w") as handle:  # see remove_stale_folders
+                handle.write(f"{os.getpid()}\n{socket.gethostname()}\n")
             self._dataset_file = os.path.join(self._folder.name, "dataset.pickle")
             with open(self._dataset_file, "wb") as handle:
                 pickle.dump(self.dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -109,13 +207,19 @@ class LocalExecutor:
         return self
 
     def _new_pool(self, workers: int) -> Any:
+        import threading
         from concurrent.futures import ProcessPoolExecutor
 
+        # Workers start at submit, from the thread that calls map (normally this one): only the
+        # main thread lives as long as the process, which PR_SET_PDEATHSIG needs (_exit_with_driver).
+        # Started from another thread that then ends, the workers die with it; the next map finds
+        # the pool broken and replaces it.
+        main_thread = threading.current_thread() is threading.main_thread()
         return ProcessPoolExecutor(
             max_workers=workers,
             mp_context=self._context,
             initializer=_init_worker,
-            initargs=(self._dataset_file, self.threads, self.device, self._rank, self._started),
+            initargs=(self._dataset_file, self.threads, self.device, self._rank, self._started, os.getpid(), main_thread),
         )
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:

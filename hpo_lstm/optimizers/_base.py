@@ -13,7 +13,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError
 from hpo_lstm.space import SearchSpace
 
-__all__ = ["EvaluateBatch", "Evaluation", "OptimizeResult", "Optimizer", "PENALTY"]
+__all__ = ["EvaluateBatch", "Evaluation", "MAX_SEED", "OptimizeResult", "Optimizer", "PENALTY"]
 
 EvaluateBatch = Callable[[list[dict[str, Any]]], Sequence[float]]
 """Takes a batch of candidates (decoded params) and returns one fitness per candidate."""
@@ -22,6 +22,9 @@ EvaluateBatch = Callable[[list[dict[str, Any]]], Sequence[float]]
 # worse than any finite fitness a forecaster produces, yet finite so that the arithmetic of
 # roulette wheels and TPE stays defined.
 PENALTY = 1e12
+
+# Seeds reach numpy's legacy generator (Optuna's samplers) and mealpy's, which take 32 bits.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -119,15 +122,39 @@ class Optimizer(abc.ABC):
         """Smallest budget this optimizer accepts."""
         return 1
 
-    def optimize(
-        self, evaluate_batch: EvaluateBatch, space: SearchSpace, *, budget: int, seed: int
-    ) -> OptimizeResult:
-        """Minimise ``evaluate_batch`` over ``space`` with exactly ``budget`` evaluations."""
+    @property
+    def max_budget(self) -> int | None:
+        """Largest budget this optimizer can spend exactly (None: no limit)."""
+        return None
+
+    def check_budget(self, budget: Any) -> None:
+        """Refuse a budget this optimizer cannot spend exactly, naming the rule."""
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < self.min_budget:
             raise ConfigError(
                 f"The budget of optimizer '{self.name}' must be an integer >= {self.min_budget} "
                 f"(one population of pop_size={self.pop_size}); got {budget!r}."
             )
+        if self.max_budget is not None and budget > self.max_budget:
+            raise ConfigError(
+                f"`budget` {budget} is more than optimizer '{self.name}' can spend with pop_size={self.pop_size}: "
+                f"at most {self.max_budget} ({self._max_budget_reason()})."
+            )
+
+    def _max_budget_reason(self) -> str:
+        return "its limit"
+
+    @staticmethod
+    def check_seed(seed: Any) -> None:
+        """Refuse a seed outside [0, 2**32 - 1], the range numpy's and Optuna's samplers take."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {seed!r}.")
+
+    def optimize(
+        self, evaluate_batch: EvaluateBatch, space: SearchSpace, *, budget: int, seed: int
+    ) -> OptimizeResult:
+        """Minimise ``evaluate_batch`` over ``space`` with exactly ``budget`` evaluations."""
+        self.check_budget(budget)
+        self.check_seed(seed)
         ledger = _Ledger(evaluate_batch, space, budget)
         try:
             self._run(ledger, space, budget, seed)

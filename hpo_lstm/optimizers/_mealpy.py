@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any, ClassVar
 
 from hpo_lstm._errors import ConfigError
 from hpo_lstm.optimizers._base import Optimizer, _Ledger
 from hpo_lstm.space import SearchSpace
 
-__all__ = ["GA", "GWO", "PSO", "WOA"]
+__all__ = ["GA", "GWO", "MAX_GENERATIONS", "PSO", "WOA"]
+
+# mealpy's own bound on `epoch` (generations) in each optimizer's constructor: check_int("epoch",
+# epoch, [1, 100000]). tests/test_validation.py checks it against mealpy.
+MAX_GENERATIONS = 100_000
 
 
 def _no_single_evaluation(solution: Any) -> float:
@@ -102,6 +107,16 @@ def _batched_classes() -> dict[str, type]:
     return {"pso": BatchedPSO, "gwo": BatchedGWO, "woa": BatchedWOA, "ga": BatchedGA}
 
 
+@functools.lru_cache(maxsize=256)
+def _mealpy_refusal(key: str, pop_size: int, options: tuple[tuple[str, type, Any], ...]) -> str | None:
+    """mealpy's constructor's ValueError for these settings, or None when it takes them."""
+    try:
+        _batched_classes()[key](epoch=1, pop_size=pop_size, **{name: value for name, _, value in options})
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class _MealpyOptimizer(Optimizer):
     """Adapter for one mealpy optimizer; extra keyword options go to its constructor."""
 
@@ -115,11 +130,54 @@ class _MealpyOptimizer(Optimizer):
         if unknown:
             allowed = ", ".join(("pop_size",) + self._option_names)
             raise ConfigError(f"Unknown option(s) {unknown} for optimizer '{self.name}'; allowed: {allowed}.")
-        self.options = dict(options)
+        self.options = self._complete_options(dict(options))
+        self._check_with_mealpy()
+
+    def _complete_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The options with this adapter's defaults added (and checked); GA has some."""
+        return options
+
+    def _check_with_mealpy(self) -> None:
+        """Run mealpy's own checks of the options now (its constructor's), not when the search
+        starts: a bad value is refused before any study is created, as one line."""
+        # Remembered (a comparison checks the same options once per cell), by value and type:
+        # 1 == True, but mealpy takes only True for a boolean.
+        options = tuple((k, type(v), v) for k, v in sorted(self.options.items()))
+        try:
+            refusal = _mealpy_refusal(self._key, self.pop_size, options)
+        except TypeError:  # an unhashable option value (a list): checked without the cache
+            refusal = _mealpy_refusal.__wrapped__(self._key, self.pop_size, options)
+        if refusal is not None:
+            raise ConfigError(self._mealpy_message(refusal))
+
+    def _mealpy_message(self, text: str) -> str:
+        # mealpy says "'c1' is a float and value should be in range: (0, 5.0)." (a tuple is an open
+        # interval, a list a closed one) or "'mutation' is a string and value should be one of this: [...]".
+        match = re.match(r"'(\w+)' is an? (\w+)(?: and value should be (in range|one of this): (.+?))?\.?$", text)
+        if match is None:
+            return f"Invalid option for optimizer '{self.name}': {text}"
+        name, kind, how, rule = match.groups()
+        value = self.pop_size if name == "pop_size" else self.options.get(name, "(default)")
+        requirement = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+        interval = re.fullmatch(r"([(\[])\s*([^,]+),\s*([^)\]]+)([)\]])", rule or "")
+        if how == "in range" and interval is not None:
+            low, high = interval.group(2), interval.group(3)
+            requirement += f" from {low} to {high}" + (" inclusive" if interval.group(1) == "[" else ", both excluded")
+        elif rule:
+            requirement += f", one of {rule}"
+        return f"Option '{name}' of optimizer '{self.name}' must be {requirement} (mealpy's rule); got {value!r}."
 
     @property
     def min_budget(self) -> int:
         return self.pop_size
+
+    @property
+    def max_budget(self) -> int:
+        # _run gives mealpy ceil((budget - pop_size) / per_generation) generations.
+        return self.pop_size + MAX_GENERATIONS * self.evaluations_per_generation()
+
+    def _max_budget_reason(self) -> str:
+        return f"one population, then mealpy's limit of {MAX_GENERATIONS} generations of {self.evaluations_per_generation()}"
 
     def evaluations_per_generation(self) -> int:
         return self.pop_size
@@ -178,16 +236,22 @@ class GA(_MealpyOptimizer):
         # mutation rate) finds the minimum of a test function 10x closer at equal budget.
         options = {"crossover": "arithmetic", "pm": 0.2, **options}
         super().__init__(pop_size=pop_size, **options)
+
+    def _complete_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        pop_size = self.pop_size
         # BaseGA's tournament draws int(k_way * pop_size) entrants and needs two parents; its
         # default k_way=0.2 gives one entrant for populations under 10 and then crashes.
         if pop_size % 2:
             raise ConfigError(
                 f"GA's 'pop_size' must be even (BaseGA breeds pairs and replaces the whole population); got {pop_size}."
             )
-        k_way = self.options.setdefault("k_way", max(0.2, 2 / pop_size + 1e-9))
+        k_way = options.setdefault("k_way", max(0.2, 2 / pop_size + 1e-9))
+        if isinstance(k_way, bool) or not isinstance(k_way, (int, float)):
+            raise ConfigError(f"GA's 'k_way' must be a number in (0, 1); got {k_way!r}.")
         if not 0 < k_way < 1 or int(k_way * pop_size) < 2:
             raise ConfigError(
                 f"GA's 'k_way' must lie in (0, 1) and give at least 2 tournament entrants "
                 f"(int(k_way * pop_size) >= 2); got k_way={k_way!r} with pop_size={pop_size}."
             )
+        return options
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from hpo_lstm._files import replacing, write_text
+from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._tables import (
     best_so_far,
@@ -41,15 +43,16 @@ class Comparison:
 
 
 def load_comparison(folder: str | Path) -> Comparison:
-    """Read the manifest in ``folder`` and every cell it names from the storage."""
+    """Read the manifest in ``folder`` and every cell it names from the storage (checked, then
+    opened read-only: :func:`hpo_lstm.manifest.open_recorded`)."""
     import optuna
 
     from hpo_lstm._logging import quiet_optuna
-    from hpo_lstm.manifest import read_manifest
-    from hpo_lstm.recording import open_storage, read_final
+    from hpo_lstm.manifest import MANIFEST, open_recorded, read_manifest
+    from hpo_lstm.recording import read_final
 
     manifest = read_manifest(folder)
-    storage = open_storage(manifest["storage"])
+    storage = open_recorded(manifest["storage"], folder=Path(folder), named_in=Path(folder) / MANIFEST)
     budget = manifest["base"]["budget"]
     cell_rows, curve_rows, trial_rows, unfinished, devices = [], [], [], [], set()
     predictions: dict[str, dict[str, list]] = {}
@@ -162,9 +165,10 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
         "predictions": comparison.predictions,
         **{k: v for k, v in tables.items() if v is not None},
     }
-    for name, frame in csv.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
-    pd.DataFrame([{"baseline": k, **v} for k, v in baselines.items()]).to_csv(folder / "baselines.csv", index=False)
+    csv["baselines"] = pd.DataFrame([{"baseline": k, **v} for k, v in baselines.items()])
+    for name, frame in csv.items():  # each file whole, renamed into place; a link there is replaced
+        with replacing(folder / f"{name}.csv") as temporary:
+            frame.to_csv(temporary, index=False)
 
     naive_val = manifest["data"]["val_baselines"]["naive_last"]["rmse"]
     plots = []
@@ -191,7 +195,7 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
             plots.append(("Searched parameters against validation RMSE (every evaluation of every tuned cell)",
                           "params.png"))  # fmt: skip
     text = render_markdown(comparison, tables, plots)
-    (folder / "report.md").write_text(text)
+    write_text(folder / "report.md", text)
     return {"folder": folder, "comparison": comparison, **tables}
 
 
@@ -373,5 +377,5 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
               "`cells.csv` (one row per study: the numbers every table is computed from), `test_metrics.csv`, "
               "`model_comparison.csv`, `optimizer_ranking.csv`, `baselines.csv`, `convergence.csv` and "
               "`convergence_bands.csv`, `trials.csv`, `predictions.csv`; every trial is in the Optuna storage "
-              f"`{manifest['storage']}`. Rebuild this report with `hpo-lstm report <this folder>`.", ""]  # fmt: skip
+              f"`{mask_url(manifest['storage'])}`. Rebuild this report with `hpo-lstm report <this folder>`.", ""]  # fmt: skip
     return "\n".join(parts)

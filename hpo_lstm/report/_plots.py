@@ -29,11 +29,14 @@ def _figure(path: Path, **subplots: Any) -> Iterator[tuple[Any, Any]]:
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
 
+    from hpo_lstm._files import replacing
+
     fig, axes = plt.subplots(**subplots)
     try:
         yield fig, axes
         fig.tight_layout()
-        fig.savefig(path)
+        with replacing(path) as temporary:  # a whole file renamed into place; a link there replaced
+            fig.savefig(temporary, format=Path(path).suffix.lstrip(".") or None)
     finally:
         plt.close(fig)
 

@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from hpo_lstm._errors import ConfigError
+from hpo_lstm._files import check_real_folder, replacing, write_text
 from hpo_lstm._json import dumps
+from hpo_lstm._urls import mask_url
 from hpo_lstm.model_store import write_model_folder
-from hpo_lstm.recording import predictions_frame, read_model, read_only_url
+from hpo_lstm.recording import predictions_frame, read_model
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far
 
@@ -119,14 +121,20 @@ def write_run_files(
     """Write a run's files (``RUN_FILES``) into ``folder`` from its recorded data: the final
     ``summary``, the test ``predictions`` (time, actual, predicted, naive_last), the study's
     ``trials`` (Optuna's ``trials_dataframe()``) and the ``target`` label of the axes.
-    Returns the summary as written to summary.json."""
+    Returns the summary as written to summary.json.
+
+    Each file is written whole and renamed into place (:mod:`hpo_lstm._files`): a kill leaves
+    the old file or the new one, and a symbolic link in ``folder`` is replaced, not followed.
+    The storage URL is written with its password masked."""
     folder.mkdir(parents=True, exist_ok=True)
     summary = _ordered(summary)
-    (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
-    trials.to_csv(folder / "trials.csv", index=False)
-    predictions.to_csv(folder / "predictions.csv", index=False)
+    if isinstance(summary.get("storage"), str):  # recorded unmasked by an earlier hpo-lstm
+        summary["storage"] = mask_url(summary["storage"])
+    write_text(folder / "summary.json", dumps(summary, indent=2) + "\n")
     table = convergence_table(trials)
-    table.to_csv(folder / "convergence.csv", index=False)
+    for name, frame in (("trials.csv", trials), ("predictions.csv", predictions), ("convergence.csv", table)):
+        with replacing(folder / name) as temporary:
+            frame.to_csv(temporary, index=False)
     label = f"{summary['model']} + {summary['optimizer']} on {summary['dataset']}"
     plot_convergence(
         table,
@@ -159,9 +167,10 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
     """Write a run's files in ``folder`` again from the storage its summary.json names (the
     study is only read; SQLite files are opened read-only); returns the summary written.
 
-    Refused (:class:`ConfigError`) when summary.json is missing or unreadable, or the storage
-    holds no such study or no final result of it."""
-    from hpo_lstm.recording import open_storage
+    Refused (:class:`ConfigError`) when summary.json is missing or unreadable, the storage is
+    not an hpo-lstm storage (:func:`hpo_lstm.manifest.open_recorded`: checked before it is
+    opened, never written), or it holds no such study or no final result of it."""
+    from hpo_lstm.manifest import open_recorded
 
     folder = Path(folder)
     path = folder / "summary.json"
@@ -175,7 +184,7 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
     url = written.get("storage") if isinstance(written, dict) else None
     if not isinstance(name, str) or not isinstance(url, str):
         raise ConfigError(f"{str(path)!r} names no study_name and storage; it was not written by hpo-lstm run.")
-    return _write_recorded(folder, name, open_storage(read_only_url(url, folder, path)), url)
+    return _write_recorded(folder, name, open_recorded(url, folder=folder, named_in=path), url)
 
 
 def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> dict[str, Any]:
@@ -184,15 +193,16 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
     from hpo_lstm._logging import quiet_optuna
     from hpo_lstm.recording import read_final
 
+    model_folder = check_real_folder(folder / MODEL_FOLDER, folder)  # before anything is written
     try:
         with quiet_optuna():
             study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise ConfigError(f"Storage {url!r} holds no study {study_name!r}.") from None
+        raise ConfigError(f"Storage {mask_url(url)!r} holds no study {study_name!r}.") from None
     final = read_final(study)
     if final is None:
         raise ConfigError(
-            f"Study {study_name!r} in {url!r} has no final result (its run has not finished); "
+            f"Study {study_name!r} in {mask_url(url)!r} has no final result (its run has not finished); "
             "run the same command again to finish it."
         )
     summary, columns = final
@@ -205,7 +215,10 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
     )
     model = read_model(study, storage)
     if model is not None:
-        write_model_folder(folder / MODEL_FOLDER, *model)
+        card, weights = model
+        if isinstance(card.get("storage"), str):  # recorded unmasked by an earlier hpo-lstm
+            card = {**card, "storage": mask_url(card["storage"])}
+        write_model_folder(model_folder, card, weights)
     return written
 
 

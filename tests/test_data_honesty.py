@@ -1,0 +1,72 @@
+"""Data honesty: what loading filled or found is said, a time column must hold time, and a
+study of another direction is not adopted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from hpo_lstm.cli import main
+from hpo_lstm.data import load_series
+
+
+def _csv(path: Path, dates, values) -> Path:
+    lines = ["date,close,volume"] + [f"{d},{v},{1000 + i}" for i, (d, v) in enumerate(zip(dates, values))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(csv: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--data", str(csv), "--target", "close", "--lookback", "7", "--max-epochs", "1", "--optimizer",
+            "random", "--budget", "2", "--pop-size", "2", "--workers", "1", "--out", str(out), *extra]  # fmt: skip
+
+
+def test_fifty_missing_days_are_said_not_hidden(tmp_path: Path, capsys):
+    rng = np.random.default_rng(0)
+    days = np.datetime64("2024-01-01") + np.r_[np.arange(100), np.arange(151, 300)]  # a 51-day jump
+    csv = _csv(tmp_path / "jump.csv", days, np.round(100 + rng.normal(0, 1, len(days)).cumsum(), 3))
+    assert main(_run(csv, tmp_path)) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "jump-lstm-random-seed0" / "summary.json").read_text())
+    notes = summary["protocol"]["data_notes"]
+    assert len(notes) == 1 and "time steps are irregular: 1 step(s)" in notes[0] and "the usual 1 day, the longest 52 days" in notes[0]
+    assert "data: time steps are irregular" in " ".join(out.split())  # rich folds long lines
+
+
+def test_filled_values_are_printed(tmp_path: Path, capsys):
+    rng = np.random.default_rng(1)
+    days = np.datetime64("2024-01-01") + np.arange(240)
+    values = [f"{v:.3f}" for v in 100 + rng.normal(0, 1, 240).cumsum()]
+    values[50] = values[51] = ""
+    csv = _csv(tmp_path / "gappy.csv", days, values)
+    assert main(_run(csv, tmp_path)) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich folds long lines
+    assert "data: column 'close': 2 missing value(s) filled by interpolation in time, the first at 2024-02-20" in out
+
+
+def test_a_time_column_of_plain_numbers_is_refused(tmp_path: Path, tiny_csv: Path, capsys):
+    assert main(_run(tiny_csv, tmp_path, "--time-column", "volume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Time column 'volume' holds numbers" in err and "--time-column" in err, err
+    assert not (tmp_path / "hpo-lstm.db").exists()
+
+
+def test_a_time_column_of_whole_years_is_read_as_years(tmp_path: Path):
+    path = tmp_path / "years.csv"
+    path.write_text("year,y\n" + "".join(f"{1800 + i},{np.sin(i / 5):.4f}\n" for i in range(200)))
+    series = load_series(str(path), target="y", time_column="year")
+    assert str(series.times[0])[:10] == "1800-01-01" and str(series.times[-1])[:4] == "1999"
+    assert series.notes == ()
+
+
+def test_a_study_of_another_direction_is_not_adopted(tmp_path: Path, capsys):
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}", study_name="max", direction="maximize")
+    args = ["run", "--data", "sine", "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--max-epochs", "1",
+            "--study-name", "max", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists with direction maximize" in err and "--study-name" in err, err
+    assert optuna.load_study(study_name="max", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}").trials == []

@@ -1,0 +1,51 @@
+"""The data is part of a study's identity: a CSV edited in place is never mixed into a study
+or a comparison recorded on the old values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm.cli import main
+
+
+def _edit(csv: Path) -> None:
+    lines = csv.read_text().splitlines()
+    date, close, volume = lines[100].split(",")
+    lines[100] = f"{date},{float(close) + 5:.4f},{volume}"  # one value changed, in place
+    csv.write_text("\n".join(lines) + "\n")
+
+
+def _args(command: str, study: Path, csv: Path, out: Path, *extra: str) -> list[str]:
+    return [command, str(study), "--data", str(csv), "--target", "close", "--lookback", "7", "--max-epochs", "2",
+            "--patience", "2", "--optimizer" if command == "run" else "--optimizers", "random", "--pop-size", "2",
+            "--workers", "1", "--quiet", "--out", str(out), *extra]  # fmt: skip
+
+
+def test_a_study_is_not_resumed_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
+    study = write_study(tmp_path / "s.toml", 'name = "mut"\n' + TINY_SPACE)
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "2")) == 0
+    _edit(tiny_csv)
+    capsys.readouterr()
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "4")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "The data of study 'mut' changed since it was recorded" in err, err
+    assert "--study-name" in err  # the CLI names its flag
+    trials = optuna.load_study(study_name="mut", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}").trials
+    assert len(trials) == 2  # nothing trained on the new data was mixed in
+
+
+def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
+    study = write_study(tmp_path / "c.toml", 'name = "cmp"\n' + TINY_SPACE)
+    args = _args("compare", study, tiny_csv, tmp_path, "--models", "lstm", "--seeds", "1", "--budget", "2",
+                 "--no-untuned")  # fmt: skip
+    assert main(args) == 0
+    manifest = (tmp_path / "cmp" / "compare.json").read_text()
+    _edit(tiny_csv)
+    capsys.readouterr()
+    assert main(args) == 2  # before: every finished cell skipped, the baselines recomputed on the new file
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "The data of comparison" in err and "--name" in err, err
+    assert (tmp_path / "cmp" / "compare.json").read_text() == manifest
