@@ -134,6 +134,10 @@ class Recorder:
                 "evaluations belong to the old data. Give a new `study_name` to run a study on the new data."
             )
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        if differing and not self.study.trials:  # nothing recorded under the old settings (a run refused later)
+            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
+            self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
+            return
         if differing:
             details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
             raise ConfigError(
