@@ -96,7 +96,7 @@ class StudyState:
         """The whole state as one log line."""
         text = f"{self.label}: {self.done}/{self.total} evaluations, {self.best_text()} val RMSE, {self.counts_text(', ')}"
         if self.final == "running":
-            text += ", training the final model"
+            text += ", scoring the final model"
         elif self.in_flight and self.done < self.total:
             text += f", {self.in_flight} training"
         return f"{text}, {_clock_text(self.elapsed())} elapsed, {self.eta_text()}"
@@ -188,7 +188,7 @@ class Progress:
             self._rich.update(self._study_task, completed=state.done)
             return
         if kind == "final":
-            self._print(f"{state.label}: {'final model ready' if state.final == 'done' else 'training the final model'}"
+            self._print(f"{state.label}: {'final model ready' if state.final == 'done' else 'scoring the final model on test'}"
                         f", {_clock_text(state.elapsed())} elapsed")  # fmt: skip
         elif kind in ("trained", "pruned", "failed") or (kind and state.done == state.total):
             self._print(state.line())

@@ -80,7 +80,7 @@ def test_a_run_reports_each_training_as_it_ends_and_trials_last_as_long_as_their
     # One batch of 4 on 2 workers: a line per training as it ends, not one at the batch's end.
     done = [line.split(": ")[2].split("/")[0] for line in lines if "evaluations" in line and "final" not in line]
     assert done[:4] == ["1", "2", "3", "4"], lines
-    assert "training the final model" in lines[-2] and "final model ready" in lines[-1]
+    assert "scoring the final model on test" in lines[-2] and "final model ready" in lines[-1]
     study = optuna.load_study(study_name="sine-lstm-random-seed0", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")
     assert len(study.trials) == 4
     for trial in study.trials:
