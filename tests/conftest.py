@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -114,3 +116,61 @@ def _sigint_raises_keyboard_interrupt():
     yield
     if before is signal.SIG_IGN:
         signal.signal(signal.SIGINT, before)
+
+
+def _postgres_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return shutil.which(name) or (candidates[-1] if candidates else None)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def throwaway_postgres(password: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server of its own on 127.0.0.1 (``initdb`` + ``pg_ctl`` in a temporary
+    folder; as root it runs as the ``postgres`` user, since PostgreSQL refuses root), stopped on
+    exit; yields its URL (user ``hpo``; with ``password``, scram-sha-256 authentication). Skips
+    the test, saying why, where no server binaries exist (.ci/run installs them)."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install the Debian package 'postgresql'")
+    folder = Path(tempfile.mkdtemp(prefix="hpo-lstm-pg-"))
+    auth = ["--auth=trust"]
+    if password is not None:
+        (folder / "pw").write_text(password + "\n")
+        auth = ["--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        for path in (folder, *folder.iterdir()):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)
+
+    run(initdb, "-D", str(data), "-U", "hpo", *auth, "--no-sync")
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
+    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start")
+    try:
+        credentials = f"hpo:{password}" if password is not None else "hpo"
+        yield f"postgresql+psycopg://{credentials}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

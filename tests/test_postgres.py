@@ -8,61 +8,23 @@ interface only, and stopped at the end. As root, the server runs as the ``postgr
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_ARGS, TINY_SPACE, open_storage_together, start_cli, wait_cli, write_study
+from conftest import TINY_ARGS, TINY_SPACE, open_storage_together, start_cli, throwaway_postgres, wait_cli, write_study
 from hpo_lstm.cli import main
 
 TINY = TINY_ARGS
 
 
-def _bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install the Debian package 'postgresql'")
-    as_user: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="hpo-lstm-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL will not run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(folder, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
-    run(initdb, "-D", str(data), "-U", "hpo", "--auth=trust", "--no-sync")
-    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start")
-    try:
-        yield f"postgresql+psycopg://hpo@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 def test_a_study_records_and_resumes_in_postgresql(tmp_path: Path, postgres_url: str):

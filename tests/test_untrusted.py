@@ -11,17 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 
-from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_cli, write_study
+from conftest import TINY_ARGS, TINY_SPACE, free_port, start_cli, throwaway_postgres, wait_cli, write_study
 from hpo_lstm._urls import mask_secrets, mask_url, resolve_url
 from hpo_lstm.cli import main
 
@@ -321,14 +318,8 @@ def test_an_in_memory_storage_in_the_environment_variable_is_refused_too(tmp_pat
 # Passwords -----------------------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_password_never_appears_in_an_error(tmp_path: Path, capsys, monkeypatch):
-    url = f"postgresql+psycopg://alice:{PASSWORD}@127.0.0.1:{_closed_port()}/hpo"  # nothing listens there
+    url = f"postgresql+psycopg://alice:{PASSWORD}@127.0.0.1:{free_port()}/hpo"  # nothing listens there
     monkeypatch.chdir(tmp_path)
     cases = {
         "run --storage": ["run", *TINY, "--storage", url],
@@ -349,41 +340,11 @@ def _summary_naming(folder: Path, url: str) -> Path:
     return folder
 
 
-def _bin(name: str) -> str | None:
-    import glob
-
-    found = shutil.which(name)
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found or (candidates[-1] if candidates else None)
-
-
 @pytest.fixture(scope="module")
 def password_postgres():
-    """A throw-away PostgreSQL server on 127.0.0.1 that asks for a password (scram-sha-256);
-    its URL with the password."""
-    import pwd
-
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install the Debian package 'postgresql'")
-    folder = Path(tempfile.mkdtemp(prefix="hpo-lstm-pgpw-"))
-    (folder / "pw").write_text(PASSWORD + "\n")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL will not run as root
-        user = pwd.getpwnam("postgres")
-        for path in (folder, folder / "pw"):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _closed_port()
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
-    run(initdb, "-D", str(data), "-U", "hpo", "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}", "--no-sync")
-    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start")
-    try:
-        yield f"postgresql+psycopg://hpo:{PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+    """A throw-away PostgreSQL server that asks for a password; its URL with the password."""
+    with throwaway_postgres(password=PASSWORD) as url:
+        yield url
 
 
 def _files_holding(folder: Path, secret: str) -> list[str]:
