@@ -65,7 +65,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
     t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
                    "same epoch; default) or off")  # fmt: skip
-    t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--workers", type=_positive_int,
                    help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
     t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
