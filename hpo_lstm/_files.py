@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from hpo_lstm._errors import ConfigError
 
@@ -69,6 +70,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     """``path`` holds ``data``, written through :func:`replacing`."""
     with replacing(path) as temporary:
         temporary.write_bytes(data)
+
+
+def write_csv(path: str | Path, frame: Any) -> None:
+    """``path`` holds the pandas ``frame`` as CSV (no index), written through :func:`replacing`."""
+    with replacing(path) as temporary:
+        frame.to_csv(temporary, index=False)
 
 
 def check_real_folder(folder: str | Path, inside: str | Path) -> Path:

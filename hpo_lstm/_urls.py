@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import unquote
 
 from hpo_lstm._errors import ConfigError
 
@@ -120,6 +121,16 @@ def resolve_url(url: str, *, named_in: str) -> str:
         f"{named_in} names the storage {url!r}, whose password is not written in files; set {ENV_VAR} to its full "
         f"URL ({hint})."
     )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL (``sqlite:///x.db`` -> ``x.db``, also a ``file:`` URI); None
+    for other databases."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.lower().startswith("sqlite"):
+        return None
+    path = (rest[1:] if rest.startswith("/") else rest).partition("?")[0]
+    return unquote(path[len("file:") :]) if path.startswith("file:") else path
 
 
 def is_in_memory(url: str) -> bool:

@@ -411,15 +411,13 @@ def _forecast(args: argparse.Namespace) -> int:
         out = Path(args.result) / "forecast"
     else:
         out = Path("results") / args.study_name / "forecast"
-    from hpo_lstm._files import check_real_folder, replacing
+    from hpo_lstm._files import check_real_folder, write_csv
     from hpo_lstm.recording import ensure_writable
 
     if args.out is None and args.result is not None:
         check_real_folder(out, args.result)  # RESULT/forecast -> elsewhere: not followed
     ensure_writable(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with replacing(out / "forecast.csv") as temporary:  # whole, renamed into place
-        frame.to_csv(temporary, index=False)
+    write_csv(out / "forecast.csv", frame)  # whole, renamed into place
 
     from hpo_lstm.report._plots import plot_forecast
     from hpo_lstm.report._run import target_label

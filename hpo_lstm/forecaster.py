@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
-from hpo_lstm.model_store import META_FILE, ModelFileError
+from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,7 +217,7 @@ class Forecaster:
             )
         if series.times is None:
             return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
-        own = _time_step(series.times)  # the data's own frequency first, then the study's
+        own = time_step(series.times)  # the data's own frequency first, then the study's
         return series.values, series.times, {
             "freq": own["freq"] or card_time.get("freq"),
             "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
@@ -343,17 +343,6 @@ def _check_card_fields(card: Mapping[str, Any], source: str) -> None:
         problems.append(f"the history is not lookback + 1 = {rows} rows of {n_features} features")
     if problems:
         raise ModelFileError(f"The model card of {source} is inconsistent: {'; '.join(problems)}.")
-
-
-def _time_step(times: np.ndarray) -> dict[str, Any]:
-    """The frequency (or median step) of a series' own time stamps."""
-    import pandas as pd
-
-    index = pd.DatetimeIndex(times).as_unit("ns")
-    tail = index[-min(len(index), 200) :]
-    freq = pd.infer_freq(tail) if len(tail) >= 3 else None
-    step = float(np.median(np.diff(tail.asi8))) / 1e9 if len(tail) >= 2 else None
-    return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat()}
 
 
 def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int) -> Any:

@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
@@ -141,7 +141,6 @@ def _problem(value: Any, schema: Any, key: str) -> str | None:
 
 # The storage a result names -----------------------------------------------------------------
 
-_IDENTITY_ATTR = "hpo_lstm_identity"  # a study hpo-lstm recorded carries it (hpo_lstm.recording)
 
 
 def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) -> Any:
@@ -158,13 +157,13 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
       application's database or an Optuna database of other studies is refused in one line,
       untouched. A PostgreSQL session is read-only as well (``default_transaction_read_only``).
     """
-    from hpo_lstm._urls import check_persistent, mask_url, resolve_url
+    from hpo_lstm._urls import check_persistent, mask_url, resolve_url, sqlite_path
 
     where = repr(str(named_in)) if named_in is not None else "--storage"
     full = resolve_url(url, named_in=where)
     check_persistent(full, source=f"The storage named in {where}")
     shown = mask_url(url)
-    path = _sqlite_path(full)
+    path = sqlite_path(full)
     if path is not None:
         found = _find_file(Path(path), Path(folder) if named_in is not None else None, shown, where)
         reason = _sqlite_problem(found)
@@ -178,16 +177,6 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
     from hpo_lstm.recording import open_storage
 
     return open_storage(read_only)
-
-
-def _sqlite_path(url: str) -> str | None:
-    """The file of an SQLite URL (``sqlite:///x.db`` -> ``x.db``, also a ``file:`` URI); None
-    for other databases."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme.lower().startswith("sqlite"):
-        return None
-    path = (rest[1:] if rest.startswith("/") else rest).partition("?")[0]
-    return unquote(path[len("file:") :]) if path.startswith("file:") else path
 
 
 def _find_file(name: Path, folder: Path | None, shown: str, where: str) -> Path:
@@ -227,6 +216,8 @@ def _sqlite_problem(path: Path) -> str | None:
     """Why the SQLite file ``path`` is not an hpo-lstm storage (None: it is); read-only."""
     import sqlite3
 
+    from hpo_lstm.recording import IDENTITY_ATTR
+
     try:
         connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -240,7 +231,7 @@ def _sqlite_problem(path: Path) -> str | None:
             if connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0:  # noqa: S608 (fixed names)
                 return f"Optuna's {table} table is empty"
         count = "SELECT COUNT(*) FROM study_user_attributes WHERE key = ?"
-        if connection.execute(count, (_IDENTITY_ATTR,)).fetchone()[0] == 0:
+        if connection.execute(count, (IDENTITY_ATTR,)).fetchone()[0] == 0:
             return "an Optuna database without a study hpo-lstm recorded"
     except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file
         return f"not an SQLite database: {first_line(exc)}"
@@ -256,6 +247,7 @@ def _server_problem(url: str, shown: str) -> str | None:
     from sqlalchemy.pool import NullPool
 
     from hpo_lstm._urls import mask_secrets
+    from hpo_lstm.recording import IDENTITY_ATTR
 
     try:
         engine = sa.create_engine(url, poolclass=NullPool)
@@ -268,7 +260,7 @@ def _server_problem(url: str, shown: str) -> str | None:
                     if connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0:  # noqa: S608
                         return f"Optuna's {table} table is empty"
                 count = sa.text("SELECT COUNT(*) FROM study_user_attributes WHERE key = :key")
-                if connection.execute(count, {"key": _IDENTITY_ATTR}).scalar() == 0:
+                if connection.execute(count, {"key": IDENTITY_ATTR}).scalar() == 0:
                     return "an Optuna database without a study hpo-lstm recorded"
         finally:
             engine.dispose()

@@ -37,7 +37,7 @@ __all__ = [
     "read_model",
 ]
 
-_IDENTITY_ATTR = "hpo_lstm_identity"
+IDENTITY_ATTR = "hpo_lstm_identity"  # the settings a resumed run must match; marks an hpo-lstm study
 _FINAL_ATTR = "hpo_lstm_final"
 _PREDICTIONS_ATTR = "hpo_lstm_predictions"
 MODEL_ATTR = "hpo_lstm_model"  # the final model's card (model.json); its weights are an artifact of a trial
@@ -76,7 +76,7 @@ class Recorder:
             )
         if self.study.direction != StudyDirection.MINIMIZE:
             raise StorageError(
-                f"Study {config.study_name!r} in {config.storage_url!r} exists with direction "
+                f"Study {config.study_name!r} in {mask_url(config.storage_url)!r} exists with direction "
                 f"{self.study.direction.name.lower()}; hpo-lstm minimises validation RMSE. Choose another `study_name`."
             )
         self._storage = storage
@@ -107,14 +107,14 @@ class Recorder:
         identity = self.config.identity()
         if self.data_fingerprint is not None:
             identity["data_fingerprint"] = self.data_fingerprint
-        stored_json = self.study.user_attrs.get(_IDENTITY_ATTR)
+        stored_json = self.study.user_attrs.get(IDENTITY_ATTR)
         if stored_json is None:
             if self.study.trials:
                 raise StorageError(
                     f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was not made by hpo-lstm; "
                     "choose another `study_name`."
                 )
-            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
+            self.study.set_user_attr(IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
             return
         stored = json.loads(stored_json)
@@ -126,7 +126,7 @@ class Recorder:
             )
         if "data_fingerprint" in identity and "data_fingerprint" not in stored:  # recorded by an earlier hpo-lstm
             stored["data_fingerprint"] = identity["data_fingerprint"]
-            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
+            self.study.set_user_attr(IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
         if stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get("data_fingerprint"):
             raise ConfigError(
                 f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data!r}: "
@@ -135,7 +135,7 @@ class Recorder:
             )
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         if differing and not self.study.trials:  # nothing recorded under the old settings (a run refused later)
-            self.study.set_user_attr(_IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
+            self.study.set_user_attr(IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
             return
         if differing:
@@ -397,7 +397,7 @@ def load_finished(
     except KeyError:
         return None
     final = read_final(study)
-    stored_identity = study.user_attrs.get(_IDENTITY_ATTR)
+    stored_identity = study.user_attrs.get(IDENTITY_ATTR)
     if final is None or stored_identity is None:
         return None
     stored = json.loads(stored_identity)

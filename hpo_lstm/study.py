@@ -353,11 +353,13 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     """The recorded result of ``config``'s study when it is complete with this budget, else None."""
     from pathlib import Path
 
+    from hpo_lstm._urls import sqlite_path
     from hpo_lstm.optimizers import Evaluation
     from hpo_lstm.recording import counts_as_evaluation, load_finished, open_storage, predictions_frame
 
     url = config.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+    path = sqlite_path(url)
+    if path is not None and not Path(path).is_file():
         return None  # a new study: nothing is created here (a cluster is reached first)
     storage = open_storage(url)
     finished = load_finished(config, storage, data_fingerprint=dataset.fingerprint)

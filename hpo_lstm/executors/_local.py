@@ -123,10 +123,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: alive
-        return True
-    except OSError:
-        return True
+    except OSError:  # e.g. another user's process (PermissionError): alive
+        pass
     return True
 
 

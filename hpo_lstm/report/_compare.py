@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo_lstm._files import replacing, write_text
+from hpo_lstm._files import write_csv, write_text
 from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._tables import (
@@ -167,8 +167,7 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
     }
     csv["baselines"] = pd.DataFrame([{"baseline": k, **v} for k, v in baselines.items()])
     for name, frame in csv.items():  # each file whole, renamed into place; a link there is replaced
-        with replacing(folder / f"{name}.csv") as temporary:
-            frame.to_csv(temporary, index=False)
+        write_csv(folder / f"{name}.csv", frame)
 
     naive_val = manifest["data"]["val_baselines"]["naive_last"]["rmse"]
     plots = []

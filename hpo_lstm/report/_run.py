@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_lstm._errors import ConfigError
-from hpo_lstm._files import check_real_folder, replacing, write_text
+from hpo_lstm._files import check_real_folder, write_csv, write_text
 from hpo_lstm._json import dumps
 from hpo_lstm._urls import mask_url
 from hpo_lstm.model_store import write_model_folder
@@ -133,8 +133,7 @@ def write_run_files(
     write_text(folder / "summary.json", dumps(summary, indent=2) + "\n")
     table = convergence_table(trials)
     for name, frame in (("trials.csv", trials), ("predictions.csv", predictions), ("convergence.csv", table)):
-        with replacing(folder / name) as temporary:
-            frame.to_csv(temporary, index=False)
+        write_csv(folder / name, frame)
     label = f"{summary['model']} + {summary['optimizer']} on {summary['dataset']}"
     plot_convergence(
         table,
