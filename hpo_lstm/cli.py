@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hpo_lstm import __version__
-from hpo_lstm._errors import ConfigError, HpoLstmError, first_line
+from hpo_lstm._errors import ConfigError, HpoLstmError, StudyFailedError, first_line
 from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm._urls import mask_secrets, mask_url
 
@@ -53,11 +53,22 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
     d.add_argument("--target", help="CSV column to forecast")
     d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
-    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: a column named date, time, timestamp, datetime or ds)")
-    d.add_argument("--lookback", type=_positive_int, help="input window length (default 24)")
+    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: a column named date, time, "
+                   "timestamp, datetime or ds, else the text column whose values are distinct dates)")  # fmt: skip
+    d.add_argument("--lookback", type=_positive_int, help="input window length, fixed (default: searched within "
+                   "bounds that reach the season, e.g. 12..76 for weekly data; 24 when no season is known or a "
+                   "[space] table is given)")  # fmt: skip
     d.add_argument("--horizon", type=_positive_int, help="forecast steps 1..H at once, one output each (default 1)")
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
-    d.add_argument("--transform", help="diff (forecast the change from the last value; default) or level")
+    d.add_argument("--transform", help="diff (forecast the change from the last value; default), level, or sdiff "
+                   "(the change from one season before; needs season >= horizon)")  # fmt: skip
+    d.add_argument("--calendar", action=argparse.BooleanOptionalAction,
+                   help="sine and cosine of time of day, day of week and day of year (those the time step makes "
+                   "meaningful) as extra inputs (default: on when the data has a time column)")  # fmt: skip
+    b = parser.add_argument_group("statistical baselines")
+    b.add_argument("--baseline-timeout", dest="baseline_timeout", type=float, metavar="SECONDS",
+                   help="time limit of each of AutoETS and AutoARIMA; one that runs past it is reported as such "
+                   "(default 60)")  # fmt: skip
     t = parser.add_argument_group("training")
     t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
     t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
@@ -65,6 +76,14 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
     t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
                    "same epoch; default) or off")  # fmt: skip
+    t.add_argument("--lr-schedule", dest="lr_schedule",
+                   help="constant (default) or plateau (halve the learning rate when validation RMSE stalls)")  # fmt: skip
+    g.add_argument("--timeout", type=float,
+                   help="seconds: no new batch starts after them; the study ends with its best so far and "
+                   "resumes when run again (a comparison: for all its cells together)")  # fmt: skip
+    t.add_argument("--folds", type=_positive_int,
+                   help="rolling-origin validation folds before the test split; fitness = mean validation RMSE "
+                   "over them (default 1)")  # fmt: skip
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--workers", type=_positive_int,
                    help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
@@ -85,15 +104,20 @@ def _build_parser() -> _Parser:
         "run",
         help="tune one model with one optimizer, then test the best once",
         description="Tune one forecaster with one optimizer; fitness is validation RMSE; the best "
-        "params are retrained and scored once on the test split next to a naive baseline. "
+        "params are retrained and scored once on the test split next to naive and statistical baselines "
+        "(seasonal naive, AutoETS, AutoARIMA). "
         "Flags override the study file; a study already in the storage is resumed.",
         argument_default=argparse.SUPPRESS,
     )
     run.add_argument("study_file", nargs="?", help="TOML study file (see studies/)")
-    run.add_argument("--optimizer", help="pso, gwo, woa, ga, tpe or random (default woa)")
-    run.add_argument("--model", help="lstm, bilstm or gru (default lstm)")
+    run.add_argument("--optimizer", help="pso, gwo, woa, ga, tpe, cmaes, gp, random or mealpy:<ClassName> (default woa; "
+                     "hpo-lstm optimizers --all)")  # fmt: skip
+    run.add_argument("--model", help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, "
+                     "seq2seq (default lstm)")  # fmt: skip
     run.add_argument("--seed", type=_positive_int, help="seed of the optimizer and of every training (default 0)")
     run.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
+    run.add_argument("--season", type=_positive_int, help="season length in steps, for the seasonal baselines "
+                     "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)")  # fmt: skip
     _add_study_flags(run)
 
     compare = commands.add_parser(
@@ -107,9 +131,11 @@ def _build_parser() -> _Parser:
     )
     compare.add_argument("study_file", nargs="?", help="TOML comparison file (see studies/compare_*.toml)")
     compare.add_argument("--models", help="comma-separated models (default lstm,bilstm)")
-    compare.add_argument("--optimizers", help="comma-separated optimizers (default pso,gwo,woa,ga,tpe,random)")
+    compare.add_argument("--optimizers", help="comma-separated optimizers, mealpy:<ClassName> too (default "
+                         "pso,gwo,woa,ga,tpe,random)")  # fmt: skip
     compare.add_argument("--seeds", help="number of seeds (0..N-1), or a list like 0,3,7 (one seed: 3,) (default 3)")
-    compare.add_argument("--season", type=_positive_int, help="season length: adds a seasonal naive baseline row")
+    compare.add_argument("--season", type=_positive_int, help="season length in steps, for the seasonal baselines "
+                         "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)")  # fmt: skip
     compare.add_argument("--name", help="comparison name: output folder and study-name prefix (default compare-<data>)")
     compare.add_argument("--shard", help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one "
                          "storage split the comparison")  # fmt: skip
@@ -151,8 +177,11 @@ def _build_parser() -> _Parser:
     forecast.add_argument("--study-name", dest="study_name", metavar="NAME", help="the study in --storage")
     forecast.add_argument("--quiet", action="store_true", help="print nothing")
 
-    commands.add_parser("optimizers", help="list the registered optimizers")
+    optimizers = commands.add_parser("optimizers", help="list the registered optimizers")
+    optimizers.add_argument("--all", action="store_true", help="also every mealpy class usable as mealpy:<ClassName>: "
+                            "batched or one agent at a time, or why it cannot run (tries each; a few seconds)")  # fmt: skip
     commands.add_parser("datasets", help="list the built-in datasets")
+    commands.add_parser("models", help="list the forecasters (--model) and their own searchable parameters")
     return parser
 
 
@@ -174,9 +203,11 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if args.command == "optimizers":
-            return _list_optimizers()
+            return _list_optimizers(every_mealpy_class=args.all)
         if args.command == "datasets":
             return _list_datasets()
+        if args.command == "models":
+            return _list_models()
         if args.command == "compare":
             return _compare(vars(args))
         if args.command == "report":
@@ -267,12 +298,19 @@ def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
-def _list_optimizers() -> int:
+def _list_optimizers(every_mealpy_class: bool = False) -> int:
     from hpo_lstm.optimizers import registry
 
     width = max(map(len, registry))
     for name in registry:
         print(f"{name:<{width}}  {registry[name].summary}")
+    if every_mealpy_class:
+        from hpo_lstm.optimizers._any_mealpy import listing_lines  # imports mealpy
+
+        print()
+        print("\n".join(listing_lines()))
+    else:
+        print(f"{'mealpy:<ClassName>':<{width}}  any mealpy class by name (hpo-lstm optimizers --all lists them)")
     return 0
 
 
@@ -284,6 +322,21 @@ def _list_datasets() -> int:
     for name, summary in rows:
         print(f"{name:<{width}}  {summary}")
     print(f"{'<path>.csv':<{width}}  any CSV: --data PATH --target COL [--features A,B] [--time-column T]")
+    return 0
+
+
+def _list_models() -> int:
+    from hpo_lstm.models import registry
+    from hpo_lstm.space import MODEL_PARAMS
+
+    width = max(map(len, registry))
+    for name in registry:
+        spec = registry[name]
+        own = ", ".join(
+            f"{param} {MODEL_PARAMS[param].default[0]:g}..{MODEL_PARAMS[param].default[1]:g} ({value} when not searched)"
+            for param, value in spec.params.items()
+        )
+        print(f"{name:<{width}}  {spec.summary}" + (f"; own params: {own}" if own else ""))
     return 0
 
 
@@ -357,7 +410,14 @@ def _compare(options: dict[str, Any]) -> int:
         )
     from hpo_lstm.report import write_comparison_report
 
-    report = write_comparison_report(result.folder)
+    try:
+        report = write_comparison_report(result.folder)
+    except StudyFailedError:
+        if config.base.timeout is None:
+            raise
+        print(f"hpo-lstm: the time limit (--timeout {config.base.timeout:g} s) passed before any cell spent its budget; "
+              "nothing is lost: run the same command again to continue.", file=sys.stderr)  # fmt: skip
+        return 0
     if not quiet:
         _print_comparison(report)
     return 0
@@ -477,19 +537,43 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
+    from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
+
     console = Console()
+    protocol = summary.get("protocol", {})
+    windows = protocol.get("windows", {})
+    if windows:  # the protocol header: what was scored, and the season the seasonal baselines used
+        console.print(f"protocol: {summary['dataset']}, target {summary['target']}; test windows "
+                      f"{windows.get('test')}, lookback {protocol.get('lookback')} -> horizon {protocol.get('horizon')}"
+                      + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else ""))  # fmt: skip
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items())
     table = Table(title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
                         f"{summary['n_trained']} trained, {summary['wall_seconds']:.0f} s)")  # fmt: skip
     table.add_column("")
-    for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE %"):
+    for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE %", "fit s"):
         table.add_column(column, justify="right")
     test, naive = summary["test"], summary["baselines"]["naive_last"]
     table.add_row(f"tuned {summary['model']}", _fmt(summary["best_val_rmse"]), _fmt(test["rmse"]),
-                  _fmt(test["mae"]), _fmt(test["mape"]))  # fmt: skip
+                  _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
     table.add_row("naive last value", _fmt(summary["val_baselines"]["naive_last"]["rmse"]), _fmt(naive["rmse"]),
-                  _fmt(naive["mae"]), _fmt(naive["mape"]))  # fmt: skip
+                  _fmt(naive["mae"]), _fmt(naive["mape"]), "")  # fmt: skip
+    statistical = {k: v for k, v in summary["baselines"].items() if k in BASELINES}
+    for name in (n for n in BASELINES if n in statistical):  # one row per statistical baseline, scored or not
+        entry = statistical[name]
+        label = escape(LABELS[name] + (f" ({entry['season']})" if name == "seasonal_naive" and entry.get("season") else ""))
+        if entry.get("status") == "ok":
+            table.add_row(label, "", _fmt(entry["rmse"]), _fmt(entry["mae"]), _fmt(entry["mape"]),
+                          _fmt(entry.get("fit_seconds")))  # fmt: skip
+        else:
+            table.add_row(label, "", entry.get("status", "-"), "", "", _fmt(entry.get("fit_seconds")))
     console.print(table)
+    fitted = [f"{LABELS[n]} {statistical[n]['model']}" for n in ("auto_ets", "auto_arima") if statistical.get(n, {}).get("model")]
+    if fitted:
+        console.print(escape("fitted on train + validation: " + "; ".join(fitted)))
+    for name in (n for n in BASELINES if n in statistical and statistical[n].get("status") != "ok"):
+        console.print(escape(f"{LABELS[name]}: {statistical[name].get('status')}: {statistical[name].get('reason')}"))
     by_step = summary.get("by_step") or []
     if len(by_step) > 1:  # a multi-step model: each step's error next to the naive forecast's
         steps = Table(title="test RMSE and MAE per forecast step")
@@ -506,6 +590,16 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     for note in summary.get("protocol", {}).get("data_notes", []):
         console.print(f"data: {note}")
     console.print(f"best params: {params}")
+    folds = summary.get("folds") or {}
+    if folds.get("chosen_fold_val_rmse"):
+        values = folds["chosen_fold_val_rmse"]
+        console.print(f"validation RMSE on each of the {folds['k']} folds: {', '.join(_fmt(v) for v in values)} "
+                      f"(spread {_fmt(max(values) - min(values))})")  # fmt: skip
+    stopped = summary.get("stopped_early")
+    if stopped:
+        console.print(f"[bold]Stopped at the time limit[/] (--timeout {_fmt(stopped['timeout_seconds'])} s) after "
+                      f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
+                      "same command again (with a larger --timeout if you like) to continue the study.")  # fmt: skip
     ratio = test["rmse"] / naive["rmse"]
     if summary["beats_naive"] and ratio > 0.98:
         console.print(f"The tuned model is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
@@ -514,6 +608,9 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         console.print(f"The tuned model beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
         console.print(f"[bold]The tuned model does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
+    if statistical:
+        verdict = statistical_verdict(test["rmse"], statistical, model=f"tuned {summary['model']}")
+        console.print(escape(verdict) if summary.get("beats_statistical_baselines") else f"[bold]{escape(verdict)}[/]")
     console.print(f"results: {folder}/  storage: {mask_url(summary['storage'])}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ MAX_CELLS = 10_000
 
 # Settings of a single study that a comparison sets per cell: refused in a comparison file.
 _PER_CELL = ("name", "model", "optimizer", "seed")
-_OWN_KEYS = ("name", "models", "optimizers", "seeds", "season", "untuned", "optimizer_options")
+# (``season`` is a study setting now; CompareConfig(season=...) still sets it on the base.)
+_OWN_KEYS = ("name", "models", "optimizers", "seeds", "untuned", "optimizer_options")
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,12 @@ class CompareConfig:
         if (not self.seeds or len(set(self.seeds)) != len(self.seeds)
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)):  # fmt: skip
             raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
-        if self.season is not None and (isinstance(self.season, bool) or not isinstance(self.season, int)
-                                        or self.season < self.base.horizon):  # fmt: skip
-            raise ConfigError(
-                f"season must be an integer >= horizon ({self.base.horizon}): the seasonal naive forecast may "
-                f"only use values known when forecasting; got {self.season!r}."
-            )
+        if self.season is None:
+            object.__setattr__(self, "season", self.base.season)
+        elif self.base.season not in (None, self.season):
+            raise ConfigError(f"season is set twice, {self.season!r} and {self.base.season!r}; give it once.")
+        else:  # the base study's rule (an integer >= 1) applies
+            object.__setattr__(self, "base", self.base.replace(season=self.season))
         unknown = sorted(set(self.untuned) - set(UNTUNED_DEFAULTS))
         if unknown:
             raise ConfigError(f"Unknown untuned setting(s) {unknown}; allowed: {', '.join(UNTUNED_DEFAULTS)}.")
@@ -122,7 +124,7 @@ class CompareConfig:
             for model in self.models:
                 for optimizer in self.optimizers:
                     config = self.base.replace(
-                        name=f"{self.compare_name}.{model}.{optimizer}.seed{seed}",
+                        name=f"{self.compare_name}.{model}.{optimizer.replace(':', '-')}.seed{seed}",  # mealpy:X
                         model=model,
                         optimizer=optimizer,
                         seed=seed,
@@ -218,7 +220,8 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
         raise ConfigError(f"{key} must be a list of names like lstm,bilstm; got {value!r}.")
-    return tuple(i.strip().lower() for i in items)
+    # mealpy:<ClassName> keeps its case (mealpy's class names are CamelCase).
+    return tuple(i.strip() if i.strip().startswith("mealpy:") else i.strip().lower() for i in items)
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
@@ -294,7 +297,8 @@ def run_compare(
         that only adds cells extends it.
     progress, on_cell_done:
         ``progress(cell, index, total)`` returns the progress sink of one cell's study (or
-        None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier) or "done".
+        None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier), "done", or
+        "timeout" (not started: the comparison's ``timeout`` had passed).
 
     Returns
     -------
@@ -303,8 +307,8 @@ def run_compare(
         (``hpo-lstm compare`` does; it reads everything back from the storage).
     """
     from hpo_lstm.executors import default_workers, make_executor
-    from hpo_lstm.recording import load_finished, open_storage
-    from hpo_lstm.study import prepare_dataset, run_study
+    from hpo_lstm.recording import ensure_writable, load_finished, open_storage
+    from hpo_lstm.study import prepare_dataset, run_study, study_baselines
     from hpo_lstm.training import resolve_device
 
     folder = config.folder
@@ -321,18 +325,37 @@ def run_compare(
     # if a tuned cell is left to run.
     shared = make_executor(executor, dataset=dataset, device=device, workers=n_workers, scheduler=scheduler)
 
+    # --timeout: one wall-clock limit for the whole comparison. A cell running when it passes
+    # ends after its current batch; later cells do not start (run the command again for them),
+    # except that the first cell to run always gets its first batch, so the report has a row.
+    deadline = time.time() + config.base.timeout if config.base.timeout is not None else None
+    ran: list[Cell] = []
+
     def run_cell(cell: Cell, **where: Any) -> None:
+        cell_config = cell.config
+        if deadline is not None:
+            if ran and time.time() >= deadline:
+                if on_cell_done is not None:
+                    on_cell_done(cell, "timeout")
+                return
+            cell_config = cell_config.replace(timeout=max(deadline - time.time(), 1e-3))
+        ran.append(cell)
         sink = progress(cell, position[cell.study_name], len(cells)) if progress else None
-        run_study(cell.config, progress=sink, **where)
+        run_study(cell_config, progress=sink, baselines=baselines, **where)
         if on_cell_done is not None:
             on_cell_done(cell, "done")
 
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(shared) if executor != "local" else None
-        write_manifest(folder, {**manifest, "data": data_facts(dataset, season=config.season)})
+        ensure_writable(folder)  # the manifest's folder, where the default SQLite storage lies too
         storage = open_storage(config.base.storage_url)
+        # The statistical baselines: fitted once per comparison (or found with a cell that stored
+        # them), handed to every cell, which stores them with its study.
+        season, baselines = study_baselines(config.base, dataset, stored=_stored_baselines(cells, storage))
+        write_manifest(folder, {**manifest, "data": data_facts(dataset, season=season["season"], baselines=baselines,
+                                                               season_info=season)})  # fmt: skip
         mine = shard_cells(cells, shard)
-        pending = [c for c in mine if load_finished(c.config, storage, data_fingerprint=dataset.fingerprint) is None]
+        pending = [c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint))]
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
@@ -349,6 +372,11 @@ def run_compare(
         ran=tuple(pending),
         skipped=tuple(c for c in mine if c not in pending),
     )
+
+
+def _complete(finished: tuple[dict[str, Any], Any] | None) -> bool:
+    """Whether a cell's recorded result is final: recorded, and not ended early by ``timeout``."""
+    return finished is not None and not finished[0].get("stopped_early")
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
@@ -370,24 +398,57 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def data_facts(dataset: Dataset, *, season: int | None) -> dict[str, Any]:
-    """The test windows' baselines and the split sizes, for the report's rows and header."""
+def data_facts(
+    dataset: Dataset, *, season: int | None, baselines: Any = None, season_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The test windows' baselines and the split sizes, for the report's rows and header.
+
+    ``baselines`` (:class:`hpo_lstm.baselines.Baselines`): the scored ones join the last-value
+    naive forecast under ``baselines``; those not scored (failed, timed out, skipped) are listed
+    under ``unscored_baselines`` with their status and reason. Without them, only a seasonal
+    naive row of ``season`` is added (as before the statistical baselines)."""
     from hpo_lstm.metrics import forecast_metrics
 
     test, val = dataset.split("test"), dataset.split("val")
-    baselines = {"naive_last": forecast_metrics(dataset.actual[test], dataset.naive("test"))}
-    if season is not None:
-        baselines[f"seasonal_naive_{season}"] = forecast_metrics(
-            dataset.actual[test], dataset.seasonal_naive(season, "test")
-        )
+    actual = dataset.actual[test]
+    scored: dict[str, Any] = {"naive_last": forecast_metrics(actual, dataset.naive("test"))}
+    unscored: dict[str, Any] = {}
+    if baselines is not None:
+        for name, entry in baselines.entries(actual).items():
+            (scored if entry["status"] == "ok" else unscored)[name] = entry
+    elif season is not None:
+        scored["seasonal_naive"] = {**forecast_metrics(actual, dataset.seasonal_naive(season, "test")), "season": season}
     return {
         "target": dataset.target,
         "points": len(dataset.level),
         "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
-        "baselines": baselines,
+        "baselines": scored,
+        "unscored_baselines": unscored,
+        "season": {k: v for k, v in (season_info or {"season": season}).items()},
         "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
         "fingerprint": dataset.fingerprint,
     }
+
+
+def _stored_baselines(cells: list[Cell], storage: Any) -> Any:
+    """Baselines a cell of this comparison stored with its study (the first found), or None."""
+    from hpo_lstm.baselines import Baselines
+    from hpo_lstm.recording import BASELINES_ATTR
+
+    for cell in cells:
+        try:
+            study_id = storage.get_study_id_from_name(cell.study_name)
+        except KeyError:
+            continue
+        text = storage.get_study_user_attrs(study_id).get(BASELINES_ATTR)
+        if isinstance(text, str):
+            try:
+                found = Baselines.from_record(json.loads(text))
+            except ValueError:
+                found = None
+            if found is not None:
+                return found
+    return None
 
 
 def _refuse_changed_data(folder: Path, dataset: Dataset) -> None:
@@ -405,8 +466,9 @@ def _refuse_changed_data(folder: Path, dataset: Dataset) -> None:
 
 
 # Settings a comparison may change between runs: a larger budget extends its cells; where the
-# storage, output folder or device are is not part of what the numbers mean.
-_MAY_CHANGE = ("budget", "device", "out", "storage")
+# storage, output folder or device are is not part of what the numbers mean; the season and the
+# baselines' time limit change the statistical baselines only, which are fitted again.
+_MAY_CHANGE = ("budget", "device", "out", "storage", "season", "baseline_timeout")
 
 
 def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_report: bool = False) -> None:

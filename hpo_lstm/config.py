@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from hpo_lstm._errors import ConfigError, UnknownNameError
-from hpo_lstm.space import SearchSpace, default_space
+from hpo_lstm.models import registry as model_registry
+from hpo_lstm.space import DEFAULT_LOOKBACK, SearchSpace, default_space, space_for_model
 
-__all__ = ["MODELS", "StudyConfig", "load_study_file", "read_toml"]
+__all__ = ["LR_SCHEDULES", "MODELS", "StudyConfig", "load_study_file", "read_toml"]
 
-# Forecaster name -> (recurrent cell, bidirectional). Kept here, free of torch, so that the
-# CLI can validate a model name without importing torch.
-MODELS: dict[str, tuple[str, bool]] = {
-    "lstm": ("lstm", False),
-    "bilstm": ("lstm", True),
-    "gru": ("gru", False),
-}
+# Forecaster name -> its ModelSpec (hpo_lstm.models): free of torch, so that the CLI can
+# validate a model name without importing torch.
+MODELS = model_registry
+
+# constant: Adam's learning rate throughout; plateau: halved when validation RMSE stalls
+# (torch's ReduceLROnPlateau, hpo_lstm.training).
+LR_SCHEDULES = ("constant", "plateau")
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 MAX_SEED = 2**32 - 1  # hpo_lstm.optimizers.MAX_SEED, without importing the optimizers here
@@ -48,7 +49,9 @@ class StudyConfig:
     features: tuple[str, ...] | None = None
     time_column: str | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    lookback: int = 24
+    # None: from the data (for_data): searched within bounds that reach the season when the
+    # space is the default one and a season is known (hpo_lstm.space.season_lookback), else 24.
+    lookback: int | None = None
     horizon: int = 1
     transform: str = "diff"
     budget: int = 24
@@ -58,22 +61,60 @@ class StudyConfig:
     batch_size: int = 64
     dropout: float = 0.0
     pruning: str = "median"
+    lr_schedule: str = "constant"
+    folds: int = 1  # rolling-origin validation folds (hpo_lstm.data._folds)
+    timeout: float | None = None  # seconds: no new batch starts after them (not part of the identity)
     device: str = "auto"
     space: SearchSpace = field(default_factory=default_space)
     storage: str | None = None
     out: str = "results"
+    # Statistical baselines (hpo_lstm.baselines): neither changes the search, so neither is part
+    # of identity(). season None: inferred from the time column (hpo_lstm.data.infer_seasonality).
+    season: int | None = None
+    baseline_timeout: float = 60.0  # seconds each of AutoETS and AutoARIMA may take to fit and forecast
+    # Calendar features of the time column as extra inputs (hpo_lstm.data._calendar). None: on
+    # when the time stamps give any (for_data decides).
+    calendar: bool | None = None
 
     def __post_init__(self) -> None:
         from hpo_lstm.data import check_data_name, check_transform
         from hpo_lstm.pruning import PRUNING_MODES
 
-        for name in ("pop_size", "lookback", "horizon", "budget", "max_epochs", "patience", "batch_size"):
+        for name in ("pop_size", "horizon", "budget", "max_epochs", "patience", "batch_size", "folds"):
             _require_int(name, getattr(self, name), minimum=1)
+        if self.lookback is not None:
+            _require_int("lookback", self.lookback, minimum=1)
+        if self.calendar is not None and not isinstance(self.calendar, bool):
+            raise ConfigError(f"calendar must be true or false; got {self.calendar!r}.")
+        if self.transform == "sdiff" and self.season is not None and self.season < self.horizon:
+            raise ConfigError(
+                f"transform 'sdiff' needs season >= horizon (the value one season before each forecast step must be "
+                f"known when forecasting); got season {self.season}, horizon {self.horizon}."
+            )
+        from hpo_lstm.data import MAX_FOLDS
+
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
+            or not math.isfinite(self.timeout) or self.timeout <= 0
+        ):  # fmt: skip
+            raise ConfigError(f"timeout must be a positive number of seconds; got {self.timeout!r}.")
+
+        if self.folds > MAX_FOLDS:
+            raise ConfigError(f"folds must be an integer from 1 to {MAX_FOLDS}; got {self.folds!r}.")
         _require_int("seed", self.seed, minimum=0)
+        if self.season is not None:
+            _require_int("season", self.season, minimum=1)
+        if (isinstance(self.baseline_timeout, bool) or not isinstance(self.baseline_timeout, (int, float))
+                or not 0 < self.baseline_timeout < math.inf):  # fmt: skip
+            raise ConfigError(f"baseline_timeout must be a positive number of seconds; got {self.baseline_timeout!r}.")
         if self.seed > MAX_SEED:  # numpy's legacy generator (Optuna's samplers) takes 32 bits
             raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {self.seed!r}.")
         if self.model not in MODELS:
             raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
+        # The model's own parameters join a default space; those of other models are refused.
+        object.__setattr__(self, "space", space_for_model(self.space, self.model))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"Unknown `lr_schedule` {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}.")
         check_transform(self.transform)
         if self.pruning not in PRUNING_MODES:
             raise ConfigError(f"Unknown pruning mode {self.pruning!r}; choose from {', '.join(PRUNING_MODES)}.")
@@ -97,6 +138,7 @@ class StudyConfig:
                 f"'{self.optimizer}'; got budget={self.budget}."
             )
         optimizer.check_budget(self.budget)  # and at most what it can spend (mealpy's generation limit)
+        optimizer.check_search(self.space, self.budget)  # mealpy:<Class>: a trial run with this space's size
         if "lookback" in self.space and self.space["lookback"].low < 1:
             raise ConfigError(f"A searched lookback must be >= 1; got low={self.space['lookback'].low}.")
 
@@ -108,7 +150,7 @@ class StudyConfig:
         if self.name:
             return self.name
         data = Path(self.data).stem if self.data.lower().endswith(".csv") else self.data
-        return f"{data}-{self.model}-{self.optimizer}-seed{self.seed}"
+        return f"{data}-{self.model}-{self.optimizer.replace(':', '-')}-seed{self.seed}"  # mealpy:X: no ':' in folders
 
     @property
     def storage_url(self) -> str:
@@ -125,7 +167,47 @@ class StudyConfig:
     @property
     def window_lookback(self) -> int:
         """Lookback the windows are built with: the longest one a candidate may ask for."""
-        return int(self.space["lookback"].high) if "lookback" in self.space else self.lookback
+        return int(self.space["lookback"].high) if "lookback" in self.space else self.fixed_lookback
+
+    @property
+    def fixed_lookback(self) -> int:
+        """The lookback of every candidate when it is not searched (24 when not set)."""
+        return self.lookback if self.lookback is not None else DEFAULT_LOOKBACK
+
+    def for_data(self, times: Any, n_points: int) -> StudyConfig:
+        """These settings once the data is known: ``times`` (the series' time stamps, or None)
+        and ``n_points`` rows. What is left to the data is decided here, and the result is what
+        the study records (its ``identity()``), so a study on other data is not resumed:
+
+        * ``lookback`` not set: searched within :func:`hpo_lstm.space.season_lookback`'s bounds
+          when the space is the default one (no ``space`` table given) and the season (set, or
+          inferred from the time stamps) is known; else fixed at 24, as before.
+        * ``calendar`` not set: on when the time stamps give calendar features
+          (:func:`hpo_lstm.data.calendar_features`); ``calendar = true`` without any is refused.
+
+        Applying it again changes nothing."""
+        from hpo_lstm.data import calendar_features, fold_rows, resolve_season
+        from hpo_lstm.space import season_lookback
+
+        changes: dict[str, Any] = {}
+        if self.lookback is None:
+            changes["lookback"] = DEFAULT_LOOKBACK
+            overrides = self.space._overrides  # {} for the default space; None for one built by hand
+            if overrides is not None and not overrides and "lookback" not in self.space:
+                season = resolve_season(self.season, times)["season"]
+                first_train_rows = fold_rows(n_points, self.split, self.folds)[0][0]
+                bounds = season_lookback(season, first_train_rows)
+                if bounds is not None:
+                    changes["space"] = default_space({"lookback": {"low": bounds[0], "high": bounds[1]}})
+        features = calendar_features(times)
+        if self.calendar is None:
+            changes["calendar"] = bool(features)
+        elif self.calendar and not features:
+            raise ConfigError(
+                "calendar = true needs time stamps with a step of at most a quarter (sub-daily to quarterly); "
+                f"the data has {'none' if times is None else 'none that give calendar features'}. Use --no-calendar."
+            )
+        return self.replace(**changes) if changes else self
 
     def make_optimizer(self) -> Any:
         from hpo_lstm.optimizers import registry
@@ -149,12 +231,21 @@ class StudyConfig:
             "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout", "pruning",
         )  # fmt: skip
         identity = {k: _jsonable(getattr(self, k)) for k in keys}
+        identity["lookback"] = self.fixed_lookback  # before for_data: 24, the value studies always recorded
         identity["optimizer_options"] = {k: _jsonable(v) for k, v in sorted(dict(self.optimizer_options).items())}
         identity["space"] = self.space.to_dict()
         if self.horizon > 1:
             # Before hpo-lstm 0.2, --horizon H meant one value H steps ahead; now steps 1..H. A
             # study recorded with the old meaning must not be replayed under the new one.
             identity["targets"] = DIRECT_STEPS
+        if self.lr_schedule != "constant":  # absent when constant: studies recorded before it keep their identity
+            identity["lr_schedule"] = self.lr_schedule
+        if self.folds > 1:  # absent for one fold: studies recorded before --folds keep their identity
+            identity["folds"] = self.folds
+        if self.calendar:  # absent without calendar features: studies recorded before them keep their identity
+            identity["calendar"] = True
+        if self.transform == "sdiff":  # the season is the transform's lag (None: the data's, by its fingerprint)
+            identity["season"] = self.season
         return identity
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,7 +253,8 @@ class StudyConfig:
         from hpo_lstm._urls import mask_url  # recorded and written: never a password (hpo_lstm._urls)
 
         out.update(name=self.study_name, budget=self.budget, device=self.device, storage=mask_url(self.storage_url),
-                   out=self.out)  # fmt: skip
+                   out=self.out, season=self.season, baseline_timeout=self.baseline_timeout,
+                   calendar=self.calendar)  # fmt: skip
         return out
 
     # Construction -----------------------------------------------------------------------------
@@ -205,7 +297,7 @@ class StudyConfig:
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
         for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "pruning", "device",
-                    "storage", "out"):  # fmt: skip
+                    "storage", "out", "lr_schedule"):  # fmt: skip
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

@@ -7,7 +7,9 @@ and ``model/weights.safetensors``) and in its storage (the card as the study att
 safetensors only) and without writing anything: SQLite storages are opened read-only.
 
 The network and the rules it was trained under come from the card: columns, lookback, the
-input transform (``diff`` or ``level``) and the scalers fitted on the training rows. New data
+input transform (``diff``, ``level`` or ``sdiff`` with its season), the calendar features it
+reads (built again from the time stamps, past the data too) and the scalers fitted on the
+training rows. New data
 is scaled with the same function training used (:func:`hpo_lstm.data._windows.scale_inputs`),
 so a reloaded model reproduces the study's own predictions.
 
@@ -70,6 +72,8 @@ class Forecaster:
         self.lookback = int(self.card["lookback"])
         self.horizon = int(self.card["horizon"])
         self.transform: str = self.card["transform"]
+        self.calendar: tuple[str, ...] = tuple(self.card.get("calendar") or ())  # absent from older cards
+        self.season: int | None = self.card.get("season")  # the lag of transform sdiff
         self._input_mean = np.asarray(self.card["input_mean"], dtype=float)
         self._input_scale = np.asarray(self.card["input_scale"], dtype=float)
         self._target_mean = np.asarray(self.card["target_mean"], dtype=float)
@@ -79,7 +83,7 @@ class Forecaster:
             self.card["model"],
             self.card["params"],
             weights,
-            n_features=len(self.features),
+            n_features=len(self.features) + 2 * len(self.calendar),
             device="cpu",
             horizon=self.horizon,
         )
@@ -112,10 +116,18 @@ class Forecaster:
         values, times, time_info = self._history(data)
         H, target = self.horizon, self.features.index(self.target)
         rows = values.copy()
+        row_times = None
+        if self.calendar:  # the calendar of the rows forecast too: time continues as in the frame below
+            if times is None:
+                raise DataError(f"This model reads calendar features {list(self.calendar)}; the data needs its time column.")
+            future = _future_times(times, time_info, -(-steps // H) * H)
+            row_times = np.concatenate([np.asarray(times, dtype="datetime64[ns]"),
+                                        np.asarray(future, dtype="datetime64[ns]")])  # fmt: skip
         levels: list[float] = []
         while len(levels) < steps:
-            out = self._outputs(self._window(rows)[None])[0]  # (H,)
-            block = self._levels(out[None], rows[-1:, target])[0]
+            now = None if row_times is None else row_times[: len(rows)]
+            out = self._outputs(self._window(rows, now)[None])[0]  # (H,)
+            block = self._levels(out[None], self._base(rows[:, target], len(rows) - 1)[None])[0]
             new = np.repeat(rows[-1:], H, axis=0)  # other features held at their last value
             new[:, target] = block
             rows = np.vstack([rows, new])
@@ -146,18 +158,20 @@ class Forecaster:
 
         series = self._series(frame)
         values = series.values
-        first = self.lookback if self.transform == "diff" else self.lookback - 1  # the last input row of window 0
+        lag = self._lag
+        first = self.lookback - 1 + lag  # the last input row of window 0
         ends = np.arange(first, len(values) - self.horizon)
         if not len(ends):
+            extra = {0: "", 1: " + 1"}.get(lag, f" + season {lag}")
             raise DataError(
                 f"The data has {len(values)} rows; a prediction needs at least {first + 1 + self.horizon} "
-                f"(lookback {self.lookback}{' + 1' if self.transform == 'diff' else ''}, then horizon {self.horizon})."
+                f"(lookback {self.lookback}{extra}, then horizon {self.horizon})."
             )
-        scaled = self._scale(values)
+        scaled = self._scale(values, series.times)
         windows = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)  # (n - L + 1, F, L)
         x = np.ascontiguousarray(windows[ends - self.lookback + 1].transpose(0, 2, 1))
         out = self._outputs(x)
-        predicted = self._levels(out, values[ends, self.features.index(self.target)])
+        predicted = self._levels(out, self._base(values[:, self.features.index(self.target)], ends))
         rows = ends[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (n_windows, H) rows forecast
         times = series.times[rows] if series.times is not None else rows
         steps = np.tile(np.arange(1, self.horizon + 1), len(ends))
@@ -210,10 +224,10 @@ class Forecaster:
             times = self._card_times()
             return self._history_values, (times if times.dtype.kind == "M" else None), card_time
         series = self._series(data)
-        if len(series.values) < self.lookback + 1:
+        if len(series.values) < self._rows:
+            what = "lookback + 1" if self._lag <= 1 else f"lookback + season {self._lag}"
             raise DataError(
-                f"The data has {len(series.values)} rows; forecasting needs at least lookback + 1 = "
-                f"{self.lookback + 1} rows."
+                f"The data has {len(series.values)} rows; forecasting needs at least {what} = {self._rows} rows."
             )
         if series.times is None:
             return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
@@ -255,14 +269,47 @@ class Forecaster:
             return load_series(text, target=target, features=features, time_column=time_column)
         raise DataError(f"Give data as a CSV path or a pandas DataFrame; got {type(data).__name__}.")
 
-    def _scale(self, values: np.ndarray) -> np.ndarray:
+    @property
+    def _lag(self) -> int:
+        """Rows a window reads before its first input (hpo_lstm.data.input_lag)."""
+        from hpo_lstm.data import input_lag
+
+        return input_lag(self.transform, self.season)
+
+    @property
+    def _rows(self) -> int:
+        """Rows of history one forecast needs: the card's history."""
+        return self.lookback + max(1, self._lag)
+
+    def _scale(self, values: np.ndarray, times: np.ndarray | None) -> np.ndarray:
+        from hpo_lstm.data import calendar_values
         from hpo_lstm.data._windows import scale_inputs
 
-        return scale_inputs(values, self.transform, self._input_mean, self._input_scale)
+        calendar = None
+        if self.calendar:
+            if times is None:
+                raise DataError(f"This model reads calendar features {list(self.calendar)}; the data needs its time column.")
+            calendar = calendar_values(times, self.calendar)
+        return scale_inputs(values, self.transform, self._input_mean, self._input_scale, season=self.season,
+                            calendar=calendar)  # fmt: skip
 
-    def _window(self, rows: np.ndarray) -> np.ndarray:
-        """The model's input (lookback, F) for the window ending at the last of ``rows``."""
-        return self._scale(rows[-(self.lookback + 1) :])[-self.lookback :]
+    def _window(self, rows: np.ndarray, times: np.ndarray | None) -> np.ndarray:
+        """The model's input (lookback, F) for the window ending at the last of ``rows``
+        (``times``: their time stamps, needed for calendar features)."""
+        need = self._rows
+        return self._scale(rows[-need:], None if times is None else times[-need:])[-self.lookback :]
+
+    def _base(self, target: np.ndarray, ends: Any) -> np.ndarray:
+        """What a forecast's change is added to, per window ending at row(s) ``ends`` of the
+        target column ``target``: diff, the last value (batch,); sdiff, the value one season
+        before each step (batch, H); level, nothing (zeros)."""
+        ends = np.asarray(ends)
+        if self.transform == "diff":
+            return np.asarray(target[ends], dtype=float)
+        if self.transform == "sdiff":
+            rows = ends[..., None] + np.arange(1, self.horizon + 1) - int(self.season)
+            return np.asarray(target[rows], dtype=float)
+        return np.zeros(ends.shape)
 
     def _outputs(self, x: np.ndarray) -> np.ndarray:
         """Scaled model outputs (batch, H) for windows ``x`` (batch, lookback, F) float32."""
@@ -278,11 +325,14 @@ class Forecaster:
             )
         return out
 
-    def _levels(self, out: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """Scaled outputs (batch, H) -> levels in the series' units, as ``Dataset.to_level``."""
+    def _levels(self, out: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Scaled outputs (batch, H) -> levels in the series' units, as ``Dataset.to_level``
+        (``base``: :meth:`_base`)."""
         change_or_level = np.asarray(out, dtype=float) * self._target_scale + self._target_mean
         if self.transform == "diff":
-            return np.asarray(last, dtype=float)[:, None] + change_or_level
+            return np.asarray(base, dtype=float)[:, None] + change_or_level
+        if self.transform == "sdiff":
+            return np.asarray(base, dtype=float) + change_or_level
         return change_or_level
 
 
@@ -321,10 +371,27 @@ def _check_card_fields(card: Mapping[str, Any], source: str) -> None:
         raise ModelFileError(f"The model card of {source} lacks {missing}; it was not written by this hpo-lstm.")
     features, H = card["features"], card["horizon"]
     problems = []
+    from hpo_lstm.models import registry
+
+    if card["model"] not in registry:
+        problems.append(f"unknown model {card['model']!r} (this hpo-lstm has {', '.join(registry)})")
     if not isinstance(features, list) or card["target"] not in features:
         problems.append(f"target {card['target']!r} is not among the features {features!r}")
-    if card["transform"] not in ("diff", "level"):
+    from hpo_lstm.data import CALENDAR_FEATURES, TRANSFORMS
+
+    if card["transform"] not in TRANSFORMS:
         problems.append(f"unknown transform {card['transform']!r}")
+    calendar = card.get("calendar") or []
+    if not isinstance(calendar, list) or any(name not in CALENDAR_FEATURES for name in calendar):
+        problems.append(f"unknown calendar features {calendar!r} (this hpo-lstm has {', '.join(CALENDAR_FEATURES)})")
+        calendar = []
+    season = card.get("season")
+    lag = 1
+    if card["transform"] == "sdiff":
+        if isinstance(season, bool) or not isinstance(season, int) or not isinstance(H, int) or season < H:
+            problems.append(f"transform sdiff with season {season!r} (an integer >= the horizon)")
+        else:
+            lag = season
     if not isinstance(H, int) or H < 1:
         problems.append(f"horizon {H!r}")
     elif len(card["target_mean"]) != H or len(card["target_scale"]) != H:
@@ -335,12 +402,14 @@ def _check_card_fields(card: Mapping[str, Any], source: str) -> None:
     elif any(not isinstance(card["intervals"].get(k), list) or len(card["intervals"][k]) != H for k in LEVELS):
         problems.append(f"interval half-widths {card['intervals']!r} are not {H} per level {LEVELS}")
     n_features = len(features) if isinstance(features, list) else 0
-    if len(card["input_mean"]) != n_features or len(card["input_scale"]) != n_features:
-        problems.append("the input scalers do not match the features")
-    rows = int(card["lookback"]) + 1
+    n_inputs = n_features + 2 * len(calendar)
+    if len(card["input_mean"]) != n_inputs or len(card["input_scale"]) != n_inputs:
+        problems.append("the input scalers do not match the features" + (" and calendar features" if calendar else ""))
+    rows = int(card["lookback"]) + lag
     values = card["history"].get("values") if isinstance(card["history"], Mapping) else None
     if not values or np.asarray(values, dtype=float).shape != (rows, n_features):
-        problems.append(f"the history is not lookback + 1 = {rows} rows of {n_features} features")
+        what = "lookback + 1" if lag == 1 else f"lookback + season {lag}"
+        problems.append(f"the history is not {what} = {rows} rows of {n_features} features")
     if problems:
         raise ModelFileError(f"The model card of {source} is inconsistent: {'; '.join(problems)}.")
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpo_lstm.data import Dataset
+from hpo_lstm.data import Dataset, fold_of
 from hpo_lstm.training import TrainResult, TrainSettings, train_candidate
 
 __all__ = ["TrainJob", "largest_first", "run_job"]
@@ -24,6 +24,7 @@ class TrainJob:
     seed: int
     prune_above: tuple[float, ...] | None = None
     weights_below: float | None = None  # send the weights back when val RMSE is below this
+    fold: int = 0  # which rolling-origin fold to train on (hpo_lstm.data.fold_of); 0 without folds
 
     def relative_cost(self) -> float:
         """A rough per-epoch cost, only for ordering jobs (largest first balances workers).
@@ -46,7 +47,7 @@ def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
         result, _ = train_candidate(
             job.model,
             job.params,
-            dataset,
+            fold_of(dataset, job.fold),
             job.settings,
             seed=job.seed,
             prune_above=job.prune_above,

@@ -245,9 +245,14 @@ def model_card(
     """Everything :func:`hpo_lstm.load_forecaster` needs besides the weights (``model.json``):
     the model and its params, the columns, the windowing and scaling rules fitted on the
     training rows, the series' time step and last rows (to forecast past the data), the
-    recorded validation RMSE and the conformal interval half-widths per level."""
+    recorded validation RMSE and the conformal interval half-widths per level. A model reading
+    calendar features names them (``calendar``); transform sdiff records its lag (``season``)."""
+    from hpo_lstm.data import input_lag
+    from hpo_lstm.models import registry
+
     lookback = int(params["lookback"])
-    rows = lookback + 1  # a diff window needs one row before its first input
+    # A diff window needs one row before its first input, an sdiff window a season of them.
+    rows = lookback + max(1, input_lag(dataset.transform, dataset.season))
     times = dataset.point_times
     history_times = (
         [str(t) for t in np.datetime_as_string(times[-rows:], unit="s")] if times is not None
@@ -261,7 +266,8 @@ def model_card(
         "trial": trial,
         "weights": weights_source,
         "model": config.model,
-        "params": dict(params),
+        # The model's own parameters (channels, heads, ...) are named even when not searched.
+        "params": registry[config.model].complete(params),
         "data": config.data,
         "time_column": config.time_column,
         "target": dataset.target,
@@ -269,6 +275,8 @@ def model_card(
         "lookback": lookback,
         "horizon": dataset.horizon,
         "transform": dataset.transform,
+        "calendar": list(dataset.calendar),  # inputs after the features (hpo_lstm.data.calendar_columns)
+        "season": dataset.season if dataset.transform == "sdiff" else None,
         "input_mean": [float(v) for v in dataset.input_mean],
         "input_scale": [float(v) for v in dataset.input_scale],
         # One per forecast step 1..horizon (a direct multi-step model scales each step's change on its own).

@@ -117,7 +117,7 @@ class Progress:
         self._cells_task: Any = None
         self._study_task: Any = None
         self._state: StudyState | None = None
-        self._cells_total = self._cells_done = self._skipped = 0
+        self._cells_total = self._cells_done = self._skipped = self._not_started = 0
         self._lock = threading.Lock()
         self._last_line = time.monotonic()
         self._stop = threading.Event()
@@ -155,15 +155,19 @@ class Progress:
             self._cells_task = self._rich.add_task(label, total=total, text=f"0/{total} cells")
 
     def cell_done(self, status: str) -> None:
-        """A cell ended: "done" (ran now) or "skipped" (finished earlier)."""
-        self._cells_done += 1
+        """A cell ended: "done" (ran now), "skipped" (finished earlier) or "timeout" (not
+        started: the comparison's time limit had passed)."""
+        self._cells_done += status != "timeout"
         self._skipped += status == "skipped"
-        note = f" ({self._skipped} finished earlier)" if self._skipped else ""
+        self._not_started += status == "timeout"
+        notes = [f"{self._skipped} finished earlier"] * bool(self._skipped)
+        notes += [f"{self._not_started} not started: time limit"] * bool(self._not_started)
+        note = f" ({'; '.join(notes)})" if notes else ""
         label = self._state.label if self._state is not None else ""
         if self._rich is not None and self._cells_task is not None:
             text = f"{self._cells_done}/{self._cells_total} cells{note}"
             self._rich.update(self._cells_task, advance=1, text=text)
-        elif self._lines and status != "skipped":
+        elif self._lines and status == "done":
             self._print(f"cell {label} done; cells {self._cells_done}/{self._cells_total}{note}")
         if status == "done":
             self._state = None

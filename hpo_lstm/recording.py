@@ -15,7 +15,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "load_finished",
     "open_storage",
     "predictions_frame",
+    "read_baselines",
     "read_final",
     "read_model",
 ]
@@ -41,6 +42,7 @@ IDENTITY_ATTR = "hpo_lstm_identity"  # the settings a resumed run must match; ma
 _FINAL_ATTR = "hpo_lstm_final"
 _PREDICTIONS_ATTR = "hpo_lstm_predictions"
 MODEL_ATTR = "hpo_lstm_model"  # the final model's card (model.json); its weights are an artifact of a trial
+BASELINES_ATTR = "hpo_lstm_baselines"  # the statistical baselines' test forecasts (hpo_lstm.baselines)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class StoredEvaluation:
     value: float  # NaN for a failed evaluation
     state: str
     curve: tuple[float, ...] = ()  # per-epoch validation RMSE of a trained (not memo) evaluation
+    attrs: dict[str, Any] = field(default_factory=dict)  # the trial's user attributes (fold values, ...)
 
 
 class Recorder:
@@ -161,7 +164,9 @@ class Recorder:
                 continue
             value = trial.value if trial.value is not None else math.nan
             curve = tuple(trial.intermediate_values[step] for step in sorted(trial.intermediate_values))
-            stored[int(index)] = StoredEvaluation(trial.number, dict(trial.params), value, trial.state.name, curve)
+            stored[int(index)] = StoredEvaluation(
+                trial.number, dict(trial.params), value, trial.state.name, curve, dict(trial.user_attrs)
+            )
         return stored
 
     def stored(self, index: int) -> StoredEvaluation | None:
@@ -324,6 +329,15 @@ class Recorder:
             self.study.set_user_attr(MODEL_ATTR, dumps(model_card, sort_keys=True))
         self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
 
+    def record_baselines(self, record: dict[str, Any]) -> None:
+        """Store the statistical baselines (:meth:`hpo_lstm.baselines.Baselines.to_record`) with the
+        study, so that a resumed or extended study, and its reports, never fit them again."""
+        self._lease.check()
+        self.study.set_user_attr(BASELINES_ATTR, dumps(record, sort_keys=True))
+
+    def stored_baselines(self) -> dict[str, Any] | None:
+        return read_baselines(self.study)
+
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
         return self.study.trials_dataframe()
@@ -426,6 +440,18 @@ def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
             f"Study {study.study_name!r} names trial {card.get('trial')} as its model, but no weights are attached to it."
         )
     return card, weights
+
+
+def read_baselines(study: Any) -> dict[str, Any] | None:
+    """The statistical baselines' record stored with ``study`` (see :meth:`Recorder.record_baselines`), or None."""
+    text = study.user_attrs.get(BASELINES_ATTR)
+    if not isinstance(text, str):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:

@@ -17,7 +17,16 @@ import numpy as np
 
 from hpo_lstm._errors import ConfigError
 
-__all__ = ["Param", "SearchSpace", "MODEL_PARAMS", "default_space"]
+__all__ = [
+    "DEFAULT_LOOKBACK", "MAX_SEASON_LOOKBACK", "Param", "SearchSpace", "MODEL_PARAMS", "default_space",
+    "season_lookback", "space_for_model",
+]  # fmt: skip
+
+# The fixed lookback when neither a study nor its data gives a reason for another.
+DEFAULT_LOOKBACK = 24
+# The longest lookback the season-aware default searches: one week of hourly data. An LSTM's
+# training time grows with its lookback, and the default budget must stay affordable on a CPU.
+MAX_SEASON_LOOKBACK = 168
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +101,9 @@ class SearchSpace:
 
     def __init__(self, params: Iterable[Param]) -> None:
         self._params = tuple(params)
+        # Set by default_space: the [space] table it was built from, so that a study of another
+        # model builds that model's default space from the same table (space_for_model).
+        self._overrides: dict[str, dict[str, Any]] | None = None
         names = [p.name for p in self._params]
         if not names:
             raise ConfigError("A search space needs at least one parameter; got none.")
@@ -152,7 +164,9 @@ class _ParamRule:
     default: tuple[float, float, bool] | None  # searched by default: (low, high, log)
 
 
-# The parameters a forecaster understands; anything else in a study's space is refused.
+# The parameters a forecaster understands; anything else in a study's space is refused. Those
+# of one model only (hpo_lstm.models: ModelSpec.params) are searched by default for that model
+# and refused for the others.
 MODEL_PARAMS: dict[str, _ParamRule] = {
     "learning_rate": _ParamRule(False, 0.0, False, None, (1e-4, 1e-1, True)),
     # Log scale: 8 -> 16 matters as much as 128 -> 256, and it halves the mean training cost.
@@ -161,6 +175,11 @@ MODEL_PARAMS: dict[str, _ParamRule] = {
     "dropout": _ParamRule(False, 0.0, True, 0.95, None),
     "lookback": _ParamRule(True, 1, True, None, None),
     "batch_size": _ParamRule(True, 1, True, None, None),
+    # cnn-lstm: filters of the convolution (log, as the hidden size) and their width in steps.
+    "channels": _ParamRule(True, 1, True, None, (8, 64, True)),
+    "kernel_size": _ParamRule(True, 1, True, None, (2, 7, False)),
+    # attention-lstm: self-attention heads (the width is rounded up to a multiple of them).
+    "heads": _ParamRule(True, 1, True, 16, (1, 4, False)),
 }
 
 
@@ -197,15 +216,24 @@ def _model_param(name: str, spec: Mapping[str, Any]) -> Param:
     return Param(name=name, low=low, high=high, log=log, integer=rule.integer)
 
 
-def default_space(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> SearchSpace:
-    """The forecaster space: learning rate (log), hidden size and layers, plus any overrides.
+def default_space(
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, *, model: str | None = None
+) -> SearchSpace:
+    """The forecaster space: learning rate (log), hidden size and layers, the own parameters of
+    ``model`` (cnn-lstm: channels, kernel_size; attention-lstm: heads), plus any overrides.
 
     ``overrides`` maps a parameter name to ``{"low": .., "high": .., "log": ..}``; it changes the
-    bounds of a default parameter or adds dropout, lookback or batch_size to the search.
+    bounds of a default parameter or adds dropout, lookback or batch_size to the search. With
+    ``model``, a parameter that only other models take is refused; without it, any known
+    parameter is accepted and the model's own ones join later (:func:`space_for_model`).
+
+    A space whose parameters are all fixed (``low == high``: one configuration, such as a
+    comparison's untuned cells) gets the model's own parameters fixed at their textbook values
+    (``hpo_lstm.models.registry[model].params``), not searched.
     """
     overrides = dict(overrides or {})
     specs: dict[str, Mapping[str, Any]] = {
-        name: {} for name, rule in MODEL_PARAMS.items() if rule.default is not None
+        name: {} for name, rule in MODEL_PARAMS.items() if rule.default is not None and name not in _own_params()
     }
     for name, spec in overrides.items():
         if not isinstance(spec, Mapping):
@@ -213,4 +241,70 @@ def default_space(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> S
                 f"Search parameter '{name}' must be a table like {{ low = 1, high = 4 }}; got {spec!r}."
             )
         specs[name] = spec
-    return SearchSpace(_model_param(name, spec) for name, spec in specs.items())
+    params = [_model_param(name, spec) for name, spec in specs.items()]
+    if model is not None:
+        from hpo_lstm.models import registry
+
+        own = registry[model].params
+        for param in params:
+            owners = _own_params().get(param.name)
+            if owners and model not in owners:
+                raise ConfigError(
+                    f"Search parameter '{param.name}' is taken by {', '.join(owners)} only, not by model "
+                    f"'{model}'; remove it from the space."
+                )
+        fixed = all(p.low == p.high for p in params)
+        for name, value in own.items():
+            if name not in specs:
+                params.append(_model_param(name, {"low": value, "high": value, "log": False} if fixed else {}))
+    space = SearchSpace(params)
+    space._overrides = {name: dict(spec) for name, spec in overrides.items()}
+    return space
+
+
+def season_lookback(season: int | None, train_rows: int) -> tuple[int, int] | None:
+    """The default bounds of a searched lookback for a series of season ``season`` whose
+    (first fold's) training split has ``train_rows`` rows; None without a season.
+
+    * high: ``min(2 * season, season + 24, 168)``, and at least 24: a window reaches one season
+      back (the value a seasonal forecast starts from) and a little more; short seasons get two,
+      and never less than the fixed default of 24. Capped at 168 (one week of hourly data):
+      seasons over 168 (the 336 half-hours of a week) are not reached.
+    * low: ``max(2, min(season, 24) // 2)``: half a season, for short-memory series.
+    * Both at most a quarter of the training rows, so that short series keep their windows.
+
+    Weekly 52 -> 12..76, monthly 12 -> 6..24, business-daily 5 -> 2..24, hourly 24 -> 12..48,
+    half-hourly 48 -> 12..72.
+    """
+    if season is None:
+        return None
+    high = max(DEFAULT_LOOKBACK, min(2 * season, season + 24, MAX_SEASON_LOOKBACK))
+    low = max(2, min(season, DEFAULT_LOOKBACK) // 2)
+    high = min(high, max(1, train_rows // 4))
+    return min(low, high), high
+
+
+def space_for_model(space: SearchSpace, model: str) -> SearchSpace:
+    """``space`` as a study of ``model`` searches it.
+
+    A space :func:`default_space` built is built again for ``model`` from the same overrides
+    (adding the model's own parameters); any other space is kept as it is, once checked that
+    it searches no parameter that only other models take."""
+    overrides = getattr(space, "_overrides", None)  # absent from a space pickled by an older hpo-lstm
+    if overrides is not None:
+        return default_space(overrides, model=model)
+    for param in space.params:
+        owners = _own_params().get(param.name)
+        if owners and model not in owners:
+            raise ConfigError(
+                f"Search parameter '{param.name}' is taken by {', '.join(owners)} only, not by model "
+                f"'{model}'; remove it from the space."
+            )
+    return space
+
+
+def _own_params() -> dict[str, tuple[str, ...]]:
+    """Model-specific parameter name -> the models that take it (hpo_lstm.models, torch-free)."""
+    from hpo_lstm.models import registry
+
+    return registry.own_params()

@@ -16,14 +16,15 @@ from hpo_lstm._errors import StudyFailedError
 from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm._urls import mask_url
 from hpo_lstm.config import StudyConfig
-from hpo_lstm.data import Dataset, load_series, make_dataset
+from hpo_lstm.data import Dataset, load_series, make_dataset, with_folds
 from hpo_lstm.evaluation import Evaluator, ProgressSink
 from hpo_lstm.executors import Executor
 from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
 from hpo_lstm.recording import Recorder
 
-__all__ = ["FinalModel", "StudyInterrupted", "StudyResult", "final_model", "prepare_dataset", "run_study"]
+__all__ = ["FinalModel", "StudyInterrupted", "StudyResult", "final_model", "prepare_dataset", "run_study",
+           "study_baselines"]
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -54,6 +55,7 @@ class FinalModel:
     intervals: dict[str, dict[str, Any]]  # "80" -> half-width per step (series units), test coverage
     by_step: list[dict[str, Any]] = field(default_factory=list)  # test and naive metrics of each step 1..H
     weights: Any = field(repr=False, default=None)
+    season: dict[str, Any] = field(default_factory=dict)  # hpo_lstm.data.resolve_season: the season and its source
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,21 @@ class StudyResult:
     device: str
     wall_seconds: float
     stored_summary: dict[str, Any] | None = None  # set when the study was complete before this call
+    stopped_early: dict[str, Any] | None = None  # why the search ended before its budget (--timeout)
 
     @property
     def was_complete(self) -> bool:
         """Whether the study had finished before: nothing was trained, the result is the stored one."""
         return self.stored_summary is not None
+
+    def _folds(self) -> dict[str, Any] | None:
+        """With --folds K: K and the chosen candidate's validation RMSE on each fold."""
+        if self.config.folds == 1:
+            return None
+        chosen = self.trials[self.trials["number"] == self.final.trial] if self.final.trial is not None else None
+        column = "user_attrs_fold_rmse"
+        values = list(chosen[column].iloc[0]) if chosen is not None and len(chosen) and column in chosen else []
+        return {"k": self.config.folds, "chosen_fold_val_rmse": values}
 
     def summary(self) -> dict[str, Any]:
         """Everything ``summary.json`` holds: plain JSON values, also recorded in the storage."""
@@ -105,12 +117,15 @@ class StudyResult:
             "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
             "by_step": final.by_step,
             "beats_naive": bool(final.test["rmse"] < final.baselines["naive_last"]["rmse"]),
+            **_versus_statistical(final.test["rmse"], final.baselines),
+            "season": final.season.get("season"),
             "protocol": {
                 "split": list(config.split),
                 "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
                 "lookback": dataset.lookback,
                 "horizon": dataset.horizon,
                 "transform": dataset.transform,
+                "calendar": list(dataset.calendar),
                 "max_epochs": config.max_epochs,
                 "patience": config.patience,
                 "batch_size": config.batch_size,
@@ -118,6 +133,9 @@ class StudyResult:
                 "space": config.space.to_dict(),
                 "gaps_filled": dataset.n_filled,
                 "data_notes": list(dataset.notes),
+                "season": {k: v for k, v in final.season.items() if k != "text"},
+                "season_text": final.season.get("text"),
+                "baseline_timeout": config.baseline_timeout,
             },
             "final_model": {"trial": final.trial, "weights": final.source, "note": final.note},
             "intervals": final.intervals,
@@ -125,18 +143,121 @@ class StudyResult:
             "device": self.device,
             "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
             "wall_seconds": round(self.wall_seconds, 2),
+            "stopped_early": self.stopped_early,
+            "folds": self._folds(),
             "hpo_lstm_version": __version__,
         }
 
 
+def study_baselines(
+    config: StudyConfig, dataset: Dataset, *, stored: Any = None, recorder: Recorder | None = None
+) -> tuple[dict[str, Any], Any]:
+    """The study's season (:func:`hpo_lstm.data.resolve_season`) and its statistical baselines
+    (:func:`hpo_lstm.baselines.compute_baselines`): ``stored`` ones, or those ``recorder``'s
+    study holds, are reused while they belong to this data and season; others are fitted
+    (under ``config.baseline_timeout`` seconds each) and stored with the recorder's study."""
+    import json
+
+    from hpo_lstm._json import dumps
+    from hpo_lstm.baselines import Baselines, compute_baselines
+    from hpo_lstm.data import resolve_season
+
+    season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
+    record = recorder.stored_baselines() if recorder is not None else None
+    if stored is None and record is not None:
+        stored = Baselines.from_record(record)
+    baselines = compute_baselines(dataset, season=season["season"], timeout=config.baseline_timeout, stored=stored)
+    new_record = json.loads(dumps(baselines.to_record()))
+    if recorder is not None and record != new_record:
+        recorder.record_baselines(new_record)
+    return season, baselines
+
+
+def _step_rmse(actual: np.ndarray, columns: dict[str, np.ndarray], k: int) -> dict[str, float]:
+    """Each baseline's test RMSE at forecast step ``k + 1`` (``columns``: window-major forecasts)."""
+    return {f"{name}_rmse": forecast_metrics(actual[:, k], values.reshape(actual.shape)[:, k])["rmse"]
+            for name, values in columns.items()}  # fmt: skip
+
+
+def _baselines_outdated(summary: dict[str, Any], config: StudyConfig, dataset: Dataset) -> bool:
+    """Whether a complete study's recorded baselines should be fitted again: it has none
+    (recorded by an earlier hpo-lstm), another season is asked for, or one ran out of a shorter
+    time limit than ``config.baseline_timeout``."""
+    from hpo_lstm.baselines import BASELINES
+    from hpo_lstm.data import resolve_season
+
+    entries = summary.get("baselines") or {}
+    if not any(name in entries for name in BASELINES):
+        return True
+    if summary.get("season") != resolve_season(config.season, dataset.point_times)["season"]:
+        return True
+    return any(entries[n].get("status") == "timeout" and (entries[n].get("limit_seconds") or 0) < config.baseline_timeout
+               for n in BASELINES if n in entries)  # fmt: skip
+
+
+def _refresh_baselines(result: StudyResult) -> StudyResult:
+    """A complete study's recorded result, its statistical baselines brought up to date when
+    :func:`_baselines_outdated` (nothing else changes: the model, its test metrics, its trials)."""
+    import pandas as pd
+
+    from hpo_lstm.baselines import BASELINES
+
+    config, dataset, summary = result.config, result.dataset, dict(result.stored_summary or {})
+    if not _baselines_outdated(summary, config, dataset):
+        return result
+    with Recorder(config, data_fingerprint=dataset.fingerprint) as recorder:
+        season, baselines = study_baselines(config, dataset, recorder=recorder)
+        actual = dataset.actual[dataset.split("test")]
+        columns = baselines.columns()
+        summary["baselines"] = {"naive_last": summary["baselines"]["naive_last"], **baselines.entries(actual)}
+        summary.update(_versus_statistical(summary["test"]["rmse"], summary["baselines"]), season=season["season"])
+        summary["protocol"] = {**summary.get("protocol", {}), "season": {k: v for k, v in season.items() if k != "text"},
+                               "season_text": season.get("text"), "baseline_timeout": config.baseline_timeout}  # fmt: skip
+        summary["by_step"] = [{**{k: v for k, v in row.items() if k.removesuffix("_rmse") not in BASELINES},
+                               **_step_rmse(actual, columns, int(row["step"]) - 1)}
+                              for row in summary.get("by_step") or []]  # fmt: skip
+        predictions = result.final.predictions
+        predictions = pd.concat([predictions.drop(columns=[c for c in BASELINES if c in predictions]),
+                                 pd.DataFrame(columns, index=predictions.index)], axis=1)  # fmt: skip
+        recorder.record_final(summary, predictions)
+    final = dataclasses.replace(result.final, baselines=summary["baselines"], predictions=predictions, season=season)
+    return dataclasses.replace(result, final=final, stored_summary=summary)
+
+
+def _versus_statistical(test_rmse: float, baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The tuned model against the best scored statistical baseline (None when none was scored)."""
+    from hpo_lstm.baselines import best_statistical
+
+    best = best_statistical(baselines)
+    if best is None:
+        return {"best_statistical_baseline": None, "beats_statistical_baselines": None}
+    name, rmse = best
+    return {
+        "best_statistical_baseline": {"name": name, "model": baselines[name].get("model"), "rmse": rmse,
+                                      "relative_difference": test_rmse / rmse - 1.0},
+        "beats_statistical_baselines": bool(test_rmse < rmse),
+    }  # fmt: skip
+
+
 def prepare_dataset(config: StudyConfig) -> Dataset:
-    """Load and window the study's data."""
+    """Load and window the study's data as ``config.for_data`` settles it once the data is
+    known: the lookback the windows need (the longest searched one), the calendar features, and
+    the season (set or inferred; the lag of transform sdiff)."""
+    from hpo_lstm.data import calendar_features, resolve_season
+
     series = load_series(
         config.data, target=config.target, features=config.features, time_column=config.time_column
     )
-    return make_dataset(
+    config = config.for_data(series.times, len(series))
+    series = dataclasses.replace(
+        series,
+        calendar=calendar_features(series.times) if config.calendar else (),
+        season=resolve_season(config.season, series.times)["season"],
+    )
+    dataset = make_dataset(
         series, lookback=config.window_lookback, horizon=config.horizon, split=config.split, transform=config.transform
     )
+    return with_folds(dataset, series, folds=config.folds, split=config.split)
 
 
 def _settings(config: StudyConfig, device: str) -> Any:
@@ -153,10 +274,15 @@ def final_model(
     *,
     kept: tuple[int, Any] | None = None,
     recorded_val_rmse: float = math.nan,
+    baselines: Any = None,
+    season: dict[str, Any] | None = None,
 ) -> FinalModel:
     """The final model: trial ``kept[0]``'s own weights ``kept[1]`` when stored, otherwise
     ``params`` retrained with the study seed. Validation residuals give the split-conformal
-    intervals; the test split is used here and only here."""
+    intervals; the test split is used here and only here. ``baselines``
+    (:class:`hpo_lstm.baselines.Baselines` of this dataset) join the last-value naive forecast:
+    an entry each in ``baselines``, a column each (when scored) in the predictions, and their
+    RMSE in ``by_step``; ``season`` (:func:`hpo_lstm.data.resolve_season`) is recorded."""
     import pandas as pd
 
     from hpo_lstm.metrics import INTERVAL_LEVELS, conformal_halfwidth, coverage
@@ -205,16 +331,20 @@ def final_model(
             "test_coverage": coverage(actual, lower, upper),
             "test_coverage_by_step": [coverage(actual[:, k], lower[:, k], upper[:, k]) for k in range(dataset.horizon)],
         }
+    statistical = baselines.columns() if baselines is not None else {}
+    columns.update(statistical)  # after the intervals: the earlier columns keep their places
     by_step = [
         {"step": int(k + 1), **forecast_metrics(actual[:, k], predicted[:, k]),
-         **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()}}
+         **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()},
+         **_step_rmse(actual, statistical, k)}
         for k in range(dataset.horizon)
     ]  # fmt: skip
     return FinalModel(
         params=full,
         val_rmse=recorded_val_rmse,
         test=forecast_metrics(actual, predicted),
-        baselines={"naive_last": forecast_metrics(actual, naive)},
+        baselines={"naive_last": forecast_metrics(actual, naive),
+                   **(baselines.entries(actual) if baselines is not None else {})},  # fmt: skip
         predictions=pd.DataFrame(columns),
         trial=trial,
         source=source,
@@ -222,6 +352,7 @@ def final_model(
         intervals=intervals,
         by_step=by_step,
         weights=weights,
+        season=dict(season or {}),
     )
 
 
@@ -235,6 +366,7 @@ def run_study(
     progress: ProgressSink | None = None,
     threads: int = 1,
     dataset: Dataset | None = None,
+    baselines: Any = None,
 ) -> StudyResult:
     """Search ``config.budget`` candidates, record every one, then test the final model once.
 
@@ -262,6 +394,10 @@ def run_study(
         torch's intra-op threads per training (1: see docs/design.md).
     dataset:
         The prepared data, when the caller has it already (a comparison's cells share it).
+    baselines:
+        The statistical baselines of this data (:func:`study_baselines`), when the caller has
+        them already (a comparison fits them once for all its cells); otherwise those stored
+        with the study are used, or they are fitted once the search has ended and stored.
 
     Returns
     -------
@@ -279,7 +415,11 @@ def run_study(
     from hpo_lstm.training import resolve_device
 
     started = time.perf_counter()
+    deadline = time.time() + config.timeout if config.timeout is not None else None
     dataset = dataset if dataset is not None else prepare_dataset(config)
+    # What the data decides (a searched lookback's bounds, calendar features) is part of the
+    # study's identity from here on: config.for_data, as prepare_dataset applied it.
+    config = config.for_data(dataset.point_times, len(dataset.level))
     device = resolve_device(config.device)
     torch.set_num_threads(threads)
     if isinstance(executor, str):  # checked (and a cluster's address read) before any storage is opened
@@ -292,7 +432,7 @@ def run_study(
         owned = False
     stored = _stored_result(config, dataset)
     if stored is not None:  # complete already: its result as recorded, nothing trained or rewritten
-        return stored
+        return _refresh_baselines(stored)  # (but baselines it lacks, or that a longer limit may now fit)
     with contextlib.ExitStack() as stack:
         if owned:  # started (and a cluster reached) before the storage is written
             executor = stack.enter_context(executor)
@@ -305,6 +445,7 @@ def run_study(
             settings=_settings(config, device),
             progress=progress,
             map_jobs=executor.map,
+            deadline=deadline,
         )
         try:
             search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
@@ -318,6 +459,7 @@ def run_study(
             )
         if progress is not None:
             progress.final(done=False)
+        season, baselines = study_baselines(config, dataset, stored=baselines, recorder=recorder)
         best = recorder.best_trial_weights(search.best_params)
         final = final_model(
             config,
@@ -326,6 +468,8 @@ def run_study(
             device,
             kept=best if best is not None and best[1] is not None else None,
             recorded_val_rmse=search.best_value,
+            baselines=baselines,
+            season=season,
         )
         if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
             recorder.attach_weights(best[0], final.weights)
@@ -344,6 +488,11 @@ def run_study(
             n_pruned=recorder.n_pruned_trainings,
             device=device,
             wall_seconds=time.perf_counter() - started,
+            stopped_early=(
+                {"reason": "timeout", "timeout_seconds": config.timeout, "evaluations": search.n_evaluations,
+                 "budget": config.budget}
+                if evaluator.stopped_at is not None else None
+            ),  # fmt: skip
         )
         recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final))
     return result
@@ -363,7 +512,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         return None  # a new study: nothing is created here (a cluster is reached first)
     storage = open_storage(url)
     finished = load_finished(config, storage, data_fingerprint=dataset.fingerprint)
-    if finished is None:
+    if finished is None or finished[0].get("stopped_early"):  # ended by --timeout: it resumes
         return None
     summary, columns = finished
     import optuna
@@ -390,6 +539,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         note=model.get("note"),
         intervals=summary.get("intervals", {}),
         by_step=summary.get("by_step", []),
+        season=dict((summary.get("protocol") or {}).get("season") or {}),
     )
     return StudyResult(
         config=config,

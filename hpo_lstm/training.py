@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from hpo_lstm.data import Dataset
-from hpo_lstm.models import Forecaster, build_model
+from hpo_lstm.models import build_model
 
 __all__ = [
     "DIVERGENCE_LIMIT",
+    "PLATEAU_FACTOR",
     "TrainResult",
     "TrainSettings",
     "model_from_weights",
@@ -39,6 +40,11 @@ __all__ = [
 # producing NaN: the network saturates instead, and this is how that shows.
 DIVERGENCE_LIMIT = 10.0
 
+# lr_schedule "plateau": the learning rate is multiplied by this when the validation RMSE has
+# not improved for `plateau_patience(patience)` epochs, so that it may still improve before
+# early stopping ends the training (docs/models.md has the measurement).
+PLATEAU_FACTOR = 0.5
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
@@ -48,6 +54,7 @@ class TrainSettings:
     patience: int = 5
     batch_size: int = 64
     dropout: float = 0.0
+    lr_schedule: str = "constant"  # or "plateau" (ReduceLROnPlateau on the validation RMSE)
     grad_clip: float = 1.0
     device: str = "cpu"
 
@@ -75,6 +82,7 @@ class TrainResult:
     status: str  # "ok", "pruned" (val_rmse is the best reached) or "diverged" (val_rmse is NaN)
     val_curve: tuple[float, ...]
     started_at: float = 0.0  # wall clock (seconds since the epoch) when the training started
+    final_learning_rate: float = math.nan  # Adam's rate at the end (lower than the searched one after plateaus)
     # The best epoch's weights (name -> float32 array on the CPU) when asked for; see train_candidate.
     weights: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -131,6 +139,29 @@ def make_adam(model: nn.Module, learning_rate: float, device: str) -> torch.opti
     return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
 
 
+def plateau_patience(patience: int) -> int:
+    """Epochs without a new best validation RMSE that the "plateau" schedule waits before it
+    lowers the rate: about half of early stopping's ``patience``, so that a lowered rate gets
+    epochs to find a new best before early stopping ends the training (5 -> reduce after the
+    2nd epoch without one, then after 2 more; stop after the 5th)."""
+    return max(0, patience // 2 - 1)
+
+
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> Any:
+    """The ``settings.lr_schedule`` as a scheduler stepped with each epoch's validation RMSE, or
+    None for "constant". torch's ``ReduceLROnPlateau`` with ``threshold=0``: any new best
+    counts as progress, the same rule early stopping uses."""
+    if settings.lr_schedule == "constant":
+        return None
+    if settings.lr_schedule != "plateau":
+        from hpo_lstm._errors import ConfigError
+
+        raise ConfigError(f"Unknown lr_schedule {settings.lr_schedule!r}; choose from constant, plateau.")
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=PLATEAU_FACTOR, patience=plateau_patience(settings.patience), threshold=0.0
+    )
+
+
 def train_candidate(
     model_name: str,
     params: Mapping[str, Any],
@@ -141,7 +172,7 @@ def train_candidate(
     keep_model: bool = False,
     prune_above: Sequence[float] | None = None,
     weights_below: float | None = None,
-) -> tuple[TrainResult, Forecaster | None]:
+) -> tuple[TrainResult, nn.Module | None]:
     """Train one candidate with early stopping; deterministic on CPU for a given ``seed``.
 
     ``prune_above[e - 1]`` is the best-so-far validation RMSE a candidate must beat after
@@ -170,6 +201,7 @@ def train_candidate(
         torch.manual_seed(seed)
         model = build_model(model_name, full, n_features=dataset.n_features, horizon=dataset.horizon).to(device)
         optimizer = make_adam(model, float(full["learning_rate"]), device)
+        scheduler = make_lr_scheduler(optimizer, settings)
         loss_fn = nn.MSELoss()
         shuffle = torch.Generator().manual_seed(seed)
 
@@ -210,6 +242,8 @@ def train_candidate(
             if prune_above is not None and epoch <= len(prune_above) and best > prune_above[epoch - 1]:
                 status = "pruned"
                 break
+            if scheduler is not None:
+                scheduler.step(val_rmse)
         if keep_model and best_state is not None:
             model.load_state_dict(best_state)
     result = TrainResult(
@@ -220,6 +254,7 @@ def train_candidate(
         status=status,
         val_curve=tuple(curve),
         started_at=started_at,
+        final_learning_rate=float(optimizer.param_groups[0]["lr"]),
         weights=(
             {name: tensor.detach().cpu().numpy().copy() for name, tensor in best_state.items()}
             if weights_below is not None and best_state is not None and status != "diverged" and best < weights_below
@@ -237,7 +272,7 @@ def model_from_weights(
     n_features: int,
     device: str,
     horizon: int = 1,
-) -> Forecaster:
+) -> nn.Module:
     """The forecaster ``params`` describe, holding ``weights`` (as a training returned them)."""
     model = build_model(model_name, params, n_features=n_features, horizon=horizon)
     try:
@@ -249,7 +284,7 @@ def model_from_weights(
     return model.to(resolve_device(device)).eval()
 
 
-def predict(model: Forecaster, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:
+def predict(model: nn.Module, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:
     """Forecast levels (series units) for every window of ``split``: (n_windows, horizon)."""
     device = next(model.parameters()).device
     x_all, _ = _tensors(dataset, str(device))

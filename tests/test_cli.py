@@ -133,7 +133,8 @@ def test_csv_with_features(tmp_path: Path, tiny_csv: Path):
 def test_listings(capsys):
     assert main(["optimizers"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["ga", "gwo", "pso", "random", "tpe", "woa"]
+    assert [line.split()[0] for line in lines] == ["cmaes", "ga", "gp", "gwo", "pso", "random", "tpe", "woa",
+                                                   "mealpy:<ClassName>"]  # fmt: skip
     assert main(["datasets"]) == 0
     assert "co2" in capsys.readouterr().out
 
@@ -151,8 +152,8 @@ def test_listing_and_errors_do_not_import_heavy_libraries():
 
 
 BAD_INPUTS = [
-    (["--optimizer", "wao"], "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."),
-    (["--model", "transformer"], "Unknown model 'transformer'; choose from bilstm, gru, lstm."),
+    (["--optimizer", "wao"], "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>"),
+    (["--model", "transformer"], "Unknown model 'transformer'; choose from attention-lstm, bilstm, cnn-lstm, gru, lstm, seq2seq."),
     (["--data", "co3"], "Unknown dataset 'co3'; choose from co2, sine, or give a path to a CSV file."),
     (["--data", "missing.csv", "--target", "y"], "Data file 'missing.csv' does not exist or is not a file."),
     (["--budget", "3", "--pop-size", "8"], "budget must be at least one population (pop_size=8)"),

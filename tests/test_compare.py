@@ -20,7 +20,7 @@ from hpo_lstm.report._compare import fmt
 
 TINY = TINY_ARGS
 FILES = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
-         "baselines.csv", "convergence.csv", "convergence_bands.csv", "trials.csv", "predictions.csv",
+         "against_statistical.csv", "baselines.csv", "convergence.csv", "convergence_bands.csv", "trials.csv", "predictions.csv",
          "convergence.png", "predictions.png", "params.png", "compare.json")  # fmt: skip
 
 
@@ -56,7 +56,8 @@ def test_compare_writes_every_section_table_and_plot(tiny_comparison: Path):
     assert (untuned["param_hidden_size"] == 50).all() and (untuned["param_n_layers"] == 2).all()
     assert np.allclose(untuned["param_learning_rate"], 1e-3)
     baselines = pd.read_csv(tiny_comparison / "baselines.csv").set_index("baseline")
-    assert set(baselines.index) == {"naive_last", "seasonal_naive_63"}
+    assert set(baselines.index) == {"naive_last", "seasonal_naive", "auto_ets", "auto_arima"}
+    assert baselines.loc["seasonal_naive", "season"] == 63 and (baselines["status"].dropna() == "ok").all()
 
 
 def test_every_cell_is_a_study_in_one_storage_with_its_trials(tiny_comparison: Path):
@@ -129,6 +130,34 @@ def test_report_rebuilds_identical_tables_without_training(tiny_comparison: Path
     assert db.read_bytes() == db_before  # nothing trained, nothing recorded
 
 
+def test_against_statistical_models_is_recomputable_from_the_csv_files(tiny_comparison: Path):
+    report = (tiny_comparison / "report.md").read_text()
+    assert "### Against statistical models" in report
+    cells = pd.read_csv(tiny_comparison / "cells.csv")
+    baselines = pd.read_csv(tiny_comparison / "baselines.csv").set_index("baseline")
+    table = pd.read_csv(tiny_comparison / "against_statistical.csv")
+    statistical = baselines.loc[["seasonal_naive", "auto_ets", "auto_arima"], "rmse"]
+    best = statistical.idxmin()
+    assert len(table) == 2 * 3  # models x (woa, random, untuned)
+    for _, row in table.iterrows():
+        rmse = cells[(cells["model"] == row["model"]) & (cells["optimizer"] == row["method"])]["test_rmse"]
+        assert row["n_seeds"] == len(rmse) == 2 and row["best_baseline"] == best
+        for name in ("best", *statistical.index):
+            target = statistical[best] if name == "best" else statistical[name]
+            assert row[f"relative_to_{name}"] == pytest.approx(rmse.mean() / target - 1.0, rel=1e-9)
+            assert row[f"seeds_better_than_{name}"] == int((rmse < target).sum())
+        cell = f"{row['relative_to_best']:+.1%}, {row['seeds_better_than_best']}/2 seeds better"
+        assert f"| {row['model']} | {row['method']} | 2 | {fmt(row['test_rmse_mean'])} | {cell} |" in report
+    label = {"seasonal_naive": "seasonal naive", "auto_ets": "AutoETS", "auto_arima": "AutoARIMA"}[best]
+    verdict = next(line for line in report.splitlines() if line.startswith("**Verdict.**"))
+    assert label in verdict and ("beats the best statistical baseline" in verdict or "worse than" in verdict)
+    # Every cell's study carries the same baselines: fitted once for the comparison, not per cell.
+    storage = json.loads((tiny_comparison / "compare.json").read_text())["storage"]
+    records = {optuna.load_study(study_name=name, storage=storage).user_attrs["hpo_lstm_baselines"]
+               for name in cells["study"]}  # fmt: skip
+    assert len(records) == 1
+
+
 def _finished_cells(db: Path) -> int:
     try:
         with sqlite3.connect(db) as con:
@@ -182,12 +211,13 @@ def test_shards_split_the_cells_between_drivers_sharing_one_storage(tmp_path: Pa
 BAD_COMPARE = [
     (["--shard", "3/2"], "--shard K/N needs 1 <= K <= N; got '3/2'."),
     (["--shard", "half"], "--shard must look like K/N (e.g. 1/3); got 'half'."),
-    (["--optimizers", "woa,wao"], "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."),
-    (["--models", "lstm,cnn"], "Unknown model 'cnn'; choose from bilstm, gru, lstm."),
+    (["--optimizers", "woa,wao"], "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>"),
+    (["--models", "lstm,cnn"], "Unknown model 'cnn'; choose from "),  # the list grows with hpo_lstm.models
     (["--models", "lstm,lstm"], "Each model may appear once in a comparison; got ['lstm', 'lstm']."),
     (["--seeds", "0"], "The number of seeds must be >= 1; got 0."),
     (["--seeds", "a,b"], "seeds must be a count like 5 or a list like 0,1,2; got 'a,b'."),
-    (["--season", "0"], "season must be an integer >= horizon (1)"),
+    (["--season", "0"], "season must be an integer >= 1; got 0."),
+    (["--baseline-timeout", "0"], "baseline_timeout must be a positive number of seconds; got 0.0."),
     (["--optimizers", "ga", "--pop-size", "5", "--budget", "10"], "GA's 'pop_size' must be even"),
     (["--data", "co3"], "Unknown dataset 'co3'"),
     (["--seed", "3"], "unrecognized arguments: --seed"),  # not an abbreviation of --seeds

@@ -28,14 +28,17 @@ class _Counting:
         return self.fn(batch)
 
 
-def test_registry_holds_the_six_optimizers():
-    assert ALL == ["ga", "gwo", "pso", "random", "tpe", "woa"]
+def test_registry_holds_the_eight_optimizers():
+    assert ALL == ["cmaes", "ga", "gp", "gwo", "pso", "random", "tpe", "woa"]
 
 
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(UnknownNameError) as info:
         registry["wao"]
-    assert str(info.value) == "Unknown optimizer 'wao'; choose from ga, gwo, pso, random, tpe, woa."
+    assert str(info.value) == (
+        "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, "
+        "or mealpy:<ClassName> for any mealpy class (hpo-lstm optimizers --all)."
+    )
     assert isinstance(info.value, KeyError)
 
 
@@ -65,7 +68,9 @@ def test_same_seed_same_trials_and_other_seed_other_trials(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_finds_the_minimum_of_a_cheap_function(name):
-    result = registry[name](pop_size=10).optimize(_shifted_sphere, _space(), budget=400, seed=1)
+    # The GP refits its model at every ask: it gets a budget it can use within seconds.
+    budget = 60 if name == "gp" else 400
+    result = registry[name](pop_size=10).optimize(_shifted_sphere, _space(), budget=budget, seed=1)
     # Random search is the baseline: it gets close, the others closer. GA (flip mutation,
     # uniform crossover) converges slowest of the metaheuristics.
     tolerance = {"random": 0.2, "ga": 0.5}.get(name, 0.05)
@@ -134,3 +139,36 @@ def test_bad_options_are_refused(name, options, message):
 def test_budget_below_one_population_is_refused():
     with pytest.raises(ConfigError, match=r"budget of optimizer 'gwo' must be an integer >= 8 .*got 5"):
         registry["gwo"](pop_size=8).optimize(_shifted_sphere, _space(), budget=5, seed=0)
+
+
+def test_cmaes_needs_four_per_generation_and_tells_failures_as_the_worst_rank():
+    with pytest.raises(ConfigError, match="The 'pop_size' option of optimizer 'cmaes' must be an integer >= 4; got 3."):
+        get_optimizer("cmaes", pop_size=3)
+
+    def mostly_fail(batch):
+        return [float("nan") if p["x"] > -2 else (p["x"] + 4) ** 2 for p in batch]
+
+    # CMA-ES starts at the centre, where nearly everything fails. Told as failed trials, the
+    # failures would leave its generations incomplete, so it would go on sampling there (10-11
+    # of the last 12 candidates fail with seeds 0 and 1); told as the worst rank, it moves away.
+    for seed in (0, 1):
+        result = registry["cmaes"](pop_size=6).optimize(mostly_fail, _space(), budget=60, seed=seed)
+        assert sum(not np.isfinite(e.value) for e in result.evaluations[-12:]) <= 2
+        assert result.best_value < 0.05
+
+
+@pytest.mark.parametrize("name", ["tpe", "gp"])
+def test_a_bad_number_of_startup_trials_is_refused(name):
+    with pytest.raises(ConfigError, match=f"The 'n_startup_trials' option of optimizer '{name}' must be an integer >= 0; got -1."):
+        get_optimizer(name, n_startup_trials=-1)
+
+
+def test_gp_asks_a_batch_at_once_and_spreads_it():
+    # The asked but not yet evaluated candidates enter the GP as running trials (qLogEI), so the
+    # candidates of one batch differ from each other.
+    objective = _Counting(_shifted_sphere)
+    result = registry["gp"](pop_size=5, n_startup_trials=5).optimize(objective, _space(), budget=15, seed=0)
+    assert objective.batches == [5, 5, 5]
+    for start in (5, 10):
+        batch = {tuple(e.params.values()) for e in result.evaluations[start : start + 5]}
+        assert len(batch) == 5

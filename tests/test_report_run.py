@@ -26,7 +26,7 @@ learning_rate = { low = 1e-4, high = 1e3, log = true }
 hidden_size = { low = 4, high = 4 }
 n_layers = { low = 1, high = 1 }
 """
-TEXT_FILES = ("summary.json", "trials.csv", "predictions.csv", "convergence.csv")
+TEXT_FILES = ("summary.json", "report.md", "trials.csv", "predictions.csv", "convergence.csv")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_report_on_a_run_folder_rewrites_its_files_from_the_storage(run: Path, t
     capsys.readouterr()
     assert main(["report", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("rewrote summary.json, trials.csv") and "'mixed'" in out
+    assert out.startswith("rewrote summary.json, report.md, trials.csv") and "'mixed'" in out
+    assert "| AutoARIMA |" in written["report.md"].decode()  # the statistical baselines, from the storage
     for name in TEXT_FILES:
         assert (folder / name).read_bytes() == written[name], name
     for name in ("convergence.png", "predictions.png"):

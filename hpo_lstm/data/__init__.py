@@ -1,4 +1,5 @@
-"""Data: load a series (built-in or CSV), split it chronologically, scale on train, window it."""
+"""Data: load a series (built-in or CSV), split it chronologically, scale on train, window it;
+its season and calendar features from its time stamps."""
 
 from __future__ import annotations
 
@@ -11,19 +12,43 @@ from hpo_lstm.data._series import (
     describe_builtin,
     load_series,
 )
-from hpo_lstm.data._windows import SPLITS, TRANSFORMS, Dataset, check_transform, make_dataset
+from hpo_lstm.data._calendar import CALENDAR_FEATURES, calendar_columns, calendar_features, calendar_values
+from hpo_lstm.data._folds import MAX_FOLDS, fold_of, fold_rows, with_folds
+from hpo_lstm.data._season import Seasonality, infer_seasonality, resolve_season
+from hpo_lstm.data._windows import (
+    SPLITS,
+    TRANSFORMS,
+    Dataset,
+    check_season_transform,
+    check_transform,
+    input_lag,
+    make_dataset,
+)
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "CALENDAR_FEATURES",
+    "MAX_FOLDS",
     "MAX_GAP",
     "SINE_SEED",
     "SPLITS",
     "TRANSFORMS",
     "Dataset",
+    "Seasonality",
     "Series",
+    "calendar_columns",
+    "calendar_features",
+    "calendar_values",
     "check_data_name",
+    "check_season_transform",
     "check_transform",
     "describe_builtin",
+    "fold_of",
+    "fold_rows",
+    "infer_seasonality",
+    "input_lag",
     "load_series",
     "make_dataset",
+    "resolve_season",
+    "with_folds",
 ]

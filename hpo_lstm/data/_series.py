@@ -29,6 +29,10 @@ class Series:
     times: np.ndarray | None  # datetime64 or None (then the row number is the time)
     n_filled: int = 0  # missing values filled by interpolation
     notes: tuple[str, ...] = ()  # what loading changed or found: values filled, irregular time steps
+    time_column: str | None = None  # the column the time stamps came from
+    # Set by the study once the data is known (hpo_lstm.study.prepare_dataset), read by make_dataset:
+    calendar: tuple[str, ...] = ()  # calendar features the windows add (hpo_lstm.data._calendar)
+    season: int | None = None  # the study's season (setting or inferred): the lag of transform "sdiff"
 
     @property
     def target_index(self) -> int:
@@ -90,8 +94,9 @@ def load_series(
 
     For a CSV, ``target`` names the forecast column (default: the only numeric column),
     ``features`` the input columns (the target is always an input too), and ``time_column``
-    the time stamps (default: a column named date/time/timestamp/datetime, if any). Rows are
-    sorted by time; gaps of up to ``MAX_GAP`` rows are filled by (time) interpolation.
+    the time stamps (default: a column named date/time/timestamp/datetime/ds, else the one text
+    column whose every value is a distinct date or time, such as ``month`` holding ``1949-01``).
+    Rows are sorted by time; gaps of up to ``MAX_GAP`` rows are filled by (time) interpolation.
     """
     if data in BUILTIN_DATASETS:
         if target is not None or features is not None or time_column is not None:
@@ -144,13 +149,18 @@ def _from_frame(
 
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    notes: list[str] = []
     if time_column is None:
         time_column = next((c for c in columns if c.strip().lower() in _TIME_NAMES), None)
+        if time_column is None:
+            time_column = _time_column_by_values(frame, columns)
+            if time_column is not None:
+                first = str(frame[time_column].iloc[0])
+                notes.append(f"time column {time_column!r} recognised by its values ({first!r}, ...)")
     elif time_column not in columns:
         raise DataError(f"Time column {time_column!r} is not in the data; columns are {columns}.")
 
     times = None
-    notes: list[str] = []
     if time_column is not None:
         parsed = _parse_times(frame[time_column], time_column)
         if parsed.isna().any():
@@ -201,7 +211,34 @@ def _from_frame(
                              f"{'in time' if times is not None else 'between rows'}, the first at {where}")  # fmt: skip
         values = _fill_gaps(values, times, wanted, max_gap)
     return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times,
-                  n_filled=n_filled, notes=tuple(notes))  # fmt: skip
+                  n_filled=n_filled, notes=tuple(notes), time_column=time_column)  # fmt: skip
+
+
+def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
+    """The first text column whose every value is a date or time with a digit in it ("1949-01",
+    "2024-03-01 12:30") and whose time stamps are all distinct; None when there is none.
+
+    Only text columns: a column of numbers is data, never time (pandas would read 1949 or 3.5 as
+    nanoseconds since 1970). The digit keeps out words that dateutil reads as dates ("Mon",
+    "March"); distinct stamps keep out a text column of repeated dates (a category), which was
+    data, not the time of each row, before this rule existed."""
+    import warnings
+
+    import pandas as pd
+
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any():
+            continue
+        text = values.astype(str)
+        if not text.str.contains(r"\d", regex=True).all():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format": each value is parsed on its own then
+            parsed = pd.to_datetime(text, errors="coerce")
+        if parsed.notna().all() and not parsed.duplicated().any():
+            return column
+    return None
 
 
 def _parse_times(column, name: str):

@@ -8,12 +8,17 @@ from typing import Literal
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
+from hpo_lstm.data._calendar import calendar_values
+from hpo_lstm.data._season import Seasonality, infer_seasonality
 from hpo_lstm.data._series import Series
 
-__all__ = ["Dataset", "SPLITS", "TRANSFORMS", "check_transform", "make_dataset", "scale_inputs"]
+__all__ = [
+    "Dataset", "SPLITS", "TRANSFORMS", "check_season_transform", "check_transform", "input_lag", "make_dataset",
+    "scale_inputs",
+]  # fmt: skip
 
 SPLITS = ("train", "val", "test")
-TRANSFORMS = ("diff", "level")
+TRANSFORMS = ("diff", "level", "sdiff")
 # A split with fewer windows than this cannot train or judge a model.
 MIN_WINDOWS = {"train": 16, "val": 4, "test": 4}
 
@@ -34,6 +39,15 @@ class Dataset:
     level is that change added back to the last value. A trending series (CO2) then never asks
     the network for a level outside what it saw in training.
 
+    With ``transform="sdiff"`` (seasonal difference at lag ``season``) the inputs are the
+    changes from one season before (``v[k] - v[k - season]``) and the target of step k is
+    ``y[t+k] - y[t+k-season]``; the forecast level adds it back to the value one season before
+    the target, which is known at the forecast origin because ``season >= horizon``.
+
+    Calendar features (``calendar``: :mod:`hpo_lstm.data._calendar`) are extra input columns
+    after the series' own, the sine and cosine of each row's own time: known at the input
+    times, never differenced (a position in a cycle has no trend), standardised like the others.
+
     Per-window arrays with a step axis have shape ``(n_windows, horizon)``.
     """
 
@@ -42,8 +56,8 @@ class Dataset:
     target: str
     lookback: int
     horizon: int
-    transform: Literal["diff", "level"]
-    x: np.ndarray  # (n_windows, lookback, n_features) float32, scaled
+    transform: Literal["diff", "level", "sdiff"]
+    x: np.ndarray  # (n_windows, lookback, n_features) float32, scaled (the series' columns, then calendar ones)
     y: np.ndarray  # (n_windows, horizon) float32, scaled
     last_value: np.ndarray  # (n_windows,) target level at the last input step: the naive forecast
     actual: np.ndarray  # (n_windows, horizon) target level at each forecast step
@@ -55,12 +69,18 @@ class Dataset:
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) window index
     n_filled: int = 0  # missing values of the series filled by interpolation
     # What a saved model needs to window new data exactly as this dataset was windowed:
-    input_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_features,) train-row statistics
+    input_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_inputs,) train-row statistics
     input_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_points, n_features) raw series
     point_times: np.ndarray | None = None  # (n_points,) time stamps of the series' rows, when it has them
     fingerprint: str = ""  # SHA-256 of the loaded values, time stamps and column names: the data's identity
     notes: tuple[str, ...] = ()  # the loader's notes (values filled, irregular time steps)
+    rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) rows of the series
+    time_column: str | None = None  # the column the time stamps came from, when there is one
+    # Rolling-origin validation: the K - 1 earlier folds (hpo_lstm.data._folds); this dataset is the last.
+    folds: tuple["Dataset", ...] = ()
+    calendar: tuple[str, ...] = ()  # calendar features among the inputs (hpo_lstm.data._calendar)
+    season: int | None = None  # the study's season (Series.season); the lag of transform "sdiff"
 
     def naive(self, split: str) -> np.ndarray:
         """The last-value naive forecast of every step of ``split``'s windows: (n, horizon)."""
@@ -84,19 +104,34 @@ class Dataset:
         change_or_level = np.asarray(y_scaled, dtype=float).reshape(-1, self.horizon) * self.target_scale + self.target_mean
         if self.transform == "diff":
             return self.last_value[self.split(split)][:, None] + change_or_level
+        if self.transform == "sdiff":
+            return self.level[self.target_row[self.split(split)] - self.season] + change_or_level
         return change_or_level
 
     def seasonal_naive(self, season: int, split: str) -> np.ndarray:
-        """The value one ``season`` before each target of ``split``: the seasonal naive forecast.
+        """The seasonal naive forecast of every step of ``split``'s windows: (n, horizon).
 
-        Only values known when the forecast is made may be used, so ``season >= horizon``.
+        Step k from the last input row t is the value at the same point of the last season
+        known at t: row ``t + k - season * ceil(k / season)`` (one season back for k <= season,
+        two for season < k <= 2 season, ...), so only known values are used for any horizon.
         """
-        if season < self.horizon:
-            raise ConfigError(f"season must be >= horizon ({self.horizon}) to use known values only; got {season}.")
-        rows = self.target_row[self.split(split)] - season  # (n, horizon)
+        if isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
+            raise ConfigError(f"season must be an integer >= 1; got {season!r}.")
+        steps = np.arange(1, self.horizon + 1)
+        rows = self.target_row[self.split(split)] - season * -(-steps // season)  # (n, horizon)
         if rows.min() < 0:
             raise ConfigError(f"season {season} reaches before the start of the series.")
         return self.level[rows].astype(float)
+
+    @property
+    def seasonality(self) -> Seasonality:
+        """The seasons the time stamps give (:func:`hpo_lstm.data.infer_seasonality`)."""
+        return infer_seasonality(self.point_times)
+
+    @property
+    def origins(self) -> np.ndarray:
+        """(n_windows,) the last input row of each window: the row its forecast is made from."""
+        return self.target_row[:, 0] - 1
 
 
 def check_transform(transform: str) -> None:
@@ -105,18 +140,46 @@ def check_transform(transform: str) -> None:
         raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}.")
 
 
-def scale_inputs(values: np.ndarray, transform: str, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def input_lag(transform: str, season: int | None = None) -> int:
+    """Rows a window reads before its first input: 1 for ``diff``, ``season`` for ``sdiff``, 0 for ``level``."""
+    return {"diff": 1, "level": 0}.get(transform, season or 0)
+
+
+def check_season_transform(transform: str, season: int | None, horizon: int) -> None:
+    """``sdiff`` needs a season of at least the horizon: the value one season before forecast
+    step k (k <= horizon) must be known at the forecast origin."""
+    if transform != "sdiff":
+        return
+    if season is None:
+        raise ConfigError(
+            "transform 'sdiff' (seasonal difference) needs a season, and the data gives none (no time column, or "
+            "yearly or irregular time stamps); set one with `season`."
+        )
+    if season < horizon:
+        raise ConfigError(
+            f"transform 'sdiff' needs season >= horizon (the value one season before each forecast step must be "
+            f"known when forecasting); got season {season}, horizon {horizon}."
+        )
+
+
+def scale_inputs(
+    values: np.ndarray,
+    transform: str,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    *,
+    season: int | None = None,
+    calendar: np.ndarray | None = None,
+) -> np.ndarray:
     """Raw rows (n, n_features) -> the network's scaled input rows (float32).
 
     ``diff``: row k holds ``v[k] - v[k-1]`` (row 0, which has no predecessor, holds zeros and is
-    never read by a window); ``level``: the values themselves. Then standardised with the
-    training rows' ``mean`` and ``scale``. The one rule shared by training and forecasting.
+    never read by a window); ``sdiff``: ``v[k] - v[k - season]`` (the first ``season`` rows hold
+    zeros, never read); ``level``: the values themselves. ``calendar`` (n, C), the rows'
+    calendar columns, follows undifferenced. Then standardised with the training rows' ``mean``
+    and ``scale``. The one rule shared by training and forecasting.
     """
-    values = np.asarray(values, dtype=float)
-    if transform == "diff":
-        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])
-    else:
-        inputs = values
+    inputs = _raw_inputs(values, input_lag(transform, season), calendar)
     return ((inputs - mean) / scale).astype(np.float32)
 
 
@@ -128,20 +191,26 @@ def make_dataset(
     split: tuple[float, float, float] = (0.7, 0.15, 0.15),
     transform: str = "diff",
 ) -> Dataset:
-    """Window ``series`` into a :class:`Dataset` (see its docstring for the exact rules)."""
+    """Window ``series`` into a :class:`Dataset` (see its docstring for the exact rules).
+
+    The series' ``calendar`` features join the inputs; its ``season`` is the lag of ``sdiff``."""
     check_transform(transform)
     if lookback < 1 or horizon < 1:
         raise ConfigError(f"lookback and horizon must be >= 1; got lookback={lookback}, horizon={horizon}.")
+    check_season_transform(transform, series.season, horizon)
+    if series.calendar and series.times is None:
+        raise ConfigError(f"Calendar features {list(series.calendar)} need time stamps; the series has none.")
     values = series.values
     n_points = len(values)
     n_train = int(round(n_points * split[0]))
     n_val = int(round(n_points * split[1]))
-    diff = transform == "diff"
+    lag = input_lag(transform, series.season)
 
     # Window i: inputs end at row t, targets at rows t + 1 .. t + horizon. "diff" needs one row
-    # before the first input to take a change from. A window belongs to the split holding all
-    # its targets; with horizon > 1 the windows straddling a boundary are left out.
-    first_t = lookback if diff else lookback - 1
+    # before the first input to take a change from, "sdiff" a season of rows. A window belongs
+    # to the split holding all its targets; with horizon > 1 the windows straddling a boundary
+    # are left out.
+    first_t = lookback - 1 + lag
     t_all = np.arange(first_t, n_points - horizon)
     first_target, last_target = t_all + 1, t_all + horizon
     split_of = {
@@ -156,38 +225,44 @@ def make_dataset(
     if short:
         needed = ", ".join(f"{s} >= {MIN_WINDOWS[s]}" for s in SPLITS)
         got = ", ".join(f"{s}={counts[s]}" for s in SPLITS)
+        lag_text = f" (and transform sdiff's season {series.season})" if transform == "sdiff" else ""
         raise DataError(
-            f"Too few rows: {n_points} rows with lookback={lookback}, horizon={horizon} and split {tuple(split)} "
-            f"give windows {got}; need {needed}. Use a shorter lookback or more data."
+            f"Too few rows: {n_points} rows with lookback={lookback}{lag_text}, horizon={horizon} and split "
+            f"{tuple(split)} give windows {got}; need {needed}. Use a shorter lookback or more data."
         )
 
     target_col = series.target_index
     level = values[:, target_col]
-    if diff:
-        inputs = np.vstack([np.zeros((1, values.shape[1])), np.diff(values, axis=0)])  # as scale_inputs
-        fit_rows = slice(1, n_train)
+    calendar = calendar_values(series.times, series.calendar) if series.calendar else None
+    inputs = _raw_inputs(values, lag, calendar)  # as scale_inputs, before scaling
+    fit_rows = slice(lag, n_train)
+    if transform == "diff":
         target_raw = level[target_row] - level[t][:, None]
+    elif transform == "sdiff":
+        target_raw = level[target_row] - level[target_row - lag]
     else:
-        inputs = values
-        fit_rows = slice(0, n_train)
         target_raw = level[target_row]
     in_train = target_row[:, -1] < n_train
 
     mean = inputs[fit_rows].mean(axis=0)
     scale = inputs[fit_rows].std(axis=0)
-    constant = [series.feature_names[j] for j in np.flatnonzero(scale == 0)]
+    n_own = values.shape[1]
+    constant = [series.feature_names[j] for j in np.flatnonzero(scale[:n_own] == 0)]
     if constant:
-        what = "changes" if diff else "values"
+        what = "changes" if lag else "values"
         raise DataError(
             f"Column(s) {constant} are constant over the training rows (their {what} have zero spread); "
             "a constant series cannot be scaled or learned."
         )
+    # A calendar column the training rows hold constant (the sine of time of day at 12-hour
+    # steps) carries nothing; scale 1 keeps it a harmless constant instead of a division by zero.
+    scale[n_own:] = np.where(scale[n_own:] == 0, 1.0, scale[n_own:])
     target_mean = target_raw[in_train].mean(axis=0)
     target_scale = target_raw[in_train].std(axis=0)
     if np.any(target_scale == 0):
         raise DataError(f"Target {series.target!r} is constant over the training windows; nothing to learn.")
 
-    scaled = scale_inputs(values, transform, mean, scale)
+    scaled = ((inputs - mean) / scale).astype(np.float32)  # as scale_inputs
     windows = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (n - L + 1, F, L)
     x = np.ascontiguousarray(windows[t - lookback + 1].transpose(0, 2, 1))
     y = ((target_raw - target_mean) / target_scale).astype(np.float32)
@@ -221,7 +296,20 @@ def make_dataset(
         point_times=series.times,
         fingerprint=series_fingerprint(series),
         notes=series.notes,
+        rows={"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_points)},
+        time_column=series.time_column,
+        calendar=tuple(series.calendar),
+        season=series.season,
     )
+
+
+def _raw_inputs(values: np.ndarray, lag: int, calendar: np.ndarray | None) -> np.ndarray:
+    """The unscaled input rows of :func:`scale_inputs` (float64)."""
+    values = np.asarray(values, dtype=float)
+    inputs = np.vstack([np.zeros((lag, values.shape[1])), values[lag:] - values[:-lag]]) if lag else values
+    if calendar is not None and calendar.shape[1]:
+        inputs = np.hstack([inputs, np.asarray(calendar, dtype=float)])
+    return inputs
 
 
 def series_fingerprint(series: Series) -> str:

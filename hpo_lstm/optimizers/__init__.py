@@ -4,6 +4,9 @@
 >>> opt = registry["woa"](pop_size=8)
 >>> result = opt.optimize(evaluate_batch, space, budget=40, seed=0)  # doctest: +SKIP
 
+``registry["mealpy:OriginalHHO"]`` resolves any mealpy class by name (``mealpy:<ClassName>``);
+iterating the registry gives the registered names only.
+
 Importing this package does not import mealpy or optuna; each optimizer does on first use.
 """
 
@@ -11,33 +14,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo_lstm.optimizers._base import PENALTY, EvaluateBatch, Evaluation, OptimizeResult, Optimizer
+from hpo_lstm.optimizers._base import MEALPY_PREFIX, PENALTY, EvaluateBatch, Evaluation, OptimizeResult, Optimizer, SearchStopped
 from hpo_lstm.optimizers._mealpy import GA, GWO, PSO, WOA
-from hpo_lstm.optimizers._optuna import TPE, RandomSearch
+from hpo_lstm.optimizers._optuna import GP, TPE, CmaEs, RandomSearch
 from hpo_lstm.optimizers._registry import Registry
 
 __all__ = [
     "GA",
+    "GP",
     "GWO",
+    "MEALPY_PREFIX",
     "PENALTY",
     "PSO",
     "TPE",
     "WOA",
+    "CmaEs",
     "EvaluateBatch",
     "Evaluation",
     "OptimizeResult",
     "Optimizer",
     "RandomSearch",
     "Registry",
+    "SearchStopped",
     "get_optimizer",
     "registry",
 ]
 
 registry = Registry()
-for _cls in (PSO, GWO, WOA, GA, TPE, RandomSearch):
+for _cls in (PSO, GWO, WOA, GA, TPE, CmaEs, GP, RandomSearch):
     registry.register(_cls)
 
 
 def get_optimizer(name: str, **options: Any) -> Optimizer:
-    """``registry[name](**options)``: an unknown name lists the valid ones."""
+    """``registry[name](**options)``: an unknown name lists the valid ones (an unknown
+    ``mealpy:<ClassName>`` the close class names)."""
     return registry.create(name, **options)

@@ -13,7 +13,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError
 from hpo_lstm.space import SearchSpace
 
-__all__ = ["EvaluateBatch", "Evaluation", "MAX_SEED", "OptimizeResult", "Optimizer", "PENALTY"]
+__all__ = ["EvaluateBatch", "Evaluation", "MAX_SEED", "OptimizeResult", "Optimizer", "PENALTY", "SearchStopped"]
 
 EvaluateBatch = Callable[[list[dict[str, Any]]], Sequence[float]]
 """Takes a batch of candidates (decoded params) and returns one fitness per candidate."""
@@ -22,6 +22,9 @@ EvaluateBatch = Callable[[list[dict[str, Any]]], Sequence[float]]
 # worse than any finite fitness a forecaster produces, yet finite so that the arithmetic of
 # roulette wheels and TPE stays defined.
 PENALTY = 1e12
+
+# `mealpy:<ClassName>` names any mealpy optimizer class (hpo_lstm.optimizers._any_mealpy).
+MEALPY_PREFIX = "mealpy:"
 
 # Seeds reach numpy's legacy generator (Optuna's samplers) and mealpy's, which take 32 bits.
 MAX_SEED = 2**32 - 1
@@ -52,6 +55,11 @@ class OptimizeResult:
 
 class _BudgetExhausted(Exception):
     """Raised inside an optimizer's loop once the budget is spent; caught by ``optimize``."""
+
+
+class SearchStopped(_BudgetExhausted):
+    """Raised by an ``evaluate_batch`` before a batch starts to end the search early (a time
+    limit); ``optimize`` then returns the evaluations made so far, like a spent budget."""
 
 
 class _Ledger:
@@ -142,6 +150,11 @@ class Optimizer(abc.ABC):
 
     def _max_budget_reason(self) -> str:
         return "its limit"
+
+    def check_search(self, space: SearchSpace, budget: int) -> None:
+        """Refuse, before a study exists, a space or budget this optimizer cannot search with
+        (default: none). ``mealpy:<Class>`` runs the class on a test function of this many
+        parameters and checks its options with the generations the budget gives."""
 
     @staticmethod
     def check_seed(seed: Any) -> None:

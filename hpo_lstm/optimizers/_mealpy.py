@@ -108,10 +108,12 @@ def _batched_classes() -> dict[str, type]:
 
 
 @functools.lru_cache(maxsize=256)
-def _mealpy_refusal(key: str, pop_size: int, options: tuple[tuple[str, type, Any], ...]) -> str | None:
+def _mealpy_refusal(
+    mealpy_class: type, pop_size: int, options: tuple[tuple[str, type, Any], ...], epoch: int = 1
+) -> str | None:
     """mealpy's constructor's ValueError for these settings, or None when it takes them."""
     try:
-        _batched_classes()[key](epoch=1, pop_size=pop_size, **{name: value for name, _, value in options})
+        mealpy_class(epoch=epoch, pop_size=pop_size, **{name: value for name, _, value in options})
     except ValueError as exc:
         return str(exc)
     return None
@@ -123,6 +125,9 @@ class _MealpyOptimizer(Optimizer):
     min_pop_size: ClassVar[int] = 5  # mealpy's own lower bound
     _key: ClassVar[str]
     _option_names: ClassVar[tuple[str, ...]] = ()
+    # The `epoch` (generations) the options are checked with when the optimizer is made, before
+    # the budget is known; the four named here have no option whose range depends on it.
+    _check_epoch: ClassVar[int] = 1
 
     def __init__(self, *, pop_size: int = 8, **options: Any) -> None:
         super().__init__(pop_size=pop_size)
@@ -132,6 +137,11 @@ class _MealpyOptimizer(Optimizer):
             raise ConfigError(f"Unknown option(s) {unknown} for optimizer '{self.name}'; allowed: {allowed}.")
         self.options = self._complete_options(dict(options))
         self._check_with_mealpy()
+
+    @classmethod
+    def _mealpy_class(cls) -> type:
+        """The mealpy class that ``_run`` instantiates (a subclass that evaluates in batches)."""
+        return _batched_classes()[cls._key]
 
     def _complete_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The options with this adapter's defaults added (and checked); GA has some."""
@@ -144,9 +154,9 @@ class _MealpyOptimizer(Optimizer):
         # 1 == True, but mealpy takes only True for a boolean.
         options = tuple((k, type(v), v) for k, v in sorted(self.options.items()))
         try:
-            refusal = _mealpy_refusal(self._key, self.pop_size, options)
+            refusal = _mealpy_refusal(self._mealpy_class(), self.pop_size, options, self._check_epoch)
         except TypeError:  # an unhashable option value (a list): checked without the cache
-            refusal = _mealpy_refusal.__wrapped__(self._key, self.pop_size, options)
+            refusal = _mealpy_refusal.__wrapped__(self._mealpy_class(), self.pop_size, options, self._check_epoch)
         if refusal is not None:
             raise ConfigError(self._mealpy_message(refusal))
 
@@ -157,7 +167,7 @@ class _MealpyOptimizer(Optimizer):
         if match is None:
             return f"Invalid option for optimizer '{self.name}': {text}"
         name, kind, how, rule = match.groups()
-        value = self.pop_size if name == "pop_size" else self.options.get(name, "(default)")
+        value = self.pop_size if name == "pop_size" else self._option_value(name)
         requirement = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
         interval = re.fullmatch(r"([(\[])\s*([^,]+),\s*([^)\]]+)([)\]])", rule or "")
         if how == "in range" and interval is not None:
@@ -166,6 +176,9 @@ class _MealpyOptimizer(Optimizer):
         elif rule:
             requirement += f", one of {rule}"
         return f"Option '{name}' of optimizer '{self.name}' must be {requirement} (mealpy's rule); got {value!r}."
+
+    def _option_value(self, name: str) -> Any:
+        return self.options.get(name, "(default)")
 
     @property
     def min_budget(self) -> int:
@@ -189,7 +202,7 @@ class _MealpyOptimizer(Optimizer):
         # mealpy anneals some coefficients over `epoch` generations (WOA's and GWO's `a`), so
         # give it the true number of generations the budget allows; the ledger cuts the last.
         generations = max(1, math.ceil((budget - self.pop_size) / per_generation))
-        model = _batched_classes()[self._key](epoch=generations, pop_size=self.pop_size, **self.options)
+        model = self._mealpy_class()(epoch=generations, pop_size=self.pop_size, **self.options)
         model._batch_objective = objective
         problem = Problem(
             bounds=FloatVar(lb=[0.0] * space.dim, ub=[1.0] * space.dim, name="unit"),

@@ -1,4 +1,8 @@
-"""A read-only mapping of optimizer names to classes that refuses duplicates."""
+"""A read-only mapping of optimizer names to classes that refuses duplicates.
+
+Iterating gives the registered names; ``registry["mealpy:<ClassName>"]`` also resolves any
+mealpy class (made on first use, importing mealpy then).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hpo_lstm._errors import UnknownNameError
-from hpo_lstm.optimizers._base import Optimizer
+from hpo_lstm.optimizers._base import MEALPY_PREFIX, Optimizer
 
 __all__ = ["Registry"]
 
@@ -27,12 +31,16 @@ class Registry(Mapping[str, type[Optimizer]]):
         return cls
 
     def __getitem__(self, name: str) -> type[Optimizer]:
-        try:
+        if name in self._classes:
             return self._classes[name]
-        except KeyError:
-            raise UnknownNameError(
-                f"Unknown optimizer {name!r}; choose from {', '.join(sorted(self._classes))}."
-            ) from None
+        if isinstance(name, str) and name.startswith(MEALPY_PREFIX):
+            from hpo_lstm.optimizers._any_mealpy import resolve  # imports mealpy
+
+            return resolve(name)
+        raise UnknownNameError(
+            f"Unknown optimizer {name!r}; choose from {', '.join(sorted(self._classes))}, "
+            f"or {MEALPY_PREFIX}<ClassName> for any mealpy class (hpo-lstm optimizers --all)."
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._classes))

@@ -23,6 +23,7 @@ from hpo_lstm.report._tables import (
     convergence_bands,
     model_comparison_table,
     optimizer_ranking_table,
+    statistical_comparison_table,
     test_metrics_table,
 )
 
@@ -79,6 +80,7 @@ def load_comparison(folder: str | Path) -> Comparison:
             **{f"test_coverage_{level}": v["test_coverage"] for level, v in (summary.get("intervals") or {}).items()},
             **_by_step_columns(summary.get("by_step") or []),
             **{f"param_{k}": v for k, v in summary["best_params"].items()},
+            **_fold_columns(summary.get("folds")),
         })  # fmt: skip
         if cell["kind"] != "tuned":
             continue
@@ -103,6 +105,24 @@ def load_comparison(folder: str | Path) -> Comparison:
         unfinished=tuple(unfinished),
         device=", ".join(sorted(devices)) or "-",
     )
+
+
+def _fold_columns(folds: dict[str, Any] | None) -> dict[str, Any]:
+    """With --folds K: the chosen candidate's validation RMSE on each fold, and their spread."""
+    values = (folds or {}).get("chosen_fold_val_rmse") or []
+    if not values:
+        return {}
+    return {**{f"fold{k + 1}_val_rmse": v for k, v in enumerate(values)}, "fold_val_rmse_spread": max(values) - min(values)}
+
+
+def _fitness_text(base: dict[str, Any], cells: pd.DataFrame) -> str:
+    folds = base.get("folds", 1)
+    if folds == 1:
+        return "fitness = validation RMSE."
+    spread = cells["fold_val_rmse_spread"].mean() if "fold_val_rmse_spread" in cells else math.nan
+    return (f"fitness = mean validation RMSE over {folds} rolling-origin folds (docs/backtesting.md); the chosen "
+            f"candidates' RMSE differs by {fmt(spread)} between their best and worst fold on average (per cell in "
+            "cells.csv).")  # fmt: skip
 
 
 def _by_step_columns(by_step: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -154,6 +174,7 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
     baselines = manifest["data"]["baselines"]
     tables = {
         "test_metrics": test_metrics_table(cells, baselines, models=models, optimizers=optimizers),
+        "against_statistical": statistical_comparison_table(cells, baselines, models=models, optimizers=optimizers),
         "model_comparison": model_comparison_table(cells, models=models, optimizers=optimizers),
         "optimizer_ranking": optimizer_ranking_table(cells, optimizers=optimizers),
         "convergence_bands": convergence_bands(comparison.convergence) if len(comparison.convergence) else None,
@@ -165,7 +186,7 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
         "predictions": comparison.predictions,
         **{k: v for k, v in tables.items() if v is not None},
     }
-    csv["baselines"] = pd.DataFrame([{"baseline": k, **v} for k, v in baselines.items()])
+    csv["baselines"] = pd.DataFrame([{"baseline": k, **v} for k, v in {**baselines, **_unscored(manifest)}.items()])
     for name, frame in csv.items():  # each file whole, renamed into place; a link there is replaced
         write_csv(folder / f"{name}.csv", frame)
 
@@ -243,8 +264,10 @@ def _protocol(comparison: Comparison) -> str:
         f"{split} % -> windows train {windows['train']:,} / validation {windows['val']:,} / test {windows['test']:,}.",
         f"- **Windows**: lookback {base['lookback']} -> horizon {base['horizon']}, transform `{base['transform']}`; "
         "scaler fitted on the training rows only.",
+        *([f"- **Season**: {data['season']['text']}."] if isinstance(data.get("season"), dict)
+          and isinstance(data["season"].get("text"), str) else []),
         f"- **Search**: {space}; budget {base['budget']} evaluations per study (batches of {base['pop_size']}); "
-        f"fitness = validation RMSE.",
+        + _fitness_text(base, comparison.cells),
         *(["- **One batch**: the budget fits in a single batch, so every candidate is chosen before any result is "
            "known; the convergence plot shows only the order within that batch, not convergence."]
           if base["budget"] <= base["pop_size"] else []),
@@ -262,6 +285,72 @@ def _protocol(comparison: Comparison) -> str:
         lines.append(f"- **Unfinished**: {len(comparison.unfinished)} cell(s) have no result yet and are left out; "
                      "run the same compare command again to finish them.")  # fmt: skip
     return "\n".join(lines)
+
+
+def _unscored(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The statistical baselines that were not scored (failed, timed out, skipped), as recorded."""
+    unscored = manifest["data"].get("unscored_baselines")
+    if not isinstance(unscored, Mapping):  # a manifest of an earlier hpo-lstm
+        return {}
+    return {str(k): dict(v) for k, v in unscored.items() if isinstance(v, Mapping)}
+
+
+def _baseline_label(name: str, entry: Mapping[str, Any]) -> str:
+    from hpo_lstm.baselines import LABELS
+
+    if name == "seasonal_naive" and entry.get("season"):
+        return f"seasonal naive ({entry['season']})"
+    return LABELS.get(name, name.replace("_", " "))  # seasonal_naive_52 of an earlier hpo-lstm
+
+
+def _statistical_verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]],
+                         unscored: Mapping[str, Mapping[str, Any]]) -> str:  # fmt: skip
+    from hpo_lstm.baselines import BASELINES, statistical_verdict
+
+    tuned = metrics[(metrics["model"] != "-") & (metrics["method"] != "untuned")]
+    entries = {k: v for k, v in {**baselines, **unscored}.items() if k in BASELINES}
+    if tuned.empty or not entries:
+        return ""
+    best = tuned.loc[tuned["test_rmse_mean"].idxmin()]
+    return " " + statistical_verdict(float(best["test_rmse_mean"]), entries,
+                                     model=f"best tuned row ({best['model']} + {best['method']}, mean over seeds)")  # fmt: skip
+
+
+def _statistical_section(table: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]],
+                         unscored: Mapping[str, Mapping[str, Any]]) -> list[str]:  # fmt: skip
+    """### Against statistical models: each row's mean test RMSE relative to each scored
+    statistical baseline, and the seeds that beat it; the baselines not scored, and why."""
+    from hpo_lstm.baselines import BASELINES
+
+    parts = ["### Against statistical models", ""]
+    statistical = {k: v for k, v in baselines.items() if k in BASELINES}
+    if table.empty or not statistical:
+        parts += ["No statistical baseline was scored on this comparison's test points."
+                  if not statistical else "No cell has finished yet.", ""]  # fmt: skip
+    else:
+        order = sorted(statistical, key=lambda n: float(statistical[n]["rmse"]))
+        header = ["model", "optimizer", "seeds", "mean test RMSE",
+                  *(f"vs {_baseline_label(n, statistical[n])}, RMSE {fmt(statistical[n]['rmse'])}"
+                    + (" (best)" if i == 0 else "") for i, n in enumerate(order))]  # fmt: skip
+        rows = []
+        for _, row in table.iterrows():
+            rows.append([row["model"], row["method"], str(int(row["n_seeds"])), fmt(row["test_rmse_mean"]),
+                         *(f"{row[f'relative_to_{n}']:+.1%}, {int(row[f'seeds_better_than_{n}'])}/{int(row['n_seeds'])} "
+                           "seeds better" for n in order)])  # fmt: skip
+        parts += [_table(header, rows), ""]
+        described = [f"{_baseline_label(n, statistical[n])}: {statistical[n].get('model') or '-'}"
+                     + (f", fitted in {fmt(statistical[n]['fit_seconds'], 3)} s" if statistical[n].get("fit_seconds") else "")
+                     for n in order]  # fmt: skip
+        parts += ["Relative: the row's mean test RMSE over seeds against the baseline's (negative: the network is "
+                  "better); seeds better: cells whose own test RMSE is below the baseline's. The baselines are "
+                  "fitted once on the training and validation rows and forecast every test point from the same "
+                  "origin as the networks, with every observation up to it and no refit "
+                  f"({'; '.join(described)}).", ""]  # fmt: skip
+    for name, entry in unscored.items():
+        parts += [f"- **{_baseline_label(name, entry)} not scored** ({entry.get('status')}): {entry.get('reason')}"]
+    if unscored:
+        parts.append("")
+    return parts
 
 
 def _verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]]) -> str:
@@ -313,13 +402,16 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
     manifest = comparison.manifest
     metrics = tables["test_metrics"]
     baselines = manifest["data"]["baselines"]
-    parts = [f"# Comparison `{manifest['name']}`", "", _protocol(comparison), "", f"**Verdict.** {_verdict(metrics, baselines)}", ""]
+    unscored = _unscored(manifest)
+    verdict = _verdict(metrics, baselines) + _statistical_verdict(metrics, baselines, unscored)
+    parts = [f"# Comparison `{manifest['name']}`", "", _protocol(comparison), "", f"**Verdict.** {verdict}", ""]
 
     parts += ["## 1. Test metrics", ""]
     rows = []
     for _, row in metrics.iterrows():
         if row["model"] == "-":
-            label = {"naive_last": "naive: last value"}.get(row["method"], row["method"].replace("_", " "))
+            label = ("naive: last value" if row["method"] == "naive_last"
+                     else _baseline_label(row["method"], baselines.get(row["method"], {})))  # fmt: skip
             rows.append([label, "", "-", fmt(row["test_rmse_mean"]), fmt(row["test_mae_mean"]),
                          fmt(row["test_mape_mean"]), "-", "-", "-", "-"])  # fmt: skip
             continue
@@ -331,6 +423,7 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
                          "evaluations", "distinct trainings", "wall s / cell"], rows))  # fmt: skip
     parts += ["", "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
               "same epochs and early stopping.", ""]  # fmt: skip
+    parts += _statistical_section(tables["against_statistical"], baselines, unscored)
     parts += _by_step_section(comparison.cells)
     parts += _coverage_line(comparison.cells)
 
@@ -374,7 +467,7 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
             parts += [f"**{caption}**", "", f"![{caption}]({path})", ""]
     parts += ["## Files", "",
               "`cells.csv` (one row per study: the numbers every table is computed from), `test_metrics.csv`, "
-              "`model_comparison.csv`, `optimizer_ranking.csv`, `baselines.csv`, `convergence.csv` and "
+              "`model_comparison.csv`, `optimizer_ranking.csv`, `against_statistical.csv`, `baselines.csv`, `convergence.csv` and "
               "`convergence_bands.csv`, `trials.csv`, `predictions.csv`; every trial is in the Optuna storage "
               f"`{mask_url(manifest['storage'])}`. Rebuild this report with `hpo-lstm report <this folder>`.", ""]  # fmt: skip
     return "\n".join(parts)

@@ -1,5 +1,5 @@
 """What ``hpo-lstm run`` writes, and ``hpo-lstm report RUNFOLDER`` writes again: summary.json,
-trials.csv, predictions.csv, convergence.csv/.png, predictions.png.
+report.md, trials.csv, predictions.csv, convergence.csv/.png, predictions.png.
 
 Every file is written from what the study's storage recorded (its final summary and test
 predictions, and its trials), by one function (``write_run_files``), so the report of a run
@@ -37,12 +37,14 @@ __all__ = [
     "convergence_table",
     "predictions_frame",
     "rebuild_run_outputs",
+    "run_report_markdown",
     "target_label",
     "write_run_files",
     "write_run_outputs",
 ]
 
-RUN_FILES = ("summary.json", "trials.csv", "predictions.csv", "convergence.csv", "convergence.png", "predictions.png")
+RUN_FILES = ("summary.json", "report.md", "trials.csv", "predictions.csv", "convergence.csv", "convergence.png",
+             "predictions.png")
 MODEL_FOLDER = "model"  # the final model: model.json and weights.safetensors
 KINDS = ("trained", "pruned", "memo", "failed")
 
@@ -131,6 +133,7 @@ def write_run_files(
     if isinstance(summary.get("storage"), str):  # recorded unmasked by an earlier hpo-lstm
         summary["storage"] = mask_url(summary["storage"])
     write_text(folder / "summary.json", dumps(summary, indent=2) + "\n")
+    write_text(folder / "report.md", run_report_markdown(summary))
     table = convergence_table(trials)
     for name, frame in (("trials.csv", trials), ("predictions.csv", predictions), ("convergence.csv", table)):
         write_csv(folder / name, frame)
@@ -219,6 +222,94 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
             card = {**card, "storage": mask_url(card["storage"])}
         write_model_folder(model_folder, card, weights)
     return written
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{float(value):.{digits}g}"
+
+
+def run_report_markdown(summary: Mapping[str, Any]) -> str:
+    """report.md of a run, from its summary alone: the protocol, the verdicts, and the tuned
+    model's test metrics next to every baseline's (those not scored with their status and why)."""
+    from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
+
+    protocol = summary.get("protocol") or {}
+    windows = protocol.get("windows") or {}
+    test, baselines = summary["test"], summary["baselines"]
+    naive = baselines["naive_last"]
+    model = f"tuned {summary['model']}"
+    split = "/".join(f"{round(100 * s)}" for s in protocol.get("split", ()))
+    lines = [
+        f"# Run `{summary['study_name']}`",
+        "",
+        f"- **Data**: `{summary['dataset']}`, target `{summary['target']}`"
+        + (f", inputs {', '.join(f'`{f}`' for f in summary.get('features', []))}" if len(summary.get("features", [])) > 1 else "")
+        + (f"; chronological split {split} % -> test windows {windows.get('test')}" if windows else "")
+        + ".",
+        f"- **Windows**: lookback {protocol.get('lookback')} -> horizon {protocol.get('horizon')}, transform "
+        f"`{protocol.get('transform')}`.",
+        f"- **Season**: {protocol.get('season_text') or 'not recorded (a run of an earlier hpo-lstm)'}.",
+        f"- **Search**: {summary['model']} tuned by {summary['optimizer']}, {summary['n_evaluations']} evaluations "
+        f"({summary['n_trained']} trained), seed {summary['seed']}; fitness = "
+        + (f"mean validation RMSE over {summary['folds']['k']} rolling-origin folds." if summary.get("folds")
+           else "validation RMSE."),
+        "- **Test**: the best candidate's own weights, scored once on the test windows. The statistical baselines are "
+        "fitted on the training and validation rows only and forecast every test point from the same origin as the "
+        "network, with every observation up to it and no refit.",
+        "",
+    ]  # fmt: skip
+    ratio = test["rmse"] / naive["rmse"]
+    verdict = f"The {model}'s test RMSE is {ratio:.1%} of the last-value naive forecast's."
+    statistical = {k: v for k, v in baselines.items() if k in BASELINES}
+    if statistical:
+        verdict += " " + statistical_verdict(test["rmse"], statistical, model=model)
+    lines += [f"**Verdict.** {verdict}", ""]
+    stopped = summary.get("stopped_early")
+    if stopped:
+        lines += [f"**Stopped early** at the time limit of {_num(stopped['timeout_seconds'], 6)} s after "
+                  f"{stopped['evaluations']} of {stopped['budget']} evaluations; running the same command again "
+                  "continues the study.", ""]  # fmt: skip
+    folds = (summary.get("folds") or {}).get("chosen_fold_val_rmse")
+    if folds:
+        lines += [f"**Folds.** The chosen candidate's validation RMSE on each fold, oldest first: "
+                  f"{', '.join(_num(v) for v in folds)} (spread {_num(max(folds) - min(folds))}); the final model is "
+                  "its weights on the last fold.", ""]  # fmt: skip
+    lines += ["## Test metrics", ""]
+    header = "| forecast | test RMSE | test MAE | test MAPE % | status | fit s | model |"
+    lines += [header, "|---|---|---|---|---|---|---|"]
+    params = ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in summary["best_params"].items())
+    lines.append(f"| {model} | {_num(test['rmse'])} | {_num(test['mae'])} | {_num(test['mape'])} | ok | - | {params} |")
+    lines.append(f"| naive last value | {_num(naive['rmse'])} | {_num(naive['mae'])} | {_num(naive['mape'])} | ok | - | "
+                 "the last input value |")  # fmt: skip
+    for name in (n for n in BASELINES if n in statistical):
+        e = statistical[name]
+        label = LABELS[name] + (f" ({e['season']})" if name == "seasonal_naive" and e.get("season") else "")
+        detail = e.get("model") if e.get("status") == "ok" else e.get("reason")
+        lines.append(f"| {label} | {_num(e.get('rmse'))} | {_num(e.get('mae'))} | {_num(e.get('mape'))} | "
+                     f"{e.get('status')} | {_num(e.get('fit_seconds'), 3)} | {(detail or '-').replace('|', '/')} |")  # fmt: skip
+    lines += ["", "MAPE is left out (-) where the actual values cross zero. fit s: seconds to fit on train + "
+              "validation (in a child process under the time limit of "
+              f"{_num(protocol.get('baseline_timeout'), 3)} s each).", ""]  # fmt: skip
+    by_step = summary.get("by_step") or []
+    if len(by_step) > 1:
+        scored = [n for n in BASELINES if f"{n}_rmse" in by_step[0]]
+        lines += ["## Test RMSE per forecast step", "",
+                  "| step | " + " | ".join([model, "naive last value", *(LABELS[n] for n in scored)]) + " |",
+                  "|---|" + "---|" * (2 + len(scored))]  # fmt: skip
+        for row in by_step:
+            values = [row["rmse"], row["naive_rmse"], *(row[f"{n}_rmse"] for n in scored)]
+            lines.append(f"| {row['step']} | " + " | ".join(_num(v) for v in values) + " |")
+        lines.append("")
+    notes = protocol.get("data_notes") or []
+    if notes:
+        lines += ["## Data notes", "", *(f"- {note}" for note in notes), ""]
+    lines += ["## Files", "", "`summary.json` (every number here), `predictions.csv` (one row per test window and "
+              "step: actual, the tuned model, its intervals, and a column per scored baseline), `trials.csv`, "
+              "`convergence.csv`, `convergence.png`, `predictions.png`, `model/`. Rebuild with `hpo-lstm report "
+              "<this folder>`.", ""]  # fmt: skip
+    return "\n".join(lines)
 
 
 def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "model_comparison_table",
     "optimizer_ranking_table",
     "paired_test",
+    "statistical_comparison_table",
     "test_metrics_table",
 ]
 
@@ -181,3 +182,43 @@ def convergence_bands(convergence: pd.DataFrame) -> pd.DataFrame:
         "q75": grouped.quantile(0.75),
         "n_seeds": grouped.count(),
     }).reset_index()  # fmt: skip
+
+
+def statistical_comparison_table(
+    cells: pd.DataFrame,
+    baselines: Mapping[str, Mapping[str, Any]],
+    *,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+) -> pd.DataFrame:
+    """Each model x optimizer (and untuned model) against the statistical baselines scored on the
+    same test points: mean test RMSE over seeds, then for each scored baseline (best first) the
+    relative difference of that mean to its RMSE and the seeds whose test RMSE is below it.
+
+    Columns: model, method, n_seeds, test_rmse_mean, best_baseline, best_baseline_rmse,
+    relative_to_best, seeds_better_than_best, and ``relative_to_<name>`` /
+    ``seeds_better_than_<name>`` per scored statistical baseline. Empty when none was scored."""
+    from hpo_lstm.baselines import BASELINES, best_statistical
+
+    best = best_statistical(baselines)
+    if best is None or cells.empty:
+        return pd.DataFrame(columns=["model", "method", "n_seeds", "test_rmse_mean", "best_baseline",
+                                     "best_baseline_rmse", "relative_to_best", "seeds_better_than_best"])  # fmt: skip
+    scored = sorted(((n, float(baselines[n]["rmse"])) for n in BASELINES if n in baselines
+                     and baselines[n].get("rmse") is not None), key=lambda item: item[1])  # fmt: skip
+    rows = []
+    for model in models:
+        for method in [*optimizers, "untuned"]:
+            values = cells[(cells["model"] == model) & (cells["optimizer"] == method)]["test_rmse"].astype(float)
+            if values.empty:
+                continue
+            mean = values.mean()
+            row: dict[str, Any] = {"model": model, "method": method, "n_seeds": len(values), "test_rmse_mean": mean,
+                                   "best_baseline": best[0], "best_baseline_rmse": best[1],
+                                   "relative_to_best": mean / best[1] - 1.0,
+                                   "seeds_better_than_best": int((values < best[1]).sum())}  # fmt: skip
+            for name, rmse in scored:
+                row[f"relative_to_{name}"] = mean / rmse - 1.0
+                row[f"seeds_better_than_{name}"] = int((values < rmse).sum())
+            rows.append(row)
+    return pd.DataFrame(rows)

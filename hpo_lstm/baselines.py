@@ -1,0 +1,493 @@
+"""Statistical baselines, scored on exactly the test points a study's model is scored on.
+
+Seasonal naive, AutoETS and AutoARIMA (statsforecast) are fitted on the training and
+validation rows only, then applied with those fitted parameters, never refitted, from every
+test origin: the forecast of step k from origin t sees every observation up to t, as the
+network's window does. With horizon 1 the one-step forecasts of all test points come from one
+pass of the fitted model over the whole series (statsforecast's ``forward(..., fitted=True)``,
+its in-sample one-step predictions). With horizon H > 1:
+
+* AutoETS forecasts from each origin with ``forward(y[:t + 1], h=H)``: the fitted model's
+  filter over the data up to t, then its own forecast (milliseconds each).
+* AutoARIMA's ``forward`` costs a Kalman filter over the whole prefix per origin (0.6 s for
+  the weekly CO2 series with its 52-week season: minutes for its 342 test origins). Its
+  H-step forecasts are therefore made from the model's difference equation: the expanded AR
+  polynomial phi(B) Phi(B^m) (1 - B)^d (1 - B^m)^D and MA polynomial theta(B) Theta(B^m)
+  applied to the one-step innovations of the same pass, future innovations zero. That is the
+  Kalman forecast once the filter has settled; it is checked on every run by reproducing the
+  library's one-step forecasts of all test points (to 1e-6 of the series' spread; 1e-13 on
+  CO2), and per-origin ``forward`` is used instead where it does not. Written by hand because
+  statsforecast returns no filtered states for ARIMA.
+
+Each model is fitted in a child process (forkserver, else spawn) under a time limit (``timeout`` seconds,
+counted from when the child has imported statsforecast): a child that runs past it is killed
+and the baseline is reported as "timeout"; one that raises as "failed", with the reason.
+Nothing is dropped: every baseline has an entry. The child ignores Ctrl-C (the driver, which
+gets it too, kills the children on its way out) and ends itself when the driver dies.
+
+Choices (docs/baselines.md has the measurements):
+
+* AutoARIMA runs statsforecast's stepwise search with R's rule for the CSS approximation
+  (used when the series is longer than 150 points or the season longer than 12), which
+  statsforecast's class turns off by default: without it the weekly CO2 fit took 355 s, with
+  it 10-19 s on the 2-core machine. Seasons over ``MAX_ARIMA_SEASON`` (52) are fitted
+  non-seasonal: the state space grows with the season, and a 168-hour or 336-half-hour
+  season's Kalman filter is far beyond any sensible time limit.
+* AutoETS takes seasons up to 24 (``MAX_ETS_SEASON``, as R's ``forecast::ets``, which
+  statsforecast follows); a longer one is fitted non-seasonal, and the entry says so.
+* Seasonal naive is :meth:`Dataset.seasonal_naive` (the value one season before; nothing is
+  fitted, so no child process): exactly statsforecast's ``SeasonalNaive``.
+
+Importing this module is cheap: statsforecast is imported in the child processes only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hpo_lstm.data import Dataset
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_TIMEOUT",
+    "LABELS",
+    "Baseline",
+    "Baselines",
+    "best_statistical",
+    "compute_baselines",
+    "statistical_verdict",
+]
+
+BASELINES = ("seasonal_naive", "auto_ets", "auto_arima")
+LABELS = {
+    "naive_last": "naive last value",
+    "seasonal_naive": "seasonal naive",
+    "auto_ets": "AutoETS",
+    "auto_arima": "AutoARIMA",
+}
+DEFAULT_TIMEOUT = 60.0
+MAX_ETS_SEASON = 24
+MAX_ARIMA_SEASON = 52
+# Bump when the way a baseline is computed changes: baselines stored by an older version are refitted.
+VERSION = 1
+# Seconds a child may take to start and import statsforecast before the time limit starts.
+_START_ALLOWANCE = 120.0
+_STATUSES = ("ok", "failed", "timeout", "skipped")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One baseline's outcome: its test forecasts (n_test_windows, horizon) when ``status`` is
+    "ok"; otherwise why not ("failed", "timeout", "skipped")."""
+
+    name: str
+    status: str
+    reason: str | None = None
+    model: str | None = None  # the fitted model in words: "ARIMA(2,1,1)(2,1,0)[52]", "ETS(A,Ad,N)"
+    season: int | None = None  # the season the model was given (1: non-seasonal)
+    fit_seconds: float | None = None
+    forecast_seconds: float | None = None
+    limit_seconds: float | None = None  # the time limit it ran under (None: not fitted in a child)
+    forecast: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.name, self.name)
+
+    def entry(self, actual: np.ndarray) -> dict[str, Any]:
+        """summary.json's entry: test metrics (None unless "ok"), status, reason, model, times."""
+        from hpo_lstm.metrics import forecast_metrics
+
+        metrics: dict[str, Any] = {"rmse": None, "mae": None, "mape": None}
+        if self.status == "ok" and self.forecast is not None:
+            metrics = forecast_metrics(actual, self.forecast)
+        return {
+            **metrics,
+            "status": self.status,
+            "reason": self.reason,
+            "model": self.model,
+            "season": self.season,
+            "fit_seconds": None if self.fit_seconds is None else round(self.fit_seconds, 3),
+            "limit_seconds": self.limit_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The statistical baselines of one dataset and season: computed once, stored with the
+    study (or the comparison) under ``key`` and reused while the key matches."""
+
+    key: dict[str, Any]
+    results: dict[str, Baseline]
+
+    def entries(self, actual: np.ndarray) -> dict[str, dict[str, Any]]:
+        return {name: self.results[name].entry(actual) for name in BASELINES if name in self.results}
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The forecasts of each scored baseline, one value per test window and step (window-major,
+        as predictions.csv)."""
+        return {name: result.forecast.ravel() for name, result in self.results.items()
+                if result.status == "ok" and result.forecast is not None}  # fmt: skip
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON values for the storage."""
+        return {
+            "key": self.key,
+            "results": {
+                name: {**{k: getattr(r, k) for k in ("status", "reason", "model", "season", "fit_seconds",
+                                                      "forecast_seconds", "limit_seconds")},
+                       "forecast": None if r.forecast is None else r.forecast.tolist()}
+                for name, r in self.results.items()
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: Any) -> Baselines | None:
+        """Read back what :meth:`to_record` wrote; None for anything else (then they are refitted)."""
+        try:
+            results = {}
+            for name, r in record["results"].items():
+                if name not in BASELINES or r["status"] not in _STATUSES:
+                    return None
+                forecast = None if r.get("forecast") is None else np.asarray(r["forecast"], dtype=float)
+                results[name] = Baseline(name=name, status=r["status"], reason=r.get("reason"), model=r.get("model"),
+                                         season=r.get("season"), fit_seconds=r.get("fit_seconds"),
+                                         forecast_seconds=r.get("forecast_seconds"),
+                                         limit_seconds=r.get("limit_seconds"), forecast=forecast)  # fmt: skip
+            return cls(key=dict(record["key"]), results=results)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def baselines_key(dataset: Dataset, season: int | None) -> dict[str, Any]:
+    """What the baselines depend on: the data, the rows they are fitted on, the test windows
+    and the season (not the network's settings)."""
+    test = dataset.split("test")
+    return {
+        "version": VERSION,
+        "fingerprint": dataset.fingerprint,
+        "target": dataset.target,
+        "fit_rows": int(dataset.rows["test"][0]),
+        "horizon": int(dataset.horizon),
+        "test_origins": [int(dataset.origins[test][0]), int(dataset.origins[test][-1]), int(dataset.n_windows("test"))],
+        "season": season,
+    }
+
+
+def compute_baselines(
+    dataset: Dataset,
+    *,
+    season: int | None,
+    timeout: float = DEFAULT_TIMEOUT,
+    stored: Baselines | None = None,
+) -> Baselines:
+    """Seasonal naive, AutoETS and AutoARIMA on ``dataset``'s test windows (see the module doc).
+
+    ``stored`` baselines of the same key are reused, except one that ran out of a shorter time
+    limit than ``timeout`` (it gets the new limit). AutoETS and AutoARIMA are fitted at the
+    same time, each in its own child process, each under ``timeout`` seconds.
+    """
+    key = baselines_key(dataset, season)
+    reused: dict[str, Baseline] = {}
+    if stored is not None and stored.key == key:
+        reused = {name: r for name, r in stored.results.items()
+                  if not (r.status == "timeout" and (r.limit_seconds or 0.0) < timeout)}  # fmt: skip
+    results: dict[str, Baseline] = dict(reused)
+    if "seasonal_naive" not in results:
+        results["seasonal_naive"] = _seasonal_naive(dataset, season)
+    todo = [name for name in ("auto_ets", "auto_arima") if name not in results]
+    if todo:
+        results.update(_fit_in_children(dataset, todo, season=season, timeout=timeout))
+    return Baselines(key=key, results={name: results[name] for name in BASELINES})
+
+
+def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
+    """The scored statistical baseline (not the last-value naive) with the lowest test RMSE."""
+    scored = [(name, float(e["rmse"])) for name, e in entries.items()
+              if name in BASELINES and e.get("rmse") is not None and math.isfinite(float(e["rmse"]))]  # fmt: skip
+    return min(scored, key=lambda item: item[1]) if scored else None
+
+
+def statistical_verdict(test_rmse: float, entries: Mapping[str, Mapping[str, Any]], *, model: str) -> str:
+    """One sentence: ``model`` (e.g. "tuned lstm") against the best scored statistical baseline,
+    naming the baselines that were not scored and why ("timeout", "failed", "skipped")."""
+    unscored = [f"{LABELS[name]} {entries[name].get('status')}" for name in BASELINES
+                if name in entries and entries[name].get("status") != "ok"]  # fmt: skip
+    tail = f" Not scored: {', '.join(unscored)}." if unscored else ""
+    best = best_statistical(entries)
+    if best is None:
+        return f"No statistical baseline was scored, so the {model} is judged against the naive forecast only.{tail}"
+    name, rmse = best
+    fitted = entries[name].get("model")
+    label = f"{LABELS[name]}" + (f" [{fitted.split(' (')[0]}]" if fitted and name != "seasonal_naive" else "")
+    relative = test_rmse / rmse - 1.0
+    if relative < 0:
+        text = (f"The {model} beats the best statistical baseline, {label}, by {-relative:.1%} on test RMSE "
+                f"({test_rmse:.4g} vs {rmse:.4g}).")  # fmt: skip
+    else:
+        text = (f"The {model} is {relative:.1%} worse than {label} on test RMSE ({test_rmse:.4g} vs {rmse:.4g}): "
+                "the statistical model serves better here.")  # fmt: skip
+    return text + tail
+
+
+# Seasonal naive ----------------------------------------------------------------------------------
+
+
+def _seasonal_naive(dataset: Dataset, season: int | None) -> Baseline:
+    if season is None:
+        return Baseline("seasonal_naive", "skipped", reason="no season: the data has no time column to infer one "
+                        "from (or its steps have no calendar season); set one with --season N (study file: season = N)")  # fmt: skip
+    try:
+        forecast = dataset.seasonal_naive(season, "test")
+    except ValueError as exc:  # the season reaches before the first row
+        return Baseline("seasonal_naive", "failed", reason=str(exc), season=season)
+    return Baseline("seasonal_naive", "ok", model=f"value {season} steps before (same point of the last season)",
+                    season=season, fit_seconds=0.0, forecast=forecast)  # fmt: skip
+
+
+# Child processes ---------------------------------------------------------------------------------
+
+
+def _fit_in_children(dataset: Dataset, names: list[str], *, season: int | None, timeout: float) -> dict[str, Baseline]:
+    """Fit each of ``names`` in a child process of its own, all at once; kill any still running
+    at its time limit, or when this process is interrupted."""
+    from multiprocessing.connection import wait
+
+    ctx = _context()
+    test = dataset.split("test")
+    task = {
+        "y": np.ascontiguousarray(dataset.level, dtype=float),
+        "n_fit": int(dataset.rows["test"][0]),
+        "origins": np.ascontiguousarray(dataset.origins[test]),
+        "horizon": int(dataset.horizon),
+        "season": season,
+    }
+    children: dict[str, Any] = {}
+    outcomes: dict[str, Baseline] = {}
+    try:
+        for name in names:
+            reader, writer = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_child_main, args=(writer, name, task), name=f"hpo-lstm {name}", daemon=True)
+            process.start()
+            writer.close()  # the child holds the only writing end: its death closes the pipe
+            children[name] = {"process": process, "reader": reader, "started": time.monotonic(), "ready": None}
+        while len(outcomes) < len(names):
+            now = time.monotonic()
+            waiting = {name: c for name, c in children.items() if name not in outcomes}
+            deadlines = {name: (c["ready"] + timeout if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
+                         for name, c in waiting.items()}  # fmt: skip
+            wait([c["reader"] for c in waiting.values()], timeout=max(0.0, min(deadlines.values()) - now))
+            for name, child in waiting.items():
+                outcome = _poll(name, child, timeout)
+                if outcome is None and time.monotonic() >= deadlines[name]:
+                    outcome = _past_limit(name, child, timeout, season)
+                if outcome is not None:
+                    outcomes[name] = outcome
+    finally:
+        for child in children.values():
+            process = child["process"]
+            if process.is_alive():
+                process.kill()
+            process.join()
+            child["reader"].close()
+    return outcomes
+
+
+def _context() -> Any:
+    """forkserver where the platform has it, else spawn (both safe with threads and OpenMP).
+
+    The fork server imports statsforecast once and forks each child from there, so a child
+    starts in milliseconds instead of importing it again (1-10 s), which every study of a test
+    run or a comparison would pay."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["hpo_lstm.baselines", "statsforecast.models"])  # no effect once it runs
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _poll(name: str, child: dict[str, Any], timeout: float) -> Baseline | None:
+    """Read what the child said so far; a Baseline once it has finished (or died)."""
+    reader = child["reader"]
+    while reader.poll():
+        try:
+            kind, payload = reader.recv()
+        except (EOFError, OSError):  # it died without a word
+            child["process"].join(5)
+            code = child["process"].exitcode
+            return Baseline(name, "failed", reason=f"the process fitting it ended with exit code {code} and no result",
+                            limit_seconds=timeout)  # fmt: skip
+        if kind == "ready":
+            child["ready"] = time.monotonic()
+        elif kind == "ok":
+            return Baseline(name, "ok", limit_seconds=timeout, **payload)
+        else:
+            return Baseline(name, "failed", reason=str(payload), limit_seconds=timeout)
+    return None
+
+
+def _past_limit(name: str, child: dict[str, Any], timeout: float, season: int | None) -> Baseline:
+    child["process"].kill()
+    if child["ready"] is None:
+        return Baseline(name, "failed", reason=f"its process did not start within {_START_ALLOWANCE:g} s",
+                        limit_seconds=timeout)  # fmt: skip
+    return Baseline(name, "timeout", reason=f"not fitted and forecast within the time limit of {timeout:g} s "
+                    "(--baseline-timeout, study file: baseline_timeout); it was stopped", season=_model_season(name, season),
+                    limit_seconds=timeout)  # fmt: skip
+
+
+def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
+    """A child process: fit one model, send ("ok", fields) or ("failed", reason)."""
+    import os
+    import signal
+    import threading
+    import warnings
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and kills this process
+
+    parent = os.getppid()  # the driver (spawn) or its fork server, which ends with the driver
+
+    def _end_with_parent() -> None:  # the driver died (SIGKILL): do not run on as an orphan
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=_end_with_parent, daemon=True).start()
+    warnings.simplefilter("ignore")  # statsforecast's convergence warnings: the result is judged on test
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # one core per model: two models fit side by side
+        import statsforecast.models  # noqa: F401  (the import is not part of the time limit)
+    except BaseException as exc:  # noqa: BLE001  (reported, not raised: the child must answer)
+        writer.send(("failed", f"statsforecast cannot be imported: {type(exc).__name__}: {exc}"))
+        return
+    writer.send(("ready", None))
+    try:
+        fields = _FITS[name](task)
+    except BaseException as exc:  # noqa: BLE001
+        from hpo_lstm._errors import first_line
+
+        writer.send(("failed", f"{type(exc).__name__}: {first_line(exc)}"))
+        return
+    writer.send(("ok", fields))
+
+
+def _model_season(name: str, season: int | None) -> int:
+    limit = MAX_ETS_SEASON if name == "auto_ets" else MAX_ARIMA_SEASON
+    return season if season is not None and 1 < season <= limit else 1
+
+
+def _season_note(name: str, season: int | None) -> str:
+    limit = MAX_ETS_SEASON if name == "auto_ets" else MAX_ARIMA_SEASON
+    if season is not None and season > limit:
+        return f" (non-seasonal: season {season} is over the {limit} this model is fitted with)"
+    return ""
+
+
+def _fit_ets(task: dict[str, Any]) -> dict[str, Any]:
+    from statsforecast.models import AutoETS
+
+    y, n_fit, origins, horizon = task["y"], task["n_fit"], task["origins"], task["horizon"]
+    season = _model_season("auto_ets", task["season"])
+    model = AutoETS(season_length=season)
+    started = time.perf_counter()
+    model.fit(y[:n_fit])
+    fitted_at = time.perf_counter()
+    if horizon == 1:
+        forecast = model.forward(y=y, h=1, fitted=True)["fitted"][origins + 1][:, None]
+    else:
+        forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
+    errortype, trend, seasontype, damped = model.model_["components"][:4]
+    description = f"ETS({errortype},{trend}{'d' if damped == 'D' else ''},{seasontype})"
+    return {"forecast": _finite(forecast), "model": description + _season_note("auto_ets", task["season"]),
+            "season": season, "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+
+
+def _fit_arima(task: dict[str, Any]) -> dict[str, Any]:
+    from statsforecast.arima import arima_string
+    from statsforecast.models import AutoARIMA
+
+    y, n_fit, origins, horizon = task["y"], task["n_fit"], task["origins"], task["horizon"]
+    season = _model_season("auto_arima", task["season"])
+    model = AutoARIMA(season_length=season, approximation=None)  # None: R's rule (see the module doc)
+    started = time.perf_counter()
+    model.fit(y[:n_fit])
+    fitted_at = time.perf_counter()
+    one_step = model.forward(y=y, h=1, fitted=True)["fitted"]
+    if horizon == 1:
+        forecast = one_step[origins + 1][:, None]
+    else:
+        forecast = arima_paths(model.model_, y, one_step, origins, horizon)
+        spread = float(np.std(y[:n_fit])) or 1.0
+        if not np.all(np.abs(forecast[:, 0] - one_step[origins + 1]) <= 1e-6 * spread):
+            forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
+    description = arima_string(model.model_).strip()
+    return {"forecast": _finite(forecast), "model": description + _season_note("auto_arima", task["season"]),
+            "season": season, "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+
+
+_FITS = {"auto_ets": _fit_ets, "auto_arima": _fit_arima}
+
+
+def _finite(forecast: np.ndarray) -> np.ndarray:
+    forecast = np.asarray(forecast, dtype=float)
+    if not np.all(np.isfinite(forecast)):
+        raise ValueError(f"the fitted model forecast {int(np.sum(~np.isfinite(forecast)))} non-finite value(s)")
+    return forecast
+
+
+def arima_paths(model: Mapping[str, Any], y: np.ndarray, one_step: np.ndarray, origins: np.ndarray,
+                horizon: int) -> np.ndarray:  # fmt: skip
+    """H-step forecasts (n_origins, horizon) of a fitted statsforecast ARIMA ``model`` from each
+    origin row, by its difference equation (see the module doc).
+
+    ``one_step`` holds the model's one-step forecasts of every row of ``y`` (``forward(y, h=1,
+    fitted=True)["fitted"]``); their errors are the innovations. Regression terms (intercept,
+    drift) are taken off first and added back at the forecast rows.
+    """
+    coef = dict(model["coef"])
+    p, q, P, Q, m, d, D = (int(v) for v in model["arma"][:7])
+    ar = [coef.get(f"ar{i}", 0.0) for i in range(1, p + 1)]
+    ma = [coef.get(f"ma{i}", 0.0) for i in range(1, q + 1)]
+    ar_poly = np.convolve(np.r_[1.0, -np.asarray(ar, dtype=float)], _seasonal(m, [-coef[f"sar{j}"] for j in range(1, P + 1)]))
+    ma_poly = np.convolve(np.r_[1.0, np.asarray(ma, dtype=float)], _seasonal(m, [coef[f"sma{j}"] for j in range(1, Q + 1)]))
+    for _ in range(d):
+        ar_poly = np.convolve(ar_poly, [1.0, -1.0])
+    for _ in range(D):
+        ar_poly = np.convolve(ar_poly, _seasonal(m, [-1.0]))
+    a, b = -ar_poly[1:], ma_poly[1:]  # x_t = sum a_i x_{t-i} + e_t + sum b_j e_{t-j}
+    n = len(y)
+    regression = np.full(n, float(coef.get("intercept", 0.0))) + float(coef.get("drift", 0.0)) * np.arange(1, n + 1)
+    x = np.asarray(y, dtype=float) - regression
+    innovations = np.asarray(y, dtype=float) - np.asarray(one_step, dtype=float)
+    origins = np.asarray(origins)
+    paths = np.zeros((len(origins), horizon))
+    for k in range(1, horizon + 1):
+        total = np.zeros(len(origins))
+        for i in np.flatnonzero(a) + 1:
+            total += a[i - 1] * (x[origins + k - i] if i >= k else paths[:, k - i - 1])
+        for j in np.flatnonzero(b) + 1:
+            if j >= k:
+                total += b[j - 1] * innovations[origins + k - j]
+        paths[:, k - 1] = total
+    return paths + regression[origins[:, None] + np.arange(1, horizon + 1)[None, :]]
+
+
+def _seasonal(m: int, coefficients: list[float]) -> np.ndarray:
+    """1 + c_1 B^m + c_2 B^2m + ... as polynomial coefficients in B."""
+    poly = np.zeros(len(coefficients) * m + 1)
+    poly[0] = 1.0
+    for j, c in enumerate(coefficients, start=1):
+        poly[j * m] = c
+    return poly
+
