@@ -3,10 +3,12 @@
     python benchmarks/study_speed.py [--candidates 16] [--max-epochs 20] [--seed 0] [--load] [--quick]
     python benchmarks/study_speed.py --quick     # 4 candidates, 2 epochs: checks that it runs
 
-Identical work on both sides: one list of candidates, drawn once from hpo-lstm's default search
-space (learning rate, hidden size, layers) with a fixed seed, in which the costliest draw is
+Identical work on both sides: one list of candidates, drawn once from the search space a default
+study searches on this data (learning rate, hidden size, layers, and the lookback where the data
+gives a season) with a fixed seed, in which the costliest draw is
 moved to the space's largest corner (hidden_size 256, n_layers 4) so that large models are in
-it for sure. Same data (built-in CO2), same maximum epochs, same network class.
+it for sure. Same data (built-in CO2, with the calendar features a default study adds), same
+maximum epochs, same network class, the candidate's lookback cut from the same windows.
 
 (a) tutorial: what the seed scripts do - torch DataLoader with shuffle, torch's default thread
     count, every candidate trained for the full max epochs (no early stopping, no pruning), one
@@ -67,6 +69,14 @@ class FixedCandidates(Optimizer):
             objective(self.units[start : start + self.pop_size])
 
 
+def study_space(config: StudyConfig, dataset: Any) -> SearchSpace:
+    """The space a study of ``config`` searches on this data: the default space, with the
+    lookback searched when the data gives a season (as run_study settles it)."""
+    if hasattr(config, "for_data"):
+        return config.for_data(dataset.point_times, len(dataset.level)).space
+    return config.space
+
+
 def draw_candidates(space: SearchSpace, n: int, seed: int) -> list[list[float]]:
     """``n`` uniform draws from the unit cube; the costliest is moved to the largest corner."""
     units = np.random.default_rng(seed).random((n, space.dim))
@@ -77,13 +87,19 @@ def draw_candidates(space: SearchSpace, n: int, seed: int) -> list[list[float]]:
     return units.tolist()
 
 
+def windows(dataset: Any, split: str, params: dict[str, Any]) -> np.ndarray:
+    """``split``'s input windows, cut to the candidate's lookback when it is searched (the
+    dataset's windows have the longest one), as hpo-lstm's training does."""
+    lookback = int(params.get("lookback", dataset.lookback))
+    return dataset.x[dataset.split(split)][:, -lookback:, :]
+
+
 def tutorial_train(params: dict[str, Any], dataset: Any, max_epochs: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     model = build_model("lstm", params, n_features=dataset.n_features)
     optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
-    train = dataset.split("train")
     loader = DataLoader(
-        TensorDataset(torch.from_numpy(dataset.x[train]), torch.from_numpy(dataset.y[train])),
+        TensorDataset(torch.from_numpy(windows(dataset, "train", params)), torch.from_numpy(dataset.y[dataset.split("train")])),
         batch_size=64,
         shuffle=True,
     )
@@ -98,10 +114,10 @@ def tutorial_train(params: dict[str, Any], dataset: Any, max_epochs: int, seed: 
     return model
 
 
-def tutorial_rmse(model: nn.Module, dataset: Any, split: str) -> float:
+def tutorial_rmse(model: nn.Module, dataset: Any, split: str, params: dict[str, Any]) -> float:
     model.eval()
     with torch.no_grad():
-        predicted = dataset.to_level(model(torch.from_numpy(dataset.x[dataset.split(split)])).numpy(), split)
+        predicted = dataset.to_level(model(torch.from_numpy(windows(dataset, split, params))).numpy(), split)
     return math.sqrt(float(np.mean((predicted - dataset.actual[dataset.split(split)]) ** 2)))
 
 
@@ -117,10 +133,10 @@ def run_tutorial(candidates: list[dict[str, Any]], dataset: Any, max_epochs: int
     rows = []
     for params in candidates:
         began = time.perf_counter()
-        value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val")
+        value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val", params)
         rows.append((value, time.perf_counter() - began))
     best = min(range(len(candidates)), key=lambda i: rows[i][0] if math.isfinite(rows[i][0]) else math.inf)
-    test = tutorial_rmse(tutorial_train(candidates[best], dataset, max_epochs, seed), dataset, "test")
+    test = tutorial_rmse(tutorial_train(candidates[best], dataset, max_epochs, seed), dataset, "test", candidates[best])
     wall = time.perf_counter() - start
     return {
         "wall": wall, "cpu": sum(cpu_seconds()) - cpu_before, "rows": rows, "best": best, "test": test,
@@ -164,13 +180,14 @@ def main() -> None:
         load_start = os.getloadavg()[0]
         with tempfile.TemporaryDirectory() as out:
             base = StudyConfig(out=out, storage=f"sqlite:///{out}/speed.db", max_epochs=args.max_epochs, seed=args.seed)
-            units = draw_candidates(base.space, args.candidates, args.seed)
+            dataset = prepare_dataset(base)
+            space = study_space(base, dataset)
+            units = draw_candidates(space, args.candidates, args.seed)
             config = base.replace(
                 name="study-speed", optimizer="fixed-list", optimizer_options={"units": units},
                 pop_size=args.pop_size, budget=args.candidates,
             )  # fmt: skip
-            dataset = prepare_dataset(config)
-            candidates = [config.space.decode(u) for u in units]
+            candidates = [space.decode(u) for u in units]
             naive = math.sqrt(float(np.mean((dataset.naive("test") - dataset.actual[dataset.split("test")]) ** 2)))
 
             a = run_tutorial(candidates, dataset, args.max_epochs, args.seed)
@@ -182,13 +199,15 @@ def main() -> None:
             busy.wait()
 
     result, trials = b["result"], b["trials"]
-    print(f"{len(candidates)} candidates, max {args.max_epochs} epochs, seed {args.seed}, {cores} cores, "
+    print(f"{len(candidates)} candidates from {space.names}, {dataset.n_features} input features, max {args.max_epochs} "
+          f"epochs, seed {args.seed}, {cores} cores, "
           f"{'one busy process competing' if busy else 'no added load'}; load average {load_start:.2f} at start, "
           f"{load_end:.2f} at end")  # fmt: skip
-    print(f"{'#':>2} {'lr':>8} {'hidden':>6} {'layers':>6} | {'(a) val':>8} {'s':>6} | {'(b) val':>8} {'state':>8} "
-          f"{'epochs':>6} {'s':>6}")  # fmt: skip
+    print(f"{'#':>2} {'lr':>8} {'hidden':>6} {'layers':>6} {'lookback':>8} | {'(a) val':>8} {'s':>6} | {'(b) val':>8} "
+          f"{'state':>8} {'epochs':>6} {'s':>6}")  # fmt: skip
     for i, (params, (value, seconds), (_, trial)) in enumerate(zip(candidates, a["rows"], trials.iterrows())):
-        print(f"{i:>2} {params['learning_rate']:8.5f} {params['hidden_size']:>6} {params['n_layers']:>6} | "
+        print(f"{i:>2} {params['learning_rate']:8.5f} {params['hidden_size']:>6} {params['n_layers']:>6} "
+              f"{params.get('lookback', dataset.lookback):>8} | "
               f"{value:8.4f} {seconds:6.1f} | {trial['value']:8.4f} {trial['state']:>8} "
               f"{int(trial['user_attrs_epochs']):>6} {trial['user_attrs_train_seconds']:6.1f}")  # fmt: skip
     a_util = a["cpu"] / a["wall"] / cores

@@ -1,22 +1,25 @@
 """Wall time until the best validation RMSE is within 1% of a reference: tutorial+WOA, Optuna, hpo-lstm.
 
-    python benchmarks/time_to_target.py --seeds 5 --cap 900              # the full run (up to 3 x 5 x 15 min)
-    python benchmarks/time_to_target.py --seeds 2 --quick                # a check that it runs (~4 min)
-    python benchmarks/time_to_target.py --methods hpo-lstm --first-seed 3 --seeds 1 --cap 600   # one piece
+    python benchmarks/time_to_target.py --seeds 5 --cap 900 --save ttt.jsonl   # the full run (at most 3 x 5 x 15 min)
+    python benchmarks/time_to_target.py --seeds 2 --quick                      # a check that it runs (~4 min)
+    python benchmarks/time_to_target.py --methods optuna --first-seed 3 --seeds 1 --save ttt.jsonl   # one piece
+    python benchmarks/time_to_target.py --summarise ttt.jsonl                  # pieces together, nothing trained
 
-Every method searches the same space on the same data (built-in CO2, hpo-lstm's default split,
-lookback 24, the same LSTM class) with the same maximum epochs (default 30, hpo-lstm's default):
+Every method searches the same space on the same data: the space and data a default hpo-lstm
+study settles on the built-in CO2 series (learning rate, hidden size, layers, and the lookback
+where the data gives a season; the calendar input features), the same LSTM class, the same
+maximum epochs (default 30, hpo-lstm's default):
 
 (a) tutorial: mealpy's OriginalWOA (pop_size 8, mealpy's own single-agent mode: one candidate
     at a time) minimising the tutorial training of ``study_speed.py`` (DataLoader with shuffle,
     torch's default thread count, every candidate the full max epochs, the model after its last
-    epoch scored on validation). The search variables are hpo-lstm's unit cube decoded by its
-    default space, so the space is identical. A diverged candidate (NaN) scores 1e12.
-(b) optuna: the usual Optuna loop as Optuna's documentation writes it (the PyTorch example):
-    ``objective(trial)`` with ``trial.suggest_float/suggest_int`` over the same bounds (log
-    learning rate 1e-4..1e-1, log hidden 8..256, layers 1..4), the same tutorial training epoch
-    by epoch with ``trial.report(val_rmse, epoch)`` / ``trial.should_prune()``, returning the
-    last epoch's validation RMSE; ``TPESampler(seed=seed)``, ``MedianPruner()`` (defaults),
+    epoch scored on validation). The search variables are hpo-lstm's unit cube decoded by the
+    study's space, so the space is identical. A diverged candidate (NaN) scores 1e12.
+(b) optuna: the usual Optuna loop as Optuna's documentation writes it (its PyTorch example):
+    ``objective(trial)`` with ``trial.suggest_float/suggest_int`` over the same names and
+    bounds (log scale where hpo-lstm's space has it), the same tutorial training epoch by epoch
+    with ``trial.report(val_rmse, epoch)`` / ``trial.should_prune()``, returning the last
+    epoch's validation RMSE; ``TPESampler(seed=seed)``, ``MedianPruner()`` (its defaults),
     ``study.optimize``; torch's default thread count. Only completed trials count (Optuna's
     ``best_value``).
 (c) hpo-lstm: ``run_study`` with its defaults (WOA, pop_size 8, early stopping, median pruning,
@@ -27,20 +30,20 @@ lookback 24, the same LSTM class) with the same maximum epochs (default 30, hpo-
 Each method's value is the validation RMSE (ppm) of the model it would hand over: (a) and (b)
 the last epoch's model, (c) the best epoch's weights (early stopping keeps them). The clock
 starts when the method starts (worker start-up included) and stops when its best value is
-within ``--tolerance`` (1%) of the reference, or at ``--cap`` seconds (then the run counts as
-not reaching it, and its time as the cap: medians are then lower bounds, said in the output).
+within ``--tolerance`` (1%) of the reference; a run that does not get there by ``--cap``
+seconds counts as the cap (a median at the cap is a lower bound, marked ``>=``).
 
-The reference (``--reference``): a number, by default 0.41385, the best validation RMSE of any
-LSTM study in the default CO2 comparison (results/examples/compare-co2/cells.csv: 18 WOA, PSO,
-GWO, GA, TPE and random studies of budget 24, max 30 epochs; tpe seed 2 reached 0.413849); or
-``best-seen``: the best value any run of this invocation reached (every run then goes to the
-cap, as the target is known only at the end). ``--quick`` uses best-seen, 3 epochs, a 30 s cap.
-Ends with one key=value line, the headline first.
+The reference (``--reference``): ``best-seen`` (default), the best validation RMSE that any run
+of any method reached (every run then goes on to the cap, as the target is known only at the
+end); or a number, when one is established, and runs then stop at the target. ``--save`` and
+``--summarise`` let a long run be made in pieces (each within the machine's limits) and judged
+together. ``--quick``: 3 epochs, a 30 s cap. Ends with one key=value line, the headline first.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -56,14 +59,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study_speed import DEFAULT_THREADS, tutorial_rmse, tutorial_train  # noqa: E402
+from study_speed import DEFAULT_THREADS, study_space, tutorial_rmse, tutorial_train, windows  # noqa: E402
 
 from hpo_lstm.config import StudyConfig  # noqa: E402
 from hpo_lstm.models import build_model  # noqa: E402
 from hpo_lstm.study import prepare_dataset, run_study  # noqa: E402
 
 METHODS = ("tutorial", "optuna", "hpo-lstm")
-DEFAULT_REFERENCE = 0.41385
 BAD = 1e12  # what the tutorial's mealpy loop scores a diverged candidate with
 
 
@@ -126,7 +128,7 @@ def run_tutorial_woa(dataset: Any, space: Any, seed: int, max_epochs: int, trace
 
     def fitness(solution: np.ndarray) -> float:
         params = space.decode(solution)
-        value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val")
+        value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val", params)
         trace.value(value)
         return value if math.isfinite(value) else BAD
 
@@ -143,19 +145,17 @@ def run_optuna(dataset: Any, space: Any, seed: int, max_epochs: int, trace: Trac
     torch.set_num_threads(DEFAULT_THREADS)
     torch.manual_seed(seed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # not a traceback per capped trial
-    train = dataset.split("train")
-    loader = DataLoader(
-        TensorDataset(torch.from_numpy(dataset.x[train]), torch.from_numpy(dataset.y[train])), batch_size=64, shuffle=True
-    )
-    lr, hidden, layers = space["learning_rate"], space["hidden_size"], space["n_layers"]
+    y_train = torch.from_numpy(dataset.y[dataset.split("train")])
 
     def objective(trial: optuna.Trial) -> float:
         params = {
-            "learning_rate": trial.suggest_float("learning_rate", lr.low, lr.high, log=True),
-            "hidden_size": trial.suggest_int("hidden_size", int(hidden.low), int(hidden.high), log=True),
-            "n_layers": trial.suggest_int("n_layers", int(layers.low), int(layers.high)),
-        }
+            p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log) if p.integer
+            else trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            for p in space.params
+        }  # the same names and bounds as hpo-lstm's space (learning_rate, hidden_size, n_layers[, lookback])
         model = build_model("lstm", params, n_features=dataset.n_features)
+        loader = DataLoader(TensorDataset(torch.from_numpy(windows(dataset, "train", params)), y_train),
+                            batch_size=64, shuffle=True)  # fmt: skip
         optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
         loss_fn = nn.MSELoss()
         for epoch in range(max_epochs):
@@ -164,7 +164,7 @@ def run_optuna(dataset: Any, space: Any, seed: int, max_epochs: int, trace: Trac
                 optimizer.zero_grad()
                 loss_fn(model(xb), yb).backward()
                 optimizer.step()
-            val_rmse = tutorial_rmse(model, dataset, "val")
+            val_rmse = tutorial_rmse(model, dataset, "val", params)
             trial.report(val_rmse, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -232,68 +232,102 @@ def _median(times: list[float | None], cap: float) -> tuple[float, bool]:
     return statistics.median(cap if t is None else t for t in times), censored >= n - n // 2
 
 
+def summarise(runs: list[dict[str, Any]], methods: list[str], fixed: float | None, tolerance: float) -> None:
+    """Print each method's times to the target and the key=value line, from recorded runs
+    (``{"method", "seed", "cap", "events": [[seconds, value], ...], ...}``)."""
+    traces = {}
+    for run in runs:
+        trace = Trace(None)
+        trace.events = [(float(t), float(v)) for t, v in run["events"]]
+        traces[run["method"], run["seed"]] = (trace, float(run["cap"]))
+    methods = [m for m in methods if any(m == k[0] for k in traces)]
+    seeds = sorted({seed for _, seed in traces})
+    reference = fixed if fixed is not None else min(t.best() for t, _ in traces.values())
+    target = reference * (1 + tolerance)
+    caps = {cap for _, cap in traces.values()}
+    medians, reached, counts = {}, {}, {}
+    for method in methods:
+        runs_of = [traces[key] for key in sorted(traces) if key[0] == method]
+        times = [trace.time_to(target) for trace, _ in runs_of]
+        medians[method] = _median(times, max(cap for _, cap in runs_of))
+        reached[method], counts[method] = sum(t is not None for t in times), len(times)
+        shown = " ".join("-" if t is None else f"{t:.0f}" for t in times)
+        print(f"{method:>8}: seconds to within {tolerance:.0%} of {reference:.5f} ({target:.5f}), seed by seed: "
+              f"{shown}; median {'>=' if medians[method][1] else ''}{medians[method][0]:.0f} s, "
+              f"reached {reached[method]}/{counts[method]}")  # fmt: skip
+
+    def ratio(method: str) -> str:
+        if method not in medians or "hpo-lstm" not in medians:
+            return "nan"
+        (num, num_low), (den, den_low) = medians[method], medians["hpo-lstm"]
+        # A median at the cap is a lower bound: the ratio is then one too, an upper one, or unknown.
+        bound = {(False, False): "", (True, False): ">=", (False, True): "<=", (True, True): "~"}[num_low, den_low]
+        return f"{bound}{num / den:.2f}"
+
+    keys = {"tutorial": "tutorial", "optuna": "optuna", "hpo-lstm": "ours"}
+    summary = " ".join(f"{keys[m]}_s={'>=' if medians[m][1] else ''}{medians[m][0]:.0f}" for m in methods)
+    reach = " ".join(f"{keys[m]}_reached={reached[m]}/{counts[m]}" for m in methods)
+    loads = [run.get("loadavg") for run in runs if run.get("loadavg") is not None]
+    print(
+        f"ratio={ratio('tutorial')} optuna_ratio={ratio('optuna')} {summary} {reach} reference={reference:.5f} "
+        f"reference_kind={'fixed' if fixed is not None else 'best-seen'} tolerance={tolerance} "
+        f"cap_s={'/'.join(f'{c:.0f}' for c in sorted(caps))} seeds={len(seeds)} "
+        f"max_epochs={'/'.join(str(e) for e in sorted({run.get('max_epochs') for run in runs}))} "
+        f"loadavg_min={min(loads, default=math.nan):.2f} loadavg_max={max(loads, default=math.nan):.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--cap", type=float, default=900.0, help="seconds per method and seed")
     parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="a validation RMSE, or best-seen")
+    parser.add_argument("--reference", default="best-seen", help="best-seen (default), or a validation RMSE")
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--quick", action="store_true", help="best-seen reference, 3 epochs, 30 s cap")
+    parser.add_argument("--save", metavar="FILE", help="append each run (its values over time) to FILE, JSON lines")
+    parser.add_argument("--summarise", metavar="FILE", nargs="+", help="train nothing: summarise runs saved with --save")
+    parser.add_argument("--quick", action="store_true", help="3 epochs, 30 s cap")
     args = parser.parse_args()
     if args.quick:
-        args.reference, args.max_epochs, args.cap = "best-seen", 3, 30.0
+        args.max_epochs, args.cap = 3, 30.0
     methods = [m.strip() for m in args.methods.split(",")]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     fixed = None if args.reference == "best-seen" else float(args.reference)
+    if args.summarise:
+        runs = []
+        for name in args.summarise:
+            with open(name) as handle:
+                runs.extend(json.loads(line) for line in handle if line.strip())
+        summarise(runs, methods, fixed, args.tolerance)
+        return
     target = None if fixed is None else fixed * (1 + args.tolerance)
 
     config = StudyConfig()
-    dataset, space = prepare_dataset(config), config.space
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    load_start = os.getloadavg()[0]
-    traces: dict[tuple[str, int], Trace] = {}
-    for seed in seeds:
+    dataset = prepare_dataset(config)
+    space = study_space(config, dataset)
+    print(f"space {space.names}, {dataset.n_features} input features, max {args.max_epochs} epochs, cap {args.cap:.0f} s",
+          flush=True)  # fmt: skip
+    runs = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method in methods:
             load = os.getloadavg()[0]
-            trace = traces[method, seed] = run_one(method, dataset, space, seed, args.max_epochs, target, args.cap)
+            trace = run_one(method, dataset, space, seed, args.max_epochs, target, args.cap)
+            run = {"method": method, "seed": seed, "cap": args.cap, "max_epochs": args.max_epochs, "loadavg": load,
+                   "loadavg_end": os.getloadavg()[0], "events": trace.events}  # fmt: skip
+            runs.append(run)
+            if args.save:
+                with open(args.save, "a") as handle:
+                    handle.write(json.dumps(run) + "\n")
             reached = trace.time_to(target) if target is not None else None
             ran = trace.events[-1][0] if trace.events else 0.0
             outcome = f"target at {reached:.1f} s" if reached is not None else f"last value at {ran:.0f} s"
             print(f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
-                  f"(load average {load:.2f} at its start)", flush=True)  # fmt: skip
-    reference = fixed if fixed is not None else min(t.best() for t in traces.values())
-    target = reference * (1 + args.tolerance)
-    medians, reached = {}, {}
-    for method in methods:
-        times = [traces[method, seed].time_to(target) for seed in seeds]
-        medians[method] = _median(times, args.cap)
-        reached[method] = sum(t is not None for t in times)
-        shown = " ".join("-" if t is None else f"{t:.0f}" for t in times)
-        print(f"{method:>8}: seconds to within {args.tolerance:.0%} of {reference:.5f} ({target:.5f}) per seed: "
-              f"{shown}; median {'>=' if medians[method][1] else ''}{medians[method][0]:.0f} s, "
-              f"reached {reached[method]}/{len(seeds)}")  # fmt: skip
-
-    def ratio(method: str) -> str:
-        if method not in medians or "hpo-lstm" not in medians:
-            return "nan"
-        (num, num_low), (den, den_low) = medians[method], medians["hpo-lstm"]
-        bound = "" if not (num_low or den_low) else (">=" if num_low and not den_low else "~")
-        return f"{bound}{num / den:.2f}"
-
-    keys = {"tutorial": "tutorial", "optuna": "optuna", "hpo-lstm": "ours"}
-    summary = " ".join(f"{keys[m]}_s={'>=' if medians[m][1] else ''}{medians[m][0]:.0f}" for m in methods)
-    reach = " ".join(f"{keys[m]}_reached={reached[m]}/{len(seeds)}" for m in methods)
-    print(
-        f"ratio={ratio('tutorial')} optuna_ratio={ratio('optuna')} {summary} {reach} reference={reference:.5f} "
-        f"reference_kind={'fixed' if fixed is not None else 'best-seen'} tolerance={args.tolerance} cap_s={args.cap:.0f} "
-        f"seeds={len(seeds)} max_epochs={args.max_epochs} loadavg_start={load_start:.2f} "
-        f"loadavg_end={os.getloadavg()[0]:.2f}"
-    )
+                  f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)", flush=True)  # fmt: skip
+    summarise(runs, methods, fixed, args.tolerance)
 
 
 if __name__ == "__main__":

@@ -540,13 +540,14 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from rich.markup import escape
 
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
+    from hpo_lstm.report._run import lookback_text
 
     console = Console()
     protocol = summary.get("protocol", {})
     windows = protocol.get("windows", {})
     if windows:  # the protocol header: what was scored, and the season the seasonal baselines used
         console.print(f"protocol: {summary['dataset']}, target {summary['target']}; test windows "
-                      f"{windows.get('test')}, lookback {protocol.get('lookback')} -> horizon {protocol.get('horizon')}"
+                      f"{windows.get('test')}, lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}"
                       + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else ""))  # fmt: skip
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items())
     table = Table(title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
@@ -618,6 +619,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hpo_lstm.baselines import LABELS
     from hpo_lstm.report._compare import fmt, mean_std
 
     comparison = result["comparison"]
@@ -627,7 +629,8 @@ def _print_comparison(result: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
     for _, row in result["test_metrics"].iterrows():
         if row["model"] == "-":
-            table.add_row(row["method"].replace("_", " "), "", "", fmt(row["test_rmse_mean"]), "", "")
+            method = str(row["method"])
+            table.add_row(LABELS.get(method, method.replace("_", " ")), "", "", fmt(row["test_rmse_mean"]), "", "")
             continue
         table.add_row(row["model"], row["method"], str(int(row["n_seeds"])), mean_std(row, "test_rmse"),
                       fmt(row["best_val_rmse_mean"]), fmt(row["n_trained_mean"], 3))  # fmt: skip

@@ -312,9 +312,12 @@ def run_compare(
     from hpo_lstm.training import resolve_device
 
     folder = config.folder
+    dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
+    # The settings the data decides (season-aware lookback bounds, calendar features), settled
+    # once for every cell, so that the manifest, the report and the cells' identities agree.
+    config = dataclasses.replace(config, base=config.base.for_data(dataset.point_times, len(dataset.level)))
     cells = config.cells()
     position = {cell.study_name: index for index, cell in enumerate(cells)}
-    dataset = prepare_dataset(config.base)  # bad data fails here, before anything is written
     manifest = config.manifest()
     _refuse_changed_protocol(folder, manifest, replace_report=replace_report)  # before the old manifest is overwritten
     _refuse_changed_data(folder, dataset)

@@ -126,11 +126,7 @@ class Evaluator:
             stored = self.recorder.stored(index)
             if stored is not None:
                 if stored.params != params:
-                    raise StorageError(
-                        f"Stored evaluation {index} of study {self.config.study_name!r} has params {stored.params}, "
-                        f"but the optimizer now proposes {params}; the record does not belong to this run. "
-                        "Give a new `study_name`."
-                    )
+                    raise StorageError(self._mismatch(index, stored.params, params))
                 self._memo.setdefault(_memo_key(params), (stored.value, stored.number, stored.state == "PRUNED"))
                 for fold, curve in enumerate(self._stored_curves(stored)):
                     if curve:
@@ -216,6 +212,24 @@ class Evaluator:
                 else:
                     survivors.append(key)
             alive = survivors
+
+    def _mismatch(self, index: int, stored: dict[str, Any], proposed: dict[str, Any]) -> str:
+        """Why a replay cannot go on: the record is another run's, or (most often) the budget
+        changed under an optimizer whose moves depend on how many generations it allows."""
+        import json
+
+        recorded = json.loads(self.recorder.study.user_attrs.get("hpo_lstm_final", "{}")).get("budget")
+        if recorded is not None and recorded != self.config.budget:
+            return (
+                f"Study {self.config.study_name!r} was recorded with budget {recorded}, and optimizer "
+                f"{self.config.optimizer!r} moves differently with budget {self.config.budget} (it spreads its schedule "
+                f"over the generations the budget allows: woa, gwo and many mealpy classes do), so evaluation {index} "
+                f"cannot be replayed. Keep budget {recorded}, or give a new `study_name` for budget {self.config.budget}."
+            )
+        return (
+            f"Stored evaluation {index} of study {self.config.study_name!r} has params {stored}, but the optimizer "
+            f"now proposes {proposed}; the record does not belong to this run. Give a new `study_name`."
+        )
 
     def _past_deadline(self, size: int) -> bool:
         """Whether the time limit forbids this batch: past the deadline, the study has a first

@@ -51,7 +51,8 @@ class Forecaster:
     * :meth:`forecast` continues a series past its last observation: steps 1..H (the model's
       horizon) come from the model directly; past H it forecasts recursively, feeding its own
       forecasts back as the target's newest values. **Other input features** (multivariate
-      models) are unknown beyond the data, so they are held at their last observed value.
+      models) are unknown beyond the data, so they are held at their last observed value;
+      calendar features are computed from the continued time stamps.
       Interval half-widths are the card's split-conformal ones (from validation residuals)
       for steps 1..H; past H the step-H half-width grows as ``sqrt(k / H)`` at step k: an
       approximation whose coverage nobody has checked.

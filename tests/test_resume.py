@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import TINY_SPACE, completed_trials, open_storage_together, start_cli, wait_for, write_study
+from conftest import TINY_ARGS, TINY_SPACE, completed_trials, open_storage_together, start_cli, wait_for, write_study
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -258,3 +258,16 @@ def test_a_callers_own_signal_handlers_stay_in_charge():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_budget_the_optimizer_cannot_extend_to_is_refused_naming_both_budgets(tmp_path: Path, capsys):
+    # WOA anneals its coefficients over the generations the budget allows: a larger budget
+    # moves it differently from the first generation on, so the record cannot be replayed.
+    args = ["run", *TINY_ARGS, "--optimizer", "woa", "--pop-size", "5", "--workers", "1", "--out", str(tmp_path)]
+    assert main([*args, "--budget", "8"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--budget", "15"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "was recorded with budget 8" in err and "Keep budget 8" in err
+    storage = f"sqlite:///{tmp_path / 'hpo-lstm.db'}"
+    assert len(optuna.load_study(study_name="sine-lstm-woa-seed0", storage=storage).trials) == 8  # nothing added

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hpo_lstm._files import write_csv, write_text
 from hpo_lstm._urls import mask_url
+from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._tables import (
     best_so_far,
@@ -262,7 +263,7 @@ def _protocol(comparison: Comparison) -> str:
     lines = [
         f"- **Data**: `{base['data']}`, target `{data['target']}` ({data['points']:,} points); chronological split "
         f"{split} % -> windows train {windows['train']:,} / validation {windows['val']:,} / test {windows['test']:,}.",
-        f"- **Windows**: lookback {base['lookback']} -> horizon {base['horizon']}, transform `{base['transform']}`; "
+        f"- **Windows**: lookback {lookback_text(base.get('lookback'), base.get('space'))} -> horizon {base['horizon']}, transform `{base['transform']}`; "
         "scaler fitted on the training rows only.",
         *([f"- **Season**: {data['season']['text']}."] if isinstance(data.get("season"), dict)
           and isinstance(data["season"].get("text"), str) else []),

@@ -107,6 +107,14 @@ def _trials_frame(trials: Iterable[Any]) -> pd.DataFrame:
                                        "user_attrs_duplicate_of", "user_attrs_failure"])  # fmt: skip
 
 
+def lookback_text(lookback: Any, space: Mapping[str, Any] | None) -> str:
+    """``24``, or ``"6..24 (searched)"`` when the search space holds the lookback."""
+    spec = (space or {}).get("lookback")
+    if isinstance(spec, Mapping) and "low" in spec and "high" in spec:
+        return f"{int(spec['low'])}..{int(spec['high'])} (searched)"
+    return str(lookback)
+
+
 def target_label(summary: Mapping[str, Any]) -> str:
     """The target's name for axis labels, with its unit where known ("co2, ppmv")."""
     target = str(summary.get("target") or "target")
@@ -248,7 +256,7 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         + (f", inputs {', '.join(f'`{f}`' for f in summary.get('features', []))}" if len(summary.get("features", [])) > 1 else "")
         + (f"; chronological split {split} % -> test windows {windows.get('test')}" if windows else "")
         + ".",
-        f"- **Windows**: lookback {protocol.get('lookback')} -> horizon {protocol.get('horizon')}, transform "
+        f"- **Windows**: lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}, transform "
         f"`{protocol.get('transform')}`.",
         f"- **Season**: {protocol.get('season_text') or 'not recorded (a run of an earlier hpo-lstm)'}.",
         f"- **Search**: {summary['model']} tuned by {summary['optimizer']}, {summary['n_evaluations']} evaluations "
