@@ -135,6 +135,8 @@ def run_tutorial(candidates: list[dict[str, Any]], dataset: Any, max_epochs: int
         began = time.perf_counter()
         value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val", params)
         rows.append((value, time.perf_counter() - began))
+        print(f"    (a) {len(rows)}/{len(candidates)} trained: {params} val {value:.4f} in {rows[-1][1]:.1f} s "
+              f"(load average {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
     best = min(range(len(candidates)), key=lambda i: rows[i][0] if math.isfinite(rows[i][0]) else math.inf)
     test = tutorial_rmse(tutorial_train(candidates[best], dataset, max_epochs, seed), dataset, "test", candidates[best])
     wall = time.perf_counter() - start

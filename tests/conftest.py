@@ -35,6 +35,18 @@ def tiny_csv(tmp_path: Path) -> Path:
     return path
 
 
+class CountingObjective:
+    """A batch fitness function that remembers the size of every batch it was given."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.batches: list[int] = []
+
+    def __call__(self, batch: list[dict[str, Any]]) -> list[float]:
+        self.batches.append(len(batch))
+        return self.fn(batch)
+
+
 def write_study(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, CountingObjective
 from hpo_lstm import ConfigError, UnknownNameError
 from hpo_lstm.cli import main
 from hpo_lstm.optimizers import get_optimizer, registry
@@ -40,16 +40,6 @@ def _rastrigin_unit(u) -> float:
 
 def _rastrigin(batch):
     return [_rastrigin_unit(list(p.values())) for p in batch]
-
-
-class _Counting:
-    def __init__(self, fn):
-        self.fn = fn
-        self.batches: list[int] = []
-
-    def __call__(self, batch):
-        self.batches.append(len(batch))
-        return self.fn(batch)
 
 
 # Names ------------------------------------------------------------------------------------------
@@ -100,7 +90,7 @@ def test_importing_the_optimizers_or_using_a_curated_name_does_not_import_mealpy
 @pytest.mark.parametrize(("class_name", "kind"), KINDS.items())
 def test_the_listed_batching_is_what_the_evaluations_show(class_name, kind):
     assert probe(class_name, pop_size=6, dim=3).batching == kind
-    objective = _Counting(_rastrigin)
+    objective = CountingObjective(_rastrigin)
     result = registry[f"mealpy:{class_name}"](pop_size=6).optimize(objective, _unit_space(), budget=40, seed=2)
     assert result.n_evaluations == sum(objective.batches) == 40
     generations = objective.batches[1:] if class_name != "OriginalPSO" else objective.batches[6:]
@@ -143,7 +133,7 @@ def test_the_generic_adapter_follows_the_curated_optimizers_path(generic, curate
     # moves all, then evaluates all: the same positions either way (mealpy's own path).
     runs = {}
     for name in (generic, curated):
-        objective = _Counting(_rastrigin)
+        objective = CountingObjective(_rastrigin)
         result = registry[name](pop_size=7).optimize(objective, _unit_space(), budget=7 * 6, seed=11)
         runs[name] = ([tuple(e.params.values()) for e in result.evaluations], objective.batches)
     assert runs[generic][0] == runs[curated][0]

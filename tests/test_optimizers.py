@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import CountingObjective
 from hpo_lstm import ConfigError, UnknownNameError
 from hpo_lstm.optimizers import PENALTY, get_optimizer, registry
 from hpo_lstm.space import Param, SearchSpace
@@ -16,16 +17,6 @@ def _space() -> SearchSpace:
 
 def _shifted_sphere(batch):
     return [(p["x"] - 1.0) ** 2 + (p["y"] + 2.0) ** 2 for p in batch]
-
-
-class _Counting:
-    def __init__(self, fn):
-        self.fn = fn
-        self.batches: list[int] = []
-
-    def __call__(self, batch):
-        self.batches.append(len(batch))
-        return self.fn(batch)
 
 
 def test_registry_holds_the_eight_optimizers():
@@ -50,7 +41,7 @@ def test_registry_refuses_duplicate_names():
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("budget", [8, 30, 37])
 def test_budget_is_spent_exactly_in_batches(name, budget):
-    objective = _Counting(_shifted_sphere)
+    objective = CountingObjective(_shifted_sphere)
     result = registry[name](pop_size=8).optimize(objective, _space(), budget=budget, seed=0)
     assert result.n_evaluations == budget
     assert sum(objective.batches) == budget
@@ -166,7 +157,7 @@ def test_a_bad_number_of_startup_trials_is_refused(name):
 def test_gp_asks_a_batch_at_once_and_spreads_it():
     # The asked but not yet evaluated candidates enter the GP as running trials (qLogEI), so the
     # candidates of one batch differ from each other.
-    objective = _Counting(_shifted_sphere)
+    objective = CountingObjective(_shifted_sphere)
     result = registry["gp"](pop_size=5, n_startup_trials=5).optimize(objective, _space(), budget=15, seed=0)
     assert objective.batches == [5, 5, 5]
     for start in (5, 10):
