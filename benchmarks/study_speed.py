@@ -1,6 +1,6 @@
 """The same fixed candidates trained the tutorial way and through hpo-lstm's evaluation path, side by side.
 
-    python benchmarks/study_speed.py [--candidates 16] [--max-epochs 20] [--seed 0] [--load] [--quick]
+    python benchmarks/study_speed.py [--candidates 16] [--max-epochs 20] [--seed 0] [--load] [--pruning off] [--quick]
     python benchmarks/study_speed.py --quick     # 4 candidates, 2 epochs: checks that it runs
 
 Identical work on both sides: one list of candidates, drawn once from the search space a default
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--pop-size", type=int, default=8, help="hpo-lstm's batch size (its default: 8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pruning", help="(b)'s pruning mode when not its default (e.g. off: what pruning saves)")
     parser.add_argument("--load", action="store_true", help="a busy process competes for one core")
     parser.add_argument("--quick", action="store_true", help="4 candidates, 2 epochs: checks that it runs")
     args = parser.parse_args()
@@ -187,7 +188,7 @@ def main() -> None:
             units = draw_candidates(space, args.candidates, args.seed)
             config = base.replace(
                 name="study-speed", optimizer="fixed-list", optimizer_options={"units": units},
-                pop_size=args.pop_size, budget=args.candidates,
+                pop_size=args.pop_size, budget=args.candidates, **({"pruning": args.pruning} if args.pruning else {}),
             )  # fmt: skip
             candidates = [space.decode(u) for u in units]
             naive = math.sqrt(float(np.mean((dataset.naive("test") - dataset.actual[dataset.split("test")]) ** 2)))
@@ -231,7 +232,7 @@ def main() -> None:
         f"baseline_epochs={a['epochs']} ours_epochs={b['epochs']} ours_pruned={result.n_pruned} "
         f"baseline_test_rmse={a['test']:.4f} ours_test_rmse={result.final.test['rmse']:.4f} "
         f"test_rmse_change={result.final.test['rmse'] / a['test'] - 1:+.1%} naive_test_rmse={naive:.4f} "
-        f"candidates={len(candidates)} max_epochs={args.max_epochs} loadavg_start={load_start:.2f} "
+        f"candidates={len(candidates)} max_epochs={args.max_epochs} pruning={config.pruning} loadavg_start={load_start:.2f} "
         f"loadavg_end={load_end:.2f}"
     )
 

@@ -44,6 +44,7 @@ Importing this module is cheap: statsforecast is imported in the child processes
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -268,6 +269,8 @@ def _fit_in_children(dataset: Dataset, names: list[str], *, season: int | None, 
         "origins": np.ascontiguousarray(dataset.origins[test]),
         "horizon": int(dataset.horizon),
         "season": season,
+        # PR_SET_PDEATHSIG follows the thread that forked: a fork server's, or this main thread.
+        "kernel_signal": ctx.get_start_method() == "forkserver" or threading.current_thread() is threading.main_thread(),
     }
     children: dict[str, Any] = {}
     outcomes: dict[str, Baseline] = {}
@@ -349,19 +352,16 @@ def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
     """A child process: fit one model, send ("ok", fields) or ("failed", reason)."""
     import os
     import signal
-    import threading
     import warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and kills this process
 
-    parent = os.getppid()  # the driver (spawn) or its fork server, which ends with the driver
+    from hpo_lstm._orphans import exit_with_parent
 
-    def _end_with_parent() -> None:  # the driver died (SIGKILL): do not run on as an orphan
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=_end_with_parent, daemon=True).start()
+    # The parent is the driver's fork server (its only thread forked us; it ends with the
+    # driver) or, with spawn, the driver itself (the kernel signal only when the driver started
+    # us from its main thread). Killed with it, not left to finish a fit nobody reads.
+    exit_with_parent(os.getppid(), kernel_signal=task["kernel_signal"])
     warnings.simplefilter("ignore")  # statsforecast's convergence warnings: the result is judged on test
     try:
         from threadpoolctl import threadpool_limits

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_lstm._errors import WorkerStartError
+from hpo_lstm._orphans import exit_with_parent
 from hpo_lstm.data import Dataset
 from hpo_lstm.jobs import TrainJob, largest_first
 
@@ -51,42 +52,6 @@ KILLS_TO_FAIL = 2
 TEMP_PREFIX = "hpo-lstm-"
 _DRIVER_FILE = "driver.pid"
 # How often a worker's watcher thread checks that its driver is alive (seconds).
-_WATCH_SECONDS = 1.0
-
-
-def _exit_with_driver(driver_pid: int, kernel_signal: bool) -> None:
-    """Make this worker die with its driver, ``driver_pid``: the driver's workers would
-    otherwise wait on their task queue for good after a ``kill -9`` (each holds the queue's
-    writing end too, so it never reports end of file), idle, holding their memory.
-
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``; the parent of
-    a spawned worker is the driver). The kernel means the parent *thread* that started the
-    worker, so the driver asks for it only when it starts workers from its main thread, which
-    lives as long as the process. Everywhere, a daemon thread polls the parent's pid, which
-    changes when the parent dies (the worker is handed to init or a subreaper).
-    """
-    import sys
-    import threading
-    import time
-
-    if kernel_signal and sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):  # no prctl in this libc: the thread below does it
-            pass
-
-    def watch() -> None:
-        while os.getppid() == driver_pid:
-            time.sleep(_WATCH_SECONDS)
-        os._exit(1)  # no cleanup: the driver that would receive our results is gone
-
-    if os.getppid() != driver_pid:  # the driver died before this worker got here
-        os._exit(1)
-    threading.Thread(target=watch, name="hpo-lstm-driver-watch", daemon=True).start()
 
 
 def remove_stale_folders(folder: str | None = None) -> list[str]:
@@ -136,7 +101,7 @@ def _init_worker(
     import signal
 
     if driver_pid:
-        _exit_with_driver(driver_pid, kernel_signal)
+        exit_with_parent(driver_pid, kernel_signal)
     import torch
 
     global _worker_dataset, _worker_device, _worker_started
@@ -209,7 +174,7 @@ class LocalExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         # Workers start at submit, from the thread that calls map (normally this one): only the
-        # main thread lives as long as the process, which PR_SET_PDEATHSIG needs (_exit_with_driver).
+        # main thread lives as long as the process, which PR_SET_PDEATHSIG needs (hpo_lstm._orphans).
         # Started from another thread that then ends, the workers die with it; the next map finds
         # the pool broken and replaces it.
         main_thread = threading.current_thread() is threading.main_thread()
