@@ -85,6 +85,9 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
                    help="rolling-origin validation folds before the test split; fitness = mean validation RMSE "
                    "over them (default 1)")  # fmt: skip
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N or mps (default auto)")
+    t.add_argument("--precision",
+                   help="training arithmetic: auto (default: bf16 on a CPU with native bfloat16, else fp32), fp32, or bf16 (training steps in bfloat16 autocast; scores "
+                   "stay float32)")  # fmt: skip
     t.add_argument("--workers", type=_positive_int,
                    help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
     t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
@@ -403,10 +406,8 @@ def _compare(options: dict[str, Any]) -> int:
             shard=shard,
             replace_report=replace_report,
             **execution,
-            progress=lambda cell, index, total: progress.study(
-                f"{cell.model}/{cell.optimizer} seed {cell.seed}", cell.config.budget
-            ),
-            on_cell_done=lambda cell, status: progress.cell_done(status),
+            progress=lambda cell, index, total: progress.study(_cell_label(cell), cell.config.budget),
+            on_cell_done=lambda cell, status: progress.cell_done(status, _cell_label(cell)),
         )
     from hpo_lstm.report import write_comparison_report
 
@@ -421,6 +422,10 @@ def _compare(options: dict[str, Any]) -> int:
     if not quiet:
         _print_comparison(report)
     return 0
+
+
+def _cell_label(cell: Any) -> str:
+    return f"{cell.model}/{cell.optimizer} seed {cell.seed}"
 
 
 def _report(folder: str, *, quiet: bool) -> int:

@@ -362,9 +362,15 @@ def run_compare(
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
-        for cell in (c for c in pending if c.kind == "tuned"):
+        tuned = [c for c in pending if c.kind == "tuned"]
+        if tuned:
             pool = pool or stack.enter_context(shared)
-            run_cell(cell, dataset=dataset, executor=pool)
+        at_once = cells_at_once(executor, n_workers, len(tuned))
+        if at_once > 1:
+            _run_at_once(tuned, at_once, lambda cell: run_cell(cell, dataset=dataset, executor=pool), pool)
+        else:
+            for cell in tuned:
+                run_cell(cell, dataset=dataset, executor=pool)
     for cell in (c for c in pending if c.kind == "untuned"):
         # One training each, here: a searched lookback in the base space changes their windows.
         run_cell(cell, workers=1)
@@ -375,6 +381,55 @@ def run_compare(
         ran=tuple(pending),
         skipped=tuple(c for c in mine if c not in pending),
     )
+
+
+def cells_at_once(executor: str, workers: int, n_cells: int) -> int:
+    """How many tuned cells run at once: as many as the local workers (each cell's batches
+    queue on the shared pool, so while one cell waits for its batch's last training the other
+    workers train another cell's candidates instead of idling). One at a time on Dask (run
+    drivers with ``shard`` there) and with one worker. Every cell records the same trials
+    either way: each candidate is seeded on its own, with one torch thread, and a cell's
+    pruning reads its own earlier batches only."""
+    if executor != "local" or workers < 2:
+        return 1
+    return max(1, min(workers, n_cells))
+
+
+def _run_at_once(cells: list[Cell], at_once: int, run: Callable[[Cell], None], pool: Any) -> None:
+    """Run ``run(cell)`` for every cell, ``at_once`` at a time in threads, in order.
+
+    Ctrl-C (KeyboardInterrupt in this, the main thread) or a cell that fails stops the rest:
+    cells not started are not started, the running ones are interrupted through the shared
+    pool (each records its finished evaluations and ends like an interrupted study), and the
+    first failure, or the interrupt, is raised here once all of them have ended."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    threads = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="hpo-lstm-cell")
+    futures = [threads.submit(run, cell) for cell in cells]
+    try:
+        pending = set(futures)
+        while pending:  # a timeout, so that Ctrl-C reaches this thread promptly on every platform
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in finished):
+                break
+    except BaseException:  # Ctrl-C here: stop every cell, then let the interrupt through
+        _stop_cells(futures, pool, threads)
+        raise
+    _stop_cells(futures, pool, threads)
+    failures = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+    # The cell that failed first in cell order; an interrupt of the others is its consequence.
+    real = [e for e in failures if not isinstance(e, KeyboardInterrupt)]
+    if real or failures:
+        raise (real or failures)[0]
+
+
+def _stop_cells(futures: list[Any], pool: Any, threads: Any) -> None:
+    """Cancel cells not started; interrupt those running (unless all have ended); wait for them."""
+    for future in futures:
+        future.cancel()
+    if not all(f.done() for f in futures):
+        pool.interrupt()
+    threads.shutdown(wait=True)
 
 
 def _complete(finished: tuple[dict[str, Any], Any] | None) -> bool:
@@ -469,9 +524,9 @@ def _refuse_changed_data(folder: Path, dataset: Dataset) -> None:
 
 
 # Settings a comparison may change between runs: a larger budget extends its cells; where the
-# storage, output folder or device are is not part of what the numbers mean; the season and the
+# storage, output folder, device and precision are not part of what the numbers mean; the season and the
 # baselines' time limit change the statistical baselines only, which are fitted again.
-_MAY_CHANGE = ("budget", "device", "out", "storage", "season", "baseline_timeout")
+_MAY_CHANGE = ("budget", "device", "precision", "out", "storage", "season", "baseline_timeout")
 
 
 def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_report: bool = False) -> None:

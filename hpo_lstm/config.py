@@ -29,6 +29,7 @@ MODELS = model_registry
 LR_SCHEDULES = ("constant", "plateau")
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_PRECISIONS = ("auto", "fp32", "bf16")  # hpo_lstm.training.PRECISIONS, without importing torch here
 MAX_SEED = 2**32 - 1  # hpo_lstm.optimizers.MAX_SEED, without importing the optimizers here
 
 
@@ -65,6 +66,9 @@ class StudyConfig:
     folds: int = 1  # rolling-origin validation folds (hpo_lstm.data._folds)
     timeout: float | None = None  # seconds: no new batch starts after them (not part of the identity)
     device: str = "auto"
+    # Training arithmetic (hpo_lstm.training.PRECISIONS): how, not what, like the device, so
+    # not part of the identity; the resolved value is recorded in the study's summary.
+    precision: str = "auto"
     space: SearchSpace = field(default_factory=default_space)
     storage: str | None = None
     out: str = "results"
@@ -120,6 +124,8 @@ class StudyConfig:
             raise ConfigError(f"Unknown pruning mode {self.pruning!r}; choose from {', '.join(PRUNING_MODES)}.")
         if not _DEVICE.match(str(self.device)):
             raise ConfigError(f"Unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
+        if self.precision not in _PRECISIONS:
+            raise ConfigError(f"Unknown `precision` {self.precision!r}; choose from {', '.join(_PRECISIONS)}.")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1); got {self.dropout!r}.")
         if len(self.split) != 3 or any(not isinstance(s, (int, float)) or s <= 0 for s in self.split):
@@ -252,7 +258,7 @@ class StudyConfig:
         out = self.identity()
         from hpo_lstm._urls import mask_url  # recorded and written: never a password (hpo_lstm._urls)
 
-        out.update(name=self.study_name, budget=self.budget, device=self.device, storage=mask_url(self.storage_url),
+        out.update(name=self.study_name, budget=self.budget, device=self.device, precision=self.precision, storage=mask_url(self.storage_url),
                    out=self.out, season=self.season, baseline_timeout=self.baseline_timeout,
                    calendar=self.calendar)  # fmt: skip
         return out
@@ -297,7 +303,7 @@ class StudyConfig:
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
         for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "pruning", "device",
-                    "storage", "out", "lr_schedule"):  # fmt: skip
+                    "precision", "storage", "out", "lr_schedule"):  # fmt: skip
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

@@ -115,8 +115,10 @@ class Progress:
         self._rich: Any = None
         self._lines = False
         self._cells_task: Any = None
-        self._study_task: Any = None
-        self._state: StudyState | None = None
+        # The studies being run: one, or a comparison's cells in flight at once (their bars,
+        # on a terminal, are removed when the cell ends).
+        self._states: dict[str, StudyState] = {}
+        self._tasks: dict[str, Any] = {}
         self._cells_total = self._cells_done = self._skipped = self._not_started = 0
         self._lock = threading.Lock()
         self._last_line = time.monotonic()
@@ -154,23 +156,25 @@ class Progress:
         if self._rich is not None:
             self._cells_task = self._rich.add_task(label, total=total, text=f"0/{total} cells")
 
-    def cell_done(self, status: str) -> None:
-        """A cell ended: "done" (ran now), "skipped" (finished earlier) or "timeout" (not
-        started: the comparison's time limit had passed)."""
-        self._cells_done += status != "timeout"
-        self._skipped += status == "skipped"
-        self._not_started += status == "timeout"
-        notes = [f"{self._skipped} finished earlier"] * bool(self._skipped)
-        notes += [f"{self._not_started} not started: time limit"] * bool(self._not_started)
-        note = f" ({'; '.join(notes)})" if notes else ""
-        label = self._state.label if self._state is not None else ""
-        if self._rich is not None and self._cells_task is not None:
+    def cell_done(self, status: str, label: str = "") -> None:
+        """Cell ``label`` (its study's label) ended: "done" (ran now), "skipped" (finished
+        earlier) or "timeout" (not started: the comparison's time limit had passed)."""
+        with self._lock:
+            self._cells_done += status != "timeout"
+            self._skipped += status == "skipped"
+            self._not_started += status == "timeout"
+            notes = [f"{self._skipped} finished earlier"] * bool(self._skipped)
+            notes += [f"{self._not_started} not started: time limit"] * bool(self._not_started)
+            note = f" ({'; '.join(notes)})" if notes else ""
             text = f"{self._cells_done}/{self._cells_total} cells{note}"
+            self._states.pop(label, None)
+            task = self._tasks.pop(label, None)
+        if self._rich is not None and self._cells_task is not None:
             self._rich.update(self._cells_task, advance=1, text=text)
+            if task is not None:
+                self._rich.remove_task(task)
         elif self._lines and status == "done":
-            self._print(f"cell {label} done; cells {self._cells_done}/{self._cells_total}{note}")
-        if status == "done":
-            self._state = None
+            self._print(f"cell {label} done; cells {text.replace(' cells', '', 1)}")
 
     # One study --------------------------------------------------------------------------------
 
@@ -180,16 +184,23 @@ class Progress:
             return None
         state = StudyState(label, total)
         with self._lock:
-            self._state = state
-        if self._rich is not None:
-            if self._study_task is not None:
-                self._rich.remove_task(self._study_task)
-            self._study_task = self._rich.add_task(label, total=total, state=state)
+            self._states[label] = state
+            stale = self._tasks.pop(label, None)
+            if self._rich is not None:
+                if stale is not None:
+                    self._rich.remove_task(stale)
+                if self._cells_task is None:  # a single study: its bar replaces the previous one
+                    for other in list(self._tasks):
+                        self._rich.remove_task(self._tasks.pop(other))
+                        self._states.pop(other, None)
+                self._tasks[label] = self._rich.add_task(label, total=total, state=state)
         return _Sink(self, state)
 
     def _changed(self, state: StudyState, *, kind: str = "") -> None:
         if self._rich is not None:
-            self._rich.update(self._study_task, completed=state.done)
+            task = self._tasks.get(state.label)
+            if task is not None:
+                self._rich.update(task, completed=state.done)
             return
         if kind == "final":
             self._print(f"{state.label}: {'final model ready' if state.final == 'done' else 'scoring the final model on test'}"
@@ -205,15 +216,15 @@ class Progress:
             self._last_line = time.monotonic() if now is None else now
 
     def tick(self, now: float | None = None) -> bool:
-        """Print the current study's line if nothing was printed for ``LINE_EVERY`` seconds;
+        """Print the running studies' lines if nothing was printed for ``LINE_EVERY`` seconds;
         whether it printed. The log form's timer calls this every second."""
         now = time.monotonic() if now is None else now
-        state = self._state
-        if state is None or state.done >= state.total and state.final != "running":
+        with self._lock:
+            running = [s for s in self._states.values() if s.done < s.total or s.final == "running"]
+        if not running or now - self._last_line < self.LINE_EVERY:
             return False
-        if now - self._last_line < self.LINE_EVERY:
-            return False
-        self._print(state.line(), now)
+        for state in running:
+            self._print(state.line(), now)
         return True
 
     def _tick_forever(self) -> None:

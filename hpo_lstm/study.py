@@ -73,6 +73,7 @@ class StudyResult:
     wall_seconds: float
     stored_summary: dict[str, Any] | None = None  # set when the study was complete before this call
     stopped_early: dict[str, Any] | None = None  # why the search ended before its budget (--timeout)
+    precision: str = "fp32"  # the training steps' arithmetic, resolved ("fp32" or "bf16")
 
     @property
     def was_complete(self) -> bool:
@@ -141,6 +142,7 @@ class StudyResult:
             "intervals": final.intervals,
             "seed": config.seed,
             "device": self.device,
+            "precision": self.precision,
             "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
             "wall_seconds": round(self.wall_seconds, 2),
             "stopped_early": self.stopped_early,
@@ -412,7 +414,7 @@ def run_study(
     import torch
 
     from hpo_lstm.executors import default_workers, make_executor
-    from hpo_lstm.training import resolve_device
+    from hpo_lstm.training import resolve_device, resolve_precision
 
     started = time.perf_counter()
     deadline = time.time() + config.timeout if config.timeout is not None else None
@@ -421,6 +423,7 @@ def run_study(
     # study's identity from here on: config.for_data, as prepare_dataset applied it.
     config = config.for_data(dataset.point_times, len(dataset.level))
     device = resolve_device(config.device)
+    settings = _settings(config, device)  # a bad precision for the device is refused here, before anything is written
     torch.set_num_threads(threads)
     if isinstance(executor, str):  # checked (and a cluster's address read) before any storage is opened
         n_workers = min(workers or default_workers(device), config.pop_size)
@@ -442,7 +445,7 @@ def run_study(
             config=config,
             dataset=dataset,
             recorder=recorder,
-            settings=_settings(config, device),
+            settings=settings,
             progress=progress,
             map_jobs=executor.map,
             deadline=deadline,
@@ -487,6 +490,7 @@ def run_study(
             n_duplicates=evaluator.n_duplicates,
             n_pruned=recorder.n_pruned_trainings,
             device=device,
+            precision=resolve_precision(config.precision, device),
             wall_seconds=time.perf_counter() - started,
             stopped_early=(
                 {"reason": "timeout", "timeout_seconds": config.timeout, "evaluations": search.n_evaluations,
@@ -554,6 +558,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         device=summary.get("device", "cpu"),
         wall_seconds=float(summary.get("wall_seconds", 0.0)),
         stored_summary=summary,
+        precision=summary.get("precision", "fp32"),
     )
 
 

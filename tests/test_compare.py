@@ -336,3 +336,59 @@ def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys, monkeypat
     # A rerun finds both cells finished and trains nothing, so it prints no progress lines.
     assert main(args) == 0
     assert capsys.readouterr().err == ""
+
+
+def _cell_trials(storage: str) -> dict[str, list[tuple]]:
+    """Every study's trials as (evaluation, state, value, params), in evaluation order."""
+    out = {}
+    for summary in optuna.get_all_study_summaries(storage):
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+        out[summary.study_name] = sorted(
+            (t.user_attrs["evaluation"], t.state.name, t.value, tuple(sorted(t.params.items()))) for t in trials
+        )
+    return out
+
+
+def test_cells_run_at_once_record_the_same_trials_as_one_at_a_time(tmp_path: Path):
+    """With 2 workers a comparison runs 2 cells at once on the shared pool (no core idles while
+    one cell waits for its batch's last training); every cell records exactly the trials it
+    records when the cells run one after another in one process."""
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "woa",
+            "--seeds", "1", "--budget", "10", "--pop-size", "5", "--no-untuned"]  # fmt: skip
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    assert main([*args, "--workers", "1", "--out", str(tmp_path / "one")]) == 0
+    together = _cell_trials(f"sqlite:///{tmp_path / 'two' / 'hpo-lstm.db'}")
+    alone = _cell_trials(f"sqlite:///{tmp_path / 'one' / 'hpo-lstm.db'}")
+    assert len(together) == 2 and together == alone
+    # They did run at once: the second cell's study began before the first one's ended.
+    storage = f"sqlite:///{tmp_path / 'two' / 'hpo-lstm.db'}"
+    spans = []
+    for name in sorted(together):
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        spans.append((min(t.datetime_start for t in trials), max(t.datetime_complete for t in trials)))
+    (start_a, end_a), (start_b, end_b) = spans
+    assert start_a < end_b and start_b < end_a
+
+
+def test_ctrl_c_stops_every_cell_running_at_once_and_the_rerun_completes_them(tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "random,tpe",
+            "--seeds", "2", "--budget", "8", "--pop-size", "2", "--workers", "2", "--out", str(out)]  # fmt: skip
+    proc = start_cli(args)
+    wait_for(lambda: _finished_cells(out / "hpo-lstm.db") >= 1, proc, "a finished cell")
+    proc.send_signal(signal.SIGINT)
+    code, err = proc.wait(timeout=120), proc.stderr.read()
+    assert code == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    storage = f"sqlite:///{out / 'hpo-lstm.db'}"
+    before = _cell_trials(storage)
+    assert 1 <= _finished_cells(out / "hpo-lstm.db") < 10
+    assert main(args) == 0
+    after = _cell_trials(storage)
+    for name, trials in after.items():  # every cell complete, its evaluations numbered 0..n-1
+        counted = [t for t in trials if t[1] != "FAIL"]
+        assert [t[0] for t in counted] == list(range(len(counted))), name
+        kept = [t for t in before.get(name, []) if t[1] != "FAIL"]
+        assert set(kept) <= set(counted)  # what the interrupted run recorded stays as it was
+    cells = pd.read_csv(out / "tiny" / "cells.csv")
+    assert len(cells) == 2 * 2 * 2 + 4 and (cells[cells["kind"] == "tuned"]["n_evaluations"] == 8).all()

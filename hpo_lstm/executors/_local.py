@@ -11,6 +11,11 @@ pool, so the candidate that kills its worker is found: it gets a second try, alo
 kills that worker too it becomes a failure message (a FAIL trial), like Dask's KilledWorker.
 Every other candidate trains normally, so the trials are the same as without the crash.
 
+Several threads may share one executor (a comparison runs a few cells at once, so that one
+cell's last long training never leaves the other cores idle): submitting a batch, replacing a
+broken pool and finding a culprit are done under one lock, and :meth:`LocalExecutor.interrupt`
+stops every thread's batch at once (each ``map`` then raises KeyboardInterrupt in its thread).
+
 A driver that dies (``kill -9``, the out-of-memory killer) takes its workers with it: each
 worker asks the kernel for SIGKILL when its parent dies (Linux), and watches its parent's pid
 from a thread (everywhere). The multiprocessing resource tracker then sees its pipe close and
@@ -143,6 +148,10 @@ class LocalExecutor:
         self.threads = threads
         self._pool: Any = None
         self._folder: Any = None
+        import threading
+
+        self._lock = threading.RLock()  # submission, pool replacement and crash recovery
+        self._stopping = False
 
     def __enter__(self) -> LocalExecutor:
         remove_stale_folders()  # left by drivers that were killed (kill -9) before removing theirs
@@ -204,8 +213,21 @@ class LocalExecutor:
             process.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def interrupt(self) -> None:
+        """Stop every batch in flight, from any thread: the trainings are abandoned (their
+        workers terminated) and each ``map`` raises KeyboardInterrupt in the thread that
+        called it, as Ctrl-C does in a single study. The executor trains nothing afterwards."""
+        self._stopping = True
+        if self._pool is not None:
+            self._stop_pool()
+
+    def _check_stopping(self) -> None:
+        if self._stopping:
+            raise KeyboardInterrupt
+
     def map(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into jobs, outcome)`` as each job finishes."""
+        self._check_stopping()
         if self._pool is None:
             from hpo_lstm.jobs import run_job
 
@@ -218,11 +240,14 @@ class LocalExecutor:
         def submit_all() -> dict[Any, int]:
             return {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
 
-        try:
-            futures = submit_all()
-        except BrokenProcessPool:  # a worker died between batches, training nothing
-            self._replace_pool(self.workers)
-            futures = submit_all()
+        with self._lock:
+            self._check_stopping()
+            try:
+                futures = submit_all()
+            except BrokenProcessPool:  # a worker died between batches, training nothing
+                self._check_stopping()
+                self._replace_pool(self.workers)
+                futures = submit_all()
         done: set[int] = set()
         try:
             for future in as_completed(futures):
@@ -231,17 +256,21 @@ class LocalExecutor:
                 yield futures[future], outcome
             return
         except BrokenProcessPool:
-            pass
-        # A worker died and took the pool with it. Keep what finished; find the culprit by
-        # training the rest one at a time.
-        for future, index in futures.items():
-            if index not in done and future.done() and future.exception() is None:
-                done.add(index)
-                yield index, future.result()
-        for index in largest_first(jobs):
-            if index not in done:
-                yield index, self._run_alone(jobs[index])
-        self._replace_pool(self.workers)
+            self._check_stopping()
+        # A worker died and took the pool with it (and the batches of other threads sharing it:
+        # each finds its own culprit-free trainings again, one at a time, under the lock). Keep
+        # what finished; find the culprit by training the rest one at a time.
+        with self._lock:
+            for future, index in futures.items():
+                if index not in done and future.done() and future.exception() is None:
+                    done.add(index)
+                    yield index, future.result()
+            for index in largest_first(jobs):
+                if index not in done:
+                    self._check_stopping()
+                    yield index, self._run_alone(jobs[index])
+            self._check_stopping()
+            self._replace_pool(self.workers)
 
     def _replace_pool(self, workers: int) -> None:
         self._stop_pool()
@@ -258,6 +287,7 @@ class LocalExecutor:
             try:
                 return self._pool.submit(_run_in_worker, job).result()
             except BrokenProcessPool:
+                self._check_stopping()
                 if self._started.value == started:
                     raise WorkerStartError(
                         "hpo-lstm's worker processes die before they can train (see the error above this "

@@ -71,7 +71,8 @@ def load_comparison(folder: str | Path) -> Comparison:
             unfinished.append(cell["study"])
             continue
         summary, predicted = final
-        devices.add(summary["device"])
+        precision = summary.get("precision", "fp32")  # summaries recorded before --precision trained in fp32
+        devices.add(summary["device"] if precision == "fp32" else f"{summary['device']} ({precision} training steps)")
         predictions[cell["study"]] = predicted
         cell_rows.append({
             **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},

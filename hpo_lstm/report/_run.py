@@ -263,6 +263,9 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         f"({summary['n_trained']} trained), seed {summary['seed']}; fitness = "
         + (f"mean validation RMSE over {summary['folds']['k']} rolling-origin folds." if summary.get("folds")
            else "validation RMSE."),
+        f"- **Training**: device {summary.get('device', 'cpu')}, "
+        + ("training steps in bf16 autocast (weights and every score in float32)."
+           if summary.get("precision") == "bf16" else "float32."),
         "- **Test**: the best candidate's own weights, scored once on the test windows. The statistical baselines are "
         "fitted on the training and validation rows only and forecast every test point from the same origin as the "
         "network, with every observation up to it and no refit.",
