@@ -89,7 +89,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
                    help="training arithmetic: auto (default: bf16 on a CPU with native bfloat16, else fp32), fp32, or bf16 (training steps in bfloat16 autocast; scores "
                    "stay float32)")  # fmt: skip
     t.add_argument("--workers", type=_positive_int,
-                   help="processes training candidates at once (default: one per CPU core, or per GPU)")  # fmt: skip
+                   help="processes training candidates at once (default: one per CPU core; CUDA: as many, at most 12 per GPU)")  # fmt: skip
     t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
     t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
     o = parser.add_argument_group("record and output")

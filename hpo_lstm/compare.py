@@ -405,22 +405,20 @@ def _run_at_once(cells: list[Cell], at_once: int, run: Callable[[Cell], None], p
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     threads = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="hpo-lstm-cell")
-    futures = [threads.submit(run, cell) for cell in cells]
+    futures: list[Any] = []
+    first: list[BaseException] = []  # the failure that stopped the cells (not what stopping them caused)
     try:
+        futures.extend(threads.submit(run, cell) for cell in cells)
         pending = set(futures)
-        while pending:  # a timeout, so that Ctrl-C reaches this thread promptly on every platform
+        while pending and not first:  # a timeout, so that Ctrl-C reaches this thread promptly everywhere
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in finished):
-                break
+            first = [f.exception() for f in futures if f in finished and f.exception() is not None]
     except BaseException:  # Ctrl-C here: stop every cell, then let the interrupt through
         _stop_cells(futures, pool, threads)
         raise
     _stop_cells(futures, pool, threads)
-    failures = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-    # The cell that failed first in cell order; an interrupt of the others is its consequence.
-    real = [e for e in failures if not isinstance(e, KeyboardInterrupt)]
-    if real or failures:
-        raise (real or failures)[0]
+    if first:
+        raise first[0]
 
 
 def _stop_cells(futures: list[Any], pool: Any, threads: Any) -> None:

@@ -169,11 +169,11 @@ class Progress:
             text = f"{self._cells_done}/{self._cells_total} cells{note}"
             self._states.pop(label, None)
             task = self._tasks.pop(label, None)
-        if self._rich is not None and self._cells_task is not None:
-            self._rich.update(self._cells_task, advance=1, text=text)
-            if task is not None:
-                self._rich.remove_task(task)
-        elif self._lines and status == "done":
+            if self._rich is not None and self._cells_task is not None:
+                self._rich.update(self._cells_task, advance=1, text=text)
+                if task is not None:
+                    self._rich.remove_task(task)
+        if self._rich is None and self._lines and status == "done":
             self._print(f"cell {label} done; cells {text.replace(' cells', '', 1)}")
 
     # One study --------------------------------------------------------------------------------

@@ -370,7 +370,10 @@ def open_storage(url: str) -> Any:
         # second try finds them.
         for attempt in range(_OPEN_ATTEMPTS):
             try:
-                _STORAGES[url] = optuna.storages.RDBStorage(url)
+                # SQLite: a comparison's cells write from several threads at once; wait for a
+                # writer up to a minute rather than Python's 5 s before "database is locked".
+                kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+                _STORAGES[url] = optuna.storages.RDBStorage(url, engine_kwargs=kwargs or None)
                 break
             except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
                 if not _lost_creation_race(exc) or attempt + 1 == _OPEN_ATTEMPTS:

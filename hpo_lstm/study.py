@@ -382,7 +382,7 @@ def run_study(
         The study (see :meth:`StudyConfig.from_file`).
     executor:
         Where candidates train: ``"local"`` (``workers`` processes on this machine; default one
-        per core, or per GPU; 1 trains in this process), ``"dask"`` (the Dask cluster whose
+        per core, on CUDA at most 12 per GPU; 1 trains in this process), ``"dask"`` (the Dask cluster whose
         scheduler listens at ``scheduler``, e.g. ``"tcp://HOST:8786"``), or an executor already
         entered (:func:`hpo_lstm.executors.make_executor`) that several studies on the same data
         share, so that workers start, or the dataset reaches the cluster, once. Every choice

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import functools
 import math
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -182,6 +183,8 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+_GLOBAL_RNG = threading.Lock()
+
 _TENSORS: "weakref.WeakKeyDictionary[Dataset, dict[str, tuple[torch.Tensor, torch.Tensor]]]" = (
     weakref.WeakKeyDictionary()
 )
@@ -265,8 +268,10 @@ def train_candidate(
     scale2 = np.asarray(dataset.target_scale, dtype=float) ** 2
     started, started_at = time.perf_counter(), time.time()
     rng_devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
-    # fork_rng: weight init and dropout draw from torch's global generator; seed it only here.
-    with torch.random.fork_rng(devices=rng_devices):
+    # fork_rng: weight init and dropout draw from torch's global generator; seed it only here,
+    # one training at a time per process (a comparison's cells may retrain a final model in
+    # threads of one driver; in a worker process the lock is never contended).
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         model = build_model(model_name, full, n_features=dataset.n_features, horizon=dataset.horizon).to(device)
         optimizer = make_adam(model, float(full["learning_rate"]), device)

@@ -371,9 +371,11 @@ def test_cells_run_at_once_record_the_same_trials_as_one_at_a_time(tmp_path: Pat
 
 
 def test_ctrl_c_stops_every_cell_running_at_once_and_the_rerun_completes_them(tmp_path: Path):
+    # Batches of 6 on 2 workers: most of a batch waits in the pool's queue when Ctrl-C comes, and
+    # every waiting cell thread must wake up (a future cancelled by the pool's shutdown would not).
     out = tmp_path / "out"
     args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "random,tpe",
-            "--seeds", "2", "--budget", "8", "--pop-size", "2", "--workers", "2", "--out", str(out)]  # fmt: skip
+            "--seeds", "2", "--budget", "12", "--pop-size", "6", "--workers", "2", "--out", str(out)]  # fmt: skip
     proc = start_cli(args)
     wait_for(lambda: _finished_cells(out / "hpo-lstm.db") >= 1, proc, "a finished cell")
     proc.send_signal(signal.SIGINT)
@@ -391,4 +393,4 @@ def test_ctrl_c_stops_every_cell_running_at_once_and_the_rerun_completes_them(tm
         kept = [t for t in before.get(name, []) if t[1] != "FAIL"]
         assert set(kept) <= set(counted)  # what the interrupted run recorded stays as it was
     cells = pd.read_csv(out / "tiny" / "cells.csv")
-    assert len(cells) == 2 * 2 * 2 + 4 and (cells[cells["kind"] == "tuned"]["n_evaluations"] == 8).all()
+    assert len(cells) == 2 * 2 * 2 + 4 and (cells[cells["kind"] == "tuned"]["n_evaluations"] == 12).all()

@@ -115,3 +115,31 @@ def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: P
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
     assert done.returncode != 0
     assert "put the code that starts a study under `if __name__ == \"__main__\":`" in done.stderr
+
+
+def _compare_args(tmp_path: Path, out: str) -> list[str]:
+    study = write_study(tmp_path / "c.toml", 'name = "tiny"\nbatch_size = 16\n' + TINY_SPACE)
+    run = [a for a in RUN if a not in ("--optimizer", "random")]
+    return ["compare", str(study), *run, "--models", "lstm,bilstm", "--optimizers", "random", "--seeds", "1",
+            "--budget", "4", "--pop-size", "2", "--no-untuned", "--out", str(tmp_path / out)]  # fmt: skip
+
+
+def _all_trials(out: Path) -> dict[str, dict[int, tuple]]:
+    storage = f"sqlite:///{out / 'hpo-lstm.db'}"
+    return {s.study_name: {t.user_attrs["evaluation"]: (t.params, t.value, t.state.name)
+                           for t in optuna.load_study(study_name=s.study_name, storage=storage).trials}
+            for s in optuna.get_all_study_summaries(storage)}  # fmt: skip
+
+
+def test_a_worker_killed_while_two_cells_share_the_pool_changes_no_trial(tmp_path: Path):
+    """Two cells at once on one pool: a dead worker breaks both cells' batches; each trains its
+    unfinished candidates again, and every trial is the one a run without the kill records."""
+    _started_cpu_seconds()
+    proc = start_cli(_compare_args(tmp_path, "killed"))
+    _kill_a_training_worker(proc, set())
+    code, err = wait_cli(proc, 300)
+    assert code == 0, err
+    assert main([*_compare_args(tmp_path, "reference"), "--workers", "1"]) == 0
+    killed, reference = _all_trials(tmp_path / "killed"), _all_trials(tmp_path / "reference")
+    assert len(killed) == 2 and all(len(t) == 4 for t in killed.values())
+    assert killed == reference

@@ -68,7 +68,7 @@ def _train_on_worker(job: TrainJob, plugin_name: str, threads: int) -> TrainResu
 
     dataset = get_worker().plugins[plugin_name].dataset
     if job.settings.device.startswith("cuda"):
-        # One worker per GPU, each seeing its own (CUDA_VISIBLE_DEVICES): "cuda" is that GPU.
+        # Each worker sees its GPU alone (CUDA_VISIBLE_DEVICES; several workers may share it): "cuda" is that GPU.
         job = replace(job, settings=replace(job.settings, device="cuda"))
     with _TRAIN_LOCK:
         # Workers started by the user never ran our initialiser: set the thread count here.

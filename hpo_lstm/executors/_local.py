@@ -182,17 +182,24 @@ class LocalExecutor:
         import threading
         from concurrent.futures import ProcessPoolExecutor
 
-        # Workers start at submit, from the thread that calls map (normally this one): only the
-        # main thread lives as long as the process, which PR_SET_PDEATHSIG needs (hpo_lstm._orphans).
-        # Started from another thread that then ends, the workers die with it; the next map finds
-        # the pool broken and replaces it.
+        # PR_SET_PDEATHSIG (hpo_lstm._orphans) ties a worker to the thread that started it: only
+        # the main thread lives as long as the process. A pool made in another thread (replacing
+        # a broken one in a cell thread) uses the watcher thread alone.
         main_thread = threading.current_thread() is threading.main_thread()
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=self._context,
             initializer=_init_worker,
             initargs=(self._dataset_file, self.threads, self.device, self._rank, self._started, os.getpid(), main_thread),
         )
+        if main_thread:
+            # Start every worker now, from this thread: the pool starts one per submit while
+            # none is idle, and a comparison's cell threads submit too; a worker they started
+            # would die with its thread. (Each submit starts one at once; a worker needs far
+            # longer to come up and go idle than these submits take.)
+            for _ in range(workers):
+                pool.submit(os.getpid)
+        return pool
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._pool is None:
@@ -211,7 +218,10 @@ class LocalExecutor:
         way to stop busy workers before Python 3.14 (terminate_workers)."""
         for process in list((getattr(self._pool, "_processes", None) or {}).values()):
             process.terminate()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Not cancel_futures: a future cancelled by shutdown never wakes a thread waiting on it in
+        # as_completed (CPython gh-87893), which a comparison's cell thread may be; the pool fails
+        # every pending future with BrokenProcessPool instead, which does.
+        self._pool.shutdown(wait=False, cancel_futures=False)
 
     def interrupt(self) -> None:
         """Stop every batch in flight, from any thread: the trainings are abandoned (their
@@ -234,7 +244,7 @@ class LocalExecutor:
             for index, job in enumerate(jobs):
                 yield index, run_job(job, self.dataset)
             return
-        from concurrent.futures import as_completed
+        from concurrent.futures import CancelledError, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
         def submit_all() -> dict[Any, int]:
@@ -244,7 +254,7 @@ class LocalExecutor:
             self._check_stopping()
             try:
                 futures = submit_all()
-            except BrokenProcessPool:  # a worker died between batches, training nothing
+            except (BrokenProcessPool, RuntimeError):  # a worker died between batches (or the pool was stopped)
                 self._check_stopping()
                 self._replace_pool(self.workers)
                 futures = submit_all()
@@ -255,14 +265,15 @@ class LocalExecutor:
                 done.add(futures[future])
                 yield futures[future], outcome
             return
-        except BrokenProcessPool:
+        except (BrokenProcessPool, CancelledError):
             self._check_stopping()
         # A worker died and took the pool with it (and the batches of other threads sharing it:
-        # each finds its own culprit-free trainings again, one at a time, under the lock). Keep
-        # what finished; find the culprit by training the rest one at a time.
+        # each trains its unfinished candidates again one at a time, under the lock; slow, but
+        # a crash is rare and every trial stays the same). Keep what finished; find the culprit
+        # by training the rest one at a time.
         with self._lock:
             for future, index in futures.items():
-                if index not in done and future.done() and future.exception() is None:
+                if index not in done and future.done() and not future.cancelled() and future.exception() is None:
                     done.add(index)
                     yield index, future.result()
             for index in largest_first(jobs):
@@ -275,10 +286,15 @@ class LocalExecutor:
     def _replace_pool(self, workers: int) -> None:
         self._stop_pool()
         self._pool = self._new_pool(workers)
+        if self._stopping:  # interrupt() ran meanwhile, and may have stopped the old pool only
+            self._stop_pool()
+            raise KeyboardInterrupt
 
     def _run_alone(self, job: TrainJob) -> Any:
         """Train ``job`` in a fresh one-worker pool; a failure message if it kills its worker
         ``KILLS_TO_FAIL`` times."""
+        import sys
+        from concurrent.futures import CancelledError
         from concurrent.futures.process import BrokenProcessPool
 
         for _ in range(KILLS_TO_FAIL):
@@ -286,8 +302,10 @@ class LocalExecutor:
             started = self._started.value
             try:
                 return self._pool.submit(_run_in_worker, job).result()
-            except BrokenProcessPool:
-                self._check_stopping()
+            except (BrokenProcessPool, CancelledError, RuntimeError):
+                self._check_stopping()  # interrupted: the pool was stopped under us
+                if not isinstance(sys.exc_info()[1], BrokenProcessPool):
+                    raise
                 if self._started.value == started:
                     raise WorkerStartError(
                         "hpo-lstm's worker processes die before they can train (see the error above this "
