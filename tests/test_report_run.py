@@ -36,6 +36,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     study = write_study(tmp / "mixed.toml", MIXED)
     code = main(["run", str(study), "--data", "sine", "--lookback", "8", "--max-epochs", "8", "--patience", "8",
                  "--optimizer", "woa", "--budget", "15", "--pop-size", "5", "--workers", "1", "--quiet",
+                 "--precision", "fp32",  # the mix of kinds above is that of float32 steps' path
                  "--out", str(tmp / "out")])  # fmt: skip
     assert code == 0
     return tmp / "out"
