@@ -42,7 +42,7 @@ from torch import nn
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.models import build_model
 from hpo_lstm.study import prepare_dataset
-from hpo_lstm.training import TrainSettings, make_adam, train_candidate
+from hpo_lstm.training import TrainSettings, cpu_flags, make_adam, train_candidate
 
 LEARNING_RATE = 3e-3
 BATCH = 64
@@ -50,10 +50,8 @@ LOOKBACK = 24  # the windows may be longer (a searched lookback): candidates use
 
 
 def cpu_bf16_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
+    flags = cpu_flags()
+    if flags is None:
         return "unknown"
     found = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
     return ",".join(found) or "none"

@@ -166,15 +166,15 @@ class Progress:
             notes = [f"{self._skipped} finished earlier"] * bool(self._skipped)
             notes += [f"{self._not_started} not started: time limit"] * bool(self._not_started)
             note = f" ({'; '.join(notes)})" if notes else ""
-            text = f"{self._cells_done}/{self._cells_total} cells{note}"
+            count = f"{self._cells_done}/{self._cells_total}"
             self._states.pop(label, None)
             task = self._tasks.pop(label, None)
             if self._rich is not None and self._cells_task is not None:
-                self._rich.update(self._cells_task, advance=1, text=text)
+                self._rich.update(self._cells_task, advance=1, text=f"{count} cells{note}")
                 if task is not None:
                     self._rich.remove_task(task)
         if self._rich is None and self._lines and status == "done":
-            self._print(f"cell {label} done; cells {text.replace(' cells', '', 1)}")
+            self._print(f"cell {label} done; cells {count}{note}")
 
     # One study --------------------------------------------------------------------------------
 

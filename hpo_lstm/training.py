@@ -130,20 +130,21 @@ def resolve_device(device: str) -> str:
 
 
 @functools.cache
-def native_bf16(device: str) -> bool:
-    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU
-    whose flags (Linux /proc/cpuinfo) list AVX-512 BF16 or AMX BF16 and on which oneDNN can
-    train an LSTM in bf16 (:func:`bf16_trains`). Elsewhere bf16 is emulated and slower."""
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device != "cpu":
-        return False
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags as Linux lists them (/proc/cpuinfo); None where unreadable."""
     try:
         with open("/proc/cpuinfo") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+            return frozenset(next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), []))
     except OSError:
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and bf16_trains(device)
+        return None
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively: its flags list AVX-512 BF16 or AMX BF16, and
+    oneDNN can train an LSTM in bf16 on it (:func:`bf16_trains`). Elsewhere bf16 is emulated
+    and slower than float32."""
+    flags = cpu_flags() or frozenset()
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) and bf16_trains("cpu")
 
 
 @functools.cache
@@ -162,22 +163,19 @@ def bf16_trains(device: str) -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """"auto" -> "bf16" on a CPU that computes it natively (:func:`native_bf16`), else "fp32"
-    (on CUDA bf16 was slower, see PRECISIONS); "fp32" and "bf16" pass through, except that bf16 is refused on a device whose
-    autocast has no bfloat16 (mps)."""
-    if precision not in PRECISIONS:
-        from hpo_lstm._errors import ConfigError
+    """"auto" -> "bf16" on a CPU that computes it natively (:func:`cpu_native_bf16`), else
+    "fp32" (on CUDA bf16 was slower, see PRECISIONS); "fp32" and "bf16" pass through, except
+    that bf16 is refused on a device whose autocast has no bfloat16 (mps) or where oneDNN has
+    no bf16 LSTM."""
+    from hpo_lstm._errors import ConfigError
 
+    if precision not in PRECISIONS:
         raise ConfigError(f"Unknown `precision` {precision!r}; choose from {', '.join(PRECISIONS)}.")
     if precision == "auto":
-        return "bf16" if device == "cpu" and native_bf16(device) else "fp32"
+        return "bf16" if device == "cpu" and cpu_native_bf16() else "fp32"
     if precision == "bf16" and not (device == "cpu" or device.startswith("cuda")):
-        from hpo_lstm._errors import ConfigError
-
         raise ConfigError(f"`precision` bf16 trains on cpu or cuda; got `device` {device!r}: use `precision` fp32.")
     if precision == "bf16" and not bf16_trains(device):
-        from hpo_lstm._errors import ConfigError
-
         raise ConfigError(f"`precision` bf16: torch cannot train an LSTM in bfloat16 on this {device} (oneDNN has no "
                           "bf16 LSTM for its instruction set); use `precision` fp32 or auto.")  # fmt: skip
     return precision

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,8 +149,6 @@ class LocalExecutor:
         self.threads = threads
         self._pool: Any = None
         self._folder: Any = None
-        import threading
-
         self._lock = threading.RLock()  # submission, pool replacement and crash recovery
         self._stopping = False
 
@@ -179,7 +178,6 @@ class LocalExecutor:
         return self
 
     def _new_pool(self, workers: int) -> Any:
-        import threading
         from concurrent.futures import ProcessPoolExecutor
 
         # PR_SET_PDEATHSIG (hpo_lstm._orphans) ties a worker to the thread that started it: only
@@ -293,7 +291,6 @@ class LocalExecutor:
     def _run_alone(self, job: TrainJob) -> Any:
         """Train ``job`` in a fresh one-worker pool; a failure message if it kills its worker
         ``KILLS_TO_FAIL`` times."""
-        import sys
         from concurrent.futures import CancelledError
         from concurrent.futures.process import BrokenProcessPool
 
@@ -302,16 +299,17 @@ class LocalExecutor:
             started = self._started.value
             try:
                 return self._pool.submit(_run_in_worker, job).result()
-            except (BrokenProcessPool, CancelledError, RuntimeError):
-                self._check_stopping()  # interrupted: the pool was stopped under us
-                if not isinstance(sys.exc_info()[1], BrokenProcessPool):
-                    raise
+            except BrokenProcessPool:  # (a RuntimeError too: caught first)
+                self._check_stopping()
                 if self._started.value == started:
                     raise WorkerStartError(
                         "hpo-lstm's worker processes die before they can train (see the error above this "
                         "line). From a Python script, put the code that starts a study under "
                         "`if __name__ == \"__main__\":` (workers are started with spawn), or use workers=1."
                     ) from None
+            except (CancelledError, RuntimeError):
+                self._check_stopping()  # interrupted: the pool was stopped under us
+                raise
         return (
             f"WorkerDied: the training killed its worker process {KILLS_TO_FAIL} times in a row, alone "
             "(the kernel kills a process that runs out of memory; try a smaller hidden_size or n_layers bound)"
