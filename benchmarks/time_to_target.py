@@ -113,6 +113,8 @@ class _Cap:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def __enter__(self) -> _Cap:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background (`cmd &`): the cap needs it
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self._timer.start()
         return self
 

@@ -13,7 +13,7 @@ from typing import Any
 from hpo_lstm.data import Dataset, fold_of
 from hpo_lstm.training import TrainResult, TrainSettings, train_candidate
 
-__all__ = ["TrainJob", "largest_first", "run_job"]
+__all__ = ["TrainJob", "dispatch_order", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class TrainJob:
     fold: int = 0  # which rolling-origin fold to train on (hpo_lstm.data.fold_of); 0 without folds
 
     def relative_cost(self) -> float:
-        """A rough per-epoch cost, only for ordering jobs (largest first balances workers).
+        """A rough per-epoch cost, only for ordering jobs (:func:`dispatch_order`).
 
         Per sample and time step each layer and direction does ~4h(h + inputs) multiply-adds
         plus a fixed overhead of small kernels; mini-batches share that overhead.
@@ -59,8 +59,28 @@ def run_job(job: TrainJob, dataset: Dataset) -> TrainResult | str:
     return result
 
 
-def largest_first(jobs: Sequence[TrainJob]) -> list[int]:
-    """Job indices, most expensive first: a batch's slowest training starts at once instead
-    of last, so no worker sits idle at the end waiting for it (longest-processing-time first).
-    Outcomes are keyed by index, so the order never changes what is recorded."""
-    return sorted(range(len(jobs)), key=lambda i: -jobs[i].relative_cost())
+# A job estimated under this share of its batch's mean cost is "cheap": it starts first.
+CHEAP_SHARE = 0.1
+
+
+def dispatch_order(jobs: Sequence[TrainJob], workers: int) -> list[int]:
+    """Job indices in the order to start them on ``workers`` parallel slots.
+
+    One slot: cheapest first. The batch takes as long in any order, and values arrive soonest.
+    Several: the cheap jobs (estimated under ``CHEAP_SHARE`` of the batch's mean cost)
+    cheapest first, then the rest most expensive first. Largest-first (longest processing
+    time first) keeps the batch short: the slowest training starts early, not last, and the
+    small ones fill the gaps at the end. Starting the cheap ones before it costs the batch
+    little time (together they are a small share of the work), and their values arrive
+    within seconds instead of after the largest trainings; small candidates are also often
+    among the best of a batch. ``benchmarks/batch_order.py`` replays recorded batches under
+    each order (docs/speed.md). Outcomes are keyed by index, so the order never changes what
+    is recorded.
+    """
+    costs = [job.relative_cost() for job in jobs]
+    cheapest_first = sorted(range(len(jobs)), key=lambda i: costs[i])
+    if workers <= 1 or not jobs:
+        return cheapest_first
+    cheap = CHEAP_SHARE * sum(costs) / len(costs)
+    largest_first = sorted(range(len(jobs)), key=lambda i: -costs[i])
+    return [i for i in cheapest_first if costs[i] < cheap] + [i for i in largest_first if costs[i] >= cheap]

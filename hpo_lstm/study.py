@@ -158,21 +158,35 @@ def study_baselines(
     (:func:`hpo_lstm.baselines.compute_baselines`): ``stored`` ones, or those ``recorder``'s
     study holds, are reused while they belong to this data and season; others are fitted
     (under ``config.baseline_timeout`` seconds each) and stored with the recorder's study."""
-    import json
+    return _StudyBaselines(config, dataset, stored=stored, recorder=recorder).result()
 
-    from hpo_lstm._json import dumps
-    from hpo_lstm.baselines import Baselines, compute_baselines
-    from hpo_lstm.data import resolve_season
 
-    season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
-    record = recorder.stored_baselines() if recorder is not None else None
-    if stored is None and record is not None:
-        stored = Baselines.from_record(record)
-    baselines = compute_baselines(dataset, season=season["season"], timeout=config.baseline_timeout, stored=stored)
-    new_record = json.loads(dumps(baselines.to_record()))
-    if recorder is not None and record != new_record:
-        recorder.record_baselines(new_record)
-    return season, baselines
+class _StudyBaselines:
+    """:func:`study_baselines`, fitted in the background from construction on (the fits
+    overlap the search); ``result()`` waits and records them, ``cancel()`` stops them."""
+
+    def __init__(self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None) -> None:
+        from hpo_lstm.baselines import BackgroundFit, Baselines
+        from hpo_lstm.data import resolve_season
+
+        self.recorder = recorder
+        self.season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
+        self.record = recorder.stored_baselines() if recorder is not None else None
+        if stored is None and self.record is not None:
+            stored = Baselines.from_record(self.record)
+        self.fit = BackgroundFit(dataset, season=self.season["season"], timeout=config.baseline_timeout, stored=stored)
+        self.cancel = self.fit.cancel
+
+    def result(self) -> tuple[dict[str, Any], Any]:
+        import json
+
+        from hpo_lstm._json import dumps
+
+        baselines = self.fit.result()
+        new_record = json.loads(dumps(baselines.to_record()))
+        if self.recorder is not None and self.record != new_record:
+            self.recorder.record_baselines(new_record)
+        return self.season, baselines
 
 
 def _step_rmse(actual: np.ndarray, columns: dict[str, np.ndarray], k: int) -> dict[str, float]:
@@ -399,7 +413,8 @@ def run_study(
     baselines:
         The statistical baselines of this data (:func:`study_baselines`), when the caller has
         them already (a comparison fits them once for all its cells); otherwise those stored
-        with the study are used, or they are fitted once the search has ended and stored.
+        with the study are used, or they are fitted while the search runs (in child processes:
+        the search leaves cores idle at the end of each batch) and stored.
 
     Returns
     -------
@@ -441,6 +456,9 @@ def run_study(
             executor = stack.enter_context(executor)
         # The study's lease is held until its final result is recorded: one driver per study.
         recorder = stack.enter_context(Recorder(config, data_fingerprint=dataset.fingerprint))
+        # The statistical baselines are fitted while the search runs (stopped if it does not end).
+        fitting = _StudyBaselines(config, dataset, stored=baselines, recorder=recorder)
+        stack.callback(fitting.cancel)
         evaluator = Evaluator(
             config=config,
             dataset=dataset,
@@ -462,7 +480,7 @@ def run_study(
             )
         if progress is not None:
             progress.final(done=False)
-        season, baselines = study_baselines(config, dataset, stored=baselines, recorder=recorder)
+        season, baselines = fitting.result()
         best = recorder.best_trial_weights(search.best_params)
         final = final_model(
             config,

@@ -78,17 +78,20 @@ def test_early_stopping_stops_after_patience(sine):
     assert all(v >= wild.val_rmse for v in wild.val_curve[wild.best_epoch:])
 
 
-def test_jobs_are_submitted_largest_first_and_outcomes_keep_their_index(sine):
-    from hpo_lstm.jobs import TrainJob
+def test_jobs_start_cheap_ones_first_then_largest_first_and_outcomes_keep_their_index(sine):
     from hpo_lstm.executors._local import LocalExecutor
-    from hpo_lstm.jobs import largest_first
+    from hpo_lstm.jobs import TrainJob, dispatch_order
 
     settings = TrainSettings(max_epochs=2, patience=2)
     params = [(8, 1), (48, 2), (16, 1), (48, 1)]
     jobs = [TrainJob("lstm", {"learning_rate": 1e-2, "hidden_size": h, "n_layers": n}, settings, seed=0)
             for h, n in params]  # fmt: skip
     jobs.append(TrainJob("bilstm", {"learning_rate": 1e-2, "hidden_size": 48, "n_layers": 2}, settings, seed=0))
-    assert largest_first(jobs) == [4, 1, 3, 2, 0]
+    # Costs (hidden 8 < 16 < 48 < 48x2 < BiLSTM 48x2): the first two are under a tenth of the
+    # mean, so they start first; the rest largest first. One slot: cheapest first.
+    assert dispatch_order(jobs, 2) == [0, 2, 4, 1, 3]
+    assert dispatch_order(jobs, 1) == [0, 2, 3, 1, 4]
+    assert dispatch_order([jobs[1], jobs[3], jobs[4]], 2) == [2, 0, 1]  # no cheap job: largest first
     with LocalExecutor(dataset=sine, workers=2, device="cpu") as pool:
         parallel = dict(pool.map(jobs))
     with LocalExecutor(dataset=sine, workers=1, device="cpu") as pool:

@@ -32,7 +32,7 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_wo
 
 from hpo_lstm._errors import ClusterError, first_line
 from hpo_lstm.data import Dataset
-from hpo_lstm.jobs import TrainJob, largest_first, run_job
+from hpo_lstm.jobs import TrainJob, dispatch_order, run_job
 from hpo_lstm.training import TrainResult
 
 __all__ = ["CONNECT_TIMEOUT_S", "WORKERS_TIMEOUT_S", "DaskExecutor"]
@@ -182,7 +182,8 @@ class DaskExecutor:
         if self._client is None:
             raise RuntimeError("DaskExecutor.map() outside 'with DaskExecutor(...)'")
         client = self._client
-        waiting = [(index, jobs[index]) for index in largest_first(jobs)][::-1]  # pop() takes the largest
+        order = dispatch_order(jobs, self._guarded(self._slots))
+        waiting = [(index, jobs[index]) for index in order][::-1]  # pop() takes the next
         indices: dict[Any, int] = {}
         running = as_completed(loop=client.loop)
 

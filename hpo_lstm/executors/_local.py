@@ -35,7 +35,7 @@ from typing import Any
 from hpo_lstm._errors import WorkerStartError
 from hpo_lstm._orphans import exit_with_parent
 from hpo_lstm.data import Dataset
-from hpo_lstm.jobs import TrainJob, largest_first
+from hpo_lstm.jobs import TrainJob, dispatch_order
 
 __all__ = ["KILLS_TO_FAIL", "LocalExecutor", "TEMP_PREFIX", "WORKER_MALLOC_ENV", "remove_stale_folders"]
 
@@ -239,14 +239,15 @@ class LocalExecutor:
         if self._pool is None:
             from hpo_lstm.jobs import run_job
 
-            for index, job in enumerate(jobs):
-                yield index, run_job(job, self.dataset)
+            for index in dispatch_order(jobs, 1):
+                yield index, run_job(jobs[index], self.dataset)
             return
         from concurrent.futures import CancelledError, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
         def submit_all() -> dict[Any, int]:
-            return {self._pool.submit(_run_in_worker, jobs[index]): index for index in largest_first(jobs)}
+            order = dispatch_order(jobs, self.workers)
+            return {self._pool.submit(_run_in_worker, jobs[index]): index for index in order}
 
         with self._lock:
             self._check_stopping()
@@ -274,7 +275,7 @@ class LocalExecutor:
                 if index not in done and future.done() and not future.cancelled() and future.exception() is None:
                     done.add(index)
                     yield index, future.result()
-            for index in largest_first(jobs):
+            for index in dispatch_order(jobs, 1):
                 if index not in done:
                     self._check_stopping()
                     yield index, self._run_alone(jobs[index])

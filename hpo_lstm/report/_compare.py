@@ -424,7 +424,9 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
     parts.append(_table(["model", "optimizer", "seeds", "test RMSE", "test MAE", "test MAPE %", "best val RMSE",
                          "evaluations", "distinct trainings", "wall s / cell"], rows))  # fmt: skip
     parts += ["", "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
-              "same epochs and early stopping.", ""]  # fmt: skip
+              "same epochs and early stopping. Wall s / cell: each cell's own wall time; a comparison runs "
+              "as many cells at once as it has local workers, so these overlap and add up to more than "
+              "the comparison took.", ""]  # fmt: skip
     parts += _statistical_section(tables["against_statistical"], baselines, unscored)
     parts += _by_step_section(comparison.cells)
     parts += _coverage_line(comparison.cells)
