@@ -222,11 +222,15 @@ class BackgroundFit:
     """:func:`compute_baselines` in a thread of its own, started at once, so that the fits
     overlap other work (a study's search leaves part of the cores idle at the end of each batch;
     fitted after it, AutoARIMA alone kept one core busy for 10-13 s on CO2). The fits run in
-    child processes of the fork server, which end with it, not with this thread.
+    child processes (of the fork server, or under spawn of this process), which end with the
+    driver whichever thread started them.
 
     ``result()`` waits for the baselines; ``cancel()`` kills the fits still running and waits
-    for the thread (a no-op once it has ended). Interrupted while waiting, ``result()`` cancels.
+    for the thread (a no-op once it has ended; at most ``CANCEL_WAIT`` seconds, should the fork
+    server still be importing). Interrupted while waiting, ``result()`` cancels.
     """
+
+    CANCEL_WAIT = 10.0
 
     def __init__(self, dataset: Dataset, *, season: int | None, timeout: float, stored: Baselines | None) -> None:
         self._stop = threading.Event()
@@ -255,7 +259,7 @@ class BackgroundFit:
 
     def cancel(self) -> None:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(self.CANCEL_WAIT)
 
 
 def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
@@ -309,7 +313,8 @@ def _fit_in_children(
     dataset: Dataset, names: list[str], *, season: int | None, timeout: float, stop: threading.Event | None = None
 ) -> dict[str, Baseline]:
     """Fit each of ``names`` in a child process of its own, all at once; kill any still running
-    at its time limit, when this process is interrupted, or when ``stop`` is set."""
+    at its time limit, when this thread is interrupted (the main thread: Ctrl-C), or when
+    ``stop`` is set (by another thread)."""
     from multiprocessing.connection import wait
 
     ctx = _context()
@@ -327,6 +332,8 @@ def _fit_in_children(
     outcomes: dict[str, Baseline] = {}
     try:
         for name in names:
+            if stop is not None and stop.is_set():  # (a first start waits for the fork server's imports)
+                raise FitCancelled
             reader, writer = ctx.Pipe(duplex=False)
             process = ctx.Process(target=_child_main, args=(writer, name, task), name=f"hpo-lstm {name}", daemon=True)
             process.start()

@@ -75,7 +75,7 @@ def dispatch_order(jobs: Sequence[TrainJob], workers: int) -> list[int]:
     within seconds instead of after the largest trainings; small candidates are also often
     among the best of a batch. ``benchmarks/batch_order.py`` replays recorded batches under
     each order (docs/speed.md). Outcomes are keyed by index, so the order never changes what
-    is recorded.
+    is recorded (trial numbers and times follow the order in which trainings end, as ever).
     """
     costs = [job.relative_cost() for job in jobs]
     cheapest_first = sorted(range(len(jobs)), key=lambda i: costs[i])

@@ -170,11 +170,14 @@ class _StudyBaselines:
         from hpo_lstm.data import resolve_season
 
         self.recorder = recorder
+        self.dataset = dataset
+        self.timeout = config.baseline_timeout
         self.season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
         self.record = recorder.stored_baselines() if recorder is not None else None
         if stored is None and self.record is not None:
             stored = Baselines.from_record(self.record)
-        self.fit = BackgroundFit(dataset, season=self.season["season"], timeout=config.baseline_timeout, stored=stored)
+        self.stored = stored
+        self.fit = BackgroundFit(dataset, season=self.season["season"], timeout=self.timeout, stored=stored)
         self.cancel = self.fit.cancel
 
     def result(self) -> tuple[dict[str, Any], Any]:
@@ -182,7 +185,17 @@ class _StudyBaselines:
 
         from hpo_lstm._json import dumps
 
+        from hpo_lstm.baselines import Baselines, compute_baselines
+
         baselines = self.fit.result()
+        # A fit that ran out of time beside a busy search gets the cores to itself once (its
+        # limit is wall time); a timeout it would reuse from the record stays as it is.
+        reused = self.stored.results if self.stored is not None and self.stored.key == baselines.key else {}
+        timed_out = [n for n, r in baselines.results.items() if r.status == "timeout" and reused.get(n) is not r]
+        if timed_out:
+            kept = {n: r for n, r in baselines.results.items() if n not in timed_out}
+            baselines = compute_baselines(self.dataset, season=self.season["season"], timeout=self.timeout,
+                                          stored=Baselines(key=baselines.key, results=kept))  # fmt: skip
         new_record = json.loads(dumps(baselines.to_record()))
         if self.recorder is not None and self.record != new_record:
             self.recorder.record_baselines(new_record)

@@ -181,6 +181,8 @@ class DaskExecutor:
         """
         if self._client is None:
             raise RuntimeError("DaskExecutor.map() outside 'with DaskExecutor(...)'")
+        if not jobs:  # (a batch all replayed or memo: nothing to ask the cluster)
+            return
         client = self._client
         order = dispatch_order(jobs, self._guarded(self._slots))
         waiting = [(index, jobs[index]) for index in order][::-1]  # pop() takes the next
