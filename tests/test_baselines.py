@@ -313,29 +313,3 @@ def test_fitting_processes_end_with_an_interrupted_or_killed_driver(tmp_path: Pa
     while any(_alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p.pid for p in seen if _alive(p)], "a fitting process outlived its driver"
-
-
-@pytest.mark.slow
-def test_a_background_fit_cancelled_kills_its_fits_and_its_result_says_so():
-    # run_study fits the baselines while its search runs; a search that stops cancels them.
-    import os
-
-    from hpo_lstm.baselines import BackgroundFit, FitCancelled
-    from hpo_lstm.config import StudyConfig
-    from hpo_lstm.study import prepare_dataset
-
-    dataset = prepare_dataset(StudyConfig(data="co2", lookback=8))  # AutoARIMA's seasonal fit: 10-20 s
-    fit = BackgroundFit(dataset, season=52, timeout=60.0, stored=None)
-    fitting: list[psutil.Process] = []
-    deadline = time.monotonic() + 120
-    while not fitting:
-        assert time.monotonic() < deadline, "no fitting process seen"
-        fitting = [child for server in _forkserver_family(os.getpid()) for child in server.children()]
-        time.sleep(0.05)
-    fit.cancel()
-    with pytest.raises(FitCancelled):
-        fit.result()
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in fitting) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p.pid for p in fitting if _alive(p)], "a cancelled fit's process is still running"
