@@ -29,8 +29,12 @@ import heapq
 import math
 import statistics
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-Job = tuple[float, float, float]  # (estimated cost, recorded seconds, value)
+if TYPE_CHECKING:
+    from hpo_lstm.jobs import TrainJob
+
+Job = tuple["TrainJob", float, float]  # (the job as the executors see it, recorded seconds, value)
 
 
 def batches(storage: str) -> list[list[Job]]:
@@ -52,7 +56,7 @@ def batches(storage: str) -> list[list[Job]]:
                 continue
             job = TrainJob(str(attrs.get("model", "lstm")), dict(trial.params), settings, seed=0)
             value = trial.value if trial.value is not None and math.isfinite(trial.value) else math.inf
-            groups.setdefault(int(attrs["generation"]), []).append((job.relative_cost(), float(attrs["train_seconds"]), value))
+            groups.setdefault(int(attrs["generation"]), []).append((job, float(attrs["train_seconds"]), value))
         out.extend(group for group in groups.values() if len(group) >= 2)
     return out
 
@@ -70,23 +74,12 @@ def replay(jobs: Sequence[Job], order: Sequence[int], workers: int) -> dict[int,
 
 
 def orders(workers: int) -> dict[str, Callable[[Sequence[Job]], list[int]]]:
-    from hpo_lstm import jobs as jobs_module
-
-    def dispatch(jobs: Sequence[Job]) -> list[int]:
-        # dispatch_order itself, on stand-ins that carry the recorded estimate.
-        class Estimated:
-            def __init__(self, cost: float) -> None:
-                self.cost = cost
-
-            def relative_cost(self) -> float:
-                return self.cost
-
-        return jobs_module.dispatch_order([Estimated(job[0]) for job in jobs], workers)  # type: ignore[list-item]
+    from hpo_lstm.jobs import dispatch_order
 
     return {
-        "largest": lambda jobs: sorted(range(len(jobs)), key=lambda i: -jobs[i][0]),
-        "cheapest": lambda jobs: sorted(range(len(jobs)), key=lambda i: jobs[i][0]),
-        "dispatch": dispatch,
+        "largest": lambda jobs: sorted(range(len(jobs)), key=lambda i: -jobs[i][0].relative_cost()),
+        "cheapest": lambda jobs: sorted(range(len(jobs)), key=lambda i: jobs[i][0].relative_cost()),
+        "dispatch": lambda jobs: dispatch_order([job for job, _, _ in jobs], workers),
     }
 
 

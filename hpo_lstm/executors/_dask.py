@@ -184,13 +184,14 @@ class DaskExecutor:
         if not jobs:  # (a batch all replayed or memo: nothing to ask the cluster)
             return
         client = self._client
-        order = dispatch_order(jobs, self._guarded(self._slots))
-        waiting = [(index, jobs[index]) for index in order][::-1]  # pop() takes the next
+        first_slots = self._guarded(self._slots)
+        waiting = [(index, jobs[index]) for index in dispatch_order(jobs, first_slots)][::-1]  # pop() takes the next
         indices: dict[Any, int] = {}
         running = as_completed(loop=client.loop)
 
-        def submit_more() -> None:
-            slots = self._slots() if waiting else 0
+        def submit_more(slots: int | None = None) -> None:
+            if slots is None:  # (the first call has them already)
+                slots = self._slots() if waiting else 0
             while waiting and len(self._pending) < slots:
                 index, job = waiting.pop()
                 # pure=False: every job is its own task, even one that looks like another.
@@ -202,7 +203,7 @@ class DaskExecutor:
                 running.add(future)
 
         try:
-            self._guarded(submit_more)
+            self._guarded(submit_more, first_slots)
             for future in running:
                 self._pending.discard(future)
                 outcome = self._guarded(self._outcome, future)
