@@ -59,6 +59,7 @@ __all__ = [
     "BASELINES",
     "DEFAULT_TIMEOUT",
     "LABELS",
+    "BackgroundFit",
     "Baseline",
     "Baselines",
     "best_statistical",
@@ -80,6 +81,8 @@ MAX_ARIMA_SEASON = 52
 VERSION = 1
 # Seconds a child may take to start and import statsforecast before the time limit starts.
 _START_ALLOWANCE = 120.0
+# How often a fit in the background looks whether it was cancelled.
+_STOP_POLL_SECONDS = 0.1
 _STATUSES = ("ok", "failed", "timeout", "skipped")
 
 
@@ -188,12 +191,14 @@ def compute_baselines(
     season: int | None,
     timeout: float = DEFAULT_TIMEOUT,
     stored: Baselines | None = None,
+    stop: threading.Event | None = None,
 ) -> Baselines:
     """Seasonal naive, AutoETS and AutoARIMA on ``dataset``'s test windows (see the module doc).
 
     ``stored`` baselines of the same key are reused, except one that ran out of a shorter time
     limit than ``timeout`` (it gets the new limit). AutoETS and AutoARIMA are fitted at the
-    same time, each in its own child process, each under ``timeout`` seconds.
+    same time, each in its own child process, each under ``timeout`` seconds. Setting ``stop``
+    (from another thread) kills the fits and raises :class:`FitCancelled`.
     """
     key = baselines_key(dataset, season)
     reused: dict[str, Baseline] = {}
@@ -205,8 +210,55 @@ def compute_baselines(
         results["seasonal_naive"] = _seasonal_naive(dataset, season)
     todo = [name for name in ("auto_ets", "auto_arima") if name not in results]
     if todo:
-        results.update(_fit_in_children(dataset, todo, season=season, timeout=timeout))
+        results.update(_fit_in_children(dataset, todo, season=season, timeout=timeout, stop=stop))
     return Baselines(key=key, results={name: results[name] for name in BASELINES})
+
+
+class FitCancelled(Exception):
+    """The fits were stopped (:class:`BackgroundFit` cancelled) before they ended."""
+
+
+class BackgroundFit:
+    """:func:`compute_baselines` in a thread of its own, started at once, so that the fits
+    overlap other work (``run_study`` starts one with its search's last batch, whose end leaves
+    cores idle). The fits run in child processes (of the fork server, or under spawn of this
+    process), which end with the driver whichever thread started them.
+
+    ``result()`` waits for the baselines; ``cancel()`` kills the fits still running and waits
+    for the thread (a no-op once it has ended; at most ``CANCEL_WAIT`` seconds, should the fork
+    server still be importing). Interrupted while waiting, ``result()`` cancels.
+    """
+
+    CANCEL_WAIT = 10.0
+
+    def __init__(self, dataset: Dataset, *, season: int | None, timeout: float, stored: Baselines | None) -> None:
+        self._stop = threading.Event()
+        self._outcome: tuple[Baselines | None, BaseException | None] = (None, None)
+        kwargs = {"season": season, "timeout": timeout, "stored": stored, "stop": self._stop}
+        self._thread = threading.Thread(target=self._run, args=(dataset, kwargs), name="hpo-lstm baselines", daemon=True)
+        self._thread.start()
+
+    def _run(self, dataset: Dataset, kwargs: dict[str, Any]) -> None:
+        try:
+            self._outcome = (compute_baselines(dataset, **kwargs), None)
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self._outcome = (None, exc)
+
+    def result(self) -> Baselines:
+        try:
+            self._thread.join()
+        except BaseException:  # Ctrl-C while waiting: the fits must not outlive the run
+            self.cancel()
+            raise
+        baselines, error = self._outcome
+        if error is not None:
+            raise error
+        assert baselines is not None
+        return baselines
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join(self.CANCEL_WAIT)
 
 
 def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
@@ -256,9 +308,12 @@ def _seasonal_naive(dataset: Dataset, season: int | None) -> Baseline:
 # Child processes ---------------------------------------------------------------------------------
 
 
-def _fit_in_children(dataset: Dataset, names: list[str], *, season: int | None, timeout: float) -> dict[str, Baseline]:
+def _fit_in_children(
+    dataset: Dataset, names: list[str], *, season: int | None, timeout: float, stop: threading.Event | None = None
+) -> dict[str, Baseline]:
     """Fit each of ``names`` in a child process of its own, all at once; kill any still running
-    at its time limit, or when this process is interrupted."""
+    at its time limit, when this thread is interrupted (the main thread: Ctrl-C), or when
+    ``stop`` is set (by another thread)."""
     from multiprocessing.connection import wait
 
     ctx = _context()
@@ -276,17 +331,24 @@ def _fit_in_children(dataset: Dataset, names: list[str], *, season: int | None, 
     outcomes: dict[str, Baseline] = {}
     try:
         for name in names:
+            if stop is not None and stop.is_set():  # (a first start waits for the fork server's imports)
+                raise FitCancelled
             reader, writer = ctx.Pipe(duplex=False)
             process = ctx.Process(target=_child_main, args=(writer, name, task), name=f"hpo-lstm {name}", daemon=True)
             process.start()
             writer.close()  # the child holds the only writing end: its death closes the pipe
             children[name] = {"process": process, "reader": reader, "started": time.monotonic(), "ready": None}
         while len(outcomes) < len(names):
+            if stop is not None and stop.is_set():
+                raise FitCancelled
             now = time.monotonic()
             waiting = {name: c for name, c in children.items() if name not in outcomes}
             deadlines = {name: (c["ready"] + timeout if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
                          for name, c in waiting.items()}  # fmt: skip
-            wait([c["reader"] for c in waiting.values()], timeout=max(0.0, min(deadlines.values()) - now))
+            until = min(deadlines.values()) - now
+            if stop is not None:
+                until = min(until, _STOP_POLL_SECONDS)
+            wait([c["reader"] for c in waiting.values()], timeout=max(0.0, until))
             for name, child in waiting.items():
                 outcome = _poll(name, child, timeout)
                 if outcome is None and time.monotonic() >= deadlines[name]:

@@ -63,8 +63,12 @@ class Evaluator:
         progress: ProgressSink | None = None,
         map_jobs: Callable[[Sequence[TrainJob]], Iterable[tuple[int, TrainResult | str]]] | None = None,
         deadline: float | None = None,
+        on_last_batch: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        # Called once, as the batch that reaches the budget starts (a study fits its
+        # statistical baselines from then on, beside that batch: they are needed at the end).
+        self.on_last_batch = on_last_batch
         self.dataset = dataset
         self.recorder = recorder
         self.settings = settings
@@ -106,6 +110,9 @@ class Evaluator:
         if self._past_deadline(len(batch)):
             self.stopped_at = time.time()
             raise SearchStopped
+        if self.on_last_batch is not None and self.n_evaluations + len(batch) >= self.config.budget:
+            self.on_last_batch()
+            self.on_last_batch = None
         generation = self.n_batches
         self.n_batches += 1
         # Pruning limits and the fold reference come from earlier batches only: fixed before

@@ -313,3 +313,92 @@ def test_fitting_processes_end_with_an_interrupted_or_killed_driver(tmp_path: Pa
     while any(_alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p.pid for p in seen if _alive(p)], "a fitting process outlived its driver"
+
+
+@pytest.mark.slow
+def test_a_background_fit_cancelled_kills_its_fits_and_its_result_says_so():
+    # run_study fits the baselines while its search runs; a search that stops cancels them.
+    import os
+
+    from hpo_lstm.baselines import BackgroundFit, FitCancelled
+    from hpo_lstm.config import StudyConfig
+    from hpo_lstm.study import prepare_dataset
+
+    dataset = prepare_dataset(StudyConfig(data="co2", lookback=8))  # AutoARIMA's seasonal fit: 10-20 s
+    fit = BackgroundFit(dataset, season=52, timeout=60.0, stored=None)
+    fitting: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while not fitting:
+        assert time.monotonic() < deadline, "no fitting process seen"
+        fitting = [child for server in _forkserver_family(os.getpid()) for child in server.children()]
+        time.sleep(0.05)
+    fit.cancel()
+    with pytest.raises(FitCancelled):
+        fit.result()
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in fitting) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p.pid for p in fitting if _alive(p)], "a cancelled fit's process is still running"
+
+
+def _fitting_children() -> list[psutil.Process]:
+    """The processes fitting baselines for this (pytest) process: its fork servers' children."""
+    import os
+
+    return [child for server in _forkserver_family(os.getpid()) for child in server.children()]
+
+
+class _WatchFits:
+    """A progress display that notes whether baselines are being fitted as each evaluation of
+    the first batch comes in, and that waits, in the last batch, until they are (then presses
+    Ctrl-C when ``interrupt``)."""
+
+    def __init__(self, batches: int, *, interrupt: bool) -> None:
+        self.batches, self.interrupt, self.seen = batches, interrupt, 0
+        self.fitting_early: list[bool] = []
+        self.caught: list[psutil.Process] = []
+
+    def batch(self, trainings: int) -> None:
+        self.seen += 1
+
+    def evaluated(self, *, value: float, kind: str) -> None:
+        if self.seen < self.batches:
+            self.fitting_early.append(bool(_fitting_children()))
+            return
+        deadline = time.monotonic() + 120
+        while not self.caught:  # fitting beside the last batch: they show up while it runs
+            assert time.monotonic() < deadline, "no baseline was being fitted during the last batch"
+            self.caught = _fitting_children()
+            time.sleep(0.05)
+        if self.interrupt:
+            raise KeyboardInterrupt
+
+    def final(self, *, done: bool) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_baselines_are_fitted_beside_the_last_batch_and_an_interrupted_study_resumes(tmp_path: Path):
+    from hpo_lstm import StudyConfig, run_study
+    from hpo_lstm.space import default_space
+    from hpo_lstm.study import StudyInterrupted
+
+    space = default_space({"learning_rate": {"low": 1e-3, "high": 3e-2, "log": True},
+                           "hidden_size": {"low": 4, "high": 12}, "n_layers": {"low": 1, "high": 2}})  # fmt: skip
+    # The weekly CO2 series: AutoARIMA's seasonal (52) fit takes 10-20 s, long enough to catch.
+    config = StudyConfig(optimizer="random", data="co2", lookback=8, max_epochs=1, batch_size=256, budget=4,
+                         pop_size=2, space=space, name="fits", out=str(tmp_path))  # fmt: skip
+    watch = _WatchFits(batches=2, interrupt=True)
+    with pytest.raises(StudyInterrupted):
+        run_study(config, workers=1, progress=watch)
+    assert watch.fitting_early == [False, False], "baselines were fitted before the last batch"
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in watch.caught) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p.pid for p in watch.caught if _alive(p)], "a fit outlived its interrupted study"
+
+    watch = _WatchFits(batches=2, interrupt=False)  # the same study resumes: fitted beside its last batch again
+    result = run_study(config, workers=1, progress=watch)
+    assert result.n_replayed == 3 and watch.caught
+    summary = result.summary()
+    assert {summary["baselines"][name]["status"] for name in BASELINES} == {"ok"}
