@@ -4,6 +4,7 @@
     python benchmarks/time_to_target.py --seeds 2 --quick                      # a check that it runs (~4 min)
     python benchmarks/time_to_target.py --methods optuna --first-seed 3 --seeds 1 --save ttt.jsonl   # one piece
     python benchmarks/time_to_target.py --summarise ttt.jsonl                  # pieces together, nothing trained
+    python benchmarks/time_to_target.py --load --seeds 5 --cap 150             # with a busy process on one core
 
 Every method searches the same space on the same data: the space and data a default hpo-lstm
 study settles on the built-in CO2 series (learning rate, hidden size, layers, and the lookback
@@ -37,7 +38,9 @@ The reference (``--reference``): ``best-seen`` (default), the best validation RM
 of any method reached (every run then goes on to the cap, as the target is known only at the
 end); or a number, when one is established, and runs then stop at the target. ``--save`` and
 ``--summarise`` let a long run be made in pieces (each within the machine's limits) and judged
-together. ``--quick``: 3 epochs, a 30 s cap. Ends with one key=value line, the headline first.
+together. ``--load`` runs everything with a busy process (``python -c "while True: pass"``)
+competing for one core, as ``study_speed.py --load`` does. ``--quick``: 3 epochs, a 30 s cap.
+Ends with one key=value line, the headline first.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import math
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -270,8 +274,9 @@ def summarise(runs: list[dict[str, Any]], methods: list[str], fixed: float | Non
     summary = " ".join(f"{keys[m]}_s={'>=' if medians[m][1] else ''}{medians[m][0]:.0f}" for m in methods)
     reach = " ".join(f"{keys[m]}_reached={reached[m]}/{counts[m]}" for m in methods)
     loads = [run.get("loadavg") for run in runs if run.get("loadavg") is not None]
+    added = "/".join(str(n) for n in sorted({int(run.get("load", 0)) for run in runs}))
     print(
-        f"ratio={ratio('tutorial')} optuna_ratio={ratio('optuna')} {summary} {reach} reference={reference:.5f} "
+        f"ratio={ratio('tutorial')} optuna_ratio={ratio('optuna')} load={added} {summary} {reach} reference={reference:.5f} "
         f"reference_kind={'fixed' if fixed is not None else 'best-seen'} tolerance={tolerance} "
         f"cap_s={'/'.join(f'{c:.0f}' for c in sorted(caps))} seeds={len(seeds)} "
         f"max_epochs={'/'.join(str(e) for e in sorted({run.get('max_epochs') for run in runs}))} "
@@ -290,6 +295,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--save", metavar="FILE", help="append each run (its values over time) to FILE, JSON lines")
     parser.add_argument("--summarise", metavar="FILE", nargs="+", help="train nothing: summarise runs saved with --save")
+    parser.add_argument("--load", action="store_true", help="a busy process competes for one core")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 30 s cap")
     args = parser.parse_args()
     if args.quick:
@@ -314,21 +320,28 @@ def main() -> None:
     print(f"space {space.names}, {dataset.n_features} input features, max {args.max_epochs} epochs, cap {args.cap:.0f} s",
           flush=True)  # fmt: skip
     runs = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for method in methods:
-            load = os.getloadavg()[0]
-            trace = run_one(method, dataset, space, seed, args.max_epochs, target, args.cap)
-            run = {"method": method, "seed": seed, "cap": args.cap, "max_epochs": args.max_epochs, "loadavg": load,
-                   "loadavg_end": os.getloadavg()[0], "events": trace.events}  # fmt: skip
-            runs.append(run)
-            if args.save:
-                with open(args.save, "a") as handle:
-                    handle.write(json.dumps(run) + "\n")
-            reached = trace.time_to(target) if target is not None else None
-            ran = trace.events[-1][0] if trace.events else 0.0
-            outcome = f"target at {reached:.1f} s" if reached is not None else f"last value at {ran:.0f} s"
-            print(f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
-                  f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)", flush=True)  # fmt: skip
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for method in methods:
+                load = os.getloadavg()[0]
+                trace = run_one(method, dataset, space, seed, args.max_epochs, target, args.cap)
+                run = {"method": method, "seed": seed, "cap": args.cap, "max_epochs": args.max_epochs,
+                       "load": int(busy is not None), "loadavg": load, "loadavg_end": os.getloadavg()[0],
+                       "events": trace.events}  # fmt: skip
+                runs.append(run)
+                if args.save:
+                    with open(args.save, "a") as handle:
+                        handle.write(json.dumps(run) + "\n")
+                reached = trace.time_to(target) if target is not None else None
+                ran = trace.events[-1][0] if trace.events else 0.0
+                outcome = f"target at {reached:.1f} s" if reached is not None else f"last value at {ran:.0f} s"
+                print(f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
+                      f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)", flush=True)  # fmt: skip
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
     summarise(runs, methods, fixed, args.tolerance)
 
 
