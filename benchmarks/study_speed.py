@@ -31,6 +31,7 @@ side's final model. Ends with one key=value line, the headline (wall-time ratio)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,6 +54,19 @@ from hpo_lstm.space import SearchSpace
 from hpo_lstm.study import prepare_dataset, run_study
 
 DEFAULT_THREADS = torch.get_num_threads()  # before run_study sets one thread in this process
+
+
+@contextlib.contextmanager
+def competing_load(on: bool) -> Iterator[subprocess.Popen[bytes] | None]:
+    """``--load``: when ``on``, a busy process (``python -c "while True: pass"``) competes for one
+    core until the block ends; yields it (None when off)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
+    try:
+        yield busy
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
 
 class FixedCandidates(Optimizer):
@@ -178,8 +193,7 @@ def main() -> None:
     if "fixed-list" not in registry:
         registry.register(FixedCandidates)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
-    try:
+    with competing_load(args.load) as busy:
         load_start = os.getloadavg()[0]
         with tempfile.TemporaryDirectory() as out:
             base = StudyConfig(out=out, storage=f"sqlite:///{out}/speed.db", max_epochs=args.max_epochs, seed=args.seed)
@@ -196,10 +210,6 @@ def main() -> None:
             a = run_tutorial(candidates, dataset, args.max_epochs, args.seed)
             b = run_hpo_lstm(config, dataset)
         load_end = os.getloadavg()[0]
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
 
     result, trials = b["result"], b["trials"]
     print(f"{len(candidates)} candidates from {space.names}, {dataset.n_features} input features, max {args.max_epochs} "

@@ -51,7 +51,6 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,7 +62,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study_speed import DEFAULT_THREADS, study_space, tutorial_rmse, tutorial_train, windows  # noqa: E402
+from study_speed import DEFAULT_THREADS, competing_load, study_space, tutorial_rmse, tutorial_train, windows  # noqa: E402
 
 from hpo_lstm.config import StudyConfig  # noqa: E402
 from hpo_lstm.models import build_model  # noqa: E402
@@ -320,8 +319,7 @@ def main() -> None:
     print(f"space {space.names}, {dataset.n_features} input features, max {args.max_epochs} epochs, cap {args.cap:.0f} s",
           flush=True)  # fmt: skip
     runs = []
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
-    try:
+    with competing_load(args.load) as busy:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for method in methods:
                 load = os.getloadavg()[0]
@@ -338,10 +336,6 @@ def main() -> None:
                 outcome = f"target at {reached:.1f} s" if reached is not None else f"last value at {ran:.0f} s"
                 print(f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
                       f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)", flush=True)  # fmt: skip
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
     summarise(runs, methods, fixed, args.tolerance)
 
 
