@@ -75,7 +75,8 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
     t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
-                   "same epoch; default) or off")  # fmt: skip
+                   "same epoch; default), halving (successive halving within each batch: the best third goes "
+                   "on at each rung) or off")  # fmt: skip
     t.add_argument("--lr-schedule", dest="lr_schedule",
                    help="constant (default) or plateau (halve the learning rate when validation RMSE stalls)")  # fmt: skip
     g.add_argument("--timeout", type=float,
