@@ -75,7 +75,7 @@ class StudyConfig:
     # Statistical baselines (hpo_lstm.baselines): neither changes the search, so neither is part
     # of identity(). season None: inferred from the time column (hpo_lstm.data.infer_seasonality).
     season: int | None = None
-    baseline_timeout: float = 60.0  # seconds each of AutoETS and AutoARIMA may take to fit and forecast
+    baseline_timeout: float = 120.0  # seconds of CPU time each of AutoETS and AutoARIMA may take to fit and forecast
     # Calendar features of the time column as extra inputs (hpo_lstm.data._calendar). None: on
     # when the time stamps give any (for_data decides).
     calendar: bool | None = None
@@ -252,6 +252,11 @@ class StudyConfig:
             identity["calendar"] = True
         if self.transform == "sdiff":  # the season is the transform's lag (None: the data's, by its fingerprint)
             identity["season"] = self.season
+        from hpo_lstm.optimizers import optimizer_implementation
+
+        implementation = optimizer_implementation(self.optimizer)
+        if implementation is not None:  # "mealpy-lts 3.0.4.1": another mealpy may propose other candidates
+            identity["optimizer_impl"] = implementation
         return identity
 
     def to_dict(self) -> dict[str, Any]:

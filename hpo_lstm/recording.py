@@ -136,6 +136,7 @@ class Recorder:
                 f"fingerprint {stored['data_fingerprint'][:12]} then, {identity['data_fingerprint'][:12]} now); its "
                 "evaluations belong to the old data. Give a new `study_name` to run a study on the new data."
             )
+        self._adopt_or_refuse_old_mealpy(stored, identity)
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         if differing and not self.study.trials:  # nothing recorded under the old settings (a run refused later)
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
@@ -147,6 +148,25 @@ class Recorder:
                 f"Study {self.config.study_name!r} already exists in {mask_url(self.config.storage_url)!r} with other settings "
                 f"({details}); resume it with the same settings or give a new `study_name`."
             )
+
+    def _adopt_or_refuse_old_mealpy(self, stored: dict[str, Any], identity: dict[str, Any]) -> None:
+        """A study recorded before mealpy joined the identity was recorded with mealpy 3.0.3.
+        Optimizers proven to propose the same candidates with today's mealpy adopt it (the stored
+        identity gains today's implementation); any other is refused, naming both."""
+        from hpo_lstm.optimizers._mealpy import SAME_PATH_AS_MEALPY_3_0_3
+
+        now = identity.get("optimizer_impl")
+        if now is None or "optimizer_impl" in stored or not self.study.trials:
+            return
+        if stored.get("optimizer") in SAME_PATH_AS_MEALPY_3_0_3:
+            stored["optimizer_impl"] = now
+            self.study.set_user_attr(IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
+            return
+        raise ConfigError(
+            f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was recorded with mealpy 3.0.3, "
+            f"and optimizer {stored.get('optimizer')!r} proposes other candidates with {now} "
+            "(docs/optimizers.md#which-mealpy), so its evaluations cannot be replayed. Give a new `study_name`."
+        )
 
     def _load_stored(self) -> dict[int, StoredEvaluation]:
         """Finished evaluations by index; trials a crash left RUNNING are closed as FAIL."""

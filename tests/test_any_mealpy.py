@@ -59,7 +59,7 @@ def test_any_mealpy_class_resolves_by_name_and_the_curated_names_stay():
     ("name", "suggested"),
     [("mealpy:OriginalHH", "did you mean mealpy:OriginalHHO"),
      ("mealpy:originalhho", "did you mean mealpy:OriginalHHO?"),
-     ("mealpy:Nothing", "Unknown mealpy optimizer 'mealpy:Nothing'; `hpo-lstm optimizers --all` lists the 234 classes.")],
+     ("mealpy:Nothing", "Unknown mealpy optimizer 'mealpy:Nothing'; `hpo-lstm optimizers --all` lists the 243 classes.")],
 )  # fmt: skip
 def test_an_unknown_class_suggests_close_names_on_one_line(name, suggested):
     with pytest.raises(UnknownNameError) as info:

@@ -37,6 +37,7 @@ __all__ = [
     "Registry",
     "SearchStopped",
     "get_optimizer",
+    "optimizer_implementation",
     "registry",
 ]
 
@@ -49,3 +50,16 @@ def get_optimizer(name: str, **options: Any) -> Optimizer:
     """``registry[name](**options)``: an unknown name lists the valid ones (an unknown
     ``mealpy:<ClassName>`` the close class names)."""
     return registry.create(name, **options)
+
+
+def optimizer_implementation(name: str) -> str | None:
+    """``Optimizer.implementation()`` of the optimizer called ``name`` (None for an unknown
+    name); ``mealpy:<ClassName>`` is answered without importing mealpy."""
+    if isinstance(name, str) and name.startswith(MEALPY_PREFIX):
+        from hpo_lstm.optimizers._mealpy import mealpy_distribution
+
+        return mealpy_distribution()
+    try:
+        return registry[name].implementation()
+    except KeyError:
+        return None

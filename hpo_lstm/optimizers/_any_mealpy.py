@@ -17,7 +17,7 @@ path is a function of the seed and the fitness values alone (a few draw from num
 random state and could not be resumed by replay), and how many evaluations its first
 population and each generation take, from which the number of generations is derived.
 Written here because mealpy has no way to say it: its ``is_parallelizable`` flag disagrees with
-what 38 of the 223 usable classes do (docs/optimizers.md).
+what 127 of the 195 classes usable with population 8 do (docs/optimizers.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import functools
 import inspect
 import math
 import random
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,7 +37,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError, UnknownNameError, first_line
 from hpo_lstm.optimizers._base import MEALPY_PREFIX as PREFIX
 from hpo_lstm.optimizers._base import PENALTY, _BudgetExhausted, _Ledger
-from hpo_lstm.optimizers._mealpy import MAX_GENERATIONS, _MealpyOptimizer
+from hpo_lstm.optimizers._mealpy import MAX_GENERATIONS, _MealpyOptimizer, solve_quietly
 from hpo_lstm.space import SearchSpace
 
 __all__ = [
@@ -178,29 +177,9 @@ def wrapped_class(class_name: str) -> type:
     return Wrapped
 
 
-def _no_direct_evaluation(solution: Any) -> float:
-    raise RuntimeError("evaluated outside mealpy's get_target and population hooks")
-
-
-def _problem(dim: int) -> Any:
-    from mealpy import FloatVar, Problem
-
-    return Problem(
-        bounds=FloatVar(lb=[0.0] * dim, ub=[1.0] * dim, name="unit"),
-        minmax="min",
-        obj_func=_no_direct_evaluation,
-        obj_weights=[1.0],
-        log_to=None,
-    )
-
-
 def _solve(model: Any, dim: int, seed: int, stop_after: int | None = None) -> None:
-    # mealpy's arithmetic meets ties and the penalty (division by zero spreads, logs of zero):
-    # numpy's warnings about it would only clutter the progress display.
     termination = {"max_epoch": stop_after} if stop_after is not None else None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        model.solve(_problem(dim), mode="swarm", seed=seed, termination=termination)
+    solve_quietly(model, dim, seed, termination)
 
 
 def _mealpy_refuses(class_name: str, epoch: int, pop_size: int, options: dict[str, Any]) -> str | None:

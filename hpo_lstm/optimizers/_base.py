@@ -125,6 +125,13 @@ class Optimizer(abc.ABC):
 
     min_pop_size: ClassVar[int] = 1
 
+    @classmethod
+    def implementation(cls) -> str | None:
+        """The library and version whose code proposes the candidates, when another version could
+        propose others for the same seed ("mealpy-lts 3.0.4.1"); None when that is not tracked.
+        Part of a study's identity: a study is resumed only by the implementation that recorded it."""
+        return None
+
     @property
     def min_budget(self) -> int:
         """Smallest budget this optimizer accepts."""

@@ -13,23 +13,77 @@ depends on another's new fitness within a generation, so the path equals mealpy'
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
+import warnings
 from typing import Any, ClassVar
+
+import numpy as np
 
 from hpo_lstm._errors import ConfigError
 from hpo_lstm.optimizers._base import Optimizer, _Ledger
 from hpo_lstm.space import SearchSpace
 
-__all__ = ["GA", "GWO", "MAX_GENERATIONS", "PSO", "WOA"]
+__all__ = ["GA", "GWO", "MAX_GENERATIONS", "PSO", "SAME_PATH_AS_MEALPY_3_0_3", "WOA", "mealpy_distribution"]
 
 # mealpy's own bound on `epoch` (generations) in each optimizer's constructor: check_int("epoch",
 # epoch, [1, 100000]). tests/test_validation.py checks it against mealpy.
 MAX_GENERATIONS = 100_000
 
 
-def _no_single_evaluation(solution: Any) -> float:
-    raise RuntimeError("hpo-lstm evaluates whole populations; mealpy asked for a single agent.")
+# The named optimizers that propose exactly the candidates they proposed with mealpy 3.0.3, the
+# mealpy hpo-lstm used before numpy 2 (tests/test_mealpy_sequences.py checks this set against
+# candidates recorded with 3.0.3): their studies recorded then still resume. No class of
+# `mealpy:<Class>` was checked (mealpy-lts changed many), so those studies do not.
+SAME_PATH_AS_MEALPY_3_0_3 = frozenset({"pso", "gwo", "woa", "ga"})
+
+
+@functools.cache
+def mealpy_distribution() -> str:
+    """The installed mealpy, as "<distribution> <version>" ("mealpy-lts 3.0.4.1"), read from
+    the package metadata without importing mealpy. Part of a study's identity
+    (``StudyConfig.identity``): another mealpy may propose other candidates for the same seed."""
+    from importlib import metadata
+
+    for dist in ("mealpy-lts", "mealpy"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "mealpy (version unknown)"
+
+
+def _no_direct_evaluation(solution: Any) -> float:
+    raise RuntimeError("evaluated outside mealpy's get_target and population hooks")
+
+
+def solve_quietly(model: Any, dim: int, seed: int, termination: dict[str, Any] | None = None) -> None:
+    """``model.solve`` on the unit cube of ``dim`` parameters in swarm mode, printing nothing.
+
+    hpo-lstm shows its own progress. mealpy-lts draws a tqdm bar unless the problem logs to
+    "console", and then logs every generation to a handler of its own on the optimizer's
+    logger (named after the class), unless that logger already has one: so the problem logs
+    to "console", and the class's logger gets a handler that drops everything and does not
+    pass records up. mealpy's arithmetic meets ties and the penalty (divisions by zero, logs
+    of zero): numpy's warnings about it would only clutter the display too.
+    """
+    from mealpy import FloatVar, Problem
+
+    logger = logging.getLogger(f"{type(model).__module__}.{type(model).__name__}")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    problem = Problem(
+        bounds=FloatVar(lb=[0.0] * dim, ub=[1.0] * dim, name="unit"),
+        minmax="min",
+        obj_func=_no_direct_evaluation,
+        obj_weights=[1.0],
+        log_to="console",
+    )
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.solve(problem, mode="swarm", seed=seed, termination=termination)
 
 
 @functools.cache
@@ -91,7 +145,30 @@ def _batched_classes() -> dict[str, type]:
         pass
 
     class BatchedWOA(BatchedMixin, OriginalWOA):
-        pass
+        def evolve(self, epoch: int) -> None:
+            # mealpy 3.0.3's OriginalWOA.evolve (MIT), kept when hpo-lstm moved to mealpy-lts:
+            # mealpy-lts 3.0.4.1 rewrote it dimension by dimension, without the greedy
+            # selection, and with A = a (2 r - a) where the paper has A = 2 a r - a (eq. 2.3),
+            # which biases A positive once a < 1 (docs/optimizers.md#which-mealpy). Each whale
+            # draws r (for A and C), l and p; with p < 0.5 it encircles the best whale when
+            # |A| < 1, else a random point of the space; otherwise it spirals towards the best
+            # whale. The moved whales are evaluated as one batch, and each keeps the better of
+            # its old and new position.
+            a = 2 - 2 * epoch / self.epoch  # from 2 down to 0 over the generations
+            moved = []
+            for idx in range(self.pop_size):
+                r = self.generator.random()
+                A, C = 2 * a * r - a, 2 * r
+                l = self.generator.uniform(-1, 1)
+                here = self.pop[idx].solution
+                if self.generator.uniform() < 0.5:
+                    towards = self.g_best.solution if abs(A) < 1 else self.problem.generate_solution()
+                    pos = towards - A * np.abs(C * towards - here)
+                else:
+                    pos = self.g_best.solution + np.exp(l) * np.cos(2 * np.pi * l) * np.abs(self.g_best.solution - here)
+                moved.append(self.generate_empty_agent(self.correct_solution(pos)))
+            moved = self.update_target_for_population(moved)
+            self.pop = self.greedy_selection_population(self.pop, moved, self.problem.minmax)
 
     class BatchedGA(BatchedMixin, BaseGA):
         def survivor_process__(self, pop: list, pop_child: list) -> list:
@@ -137,6 +214,10 @@ class _MealpyOptimizer(Optimizer):
             raise ConfigError(f"Unknown option(s) {unknown} for optimizer '{self.name}'; allowed: {allowed}.")
         self.options = self._complete_options(dict(options))
         self._check_with_mealpy()
+
+    @classmethod
+    def implementation(cls) -> str | None:
+        return mealpy_distribution()
 
     @classmethod
     def _mealpy_class(cls) -> type:
@@ -196,22 +277,13 @@ class _MealpyOptimizer(Optimizer):
         return self.pop_size
 
     def _run(self, objective: _Ledger, space: SearchSpace, budget: int, seed: int) -> None:
-        from mealpy import FloatVar, Problem
-
         per_generation = self.evaluations_per_generation()
         # mealpy anneals some coefficients over `epoch` generations (WOA's and GWO's `a`), so
         # give it the true number of generations the budget allows; the ledger cuts the last.
         generations = max(1, math.ceil((budget - self.pop_size) / per_generation))
         model = self._mealpy_class()(epoch=generations, pop_size=self.pop_size, **self.options)
         model._batch_objective = objective
-        problem = Problem(
-            bounds=FloatVar(lb=[0.0] * space.dim, ub=[1.0] * space.dim, name="unit"),
-            minmax="min",
-            obj_func=_no_single_evaluation,
-            obj_weights=[1.0],
-            log_to=None,
-        )
-        model.solve(problem, mode="swarm", seed=seed)
+        solve_quietly(model, space.dim, seed)
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
