@@ -50,6 +50,28 @@ def _memo_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
 
+# How close a replayed candidate's float params must be to the recorded ones. An optimizer's
+# arithmetic (exp and cos in WOA, the samplers' numpy) may round the last bits differently on
+# another CPU or numpy, so a resume on another machine proposes the recorded candidates to about
+# 1e-16, not bit for bit; another record, or another path, differs far more.
+REPLAY_RTOL = 1e-9
+
+
+def same_candidate(recorded: dict[str, Any], proposed: dict[str, Any]) -> bool:
+    """Whether ``proposed`` is the ``recorded`` candidate: the same names, integers and other
+    values equal, floats within :data:`REPLAY_RTOL`."""
+    if recorded.keys() != proposed.keys():
+        return False
+    for name, value in recorded.items():
+        other = proposed[name]
+        if isinstance(value, float) and isinstance(other, float):
+            if not math.isclose(value, other, rel_tol=REPLAY_RTOL, abs_tol=1e-300):
+                return False
+        elif value != other or type(value) is not type(other):
+            return False
+    return True
+
+
 class Evaluator:
     """``evaluate_batch`` for a study: ``Evaluator(...)(list_of_params) -> list_of_fitness``."""
 
@@ -132,9 +154,9 @@ class Evaluator:
             self.n_evaluations += 1
             stored = self.recorder.stored(index)
             if stored is not None:
-                if stored.params != params:
+                if not same_candidate(stored.params, params):
                     raise StorageError(self._mismatch(index, stored.params, params))
-                self._memo.setdefault(_memo_key(params), (stored.value, stored.number, stored.state == "PRUNED"))
+                self._memo.setdefault(_memo_key(stored.params), (stored.value, stored.number, stored.state == "PRUNED"))
                 for fold, curve in enumerate(self._stored_curves(stored)):
                     if curve:
                         self._curves[fold][index] = curve

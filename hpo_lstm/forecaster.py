@@ -316,8 +316,10 @@ class Forecaster:
         """Scaled model outputs (batch, H) for windows ``x`` (batch, lookback, F) float32."""
         import torch
 
-        with _one_thread(), torch.inference_mode():
-            out = self._model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
+        from hpo_lstm.training import forward_windows
+
+        with _one_thread():
+            out = forward_windows(self._model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         out = out.reshape(len(x), -1)
         if out.shape[1] != self.horizon:
             raise ModelFileError(

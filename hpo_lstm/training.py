@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpo_lstm._cpu import cpu_flags
 from hpo_lstm.data import Dataset
 from hpo_lstm.models import build_model
 
@@ -31,6 +32,7 @@ __all__ = [
     "PRECISIONS",
     "TrainResult",
     "TrainSettings",
+    "forward_windows",
     "model_from_weights",
     "predict",
     "resolve_device",
@@ -127,16 +129,6 @@ def resolve_device(device: str) -> str:
 
         raise ConfigError(f"Device 'mps' is not available to this torch ({torch.__version__}); use `device` cpu or auto.")
     return device
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str] | None:
-    """The CPU's feature flags as Linux lists them (/proc/cpuinfo); None where unreadable."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return frozenset(next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), []))
-    except OSError:
-        return None
 
 
 def cpu_native_bf16() -> bool:
@@ -359,12 +351,27 @@ def model_from_weights(
     return model.to(resolve_device(device)).eval()
 
 
+def forward_windows(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Scaled outputs (n, horizon) of an eval-mode ``model`` for windows ``x`` (n, lookback, F),
+    one window per forward pass.
+
+    A matrix product may round one row differently when other rows come with it: which kernel
+    a BLAS library takes, and how it splits the rows, depends on the batch's size (MKL's
+    AVX-512 kernels on Intel CPUs do, its kernels on AMD CPUs did not, by 1 part in 1e8). A
+    window therefore goes through alone, so its prediction has the same bits whichever windows
+    are predicted with it: the study's test predictions, :meth:`Forecaster.predict` over a
+    longer frame and a forecast's first step all agree on any CPU (docs/reliability.md)."""
+    with torch.inference_mode():
+        if not len(x):
+            return np.zeros((0, 0), dtype=np.float32)
+        outputs = [model(x[i : i + 1]).reshape(1, -1) for i in range(len(x))]
+        return torch.cat(outputs).float().cpu().numpy()
+
+
 def predict(model: nn.Module, dataset: Dataset, split: str, *, lookback: int | None = None) -> np.ndarray:
     """Forecast levels (series units) for every window of ``split``: (n_windows, horizon)."""
     device = next(model.parameters()).device
     x_all, _ = _tensors(dataset, str(device))
     x = x_all[dataset.split(split), -(lookback or dataset.lookback) :, :]
     model.eval()
-    with torch.inference_mode():
-        y_scaled = model(x).cpu().numpy()
-    return dataset.to_level(y_scaled, split)
+    return dataset.to_level(forward_windows(model, x), split)

@@ -12,6 +12,24 @@ import numpy as np
 import pytest
 
 
+# Tests whose numbers pass through the CPU's math kernels and are compared across two paths (a
+# saved model against its study's predictions, a reloaded model, a forecast from a frame against
+# one from the card): .ci/run runs them again under each setting that makes oneDNN, MKL or
+# torch take other kernels (DNNL_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, ATEN_CPU_CAPABILITY), so
+# that a CPU unlike the developers' is covered (docs/reliability.md). The tests that set such a
+# variable themselves ("another instruction set") are left out of those runs.
+NUMERICS_MODULES = {
+    "test_forecast", "test_models", "test_precision", "test_reference_lstm", "test_saved_model",
+    "test_season_defaults", "test_training",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module.__name__ in NUMERICS_MODULES and "instruction_set" not in item.name:
+            item.add_marker(pytest.mark.numerics)
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     # The machine has 2 cores; torch's default thread count makes small LSTMs far slower.

@@ -271,3 +271,35 @@ def test_a_budget_the_optimizer_cannot_extend_to_is_refused_naming_both_budgets(
     assert err.count("\n") == 0 and "was recorded with budget 8" in err and "Keep budget 8" in err
     storage = f"sqlite:///{tmp_path / 'hpo-lstm.db'}"
     assert len(optuna.load_study(study_name="sine-lstm-woa-seed0", storage=storage).trials) == 8  # nothing added
+
+
+def test_a_replay_takes_candidates_that_differ_in_the_last_bits_as_the_recorded_ones():
+    from hpo_lstm.evaluation import same_candidate
+
+    recorded = {"learning_rate": 0.011731, "hidden_size": 85, "n_layers": 3}
+    assert same_candidate(recorded, {**recorded, "learning_rate": 0.011731 * (1 + 4e-16)})  # another CPU's rounding
+    assert not same_candidate(recorded, {**recorded, "learning_rate": 0.011732})
+    assert not same_candidate(recorded, {**recorded, "hidden_size": 86})
+    assert not same_candidate(recorded, {**recorded, "hidden_size": 85.0})
+    assert not same_candidate(recorded, {"learning_rate": 0.011731, "hidden_size": 85})
+
+
+def test_a_study_resumes_where_its_recorded_params_differ_from_this_machines_in_the_last_bits(tmp_path: Path):
+    # As if recorded on another machine, whose optimizer arithmetic rounded differently: every
+    # recorded float param moved by a few units in the last place. The resume replays them all.
+    import sqlite3
+
+    study = write_study(tmp_path / "s.toml", 'name = "tiny"\nbatch_size = 256\n' + TINY_SPACE)
+    extra = ("--optimizer", "woa", "--budget", "10", "--pop-size", "5", "--workers", "1")
+    out = tmp_path / "o"
+    assert main(_args(study, out, *extra[:3], "6", *extra[4:])) == 0  # budget 6: one population and one more
+    with sqlite3.connect(out / "hpo-lstm.db") as con:
+        rows = con.execute("SELECT param_id, param_value FROM trial_params WHERE param_name = 'learning_rate'").fetchall()
+        assert rows
+        con.executemany("UPDATE trial_params SET param_value = ? WHERE param_id = ?",
+                        [(value * (1 + 8e-16), pid) for pid, value in rows])  # fmt: skip
+    before = {t.number: t.value for t in _trials(out)}
+    assert main(_args(study, out, *extra)) == 0
+    after = _trials(out)
+    assert len([t for t in after if t.state.name == "COMPLETE"]) >= 10
+    assert {t.number: t.value for t in after if t.number in before} == before
