@@ -42,7 +42,8 @@ from torch import nn
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.models import build_model
 from hpo_lstm.study import prepare_dataset
-from hpo_lstm.training import TrainSettings, cpu_flags, make_adam, train_candidate
+from hpo_lstm._cpu import cpu_flags
+from hpo_lstm.training import TrainSettings, make_adam, train_candidate
 
 LEARNING_RATE = 3e-3
 BATCH = 64

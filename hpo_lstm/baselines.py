@@ -19,11 +19,21 @@ its in-sample one-step predictions). With horizon H > 1:
   CO2), and per-origin ``forward`` is used instead where it does not. Written by hand because
   statsforecast returns no filtered states for ARIMA.
 
-Each model is fitted in a child process (forkserver, else spawn) under a time limit (``timeout`` seconds,
-counted from when the child has imported statsforecast): a child that runs past it is killed
-and the baseline is reported as "timeout"; one that raises as "failed", with the reason.
-Nothing is dropped: every baseline has an entry. The child ignores Ctrl-C (the driver, which
-gets it too, kills the children on its way out) and ends itself when the driver dies.
+Each model is fitted in a child process (forkserver, else spawn) under a limit of ``timeout``
+seconds of CPU time, counted from when the child has imported statsforecast, so that the
+verdict does not depend on what else the machine runs: a fit needs the same CPU time idle or
+beside six busy processes, only its wall time grows. A child that uses up its CPU time is
+stopped by the kernel (``ITIMER_PROF``) and the baseline is reported as "timeout"; one that
+raises as "failed", with the reason. A wall-clock guard of ``WALL_FACTOR`` times the limit
+catches a machine so busy that the fit hardly runs (on Windows, which has no such timer, the
+limit is wall time). Nothing is dropped: every baseline has an entry. The child
+ignores Ctrl-C (the driver, which gets it too, kills the children on its way out) and ends
+itself when the driver dies.
+
+The fork server imports :mod:`hpo_lstm._fit_env` before numpy, which pins OpenBLAS's kernels
+to Haswell's (AVX2, FMA) on any x86-64 CPU that has them: which kernels OpenBLAS takes decides
+which model AutoARIMA chooses when two are close (docs/baselines.md), and the same data must
+give the same baselines on an Intel and an AMD CPU.
 
 Choices (docs/baselines.md has the measurements):
 
@@ -44,6 +54,7 @@ Importing this module is cheap: statsforecast is imported in the child processes
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -74,16 +85,21 @@ LABELS = {
     "auto_ets": "AutoETS",
     "auto_arima": "AutoARIMA",
 }
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 120.0  # seconds of CPU time per model (CO2's AutoARIMA: 16 s on the 2-core machine)
+# The wall-clock guard: a fit is stopped after WALL_FACTOR x its CPU-time limit of wall time.
+WALL_FACTOR = 10
 MAX_ETS_SEASON = 24
 MAX_ARIMA_SEASON = 52
 # Bump when the way a baseline is computed changes: baselines stored by an older version are refitted.
-VERSION = 1
+# 2: OpenBLAS's kernels pinned (AutoARIMA may choose another model than version 1 did on this CPU).
+VERSION = 2
 # Seconds a child may take to start and import statsforecast before the time limit starts.
 _START_ALLOWANCE = 120.0
 # How often a fit in the background looks whether it was cancelled.
 _STOP_POLL_SECONDS = 0.1
 _STATUSES = ("ok", "failed", "timeout", "skipped")
+# Where the kernel can stop a process after some CPU time (Unix: not Windows); elsewhere the limit is wall time.
+_CPU_LIMITED = hasattr(signal, "setitimer") and hasattr(signal, "ITIMER_PROF")
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,8 @@ class Baseline:
     season: int | None = None  # the season the model was given (1: non-seasonal)
     fit_seconds: float | None = None
     forecast_seconds: float | None = None
-    limit_seconds: float | None = None  # the time limit it ran under (None: not fitted in a child)
+    limit_seconds: float | None = None  # the CPU-time limit it ran under (None: not fitted in a child)
+    blas: str | None = None  # the BLAS kernels the fit used ("openblas Haswell"; None: not fitted in a child)
     forecast: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -120,6 +137,7 @@ class Baseline:
             "season": self.season,
             "fit_seconds": None if self.fit_seconds is None else round(self.fit_seconds, 3),
             "limit_seconds": self.limit_seconds,
+            "blas": self.blas,
         }
 
 
@@ -146,7 +164,7 @@ class Baselines:
             "key": self.key,
             "results": {
                 name: {**{k: getattr(r, k) for k in ("status", "reason", "model", "season", "fit_seconds",
-                                                      "forecast_seconds", "limit_seconds")},
+                                                      "forecast_seconds", "limit_seconds", "blas")},
                        "forecast": None if r.forecast is None else r.forecast.tolist()}
                 for name, r in self.results.items()
             },
@@ -164,7 +182,8 @@ class Baselines:
                 results[name] = Baseline(name=name, status=r["status"], reason=r.get("reason"), model=r.get("model"),
                                          season=r.get("season"), fit_seconds=r.get("fit_seconds"),
                                          forecast_seconds=r.get("forecast_seconds"),
-                                         limit_seconds=r.get("limit_seconds"), forecast=forecast)  # fmt: skip
+                                         limit_seconds=r.get("limit_seconds"), blas=r.get("blas"),
+                                         forecast=forecast)  # fmt: skip
             return cls(key=dict(record["key"]), results=results)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -271,9 +290,9 @@ def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, flo
 def statistical_verdict(test_rmse: float, entries: Mapping[str, Mapping[str, Any]], *, model: str) -> str:
     """One sentence: ``model`` (e.g. "tuned lstm") against the best scored statistical baseline,
     naming the baselines that were not scored and why ("timeout", "failed", "skipped")."""
-    unscored = [f"{LABELS[name]} {entries[name].get('status')}" for name in BASELINES
+    unscored = [f"{LABELS[name]} ({entries[name].get('status')})" for name in BASELINES
                 if name in entries and entries[name].get("status") != "ok"]  # fmt: skip
-    tail = f" Not scored: {', '.join(unscored)}." if unscored else ""
+    tail = f" Compared without {_and(unscored)}, which {'was' if len(unscored) == 1 else 'were'} not scored." if unscored else ""
     best = best_statistical(entries)
     if best is None:
         return f"No statistical baseline was scored, so the {model} is judged against the naive forecast only.{tail}"
@@ -288,6 +307,10 @@ def statistical_verdict(test_rmse: float, entries: Mapping[str, Mapping[str, Any
         text = (f"The {model} is {relative:.1%} worse than {label} on test RMSE ({test_rmse:.4g} vs {rmse:.4g}): "
                 "the statistical model serves better here.")  # fmt: skip
     return text + tail
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # Seasonal naive ----------------------------------------------------------------------------------
@@ -326,6 +349,7 @@ def _fit_in_children(
         "season": season,
         # PR_SET_PDEATHSIG follows the thread that forked: a fork server's, or this main thread.
         "kernel_signal": ctx.get_start_method() == "forkserver" or threading.current_thread() is threading.main_thread(),
+        "cpu_limit": timeout,
     }
     children: dict[str, Any] = {}
     outcomes: dict[str, Baseline] = {}
@@ -337,13 +361,14 @@ def _fit_in_children(
             process = ctx.Process(target=_child_main, args=(writer, name, task), name=f"hpo-lstm {name}", daemon=True)
             process.start()
             writer.close()  # the child holds the only writing end: its death closes the pipe
-            children[name] = {"process": process, "reader": reader, "started": time.monotonic(), "ready": None}
+            children[name] = {"process": process, "reader": reader, "started": time.monotonic(), "ready": None,
+                              "wall_limit": timeout * (WALL_FACTOR if _CPU_LIMITED else 1)}  # fmt: skip
         while len(outcomes) < len(names):
             if stop is not None and stop.is_set():
                 raise FitCancelled
             now = time.monotonic()
             waiting = {name: c for name, c in children.items() if name not in outcomes}
-            deadlines = {name: (c["ready"] + timeout if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
+            deadlines = {name: (c["ready"] + c["wall_limit"] if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
                          for name, c in waiting.items()}  # fmt: skip
             until = min(deadlines.values()) - now
             if stop is not None:
@@ -375,7 +400,8 @@ def _context() -> Any:
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["hpo_lstm.baselines", "statsforecast.models"])  # no effect once it runs
+        # hpo_lstm._fit_env first: it pins OpenBLAS's kernels before numpy loads (module doc).
+        ctx.set_forkserver_preload(["hpo_lstm._fit_env", "hpo_lstm.baselines", "statsforecast.models"])  # no effect once it runs
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -389,6 +415,10 @@ def _poll(name: str, child: dict[str, Any], timeout: float) -> Baseline | None:
         except (EOFError, OSError):  # it died without a word
             child["process"].join(5)
             code = child["process"].exitcode
+            if _CPU_LIMITED and child["ready"] is not None and code == -signal.SIGPROF:
+                return Baseline(name, "timeout", reason=f"not fitted and forecast within its limit of {timeout:g} s of CPU "
+                                "time (--baseline-timeout, study file: baseline_timeout); it was stopped",
+                                limit_seconds=timeout)  # fmt: skip
             return Baseline(name, "failed", reason=f"the process fitting it ended with exit code {code} and no result",
                             limit_seconds=timeout)  # fmt: skip
         if kind == "ready":
@@ -405,9 +435,14 @@ def _past_limit(name: str, child: dict[str, Any], timeout: float, season: int | 
     if child["ready"] is None:
         return Baseline(name, "failed", reason=f"its process did not start within {_START_ALLOWANCE:g} s",
                         limit_seconds=timeout)  # fmt: skip
-    return Baseline(name, "timeout", reason=f"not fitted and forecast within the time limit of {timeout:g} s "
-                    "(--baseline-timeout, study file: baseline_timeout); it was stopped", season=_model_season(name, season),
-                    limit_seconds=timeout)  # fmt: skip
+    if _CPU_LIMITED:
+        wall = child["wall_limit"]
+        reason = (f"not fitted and forecast within {wall:g} s of wall time ({WALL_FACTOR} x its limit of {timeout:g} s "
+                  "of CPU time): the machine was too busy to give it the CPU time; it was stopped")  # fmt: skip
+    else:
+        reason = (f"not fitted and forecast within the time limit of {timeout:g} s (--baseline-timeout, study file: "
+                  "baseline_timeout); it was stopped")  # fmt: skip
+    return Baseline(name, "timeout", reason=reason, season=_model_season(name, season), limit_seconds=timeout)
 
 
 def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
@@ -433,15 +468,35 @@ def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
     except BaseException as exc:  # noqa: BLE001  (reported, not raised: the child must answer)
         writer.send(("failed", f"statsforecast cannot be imported: {type(exc).__name__}: {exc}"))
         return
+    _limit_cpu_time(task["cpu_limit"])
     writer.send(("ready", None))
     try:
-        fields = _FITS[name](task)
+        fields = {**_FITS[name](task), "blas": _blas_in_use()}
     except BaseException as exc:  # noqa: BLE001
         from hpo_lstm._errors import first_line
 
         writer.send(("failed", f"{type(exc).__name__}: {first_line(exc)}"))
         return
     writer.send(("ok", fields))
+
+
+def _blas_in_use() -> str | None:
+    """The BLAS library and kernels numpy uses in this process ("openblas Haswell"), as
+    threadpoolctl reports them; None when it cannot tell."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return " ".join(str(v) for v in (info.get("internal_api"), info.get("architecture")) if v) or None
+    return None
+
+
+def _limit_cpu_time(seconds: float) -> None:
+    """From now on, this process may use ``seconds`` more of CPU time: then the kernel ends it
+    with SIGPROF (``ITIMER_PROF`` counts the process's CPU time; nothing here handles SIGPROF,
+    so its default action, termination, applies)."""
+    if _CPU_LIMITED:
+        signal.setitimer(signal.ITIMER_PROF, seconds)
 
 
 def _model_season(name: str, season: int | None) -> int:

@@ -67,8 +67,8 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
                    "meaningful) as extra inputs (default: on when the data has a time column)")  # fmt: skip
     b = parser.add_argument_group("statistical baselines")
     b.add_argument("--baseline-timeout", dest="baseline_timeout", type=float, metavar="SECONDS",
-                   help="time limit of each of AutoETS and AutoARIMA; one that runs past it is reported as such "
-                   "(default 60)")  # fmt: skip
+                   help="limit of each of AutoETS and AutoARIMA in seconds of CPU time, so the same on a busy machine "
+                   "as on an idle one; one that runs past it is reported as such (default 120)")  # fmt: skip
     t = parser.add_argument_group("training")
     t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
     t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")

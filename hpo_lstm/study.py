@@ -158,23 +158,21 @@ def study_baselines(
     (:func:`hpo_lstm.baselines.compute_baselines`): ``stored`` ones, or those ``recorder``'s
     study holds, are reused while they belong to this data and season; others are fitted
     (under ``config.baseline_timeout`` seconds each) and stored with the recorder's study."""
-    return _StudyBaselines(config, dataset, stored=stored, recorder=recorder, beside_search=False).result()
+    return _StudyBaselines(config, dataset, stored=stored, recorder=recorder).result()
 
 
 class _StudyBaselines:
-    """:func:`study_baselines`, fitted in the background from construction on (the fits
-    overlap the search when ``beside_search``); ``result()`` waits and records them,
-    ``cancel()`` stops them."""
+    """:func:`study_baselines`, fitted in the background from construction on (so that the fits
+    may overlap the search); ``result()`` waits and records them, ``cancel()`` stops them."""
 
     def __init__(
-        self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None, beside_search: bool
+        self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None
     ) -> None:
         from hpo_lstm.baselines import BackgroundFit, Baselines
         from hpo_lstm.data import resolve_season
 
         self.recorder = recorder
         self.dataset = dataset
-        self.beside_search = beside_search
         self.timeout = config.baseline_timeout
         self.season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
         self.record = recorder.stored_baselines() if recorder is not None else None
@@ -188,18 +186,8 @@ class _StudyBaselines:
         import json
 
         from hpo_lstm._json import dumps
-        from hpo_lstm.baselines import Baselines, compute_baselines
 
-        baselines = self.fit.result()
-        # A fit that ran out of time beside a busy search gets the cores to itself once (its
-        # limit is wall time); one that ran out alone, or a timeout reused from the record,
-        # stays as it is.
-        reused = self.stored.results if self.stored is not None and self.stored.key == baselines.key else {}
-        timed_out = [n for n, r in baselines.results.items() if r.status == "timeout" and reused.get(n) is not r]
-        if timed_out and self.beside_search:
-            kept = {n: r for n, r in baselines.results.items() if n not in timed_out}
-            baselines = compute_baselines(self.dataset, season=self.season["season"], timeout=self.timeout,
-                                          stored=Baselines(key=baselines.key, results=kept))  # fmt: skip
+        baselines = self.fit.result()  # (CPU-time limits: beside the search as alone)
         new_record = json.loads(dumps(baselines.to_record()))
         if self.recorder is not None and self.record != new_record:
             self.recorder.record_baselines(new_record)
@@ -479,11 +467,9 @@ def run_study(
         # busy for 10-13 s on CO2 while the other idled). Stopped if the search does not end.
         fitting: list[_StudyBaselines] = []
 
-        def start_fitting(beside_search: bool = True) -> None:
+        def start_fitting() -> None:
             if not fitting:
-                fitting.append(
-                    _StudyBaselines(config, dataset, stored=baselines, recorder=recorder, beside_search=beside_search)
-                )
+                fitting.append(_StudyBaselines(config, dataset, stored=baselines, recorder=recorder))
                 stack.callback(fitting[0].cancel)
 
         evaluator = Evaluator(
@@ -508,7 +494,7 @@ def run_study(
             )
         if progress is not None:
             progress.final(done=False)
-        start_fitting(beside_search=False)  # (a search stopped by --timeout before its last batch)
+        start_fitting()  # (a search stopped by --timeout before its last batch)
         season, baselines = fitting[0].result()
         best = recorder.best_trial_weights(search.best_params)
         final = final_model(

@@ -231,14 +231,15 @@ def test_a_baseline_past_its_time_limit_is_reported_and_the_run_succeeds(tmp_pat
     for name in ("auto_ets", "auto_arima"):
         entry = summary["baselines"][name]
         assert entry["status"] == "timeout" and entry["rmse"] is None and entry["limit_seconds"] == 0.01
-        assert "time limit of 0.01 s" in entry["reason"]
+        assert "within its limit of 0.01 s of CPU time" in entry["reason"]
     assert summary["baselines"]["seasonal_naive"]["status"] == "ok"  # nothing to fit: never limited
     assert summary["best_statistical_baseline"]["name"] == "seasonal_naive"
     predictions = pd.read_csv(folder / "predictions.csv")
     assert "seasonal_naive" in predictions and "auto_ets" not in predictions and "auto_arima" not in predictions
     report = (folder / "report.md").read_text()
-    assert "| AutoARIMA | - | - | - | timeout |" in report and "Not scored: AutoETS timeout, AutoARIMA timeout" in report
-    assert "AutoARIMA: timeout: not fitted and forecast within the time limit of 0.01 s" in out
+    assert "| AutoARIMA | - | - | - | timeout |" in report
+    assert "Compared without AutoETS (timeout) and AutoARIMA (timeout), which were not scored." in report
+    assert "AutoARIMA: timeout: not fitted and forecast within its limit of 0.01 s of CPU time" in out
 
     # The same complete study with a longer limit: nothing trains, the two are fitted now.
     trials = (folder / "trials.csv").read_text()
@@ -402,3 +403,49 @@ def test_baselines_are_fitted_beside_the_last_batch_and_an_interrupted_study_res
     assert result.n_replayed == 3 and watch.caught
     summary = result.summary()
     assert {summary["baselines"][name]["status"] for name in BASELINES} == {"ok"}
+
+
+# The limit is CPU time: the same baselines on a busy machine as on an idle one -------------------
+
+
+@pytest.mark.slow
+def test_busy_processes_do_not_change_which_baselines_are_scored_nor_their_models(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    from hpo_lstm.baselines import compute_baselines
+
+    dataset = make_dataset(load_series(str(_monthly_csv(tmp_path / "air.csv"))), lookback=8)
+    idle = compute_baselines(dataset, season=12, timeout=120.0)
+    arima = idle.results["auto_arima"]
+    assert arima.status == "ok", arima.reason
+    # A limit twice what AutoARIMA took idle, then three busy processes per core: its wall time
+    # grows past the limit (so a wall-time limit would stop it), its CPU time does not.
+    limit = 2 * (arima.fit_seconds + arima.forecast_seconds) + 0.5
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * cores)]
+    try:
+        loaded = compute_baselines(dataset, season=12, timeout=limit)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    for name in ("auto_ets", "auto_arima"):
+        before, after = idle.results[name], loaded.results[name]
+        assert after.status == "ok", after.reason
+        assert (after.model, after.blas) == (before.model, before.blas)
+        np.testing.assert_array_equal(after.forecast, before.forecast)
+    loaded_arima = loaded.results["auto_arima"]
+    assert loaded_arima.fit_seconds + loaded_arima.forecast_seconds > limit, "the busy processes did not slow the fit"
+
+
+def test_the_fits_use_openblas_haswell_kernels_wherever_the_cpu_has_them(tmp_path: Path):
+    from hpo_lstm._cpu import cpu_flags
+    from hpo_lstm.baselines import compute_baselines
+
+    if not {"avx2", "fma"} <= (cpu_flags() or frozenset()):
+        pytest.skip("this CPU has no AVX2 and FMA (or its flags cannot be read): OpenBLAS is not pinned")
+    dataset = make_dataset(load_series(str(_monthly_csv(tmp_path / "air.csv"))), lookback=8)
+    baselines = compute_baselines(dataset, season=12, timeout=120.0)
+    assert {baselines.results[n].blas for n in ("auto_ets", "auto_arima")} == {"openblas Haswell"}
