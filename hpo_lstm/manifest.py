@@ -1,8 +1,9 @@
 """The comparison manifest (``compare.json``): part of the record, beside the Optuna storage.
 
-A comparison's folder holds its manifest: the settings, the storage (SQLite paths made
-absolute, so that ``hpo-lstm report`` finds it from any folder) and the cells, each a study in
-that storage. The comparison writes it; the report layer and the forecaster only read it.
+A comparison's folder holds its manifest: the settings, the storage and the cells, each a
+study in that storage. An SQLite file inside the folder is named relative to it, so that the
+folder can be moved, copied or committed with its storage (results/examples); any other SQLite
+path is made absolute, so that ``hpo-lstm report`` finds it from any folder. The comparison writes it; the report layer and the forecaster only read it.
 
 A result folder may come from someone else, so what it names is untrusted input:
 :func:`read_manifest` checks every key the report reads (a one-line error names the file and
@@ -23,7 +24,7 @@ from urllib.parse import quote
 from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
 
-__all__ = ["MANIFEST", "absolute_sqlite", "open_recorded", "read_manifest", "write_manifest"]
+__all__ = ["MANIFEST", "absolute_sqlite", "open_recorded", "portable_sqlite", "read_manifest", "write_manifest"]
 
 MANIFEST = "compare.json"
 
@@ -36,6 +37,20 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
+def portable_sqlite(url: str, folder: Path) -> str:
+    """``url`` as a manifest in ``folder`` names it: an SQLite file inside ``folder`` relative
+    to it ("sqlite:///hpo-lstm.db"), any other SQLite path absolute, other URLs as they are."""
+    url = absolute_sqlite(url)
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix) :].startswith("/"):
+        path = Path(url[len(prefix) :])
+        try:
+            return prefix + path.relative_to(Path(folder).resolve()).as_posix()
+        except ValueError:  # not inside the folder
+            return url
+    return url
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     from hpo_lstm.recording import ensure_writable
 
@@ -45,7 +60,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     ensure_writable(folder)
     manifest = dict(manifest)
     if isinstance(manifest.get("storage"), str):  # never a password in a file: see hpo_lstm._urls
-        manifest["storage"] = mask_url(manifest["storage"])
+        manifest["storage"] = mask_url(portable_sqlite(manifest["storage"], folder))
     if isinstance(manifest.get("base"), dict) and isinstance(manifest["base"].get("storage"), str):
         manifest["base"] = {**manifest["base"], "storage": mask_url(manifest["base"]["storage"])}
     write_text(folder / MANIFEST, dumps(manifest, indent=2) + "\n")
@@ -149,8 +164,9 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
 
     * A masked password (``***``, as files hold URLs) comes from ``HPO_LSTM_STORAGE``
       (:func:`hpo_lstm._urls.resolve_url`); an in-memory database is refused.
-    * An SQLite file is looked for as written, then (a relative path) from ``folder`` and each
-      folder above it; a missing one is refused, not created. It is opened as a read-only URI.
+    * A relative SQLite path is looked for from ``folder`` (where a manifest names a file inside
+      its folder), then from the current folder, then from each folder above ``folder``; a
+      missing file is refused, not created. It is opened as a read-only URI.
     * Before Optuna sees it (Optuna creates its tables in a database that lacks them), a plain
       read-only query checks that it is an hpo-lstm storage: Optuna's tables, filled in, and a
       study with hpo-lstm's identity attribute. A file that is not SQLite, another
@@ -180,12 +196,13 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
 
 
 def _find_file(name: Path, folder: Path | None, shown: str, where: str) -> Path:
-    """The SQLite file ``name``: as given, or a relative one from the current folder, then from
-    ``folder`` and each folder above it (the run may have been started elsewhere)."""
+    """The SQLite file ``name``: as given when absolute; a relative one from ``folder``, then
+    from the current folder, then from each folder above ``folder`` (the run may have been
+    started elsewhere)."""
     candidates = [name]
     if folder is not None and not name.is_absolute():
         here = folder.resolve()
-        candidates += [d / name for d in (here, *here.parents)]
+        candidates = [here / name, name, *(d / name for d in here.parents)]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise ConfigError(f"The storage {shown!r} named in {where} does not exist (no such SQLite file).")
