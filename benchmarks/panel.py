@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 PANEL = HERE / "panel"
 UNTUNED = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
 UNTUNED_LOOKBACK = 24
-QUICK = {"budget": 8, "pop_size": 4, "max_epochs": 5, "patience": 2}
+QUICK = {"budget": 10, "pop_size": 5, "max_epochs": 5, "patience": 2}
 
 
 def load_panel() -> list[dict[str, str]]:

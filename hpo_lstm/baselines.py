@@ -117,6 +117,12 @@ class Baseline:
     limit_seconds: float | None = None  # the CPU-time limit it ran under (None: not fitted in a child)
     blas: str | None = None  # the BLAS kernels the fit used ("openblas Haswell"; None: not fitted in a child)
     forecast: np.ndarray | None = field(default=None, repr=False)
+    # Forecasts of the validation windows (n_val_windows, horizon) by the same model fitted on the
+    # training rows only (never on validation): what a combination's choice on validation may use.
+    val_forecast: np.ndarray | None = field(default=None, repr=False)
+    # The fitted model (on train + validation) as plain JSON values, enough for statsforecast's
+    # ``forward`` to forecast past the data (hpo_lstm.baselines.forecast_from_state).
+    state: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -158,14 +164,21 @@ class Baselines:
         return {name: result.forecast.ravel() for name, result in self.results.items()
                 if result.status == "ok" and result.forecast is not None}  # fmt: skip
 
+    def val_forecasts(self) -> dict[str, np.ndarray]:
+        """Validation forecasts (n_val_windows, horizon) of each scored baseline that has them,
+        from fits on the training rows only."""
+        return {name: result.val_forecast for name, result in self.results.items()
+                if result.status == "ok" and result.val_forecast is not None}  # fmt: skip
+
     def to_record(self) -> dict[str, Any]:
         """Plain JSON values for the storage."""
         return {
             "key": self.key,
             "results": {
                 name: {**{k: getattr(r, k) for k in ("status", "reason", "model", "season", "fit_seconds",
-                                                      "forecast_seconds", "limit_seconds", "blas")},
-                       "forecast": None if r.forecast is None else r.forecast.tolist()}
+                                                      "forecast_seconds", "limit_seconds", "blas", "state")},
+                       "forecast": None if r.forecast is None else r.forecast.tolist(),
+                       "val_forecast": None if r.val_forecast is None else r.val_forecast.tolist()}
                 for name, r in self.results.items()
             },
         }  # fmt: skip
@@ -179,11 +192,12 @@ class Baselines:
                 if name not in BASELINES or r["status"] not in _STATUSES:
                     return None
                 forecast = None if r.get("forecast") is None else np.asarray(r["forecast"], dtype=float)
+                val_forecast = None if r.get("val_forecast") is None else np.asarray(r["val_forecast"], dtype=float)
                 results[name] = Baseline(name=name, status=r["status"], reason=r.get("reason"), model=r.get("model"),
                                          season=r.get("season"), fit_seconds=r.get("fit_seconds"),
                                          forecast_seconds=r.get("forecast_seconds"),
                                          limit_seconds=r.get("limit_seconds"), blas=r.get("blas"),
-                                         forecast=forecast)  # fmt: skip
+                                         forecast=forecast, val_forecast=val_forecast, state=r.get("state"))  # fmt: skip
             return cls(key=dict(record["key"]), results=results)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -192,11 +206,13 @@ class Baselines:
 def baselines_key(dataset: Dataset, season: int | None) -> dict[str, Any]:
     """What the baselines depend on: the data, the rows they are fitted on, the test windows
     and the season (not the network's settings)."""
-    test = dataset.split("test")
+    test, val = dataset.split("test"), dataset.split("val")
     return {
         "version": VERSION,
         "fingerprint": dataset.fingerprint,
         "target": dataset.target,
+        "train_rows": int(dataset.rows["val"][0]),
+        "val_origins": [int(dataset.origins[val][0]), int(dataset.origins[val][-1]), int(dataset.n_windows("val"))],
         "fit_rows": int(dataset.rows["test"][0]),
         "horizon": int(dataset.horizon),
         "test_origins": [int(dataset.origins[test][0]), int(dataset.origins[test][-1]), int(dataset.n_windows("test"))],
@@ -324,8 +340,13 @@ def _seasonal_naive(dataset: Dataset, season: int | None) -> Baseline:
         forecast = dataset.seasonal_naive(season, "test")
     except ValueError as exc:  # the season reaches before the first row
         return Baseline("seasonal_naive", "failed", reason=str(exc), season=season)
+    try:
+        val_forecast = dataset.seasonal_naive(season, "val")
+    except ValueError:  # the season reaches before the first row from a validation window
+        val_forecast = None
     return Baseline("seasonal_naive", "ok", model=f"value {season} steps before (same point of the last season)",
-                    season=season, fit_seconds=0.0, forecast=forecast)  # fmt: skip
+                    season=season, fit_seconds=0.0, forecast=forecast, val_forecast=val_forecast,
+                    state={"kind": "seasonal_naive", "season": int(season)})  # fmt: skip
 
 
 # Child processes ---------------------------------------------------------------------------------
@@ -340,11 +361,13 @@ def _fit_in_children(
     from multiprocessing.connection import wait
 
     ctx = _context()
-    test = dataset.split("test")
+    test, val = dataset.split("test"), dataset.split("val")
     task = {
         "y": np.ascontiguousarray(dataset.level, dtype=float),
         "n_fit": int(dataset.rows["test"][0]),
         "origins": np.ascontiguousarray(dataset.origins[test]),
+        "n_train": int(dataset.rows["val"][0]),
+        "val_origins": np.ascontiguousarray(dataset.origins[val]),
         "horizon": int(dataset.horizon),
         "season": season,
         # PR_SET_PDEATHSIG follows the thread that forked: a fork server's, or this main thread.
@@ -514,43 +537,132 @@ def _season_note(name: str, season: int | None) -> str:
 def _fit_ets(task: dict[str, Any]) -> dict[str, Any]:
     from statsforecast.models import AutoETS
 
-    y, n_fit, origins, horizon = task["y"], task["n_fit"], task["origins"], task["horizon"]
     season = _model_season("auto_ets", task["season"])
-    model = AutoETS(season_length=season)
     started = time.perf_counter()
-    model.fit(y[:n_fit])
+    model = AutoETS(season_length=season).fit(task["y"][: task["n_fit"]])
     fitted_at = time.perf_counter()
-    if horizon == 1:
-        forecast = model.forward(y=y, h=1, fitted=True)["fitted"][origins + 1][:, None]
-    else:
-        forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
+    forecast = _ets_forecasts(model, task["y"], task["origins"], task["horizon"])
+    # The same search on the training rows alone, for forecasts of the validation windows.
+    on_train = AutoETS(season_length=season).fit(task["y"][: task["n_train"]])
+    val_forecast = _ets_forecasts(on_train, task["y"][: task["n_fit"]], task["val_origins"], task["horizon"])
     errortype, trend, seasontype, damped = model.model_["components"][:4]
     description = f"ETS({errortype},{trend}{'d' if damped == 'D' else ''},{seasontype})"
-    return {"forecast": _finite(forecast), "model": description + _season_note("auto_ets", task["season"]),
-            "season": season, "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+    return {"forecast": _finite(forecast), "val_forecast": _finite(val_forecast), "state": ets_state(model.model_),
+            "model": description + _season_note("auto_ets", task["season"]), "season": season,
+            "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+
+
+def _ets_forecasts(model: Any, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(n_origins, horizon) forecasts of a fitted AutoETS from each origin row of ``y``."""
+    if horizon == 1:
+        return model.forward(y=y, h=1, fitted=True)["fitted"][origins + 1][:, None]
+    return np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
 
 
 def _fit_arima(task: dict[str, Any]) -> dict[str, Any]:
     from statsforecast.arima import arima_string
     from statsforecast.models import AutoARIMA
 
-    y, n_fit, origins, horizon = task["y"], task["n_fit"], task["origins"], task["horizon"]
     season = _model_season("auto_arima", task["season"])
-    model = AutoARIMA(season_length=season, approximation=None)  # None: R's rule (see the module doc)
     started = time.perf_counter()
-    model.fit(y[:n_fit])
+    model = AutoARIMA(season_length=season, approximation=None).fit(task["y"][: task["n_fit"]])  # None: R's rule
     fitted_at = time.perf_counter()
+    forecast = _arima_forecasts(model, task["y"], task["origins"], task["horizon"], task["n_fit"])
+    on_train = AutoARIMA(season_length=season, approximation=None).fit(task["y"][: task["n_train"]])
+    val_forecast = _arima_forecasts(on_train, task["y"][: task["n_fit"]], task["val_origins"], task["horizon"],
+                                    task["n_train"])  # fmt: skip
+    description = arima_string(model.model_).strip()
+    return {"forecast": _finite(forecast), "val_forecast": _finite(val_forecast), "state": arima_state(model.model_),
+            "model": description + _season_note("auto_arima", task["season"]), "season": season,
+            "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+
+
+def _arima_forecasts(model: Any, y: np.ndarray, origins: np.ndarray, horizon: int, n_fit: int) -> np.ndarray:
+    """(n_origins, horizon) forecasts of a fitted AutoARIMA from each origin row of ``y``: from
+    its difference equation (module doc), or per-origin ``forward`` where that does not
+    reproduce the library's one-step forecasts."""
     one_step = model.forward(y=y, h=1, fitted=True)["fitted"]
     if horizon == 1:
-        forecast = one_step[origins + 1][:, None]
-    else:
-        forecast = arima_paths(model.model_, y, one_step, origins, horizon)
-        spread = float(np.std(y[:n_fit])) or 1.0
-        if not np.all(np.abs(forecast[:, 0] - one_step[origins + 1]) <= 1e-6 * spread):
-            forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
-    description = arima_string(model.model_).strip()
-    return {"forecast": _finite(forecast), "model": description + _season_note("auto_arima", task["season"]),
-            "season": season, "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+        return one_step[origins + 1][:, None]
+    forecast = arima_paths(model.model_, y, one_step, origins, horizon)
+    spread = float(np.std(y[:n_fit])) or 1.0
+    if not np.all(np.abs(forecast[:, 0] - one_step[origins + 1]) <= 1e-6 * spread):
+        forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
+    return forecast
+
+
+# A fitted model as plain JSON values: the fields statsforecast's forward reads (checked in
+# tests/test_ensemble.py: a model rebuilt from them forecasts bit for bit as the fitted one).
+_ARIMA_STATE = ("coef", "sigma2", "arma", "xreg", "lambda")
+_ETS_STATE = ("components", "m", "par", "n_params")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def arima_state(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": "auto_arima", **{k: _plain(model.get(k)) for k in _ARIMA_STATE}}
+
+
+def ets_state(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": "auto_ets", **{k: _plain(model.get(k)) for k in _ETS_STATE}}
+
+
+def model_from_state(state: Mapping[str, Any]) -> Any:
+    """A statsforecast AutoARIMA or AutoETS holding the fitted model a baseline's ``state``
+    describes, ready for ``forward`` (not refitted)."""
+    kind = state.get("kind")
+    if kind == "auto_arima":
+        from statsforecast.models import AutoARIMA
+
+        model = AutoARIMA()
+        model.model_ = {"coef": dict(state["coef"]), "sigma2": float(state["sigma2"]),
+                        "arma": [int(v) for v in state["arma"]], "xreg": None, "lambda": None}  # fmt: skip
+        return model
+    if kind == "auto_ets":
+        from statsforecast.models import AutoETS
+
+        model = AutoETS()
+        model.model_ = {"components": str(state["components"]), "m": int(state["m"]),
+                        "par": np.asarray(state["par"], dtype=float), "n_params": int(state["n_params"]), "fit": None}  # fmt: skip
+        return model
+    raise ValueError(f"unknown statistical model {kind!r}")
+
+
+def forecast_from_state(state: Mapping[str, Any], y: np.ndarray, steps: int) -> np.ndarray:
+    """Forecasts of steps 1..``steps`` past the end of ``y`` by the model a baseline's ``state``
+    describes (fitted in the study, not refitted): statsforecast's ``forward``, which filters
+    ``y`` from its first row with the fitted parameters; seasonal naive repeats the last season."""
+    y = np.asarray(y, dtype=float)
+    if state.get("kind") == "seasonal_naive":
+        season = int(state["season"])
+        k = np.arange(1, steps + 1)
+        return y[len(y) - season + (k - 1) % season]
+    return np.asarray(model_from_state(state).forward(y=y, h=int(steps))["mean"], dtype=float)
+
+
+def forecasts_from_state(state: Mapping[str, Any], y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(n_origins, horizon) forecasts from each origin row of ``y`` by the model ``state``
+    describes, computed as the study computed the test forecasts."""
+    y = np.asarray(y, dtype=float)
+    origins = np.asarray(origins)
+    if state.get("kind") == "seasonal_naive":
+        season = int(state["season"])
+        k = np.arange(1, horizon + 1)
+        return y[origins[:, None] + k[None, :] - season * np.ceil(k / season).astype(int)[None, :]]
+    model = model_from_state(state)
+    if state["kind"] == "auto_ets":
+        return _ets_forecasts(model, y, origins, horizon)
+    return _arima_forecasts(model, y, origins, horizon, len(y))
 
 
 _FITS = {"auto_ets": _fit_ets, "auto_arima": _fit_arima}

@@ -69,6 +69,12 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--baseline-timeout", dest="baseline_timeout", type=float, metavar="SECONDS",
                    help="limit of each of AutoETS and AutoARIMA in seconds of CPU time, so the same on a busy machine "
                    "as on an idle one; one that runs past it is reported as such (default 120)")  # fmt: skip
+    f = parser.add_argument_group("final forecast")
+    f.add_argument("--final", help="auto (default: chosen on validation among the best network, the mean of the "
+                   "best --top-k, and their combinations with AutoETS and AutoARIMA), best (the best network "
+                   "alone), or one of top_k_mean, combination_equal, combination_fitted")  # fmt: skip
+    f.add_argument("--top-k", dest="top_k", type=_positive_int,
+                   help="trained candidates whose weights are kept for the final forecast (default 5)")
     t = parser.add_argument_group("training")
     t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
     t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
@@ -546,6 +552,7 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from rich.markup import escape
 
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
+    from hpo_lstm.ensemble import candidate_label, final_description, weights_text
     from hpo_lstm.report._run import lookback_text
 
     console = Console()
@@ -562,8 +569,19 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE %", "fit s"):
         table.add_column(column, justify="right")
     test, naive = summary["test"], summary["baselines"]["naive_last"]
-    table.add_row(f"tuned {summary['model']}", _fmt(summary["best_val_rmse"]), _fmt(test["rmse"]),
-                  _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
+    final = summary.get("final_forecast") or {}
+    model = summary["model"]
+    if final.get("kind", "best") == "best":
+        table.add_row(f"tuned {model}", _fmt(summary["best_val_rmse"]), _fmt(test["rmse"]),
+                      _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
+    else:
+        chosen = final["candidates"][final["kind"]]
+        table.add_row(escape(f"final: {candidate_label(final, model)}"), _fmt(chosen["val_rmse"]), _fmt(test["rmse"]),
+                      _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
+    for kind, candidate in (final.get("candidates") or {}).items():  # the others considered, chosen on validation
+        if kind != final.get("kind"):
+            table.add_row(escape(f"  {candidate_label(candidate, model)}"), _fmt(candidate["val_rmse"]),
+                          _fmt(candidate.get("test_rmse")), "", "", "")  # fmt: skip
     table.add_row("naive last value", _fmt(summary["val_baselines"]["naive_last"]["rmse"]), _fmt(naive["rmse"]),
                   _fmt(naive["mae"]), _fmt(naive["mape"]), "")  # fmt: skip
     statistical = {k: v for k, v in summary["baselines"].items() if k in BASELINES}
@@ -607,17 +625,24 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         console.print(f"[bold]Stopped at the time limit[/] (--timeout {_fmt(stopped['timeout_seconds'])} s) after "
                       f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
                       "same command again (with a larger --timeout if you like) to continue the study.")  # fmt: skip
+    if final.get("kind", "best") != "best":
+        console.print(escape(f"final forecast, chosen on validation among {len(final['candidates'])}: "
+                             f"{candidate_label(final, model)} ({weights_text(final, model)})"))  # fmt: skip
     ratio = test["rmse"] / naive["rmse"]
+    who = "tuned model" if final.get("kind", "best") == "best" else "final forecast"
     if summary["beats_naive"] and ratio > 0.98:
-        console.print(f"The tuned model is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
+        console.print(f"The {who} is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
                       "of naive.")  # fmt: skip
     elif summary["beats_naive"]:
-        console.print(f"The tuned model beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
+        console.print(f"The {who} beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
-        console.print(f"[bold]The tuned model does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
+        console.print(f"[bold]The {who} does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
     if statistical:
-        verdict = statistical_verdict(test["rmse"], statistical, model=f"tuned {summary['model']}")
+        verdict = statistical_verdict(test["rmse"], statistical, model=final_description(final, model))
         console.print(escape(verdict) if summary.get("beats_statistical_baselines") else f"[bold]{escape(verdict)}[/]")
+        if final.get("kind", "best") != "best":  # the network alone, plainly
+            alone = final["candidates"]["best"].get("test_rmse")
+            console.print(escape(statistical_verdict(alone, statistical, model=f"best {model} alone")))
     console.print(f"results: {folder}/  storage: {mask_url(summary['storage'])}")
 
 

@@ -79,12 +79,21 @@ class StudyConfig:
     # Calendar features of the time column as extra inputs (hpo_lstm.data._calendar). None: on
     # when the time stamps give any (for_data decides).
     calendar: bool | None = None
+    # The final forecast (hpo_lstm.ensemble): "auto" chooses on validation among the best network,
+    # the mean of the best top_k and their combinations with the statistical models; "best" keeps
+    # the best network alone. top_k: how many trained candidates keep their weights for that.
+    final: str = "auto"
+    top_k: int = 5
 
     def __post_init__(self) -> None:
         from hpo_lstm.data import check_data_name, check_transform
         from hpo_lstm.pruning import PRUNING_MODES
 
-        for name in ("pop_size", "horizon", "budget", "max_epochs", "patience", "batch_size", "folds"):
+        from hpo_lstm.ensemble import FINAL_RULES
+
+        if not isinstance(self.final, str) or self.final not in FINAL_RULES:
+            raise ConfigError(f"final must be one of {', '.join(FINAL_RULES)}; got {self.final!r}.")
+        for name in ("pop_size", "horizon", "budget", "max_epochs", "patience", "batch_size", "folds", "top_k"):
             _require_int(name, getattr(self, name), minimum=1)
         if self.lookback is not None:
             _require_int("lookback", self.lookback, minimum=1)
@@ -106,6 +115,8 @@ class StudyConfig:
         if self.folds > MAX_FOLDS:
             raise ConfigError(f"folds must be an integer from 1 to {MAX_FOLDS}; got {self.folds!r}.")
         _require_int("seed", self.seed, minimum=0)
+        if self.top_k > 100:
+            raise ConfigError(f"top_k must be an integer from 1 to 100 (each keeps a trained model); got {self.top_k!r}.")
         if self.season is not None:
             _require_int("season", self.season, minimum=1)
         if (isinstance(self.baseline_timeout, bool) or not isinstance(self.baseline_timeout, (int, float))
@@ -252,6 +263,10 @@ class StudyConfig:
             identity["calendar"] = True
         if self.transform == "sdiff":  # the season is the transform's lag (None: the data's, by its fingerprint)
             identity["season"] = self.season
+        if self.final != "auto":  # absent for the default: studies recorded before --final keep their identity
+            identity["final"] = self.final
+        if self.top_k != 5:  # (hpo_lstm.ensemble.DEFAULT_TOP_K)
+            identity["top_k"] = self.top_k
         from hpo_lstm.optimizers import optimizer_implementation
 
         implementation = optimizer_implementation(self.optimizer)
@@ -308,7 +323,7 @@ class StudyConfig:
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
         for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "pruning", "device",
-                    "precision", "storage", "out", "lr_schedule"):  # fmt: skip
+                    "precision", "storage", "out", "lr_schedule", "final"):  # fmt: skip
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

@@ -105,6 +105,11 @@ class Evaluator:
         # the reference of the between-folds rule (None until there is one).
         self._reference: tuple[float, tuple[float, ...]] | None = None
         self.best_value = math.inf  # the study's best so far, replays included
+        # Validation RMSEs of the best ``top_k`` distinct candidates trained to the end so far
+        # (replays included): a candidate that enters them has its weights kept with its trial,
+        # so that the final forecast may average the best K (hpo_lstm.ensemble).
+        self.top_k = config.top_k
+        self._top_values: list[float] = []
         self.n_pruned = 0
         self.n_evaluations = 0
         self.n_batches = 0
@@ -168,6 +173,8 @@ class Evaluator:
                 values[position] = stored.value
                 if stored.value < self.best_value:  # NaN compares False
                     self.best_value = stored.value
+                if stored.state == "COMPLETE" and "duplicate_of" not in stored.attrs:
+                    self._note_kept(stored.value)
                 self.n_replayed += 1
                 self._report(stored.value, "replayed")
             else:
@@ -219,7 +226,7 @@ class Evaluator:
             jobs = [
                 TrainJob(
                     self.config.model, new[key][1], self.settings, self.config.seed, prune_above[fold],
-                    self.n_folds * self.best_value - sum(r.val_rmse for r in runs[key]) if last else None, fold,
+                    self.n_folds * self.keep_below - sum(r.val_rmse for r in runs[key]) if last else None, fold,
                 )  # fmt: skip
                 for key in alive
             ]
@@ -343,9 +350,10 @@ class Evaluator:
             elif pruned:
                 attrs["pruned_in_fold"] = len(runs)
         times = {"started": runs[0].started_at, "ended": runs[-1].started_at + runs[-1].seconds} if runs else {}
-        # The study's best so far: its weights are kept with its trial (the final model, should
-        # it stay the best).
-        weights = outcome.weights if isinstance(outcome, TrainResult) and value < self.best_value else None
+        # Among the best top_k so far: its weights are kept with its trial (the final model, or a
+        # member of the final ensemble, should it stay there).
+        kept = isinstance(outcome, TrainResult) and not pruned and value < self.keep_below
+        weights = outcome.weights if kept else None
         curve = runs[-1].val_curve if runs else ()
         number = self.recorder.record(
             index, params, value, {**self._attrs(generation), **attrs}, curve=curve, pruned=pruned,
@@ -353,6 +361,8 @@ class Evaluator:
         )  # fmt: skip
         if value < self.best_value:
             self.best_value = value
+        if not failed and not pruned:
+            self._note_kept(value)
         self._memo[key] = (value, number, pruned)
         for fold, run in enumerate(runs):
             if run.val_curve:
@@ -362,6 +372,15 @@ class Evaluator:
         self.n_trained += 1
         self.n_pruned += pruned
         self._report(value, "pruned" if pruned else "trained" if math.isfinite(value) else "failed")
+
+    @property
+    def keep_below(self) -> float:
+        """A candidate trained to a validation RMSE below this enters the best ``top_k``."""
+        return self._top_values[-1] if len(self._top_values) >= self.top_k else math.inf
+
+    def _note_kept(self, value: float) -> None:
+        if math.isfinite(value) and value < self.keep_below:
+            self._top_values = sorted([*self._top_values, value])[: self.top_k]
 
     def _update_reference(self, complete: list[tuple[float, tuple[float, ...]]]) -> None:
         """After a batch: the best candidate that completed every fold so far (first of equals)."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
+from hpo_lstm.baselines import forecast_from_state, forecasts_from_state
 from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
 
 if TYPE_CHECKING:
@@ -80,14 +81,29 @@ class Forecaster:
         self._target_mean = np.asarray(self.card["target_mean"], dtype=float)
         self._target_scale = np.asarray(self.card["target_scale"], dtype=float)
         self._history_values = np.asarray(self.card["history"]["values"], dtype=float)
-        self._model = model_from_weights(
-            self.card["model"],
-            self.card["params"],
-            weights,
-            n_features=len(self.features) + 2 * len(self.calendar),
-            device="cpu",
-            horizon=self.horizon,
-        )
+        # The final forecast's members (hpo_lstm.ensemble): networks, each with its own lookback
+        # within the card's, and statistical models; one network with weight 1 for a card of the
+        # best network alone (and every card written before combinations).
+        from hpo_lstm.model_store import split_member_weights
+
+        by_member = split_member_weights(weights)
+        final = self.card.get("final_forecast") or {}
+        listed = final.get("members") or [{"name": "network_1", "weight": 1.0}]
+        self.final_kind: str = final.get("kind", "best")
+        self.weights: dict[str, float] = {m["name"]: float(m["weight"]) for m in listed}
+        n_inputs = len(self.features) + 2 * len(self.calendar)
+        self._networks: list[tuple[str, Any, int]] = []
+        self._states: dict[str, dict[str, Any]] = {}
+        for member in listed:
+            name = member["name"]
+            if name == "network_1" or "params" in member:
+                params = self.card["params"] if name == "network_1" else member["params"]
+                model = model_from_weights(self.card["model"], params, by_member.get(name, {}), n_features=n_inputs,
+                                           device="cpu", horizon=self.horizon)  # fmt: skip
+                self._networks.append((name, model, int(params["lookback"])))
+            else:
+                self._states[name] = dict(member["state"])
+        self._target_history = np.asarray(self.card.get("target_history") or (), dtype=float)
 
     def __repr__(self) -> str:
         return (f"Forecaster({self.card['model']} on {self.target!r}, lookback {self.lookback}, "
@@ -124,11 +140,18 @@ class Forecaster:
             future = _future_times(times, time_info, -(-steps // H) * H)
             row_times = np.concatenate([np.asarray(times, dtype="datetime64[ns]"),
                                         np.asarray(future, dtype="datetime64[ns]")])  # fmt: skip
+        total = -(-steps // H) * H
+        statistical = {name: forecast_from_state(state, self._target_series(values, data), total)
+                       for name, state in self._states.items()}  # fmt: skip
         levels: list[float] = []
         while len(levels) < steps:
             now = None if row_times is None else row_times[: len(rows)]
-            out = self._outputs(self._window(rows, now)[None])[0]  # (H,)
-            block = self._levels(out[None], self._base(rows[:, target], len(rows) - 1)[None])[0]
+            window = self._window(rows, now)
+            base = self._base(rows[:, target], len(rows) - 1)[None]
+            members = {name: self._levels(self._outputs(model, window[-lookback:][None]), base)[0]
+                       for name, model, lookback in self._networks}  # fmt: skip
+            members.update({name: f[len(levels) : len(levels) + H] for name, f in statistical.items()})
+            block = self._combine(members)
             new = np.repeat(rows[-1:], H, axis=0)  # other features held at their last value
             new[:, target] = block
             rows = np.vstack([rows, new])
@@ -151,10 +174,13 @@ class Forecaster:
     def predict(self, frame: Any) -> pd.DataFrame:
         """The model's predictions for every window of ``frame`` (a DataFrame with the study's
         columns, a CSV path or a built-in dataset name) whose forecast steps 1..H all lie inside
-        it, computed in one batch. Laid out as predictions.csv: one row per window and step
-        (window-major), ``time`` (the time or row number the forecast is for), ``step``,
-        ``predicted``. For the study's own data these are the study's predictions
-        (predictions.csv holds the test split's)."""
+        it. Laid out as predictions.csv: one row per window and step (window-major), ``time``
+        (the time or row number the forecast is for), ``step``, ``predicted`` (the final
+        forecast), then each member of the final forecast when it has more than the best network
+        (``network_1`` .. and the statistical models, as predictions.csv names them). For the
+        study's own data these are the study's predictions (predictions.csv holds the test
+        split's): the networks' bit for bit, the statistical models' to about 1e-15 (they run in
+        this process, whose BLAS kernels the study's fit processes had pinned)."""
         import pandas as pd
 
         series = self._series(frame)
@@ -169,14 +195,25 @@ class Forecaster:
                 f"(lookback {self.lookback}{extra}, then horizon {self.horizon})."
             )
         scaled = self._scale(values, series.times)
-        windows = np.lib.stride_tricks.sliding_window_view(scaled, self.lookback, axis=0)  # (n - L + 1, F, L)
-        x = np.ascontiguousarray(windows[ends - self.lookback + 1].transpose(0, 2, 1))
-        out = self._outputs(x)
-        predicted = self._levels(out, self._base(values[:, self.features.index(self.target)], ends))
+        target = values[:, self.features.index(self.target)]
+        base = self._base(target, ends)
+        members = {}
+        for name, model, lookback in self._networks:
+            windows = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (n - L + 1, F, L)
+            x = np.ascontiguousarray(windows[ends - lookback + 1].transpose(0, 2, 1))
+            members[name] = self._levels(self._outputs(model, x), base)
+        if self._states:
+            y, offset = self._aligned_target(target)
+            members.update({name: forecasts_from_state(state, y, ends + offset, self.horizon)
+                            for name, state in self._states.items()})  # fmt: skip
+        predicted = self._combine(members)
         rows = ends[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (n_windows, H) rows forecast
         times = series.times[rows] if series.times is not None else rows
         steps = np.tile(np.arange(1, self.horizon + 1), len(ends))
-        return pd.DataFrame({"time": times.ravel(), "step": steps, "predicted": predicted.ravel()})
+        frame = {"time": times.ravel(), "step": steps, "predicted": predicted.ravel()}
+        if len(self.weights) > 1 or self._states:
+            frame.update({name: np.asarray(f).ravel() for name, f in members.items() if name in self.weights})
+        return pd.DataFrame(frame)
 
     def recent(self, points: int, data: Any = None) -> pd.DataFrame:
         """The last ``points`` observations of the target (time, value): of ``data`` when given;
@@ -295,8 +332,8 @@ class Forecaster:
                             calendar=calendar)  # fmt: skip
 
     def _window(self, rows: np.ndarray, times: np.ndarray | None) -> np.ndarray:
-        """The model's input (lookback, F) for the window ending at the last of ``rows``
-        (``times``: their time stamps, needed for calendar features)."""
+        """The input (lookback, F) for the window ending at the last of ``rows`` (``times``: their
+        time stamps, needed for calendar features); a network of a shorter lookback reads its end."""
         need = self._rows
         return self._scale(rows[-need:], None if times is None else times[-need:])[-self.lookback :]
 
@@ -312,14 +349,48 @@ class Forecaster:
             return np.asarray(target[rows], dtype=float)
         return np.zeros(ends.shape)
 
-    def _outputs(self, x: np.ndarray) -> np.ndarray:
-        """Scaled model outputs (batch, H) for windows ``x`` (batch, lookback, F) float32."""
+    def _combine(self, members: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The final forecast: the members' forecasts weighted as the card says, in its order
+        (as :meth:`hpo_lstm.ensemble.Candidate.combine`)."""
+        total = np.zeros_like(np.asarray(next(iter(members.values())), dtype=float))
+        for name, weight in self.weights.items():
+            total = total + weight * np.asarray(members[name], dtype=float)
+        return total
+
+    def _target_series(self, values: np.ndarray, data: Any) -> np.ndarray:
+        """The target series the statistical members filter from its first row: the study's
+        whole series (the card's ``target_history``) when forecasting from the study's data,
+        else the data given, behind the part of the study's series before it (see
+        :meth:`_aligned_target`)."""
+        if data is None:
+            return self._target_history
+        return self._aligned_target(values[:, self.features.index(self.target)])[0]
+
+    def _aligned_target(self, target: np.ndarray) -> tuple[np.ndarray, int]:
+        """``target`` behind the study's series up to where ``target`` starts, when ``target``
+        starts inside the study's series (a later part of the same data, or newer data that
+        repeats its end): the statistical members' parameters were fitted from the study's first
+        row, and their filter needs that start. Returns the series and the row of ``target``'s
+        first value in it (0 when ``target`` does not start inside the study's series: then the
+        filter starts at its first row, an approximation that settles after a few seasons)."""
+        history = self._target_history
+        target = np.asarray(target, dtype=float)
+        if not len(history) or not len(target):
+            return target, 0
+        for start in np.flatnonzero(history == target[0]):
+            overlap = min(len(history) - start, len(target))
+            if np.array_equal(history[start : start + overlap], target[:overlap]):
+                return np.concatenate([history[:start], target]), int(start)
+        return target, 0
+
+    def _outputs(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """Scaled outputs (batch, H) of network ``model`` for windows ``x`` (batch, lookback, F) float32."""
         import torch
 
         from hpo_lstm.training import forward_windows
 
         with _one_thread():
-            out = forward_windows(self._model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            out = forward_windows(model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         out = out.reshape(len(x), -1)
         if out.shape[1] != self.horizon:
             raise ModelFileError(

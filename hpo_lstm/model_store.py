@@ -186,6 +186,28 @@ def trial_weights(storage: Any, trial: Any, study: Any = None) -> dict[str, np.n
     return None
 
 
+def merge_member_weights(best: Mapping[str, np.ndarray], members: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One state dict for a final forecast of several networks: the best network's tensors under
+    their own names (so a single-network model reads as before), each other member's under
+    ``<member>/<name>`` (``network_2/lstm.weight_ih_l0``)."""
+    merged = {name: array for name, array in best.items()}
+    for member, weights in members.items():
+        merged.update({f"{member}/{name}": array for name, array in weights.items()})
+    return merged
+
+
+def split_member_weights(weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`merge_member_weights` undone: member name -> its state dict ("network_1": the best)."""
+    out: dict[str, dict[str, np.ndarray]] = {"network_1": {}}
+    for name, array in weights.items():
+        member, slash, rest = name.partition("/")
+        if slash:
+            out.setdefault(member, {})[rest] = array
+        else:
+            out["network_1"][name] = array
+    return out
+
+
 def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -241,16 +263,27 @@ def model_card(
     val_rmse: float,
     intervals: Mapping[str, float],
     versions: Mapping[str, str],
+    final_forecast: Mapping[str, Any] | None = None,
+    members: list[Mapping[str, Any]] = (),
+    statistical: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything :func:`hpo_lstm.load_forecaster` needs besides the weights (``model.json``):
     the model and its params, the columns, the windowing and scaling rules fitted on the
     training rows, the series' time step and last rows (to forecast past the data), the
     recorded validation RMSE and the conformal interval half-widths per level. A model reading
-    calendar features names them (``calendar``); transform sdiff records its lag (``season``)."""
+    calendar features names them (``calendar``); transform sdiff records its lag (``season``).
+
+    A final forecast of more than the best network (``final_forecast``: its kind, members and
+    weights) lists every member: the other networks (``members``: name, trial, params; their
+    weights are stored beside the best's, :func:`merge_member_weights`) and the statistical
+    models' fitted states (``statistical``, :func:`hpo_lstm.baselines.forecast_from_state`),
+    which filter the whole target series from its first row, kept as ``target_history``."""
     from hpo_lstm.data import input_lag
     from hpo_lstm.models import registry
 
-    lookback = int(params["lookback"])
+    # The longest lookback of the networks in the final forecast: each reads the end of that window.
+    included = set((final_forecast or {}).get("members") or ()) if (final_forecast or {}).get("kind", "best") != "best" else set()
+    lookback = max([int(params["lookback"])] + [int(m["params"]["lookback"]) for m in members if m["name"] in included])
     # A diff window needs one row before its first input, an sdiff window a season of them.
     rows = lookback + max(1, input_lag(dataset.transform, dataset.season))
     times = dataset.point_times
@@ -287,4 +320,26 @@ def model_card(
         "history": {"time": history_times, "values": [[float(v) for v in row] for row in dataset.values[-rows:]]},
         "val_rmse": val_rmse,
         "intervals": dict(intervals),
+        **_final_forecast_card(final_forecast, members, statistical, registry[config.model], dataset),
     }
+
+
+def _final_forecast_card(final_forecast: Mapping[str, Any] | None, members: list[Mapping[str, Any]],
+                         statistical: Mapping[str, Mapping[str, Any]] | None, spec: Any, dataset: Any) -> dict[str, Any]:  # fmt: skip
+    if not final_forecast or final_forecast.get("kind") == "best":
+        return {}
+    networks = {m["name"]: m for m in members}
+    listed = []
+    for name, weight in zip(final_forecast["members"], final_forecast["weights"]):
+        entry: dict[str, Any] = {"name": name, "weight": float(weight)}
+        if name in networks:
+            params = spec.complete(networks[name]["params"])
+            entry.update(trial=networks[name]["trial"], params=params, lookback=int(params["lookback"]))
+        elif name != "network_1":
+            entry["state"] = dict((statistical or {})[name])
+        listed.append(entry)
+    card: dict[str, Any] = {"final_forecast": {"kind": final_forecast["kind"], "rule": final_forecast.get("rule"),
+                                               "members": listed}}  # fmt: skip
+    if any("state" in entry for entry in listed):
+        card["target_history"] = [float(v) for v in dataset.level]
+    return card

@@ -289,6 +289,27 @@ class Recorder:
                 return trial.number, weights
         return (trained[0].number, None) if trained else None
 
+    def kept_trial_weights(self, k: int, *, exclude: int | None = None) -> list[tuple[int, dict[str, Any], Any]]:
+        """Up to ``k`` trained (not memo) evaluations that completed, best validation RMSE first
+        (earliest of equals), that have weights attached: (trial number, params, weights). Trial
+        ``exclude`` (the final model, loaded already) is left out."""
+        from hpo_lstm.model_store import trial_weights
+
+        trained = sorted(
+            (t for t in self.study.get_trials(deepcopy=False)
+             if counts_as_evaluation(t) and t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
+             and t.value is not None and math.isfinite(t.value) and t.number != exclude),
+            key=lambda t: (t.value, t.user_attrs["evaluation"]),
+        )  # fmt: skip
+        kept = []
+        for trial in trained:
+            if len(kept) >= k:
+                break
+            weights = trial_weights(self._storage, trial, self.study)
+            if weights is not None:
+                kept.append((trial.number, dict(trial.params), weights))
+        return kept
+
     def close_open(self, reason: str = "interrupted") -> int:
         """Mark every evaluation trial of the study still RUNNING as FAIL with ``reason``;
         returns how many.
@@ -456,13 +477,22 @@ def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
     if card_json is None:
         return None
     card = json.loads(card_json)
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == card.get("trial")), None)
-    weights = trial_weights(storage, trial, study) if trial is not None else None
-    if weights is None:
-        raise ModelFileError(
-            f"Study {study.study_name!r} names trial {card.get('trial')} as its model, but no weights are attached to it."
-        )
-    return card, weights
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+    def weights_of(number: Any) -> Any:
+        trial = trials.get(number) if isinstance(number, int) else None
+        weights = trial_weights(storage, trial, study) if trial is not None else None
+        if weights is None:
+            raise ModelFileError(
+                f"Study {study.study_name!r} names trial {number} as its model, but no weights are attached to it."
+            )
+        return weights
+
+    from hpo_lstm.model_store import merge_member_weights
+
+    members = (card.get("final_forecast") or {}).get("members") if isinstance(card, dict) else None
+    others = {m["name"]: weights_of(m.get("trial")) for m in members or () if isinstance(m, dict) and "params" in m}
+    return card, merge_member_weights(weights_of(card.get("trial")), others)
 
 
 def read_baselines(study: Any) -> dict[str, Any] | None:

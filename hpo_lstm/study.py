@@ -56,6 +56,11 @@ class FinalModel:
     by_step: list[dict[str, Any]] = field(default_factory=list)  # test and naive metrics of each step 1..H
     weights: Any = field(repr=False, default=None)
     season: dict[str, Any] = field(default_factory=dict)  # hpo_lstm.data.resolve_season: the season and its source
+    # The final forecast (hpo_lstm.ensemble.FinalForecast.record): which candidate, its members and
+    # weights, and every candidate's validation and test RMSE. ``test`` and the predictions are its.
+    final_forecast: dict[str, Any] = field(default_factory=dict)
+    # The networks of the final forecast after the best: {"name", "trial", "params", "weights"}.
+    members: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class StudyResult:
             "n_failed": sum(1 for e in self.search.evaluations if not math.isfinite(e.value)),
             "best_params": final.params,
             "best_val_rmse": self.search.best_value,
+            "final_forecast": final.final_forecast,
             "test": final.test,
             "baselines": final.baselines,
             "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
@@ -294,18 +300,23 @@ def final_model(
     device: str,
     *,
     kept: tuple[int, Any] | None = None,
+    members: list[tuple[int, dict[str, Any], Any]] = (),
     recorded_val_rmse: float = math.nan,
     baselines: Any = None,
     season: dict[str, Any] | None = None,
 ) -> FinalModel:
-    """The final model: trial ``kept[0]``'s own weights ``kept[1]`` when stored, otherwise
-    ``params`` retrained with the study seed. Validation residuals give the split-conformal
-    intervals; the test split is used here and only here. ``baselines``
+    """The final forecast: trial ``kept[0]``'s own weights ``kept[1]`` when stored, otherwise
+    ``params`` retrained with the study seed, and the other kept networks ``members`` (trial,
+    params, weights; the next best, best first) with the statistical ``baselines``, combined as
+    :func:`hpo_lstm.ensemble.choose_final` chooses on validation (``config.final``). The
+    validation residuals of the chosen forecast give the split-conformal intervals; the test
+    split is used here and only here, after the choice. ``baselines``
     (:class:`hpo_lstm.baselines.Baselines` of this dataset) join the last-value naive forecast:
     an entry each in ``baselines``, a column each (when scored) in the predictions, and their
     RMSE in ``by_step``; ``season`` (:func:`hpo_lstm.data.resolve_season`) is recorded."""
     import pandas as pd
 
+    from hpo_lstm.ensemble import choose_final, network_member
     from hpo_lstm.metrics import INTERVAL_LEVELS, conformal_halfwidth, coverage
     from hpo_lstm.training import model_from_weights, predict, train_candidate
 
@@ -327,11 +338,26 @@ def final_model(
             f"stored), so its params were retrained: validation RMSE {result.val_rmse:.6g} against the recorded "
             f"{recorded_val_rmse:.6g} (difference {result.val_rmse - recorded_val_rmse:+.3g})"
         )
-    lookback = int(full["lookback"])
     val, test = dataset.split("val"), dataset.split("test")
-    val_residuals = dataset.actual[val] - predict(model, dataset, "val", lookback=lookback)  # (n, H)
+    networks = [(model, int(full["lookback"]))]
+    others: list[dict[str, Any]] = []
+    for rank, (number, member_params, member_weights) in enumerate(members if config.final != "best" else (), start=2):
+        member_full = settings.candidate(member_params, dataset)
+        networks.append((model_from_weights(config.model, member_full, member_weights, n_features=dataset.n_features,
+                                            device=device, horizon=dataset.horizon), int(member_full["lookback"])))  # fmt: skip
+        others.append({"name": network_member(rank), "trial": number, "params": member_full, "weights": member_weights})
+    networks_val = [predict(m, dataset, "val", lookback=lookback) for m, lookback in networks]
+    networks_test = [predict(m, dataset, "test", lookback=lookback) for m, lookback in networks]
+    statistical_test = ({name: r.forecast for name, r in baselines.results.items() if r.status == "ok" and r.forecast is not None}
+                        if baselines is not None else {})  # fmt: skip
+    statistical_val = baselines.val_forecasts() if baselines is not None else {}
     actual, naive = dataset.actual[test], dataset.naive("test")
-    predicted = predict(model, dataset, "test", lookback=lookback)
+    chosen = choose_final(networks_val, networks_test, statistical_val, statistical_test, dataset.actual[val], actual,
+                          rule=config.final)  # fmt: skip
+    val_forecasts = {network_member(i + 1): f for i, f in enumerate(networks_val)} | statistical_val
+    test_forecasts = {network_member(i + 1): f for i, f in enumerate(networks_test)} | statistical_test
+    val_residuals = dataset.actual[val] - chosen.chosen.combine(val_forecasts)  # (n, H)
+    predicted = chosen.chosen.combine(test_forecasts)
     steps = np.arange(1, dataset.horizon + 1)
     # One row per test window and step (window-major): the target's time, its step, the values.
     columns: dict[str, Any] = {
@@ -354,6 +380,8 @@ def final_model(
         }
     statistical = baselines.columns() if baselines is not None else {}
     columns.update(statistical)  # after the intervals: the earlier columns keep their places
+    # Each network's own test forecasts, best first: every candidate recomputes from these columns.
+    columns.update({network_member(i + 1): f.ravel() for i, f in enumerate(networks_test)})
     by_step = [
         {"step": int(k + 1), **forecast_metrics(actual[:, k], predicted[:, k]),
          **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()},
@@ -374,6 +402,8 @@ def final_model(
         by_step=by_step,
         weights=weights,
         season=dict(season or {}),
+        final_forecast=chosen.record(),
+        members=others,
     )
 
 
@@ -497,12 +527,14 @@ def run_study(
         start_fitting()  # (a search stopped by --timeout before its last batch)
         season, baselines = fitting[0].result()
         best = recorder.best_trial_weights(search.best_params)
+        members = recorder.kept_trial_weights(config.top_k - 1, exclude=best[0] if best is not None else None)
         final = final_model(
             config,
             dataset,
             search.best_params,
             device,
             kept=best if best is not None and best[1] is not None else None,
+            members=members,
             recorded_val_rmse=search.best_value,
             baselines=baselines,
             season=season,
@@ -531,7 +563,7 @@ def run_study(
                 if evaluator.stopped_at is not None else None
             ),  # fmt: skip
         )
-        recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final))
+        recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final, baselines))
     return result
 
 
@@ -577,6 +609,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         intervals=summary.get("intervals", {}),
         by_step=summary.get("by_step", []),
         season=dict((summary.get("protocol") or {}).get("season") or {}),
+        final_forecast=dict(summary.get("final_forecast") or {}),
     )
     return StudyResult(
         config=config,
@@ -595,7 +628,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     )
 
 
-def _card(config: StudyConfig, dataset: Dataset, final: FinalModel) -> dict[str, Any]:
+def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: Any = None) -> dict[str, Any]:
     import torch
 
     from hpo_lstm.model_store import model_card
@@ -609,4 +642,7 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel) -> dict[str,
         val_rmse=final.val_rmse,
         intervals={level: list(values["halfwidth"]) for level, values in final.intervals.items()},
         versions={"hpo_lstm_version": __version__, "torch_version": torch.__version__},
+        final_forecast=final.final_forecast,
+        members=final.members,
+        statistical={name: r.state for name, r in baselines.results.items() if r.state is not None} if baselines else None,
     )

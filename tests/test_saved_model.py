@@ -62,14 +62,16 @@ def test_the_saved_model_is_the_best_trials_weights_and_reproduces_the_predictio
     assert study.trials[card["trial"]].value == summary["best_val_rmse"]
     assert weights.keys() == stored_weights.keys()
     assert all(np.array_equal(weights[k], stored_weights[k]) for k in weights)
-    # The weights, loaded again, give the study's test predictions bit for bit.
+    # The best network's weights, loaded again, give its test predictions bit for bit.
+    from hpo_lstm.model_store import split_member_weights
     from hpo_lstm.training import model_from_weights, predict
 
     dataset = make_dataset(load_series("sine"), lookback=8)
-    model = model_from_weights(card["model"], card["params"], weights, n_features=1, device="cpu")
+    best = split_member_weights(weights)["network_1"]
+    model = model_from_weights(card["model"], card["params"], best, n_features=1, device="cpu")
     predicted = predict(model, dataset, "test", lookback=card["params"]["lookback"])
     recorded = pd.read_csv(out / "tiny" / "predictions.csv", float_precision="round_trip")
-    np.testing.assert_array_equal(predicted.ravel(), recorded["predicted"].to_numpy())
+    np.testing.assert_array_equal(predicted.ravel(), recorded["network_1"].to_numpy())
 
 
 def test_a_study_extended_on_another_instruction_set_completes_with_its_recorded_best(tmp_path: Path):

@@ -245,9 +245,13 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
 
     protocol = summary.get("protocol") or {}
     windows = protocol.get("windows") or {}
+    from hpo_lstm.ensemble import candidate_label, final_description, weights_text
+
     test, baselines = summary["test"], summary["baselines"]
     naive = baselines["naive_last"]
-    model = f"tuned {summary['model']}"
+    final = summary.get("final_forecast") or {}
+    combined = final.get("kind", "best") != "best"
+    model = final_description(final, summary["model"])
     split = "/".join(f"{round(100 * s)}" for s in protocol.get("split", ()))
     lines = [
         f"# Run `{summary['study_name']}`",
@@ -269,13 +273,23 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         "- **Test**: the best candidate's own weights, scored once on the test windows. The statistical baselines are "
         "fitted on the training and validation rows only and forecast every test point from the same origin as the "
         "network, with every observation up to it and no refit.",
-        "",
     ]  # fmt: skip
+    if final:
+        lines.append(
+            f"- **Final forecast**: chosen on validation among {len(final.get('candidates') or {})} candidates "
+            "(the best network, the mean of the best ones, their combinations with the statistical models, whose "
+            "validation forecasts come from fits on the training rows only): "
+            f"{candidate_label(final, summary['model'])} ({weights_text(final, summary['model'])})."
+        )
+    lines.append("")
     ratio = test["rmse"] / naive["rmse"]
     verdict = f"The {model}'s test RMSE is {ratio:.1%} of the last-value naive forecast's."
     statistical = {k: v for k, v in baselines.items() if k in BASELINES}
     if statistical:
         verdict += " " + statistical_verdict(test["rmse"], statistical, model=model)
+        if combined:
+            alone = final["candidates"]["best"].get("test_rmse")
+            verdict += " " + statistical_verdict(alone, statistical, model=f"best {summary['model']} alone")
     lines += [f"**Verdict.** {verdict}", ""]
     stopped = summary.get("stopped_early")
     if stopped:
@@ -292,6 +306,11 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     lines += [header, "|---|---|---|---|---|---|---|"]
     params = ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in summary["best_params"].items())
     lines.append(f"| {model} | {_num(test['rmse'])} | {_num(test['mae'])} | {_num(test['mape'])} | ok | - | {params} |")
+    for kind, candidate in (final.get("candidates") or {}).items():
+        if kind != final.get("kind"):
+            lines.append(f"| {candidate_label(candidate, summary['model'])} (not chosen; validation RMSE "
+                         f"{_num(candidate['val_rmse'])}) | {_num(candidate.get('test_rmse'))} | - | - | ok | - | "
+                         f"{weights_text(candidate, summary['model'])} |")  # fmt: skip
     lines.append(f"| naive last value | {_num(naive['rmse'])} | {_num(naive['mae'])} | {_num(naive['mape'])} | ok | - | "
                  "the last input value |")  # fmt: skip
     for name in (n for n in BASELINES if n in statistical):

@@ -1,0 +1,204 @@
+"""The final forecast: candidates recomputed from predictions.csv, a choice made on validation
+only, saved ensembles and combinations that forecast past the data and reload bit for bit, and
+resume and report rebuilding them. Real trainings on tiny data, real statsforecast fits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY_SPACE, write_study
+from hpo_lstm import load_forecaster
+from hpo_lstm.cli import main
+from hpo_lstm.ensemble import Candidate, choose_final
+
+RUN = ["--lookback", "8", "--max-epochs", "3", "--patience", "2", "--workers", "1", "--quiet", "--optimizer",
+       "random", "--budget", "6", "--pop-size", "3", "--top-k", "3"]  # fmt: skip
+
+
+def _run(tmp_path: Path, name: str, *extra: str, data: str = "sine", out: str = "out") -> Path:
+    study = write_study(tmp_path / f"{name}.toml", f'name = "{name}"\nbatch_size = 128\n' + TINY_SPACE)
+    assert main(["run", str(study), "--data", data, *RUN, "--out", str(tmp_path / out), *extra]) == 0
+    return tmp_path / out / name
+
+
+def _predictions(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "predictions.csv", float_precision="round_trip")
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+# The choice ----------------------------------------------------------------------------------------
+
+
+def _forecasts(seed: int, n: int = 60) -> tuple[np.ndarray, list, list, dict, dict]:
+    rng = np.random.default_rng(seed)
+    actual = rng.normal(size=(n, 1)).cumsum(axis=0)
+    nets = [actual + rng.normal(scale=s, size=actual.shape) for s in (0.5, 0.6, 0.7)]
+    stats = {"auto_ets": actual + rng.normal(scale=0.55, size=actual.shape),
+             "auto_arima": actual + rng.normal(scale=0.65, size=actual.shape)}  # fmt: skip
+    return actual, nets, nets, stats, stats
+
+
+def test_the_choice_is_the_lowest_validation_rmse_and_reads_no_test_values():
+    val_actual, nets_val, _, stats_val, _ = _forecasts(1)
+    test_actual, _, nets_test, _, stats_test = _forecasts(2)
+    final = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual)
+    kinds = {c.kind for c in final.candidates}
+    assert kinds == {"best", "top_k_mean", "combination_equal", "combination_fitted"}
+    assert final.chosen.val_rmse == min(c.val_rmse for c in final.candidates)
+    # Only the test values change: the same candidates, weights and choice; other test RMSEs.
+    other = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual + 5.0)
+    assert [(c.kind, c.members, c.weights, c.val_rmse) for c in other.candidates] == [
+        (c.kind, c.members, c.weights, c.val_rmse) for c in final.candidates
+    ]
+    assert other.chosen.kind == final.chosen.kind
+    assert [c.test_rmse for c in other.candidates] != [c.test_rmse for c in final.candidates]
+    fitted = next(c for c in final.candidates if c.kind == "combination_fitted")
+    assert min(fitted.weights) >= 0 and sum(fitted.weights) == pytest.approx(1.0, abs=1e-9)
+    equal = next(c for c in final.candidates if c.kind == "combination_equal")
+    assert sum(w for m, w in zip(equal.members, equal.weights) if m.startswith("network")) == pytest.approx(1 / 3)
+
+
+def test_best_builds_no_other_candidate_and_a_forced_kind_is_taken():
+    actual, nets, _, stats, _ = _forecasts(3)
+    best = choose_final(nets, nets, stats, stats, actual, actual, rule="best")
+    assert [c.kind for c in best.candidates] == ["best"] and best.chosen.members == ("network_1",)
+    forced = choose_final(nets, nets, stats, stats, actual, actual, rule="combination_equal")
+    assert forced.chosen.kind == "combination_equal"
+    alone = choose_final(nets[:1], nets[:1], {}, {}, actual, actual, rule="combination_equal")
+    assert alone.chosen.kind == "best"  # nothing to combine with: the best network
+    assert Candidate("x", ("a", "b"), (0.25, 0.75), 0.0).combine({"a": np.ones(2), "b": np.zeros(2)}).tolist() == [0.25, 0.25]
+
+
+# A real run -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory) -> Path:
+    return _run(tmp_path_factory.mktemp("ensemble"), "auto")
+
+
+def test_every_candidate_recomputes_from_predictions_csv(auto_run: Path):
+    summary, predictions = _summary(auto_run), _predictions(auto_run)
+    final = summary["final_forecast"]
+    assert final["chosen_on"] == "validation" and final["kind"] in final["candidates"]
+    assert {"network_1", "network_2", "network_3"} <= set(predictions.columns)  # --top-k 3
+    actual = predictions["actual"].to_numpy()
+    for candidate in final["candidates"].values():
+        combined = sum(w * predictions[m].to_numpy() for m, w in zip(candidate["members"], candidate["weights"]))
+        rmse = float(np.sqrt(np.mean((actual - combined) ** 2)))
+        assert rmse == pytest.approx(candidate["test_rmse"], rel=1e-12)
+    chosen = final["candidates"][final["kind"]]
+    recomputed = sum(w * predictions[m].to_numpy() for m, w in zip(chosen["members"], chosen["weights"]))
+    np.testing.assert_allclose(predictions["predicted"].to_numpy(), recomputed, rtol=1e-12, atol=1e-12)
+    assert summary["test"]["rmse"] == pytest.approx(chosen["test_rmse"], rel=1e-12)
+    assert final["candidates"]["best"]["val_rmse"] == pytest.approx(summary["best_val_rmse"], rel=1e-5)
+
+
+def test_changing_only_the_test_split_changes_no_choice(tmp_path: Path, tiny_csv: Path):
+    csv = ["--target", "close"]
+    first = _run(tmp_path, "a", *csv, data=str(tiny_csv), out="a")
+    frame = pd.read_csv(tiny_csv)
+    frame.loc[len(frame) - 10 :, "close"] += 7.5  # the last 10 of 240 rows: inside the test split (the last 36)
+    changed = tmp_path / "changed.csv"
+    frame.to_csv(changed, index=False)
+    second = _run(tmp_path, "a", *csv, data=str(changed), out="b")
+    one, two = _summary(first)["final_forecast"], _summary(second)["final_forecast"]
+    assert (two["kind"], two["members"], two["weights"]) == (one["kind"], one["members"], one["weights"])
+    assert {k: c["val_rmse"] for k, c in two["candidates"].items()} == {k: c["val_rmse"] for k, c in one["candidates"].items()}
+    assert _summary(second)["test"]["rmse"] != _summary(first)["test"]["rmse"]
+
+
+# Saved ensembles and combinations ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def combined_run(tmp_path_factory) -> Path:
+    """A combination of the 3 best networks, AutoETS and AutoARIMA, whatever validation says."""
+    return _run(tmp_path_factory.mktemp("combined"), "combo", "--final", "combination_equal")
+
+
+def test_a_saved_combination_forecasts_past_the_data_and_reloads_bit_for_bit(combined_run: Path):
+    summary = _summary(combined_run)
+    assert summary["final_forecast"]["kind"] == "combination_equal"
+    forecaster = load_forecaster(combined_run)
+    assert forecaster.final_kind == "combination_equal"
+    assert set(forecaster.weights) == {"network_1", "network_2", "network_3", "auto_ets", "auto_arima"}
+    forecast = forecaster.forecast(7)
+    assert np.isfinite(forecast.drop(columns="time").to_numpy()).all()
+    assert forecast["time"].tolist() == list(range(3000, 3007))  # the sine's rows continue
+    again = load_forecaster(combined_run).forecast(7)
+    pd.testing.assert_frame_equal(again, forecast, check_exact=True)
+    url = summary["storage"]
+    stored = load_forecaster(storage=url, study_name="combo").forecast(7)
+    pd.testing.assert_frame_equal(stored, forecast, check_exact=True)
+    # Its intervals are the combination's own: from its validation residuals.
+    half = (forecast["upper_80"] - forecast["forecast"]).to_numpy()
+    assert half[0] == pytest.approx(forecaster.card["intervals"]["80"][0], rel=1e-12)
+
+
+def test_a_saved_combination_reproduces_its_test_predictions(combined_run: Path):
+    forecaster = load_forecaster(combined_run)
+    recorded = _predictions(combined_run)
+    again = forecaster.predict("sine")
+    again = again[again["time"] >= recorded["time"].iloc[0]].reset_index(drop=True)
+    for network in ("network_1", "network_2", "network_3"):  # each network bit for bit
+        np.testing.assert_array_equal(again[network].to_numpy(), recorded[network].to_numpy())
+    for name in ("auto_ets", "auto_arima", "predicted"):  # the statistical models ran in the pinned fit processes
+        np.testing.assert_allclose(again[name].to_numpy(), recorded[name].to_numpy(), rtol=1e-12, atol=1e-12)
+    # From a later part of the same data too: the statistical models' filter starts at the study's first row.
+    frame = pd.DataFrame({"y": np.asarray(load_forecaster(combined_run)._target_history)})
+    part = forecaster.predict(frame.iloc[2000:].reset_index(drop=True))
+    part["time"] += 2000
+    joined = recorded.merge(part, on=["time", "step"], suffixes=("_recorded", ""))
+    assert len(joined) == len(recorded)
+    np.testing.assert_allclose(joined["predicted"], joined["predicted_recorded"], rtol=1e-12, atol=1e-12)
+
+
+def test_the_first_forecast_step_is_the_prediction_of_the_last_window(combined_run: Path):
+    forecaster = load_forecaster(combined_run)
+    history = np.asarray(forecaster._target_history)
+    frame = pd.DataFrame({"y": np.r_[history[-20:], history[-1]]})  # one more row: any value
+    last = forecaster.predict(frame)["predicted"].iloc[-1]
+    assert last == pytest.approx(forecaster.forecast(1)["forecast"].iloc[0], rel=1e-12)
+
+
+def test_report_and_a_second_run_rebuild_the_same_final_forecast(combined_run: Path):
+    before = {name: (combined_run / name).read_bytes() for name in ("summary.json", "predictions.csv", "report.md")}
+    card = (combined_run / "model" / "model.json").read_bytes()
+    assert main(["report", str(combined_run), "--quiet"]) == 0
+    assert {name: (combined_run / name).read_bytes() for name in before} == before
+    assert (combined_run / "model" / "model.json").read_bytes() == card
+    # The same command again: the study is complete, nothing trains, the same files.
+    study = combined_run.parent.parent / "combo.toml"
+    assert main(["run", str(study), "--data", "sine", *RUN, "--out", str(combined_run.parent), "--final",
+                 "combination_equal"]) == 0  # fmt: skip
+    assert {name: (combined_run / name).read_bytes() for name in before} == before
+
+
+def test_final_best_keeps_the_bare_network(tmp_path: Path):
+    folder = _run(tmp_path, "bare", "--final", "best")
+    summary, predictions = _summary(folder), _predictions(folder)
+    assert summary["final_forecast"]["kind"] == "best" and list(summary["final_forecast"]["candidates"]) == ["best"]
+    np.testing.assert_array_equal(predictions["predicted"].to_numpy(), predictions["network_1"].to_numpy())
+    assert "final_forecast" not in json.loads((folder / "model" / "model.json").read_text())
+
+
+def test_a_statistical_model_rebuilt_from_its_state_forecasts_as_the_fitted_one():
+    from statsforecast.models import AutoARIMA, AutoETS
+
+    from hpo_lstm.baselines import arima_state, ets_state, forecast_from_state
+
+    rng = np.random.default_rng(0)
+    y = np.cumsum(rng.normal(size=300)) + 10 * np.sin(np.arange(300) * 2 * np.pi / 12) + 100
+    for cls, state in ((AutoARIMA, arima_state), (AutoETS, ets_state)):
+        fitted = cls(season_length=12).fit(y[:250])
+        plain = json.loads(json.dumps(state(fitted.model_)))  # as a model card holds it
+        np.testing.assert_array_equal(forecast_from_state(plain, y, 9), fitted.forward(y=y, h=9)["mean"])
