@@ -295,6 +295,10 @@ class BackgroundFit:
         self._stop.set()
         self._thread.join(self.CANCEL_WAIT)
 
+    def running(self) -> bool:
+        """Whether the fits are still going."""
+        return self._thread.is_alive()
+
 
 def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
     """The scored statistical baseline (not the last-value naive) with the lowest test RMSE."""

@@ -309,44 +309,45 @@ def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
 
 
 def _list_optimizers(every_mealpy_class: bool = False) -> int:
+    from hpo_lstm._terminal import print_rows
     from hpo_lstm.optimizers import registry
 
-    width = max(map(len, registry))
-    for name in registry:
-        print(f"{name:<{width}}  {registry[name].summary}")
-    if every_mealpy_class:
-        from hpo_lstm.optimizers._any_mealpy import listing_lines  # imports mealpy
+    rows = [(name, registry[name].summary) for name in registry]
+    if not every_mealpy_class:
+        print_rows(rows + [("mealpy:<ClassName>", "any mealpy class by name (hpo-lstm optimizers --all lists them)")])
+        return 0
+    from hpo_lstm.optimizers._any_mealpy import listing_rows  # imports mealpy
 
-        print()
-        print("\n".join(listing_lines()))
-    else:
-        print(f"{'mealpy:<ClassName>':<{width}}  any mealpy class by name (hpo-lstm optimizers --all lists them)")
+    print_rows(rows)
+    print()
+    header, classes, footer = listing_rows()
+    print_rows(classes, header=header, footer=[footer])
     return 0
 
 
 def _list_datasets() -> int:
+    from hpo_lstm._terminal import print_rows
     from hpo_lstm.data import describe_builtin
 
-    rows = describe_builtin()
-    width = max(len(name) for name, _ in rows)
-    for name, summary in rows:
-        print(f"{name:<{width}}  {summary}")
-    print(f"{'<path>.csv':<{width}}  any CSV: --data PATH --target COL [--features A,B] [--time-column T]")
+    print_rows(list(describe_builtin()) + [("<path>.csv", "any CSV: --data PATH --target COL [--features A,B] "
+                                                          "[--time-column T]")])  # fmt: skip
     return 0
 
 
 def _list_models() -> int:
+    from hpo_lstm._terminal import print_rows
     from hpo_lstm.models import registry
     from hpo_lstm.space import MODEL_PARAMS
 
-    width = max(map(len, registry))
+    rows = []
     for name in registry:
         spec = registry[name]
         own = ", ".join(
             f"{param} {MODEL_PARAMS[param].default[0]:g}..{MODEL_PARAMS[param].default[1]:g} ({value} when not searched)"
             for param, value in spec.params.items()
         )
-        print(f"{name:<{width}}  {spec.summary}" + (f"; own params: {own}" if own else ""))
+        rows.append((name, spec.summary + (f"; own params: {own}" if own else "")))
+    print_rows(rows)
     return 0
 
 
@@ -456,7 +457,10 @@ def _report(folder: str, *, quiet: bool) -> int:
 
     summary = rebuild_run_outputs(folder)
     if not quiet:
-        print(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} ({mask_url(summary['storage'])})")
+        from hpo_lstm._terminal import wrap
+
+        print(wrap(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} "
+                   f"({mask_url(summary['storage'])})", indent="  "))  # fmt: skip
     return 0
 
 
@@ -513,7 +517,8 @@ def _forecast(args: argparse.Namespace) -> int:
 def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
     import math
 
-    from rich.console import Console
+    from hpo_lstm._terminal import console as terminal_console
+
     from rich.table import Table
 
     card = forecaster.card
@@ -537,16 +542,17 @@ def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
         table.add_row(str(i + 1), str(times.iloc[i]), num(row["forecast"]),
                       f"{num(row['lower_80'])} .. {num(row['upper_80'])}",
                       f"{num(row['lower_95'])} .. {num(row['upper_95'])}")  # fmt: skip
-    console = Console()
+    console = terminal_console()
     console.print(table)
     if len(frame) > forecaster.horizon:
         console.print(f"Steps past {forecaster.horizon} are recursive; their intervals are approximate "
                       "(the last step's conformal half-width times sqrt(k/H), coverage not checked).")  # fmt: skip
     console.print(f"forecast: {out / 'forecast.csv'}, {out / 'forecast.png'}")
+    console.file.flush()
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
-    from rich.console import Console
+    from hpo_lstm._terminal import console as terminal_console
     from rich.table import Table
 
     from rich.markup import escape
@@ -555,7 +561,7 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from hpo_lstm.ensemble import candidate_label, final_description, weights_text
     from hpo_lstm.report._run import lookback_text
 
-    console = Console()
+    console = terminal_console()
     protocol = summary.get("protocol", {})
     windows = protocol.get("windows", {})
     if windows:  # the protocol header: what was scored, and the season the seasonal baselines used
@@ -643,21 +649,25 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         if final.get("kind", "best") != "best":  # the network alone, plainly
             alone = final["candidates"]["best"].get("test_rmse")
             console.print(escape(statistical_verdict(alone, statistical, model=f"best {model} alone")))
-    console.print(f"results: {folder}/  storage: {mask_url(summary['storage'])}")
+    console.print(f"results: {folder}/")
+    console.print(f"storage: {mask_url(summary['storage'])}")
+    console.file.flush()
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
-    from rich.console import Console
+    from hpo_lstm._terminal import console as terminal_console
     from rich.table import Table
 
     from hpo_lstm.baselines import LABELS
     from hpo_lstm.report._compare import fmt, mean_std
 
     comparison = result["comparison"]
-    console = Console()
+    console = terminal_console()
     table = Table(title=f"{comparison.manifest['name']}: test RMSE over seeds (mean ± std)")
-    for column in ("model", "optimizer", "seeds", "test RMSE", "best val RMSE", "distinct trainings"):
-        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
+    for column in ("model", "optimizer", "seeds", "test RMSE", "val RMSE", "trainings"):
+        # "0.3749 ± 0.0065" stays on one line; the other columns give way.
+        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right",
+                         no_wrap=column == "test RMSE")  # fmt: skip
     for _, row in result["test_metrics"].iterrows():
         if row["model"] == "-":
             method = str(row["method"])
@@ -668,7 +678,9 @@ def _print_comparison(result: dict[str, Any]) -> None:
     console.print(table)
     if comparison.unfinished:
         console.print(f"[bold]{len(comparison.unfinished)} cell(s) unfinished[/]; run the same command again.")
-    console.print(f"report: {result['folder'] / 'report.md'}  storage: {mask_url(comparison.manifest['storage'])}")
+    console.print(f"report: {result['folder'] / 'report.md'}")
+    console.print(f"storage: {mask_url(comparison.manifest['storage'])}")
+    console.file.flush()
 
 
 def _fmt(value: Any) -> str:

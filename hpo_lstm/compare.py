@@ -34,7 +34,7 @@ UNTUNED = "untuned"
 MAX_CELLS = 10_000
 
 # Settings of a single study that a comparison sets per cell: refused in a comparison file.
-_PER_CELL = ("name", "model", "optimizer", "seed")
+_PER_CELL = ("name", "model", "optimizer", "optimizer_impl", "seed")
 # (``season`` is a study setting now; CompareConfig(season=...) still sets it on the base.)
 _OWN_KEYS = ("name", "models", "optimizers", "seeds", "untuned", "optimizer_options")
 

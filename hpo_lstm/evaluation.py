@@ -42,8 +42,9 @@ class ProgressSink(Protocol):
         """One evaluation is in; ``kind`` is "trained", "pruned", "failed", "duplicate" (a memo
         hit) or "replayed" (recorded by an earlier run). Trainings report as each one ends."""
 
-    def final(self, *, done: bool) -> None:
-        """The final model is being made (``done=False``), or is made (``done=True``)."""
+    def final(self, *, done: bool, stage: str = "") -> None:
+        """The final forecast is being made (``done=False``; ``stage`` says what the study does
+        or waits for, in words), or is made (``done=True``)."""
 
 
 def _memo_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -44,6 +44,7 @@ class StudyState:
         self.best = float("inf")
         self.in_flight = 0
         self.final = ""  # "", "running" or "done"
+        self.stage = ""  # what the final step does or waits for, in words
         self.started = clock()
         self._work_started: float | None = None  # when this run's first batch started training
         self._work_done = 0  # evaluations since then (replays excluded)
@@ -82,10 +83,12 @@ class StudyState:
         return f"best {self.best:.4g}" if self.best != float("inf") else "best -"
 
     def counts_text(self, sep: str = " ") -> str:
+        """"18 trained (6 pruned) 6 memo ...": *trained* counts every training that ran, the
+        pruned ones among them, as summary.json's ``n_trained`` and the convergence plot do."""
         c = self.counts
-        parts = [f"{c['trained'] + c['pruned']} trained"]
+        parts = [f"{c['trained'] + c['pruned']} trained" + (f" ({c['pruned']} pruned)" if c["pruned"] else "")]
         parts += [f"{c[k]} {name}" for k, name in
-                  (("pruned", "pruned"), ("duplicate", "memo"), ("failed", "failed"), ("replayed", "resumed")) if c[k]]  # fmt: skip
+                  (("duplicate", "memo"), ("failed", "failed"), ("replayed", "resumed")) if c[k]]  # fmt: skip
         return sep.join(parts)
 
     def eta_text(self) -> str:
@@ -93,13 +96,13 @@ class StudyState:
         return "eta -" if eta is None else f"eta {_clock_text(eta)}"
 
     def line(self) -> str:
-        """The whole state as one log line."""
-        text = f"{self.label}: {self.done}/{self.total} evaluations, {self.best_text()} val RMSE, {self.counts_text(', ')}"
+        """The whole state as one log line (80 columns for a short label)."""
+        text = f"{self.label}: {self.done}/{self.total}, {self.best_text()}, {self.counts_text(', ')}"
         if self.final == "running":
-            text += ", scoring the final model"
-        elif self.in_flight and self.done < self.total:
-            text += f", {self.in_flight} training"
-        return f"{text}, {_clock_text(self.elapsed())} elapsed, {self.eta_text()}"
+            return f"{text}, {self.stage or 'final forecast'}, {_clock_text(self.elapsed())}"
+        if self.in_flight and self.done < self.total:
+            text += f", {self.in_flight} running"
+        return f"{text}, {_clock_text(self.elapsed())}, {self.eta_text()}"
 
 
 class Progress:
@@ -203,8 +206,8 @@ class Progress:
                 self._rich.update(task, completed=state.done)
             return
         if kind == "final":
-            self._print(f"{state.label}: {'final model ready' if state.final == 'done' else 'scoring the final model on test'}"
-                        f", {_clock_text(state.elapsed())} elapsed")  # fmt: skip
+            self._print(f"{state.label}: {'final forecast ready' if state.final == 'done' else state.stage or 'final forecast'}"
+                        f", {_clock_text(state.elapsed())}")  # fmt: skip
         elif kind in ("trained", "pruned", "failed") or (kind and state.done == state.total):
             self._print(state.line())
 
@@ -246,8 +249,9 @@ class _Sink:
         self.state.evaluated(value=value, kind=kind)
         self._progress._changed(self.state, kind=kind)
 
-    def final(self, *, done: bool) -> None:
+    def final(self, *, done: bool, stage: str = "") -> None:
         self.state.final = "done" if done else "running"
+        self.state.stage = stage
         self._progress._changed(self.state, kind="final")
 
 
@@ -265,7 +269,7 @@ def _rich_progress(console: Any = None) -> Any:
             if state is None:
                 return Text(task.fields.get("text", ""), style="dim")
             if state.final == "running":
-                tail = "final model"
+                tail = state.stage.split(",")[0] if state.stage else "final forecast"
             elif state.final == "done":
                 tail = "done"
             else:

@@ -187,6 +187,7 @@ class _StudyBaselines:
         self.stored = stored
         self.fit = BackgroundFit(dataset, season=self.season["season"], timeout=self.timeout, stored=stored)
         self.cancel = self.fit.cancel
+        self.running = self.fit.running
 
     def result(self) -> tuple[dict[str, Any], Any]:
         import json
@@ -522,10 +523,12 @@ def run_study(
                 f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
                 "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
             )
-        if progress is not None:
-            progress.final(done=False)
         start_fitting()  # (a search stopped by --timeout before its last batch)
+        if progress is not None and fitting[0].running():
+            progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")
         season, baselines = fitting[0].result()
+        if progress is not None:
+            progress.final(done=False, stage="scoring the final forecast on test")
         best = recorder.best_trial_weights(search.best_params)
         members = recorder.kept_trial_weights(config.top_k - 1, exclude=best[0] if best is not None else None)
         final = final_model(

@@ -127,10 +127,11 @@ def test_the_path_is_mealpys_own_swarm_mode_path(class_name):
     np.testing.assert_array_equal(ours_positions, np.array(seen[:budget]))
 
 
-@pytest.mark.parametrize(("generic", "curated"), [("mealpy:OriginalWOA", "woa"), ("mealpy:OriginalPSO", "pso")])
+@pytest.mark.parametrize(("generic", "curated"), [("mealpy:OriginalGWO", "gwo"), ("mealpy:OriginalPSO", "pso")])
 def test_the_generic_adapter_follows_the_curated_optimizers_path(generic, curated):
-    # woa: the same batched hooks; pso: one particle at a time versus the curated rewrite that
-    # moves all, then evaluates all: the same positions either way (mealpy's own path).
+    # gwo: the same batched hooks; pso: one particle at a time versus the curated rewrite that
+    # moves all, then evaluates all: the same positions either way (mealpy's own path). (woa
+    # keeps mealpy 3.0.3's moves, mealpy:OriginalWOA is mealpy-lts's own: tests/test_mealpy_sequences.py.)
     runs = {}
     for name in (generic, curated):
         objective = CountingObjective(_rastrigin)
@@ -243,7 +244,8 @@ def test_an_interrupted_study_resumes_by_replay_exactly(tmp_path: Path, optimize
 # The command line -------------------------------------------------------------------------------
 
 
-def test_the_listing_of_every_class(capsys):
+def test_the_listing_of_every_class(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per class (80 columns: tests/test_cli.py)
     assert main(["optimizers", "--all"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line for line in lines if line.startswith("mealpy:") and not line.startswith("mealpy:<")}

@@ -158,7 +158,9 @@ def test_baselines_are_recomputed_from_predictions_csv_with_statsforecast_itself
         from_each_origin = np.concatenate([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
         if horizon == 1:
             one_step = model.forward(y=y, h=1, fitted=True)["fitted"][origins + 1]
-            np.testing.assert_allclose(predictions[name], one_step, rtol=1e-12, err_msg=name)
+            # 1e-9: the study fitted them with OpenBLAS pinned to its Haswell kernels, this
+            # process did not (docs/baselines.md): the fitted coefficients differ in the last bits.
+            np.testing.assert_allclose(predictions[name], one_step, rtol=1e-9, err_msg=name)
             # statsforecast's two ways agree to about 1e-5 (its ARIMA with drift: see docs/baselines.md).
             np.testing.assert_allclose(predictions[name], from_each_origin, rtol=1e-4, err_msg=name)
         else:

@@ -130,13 +130,34 @@ def test_csv_with_features(tmp_path: Path, tiny_csv: Path):
     assert summary["test"]["mape"] is not None and math.isfinite(summary["test"]["rmse"])
 
 
-def test_listings(capsys):
+def test_listings(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per entry
     assert main(["optimizers"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["cmaes", "ga", "gp", "gwo", "pso", "random", "tpe", "woa",
                                                    "mealpy:<ClassName>"]  # fmt: skip
     assert main(["datasets"]) == 0
     assert "co2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["models"], ["optimizers"], ["optimizers", "--all"], ["datasets"]])
+def test_every_listing_fits_80_columns_and_wraps_under_its_descriptions(command):
+    import os
+    import subprocess
+    import sys
+
+    def listing(columns: int) -> list[str]:
+        env = {**os.environ, "COLUMNS": str(columns)}
+        run = subprocess.run([sys.executable, "-m", "hpo_lstm.cli", *command], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.splitlines()
+
+    narrow, wide = listing(80), listing(400)
+    assert max(map(len, narrow)) <= 80
+    assert not [line for line in narrow if line != line.rstrip()]  # no trailing spaces
+    # The same words: the narrow listing is the wide one wrapped.
+    assert " ".join(" ".join(narrow).split()) == " ".join(" ".join(wide).split())
+    assert len(narrow) > len(wide)  # something did wrap at 80
 
 
 def test_listing_and_errors_do_not_import_heavy_libraries():

@@ -327,11 +327,11 @@ def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys, monkeypat
     assert main(args) == 0
     lines = capsys.readouterr().err.splitlines()
     assert "\x1b" not in "".join(lines)
-    studies = [line.split(":")[1].strip() for line in lines if "evaluations" in line]
+    studies = [line.split(":")[1].strip() for line in lines if ", best " in line]
     assert list(dict.fromkeys(studies)) == ["lstm/random seed 0", "lstm/untuned seed 0"]
     assert studies.count("lstm/random seed 0") == 4  # a line per finished training (4 distinct candidates)
-    assert any(line.startswith("hpo-lstm: lstm/random seed 0: 4/4 evaluations, best ") for line in lines)
-    assert "hpo-lstm: lstm/random seed 0: final model ready" in "\n".join(lines)
+    assert any(line.startswith("hpo-lstm: lstm/random seed 0: 4/4, best ") for line in lines)
+    assert "hpo-lstm: lstm/random seed 0: final forecast ready" in "\n".join(lines)
     assert lines[-1] == "hpo-lstm: cell lstm/untuned seed 0 done; cells 2/2"
     # A rerun finds both cells finished and trains nothing, so it prints no progress lines.
     assert main(args) == 0

@@ -72,7 +72,8 @@ def test_the_registry_and_model_names_load_no_torch():
     assert "TORCH False" in out
 
 
-def test_hpo_lstm_models_lists_one_line_per_model(capsys):
+def test_hpo_lstm_models_lists_one_line_per_model(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per model (80 columns: tests/test_cli.py)
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(registry)

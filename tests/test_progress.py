@@ -38,6 +38,8 @@ def test_eta_counts_this_runs_evaluations_from_the_first_batch_start():
     assert state.best == 0.5 and state.done == 7
     assert state.eta() == pytest.approx(30 / 3 * 3)
     assert state.counts_text(", ") == "1 trained, 1 memo, 1 failed, 4 resumed"
+    state.evaluated(value=0.9, kind="pruned")  # a pruned training ran too: one of the trained
+    assert state.counts_text(", ") == "2 trained (1 pruned), 1 memo, 1 failed, 4 resumed"
 
 
 def test_the_log_gets_a_line_from_the_timer_when_trainings_run_long(capsys):
@@ -50,7 +52,7 @@ def test_the_log_gets_a_line_from_the_timer_when_trainings_run_long(capsys):
     assert progress.tick(start + progress.LINE_EVERY + 1)
     assert not progress.tick(start + progress.LINE_EVERY + 2)  # a line was just printed
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith("hpo-lstm: woa/lstm: 0/8 evaluations, best - val RMSE, 0 trained, 8 training")
+    assert len(err) == 1 and err[0].startswith("hpo-lstm: woa/lstm: 0/8, best -, 0 trained, 8 running, 0:")
 
 
 def test_the_terminal_bar_fits_80_columns():
@@ -78,9 +80,13 @@ def test_a_run_reports_each_training_as_it_ends_and_trials_last_as_long_as_their
     assert main(args) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hpo-lstm: random/lstm")]
     # One batch of 4 on 2 workers: a line per training as it ends, not one at the batch's end.
-    done = [line.split(": ")[2].split("/")[0] for line in lines if "evaluations" in line and "final" not in line]
+    done = [line.split(": ")[2].split("/")[0] for line in lines if "/4, best" in line]
     assert done[:4] == ["1", "2", "3", "4"], lines
-    assert "scoring the final model on test" in lines[-2] and "final model ready" in lines[-1]
+    assert "scoring the final forecast on test" in lines[-2] and "final forecast ready" in lines[-1]
+    # The last step says what it waits for: the statistical baselines, when they are still fitting.
+    waiting = [line for line in lines if "fitting AutoETS and AutoARIMA" in line]
+    assert len(waiting) <= 1 and all(lines.index(w) < len(lines) - 2 for w in waiting)
+    assert max(len(line) for line in lines) <= 80
     study = optuna.load_study(study_name="sine-lstm-random-seed0", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")
     assert len(study.trials) == 4
     for trial in study.trials:

@@ -47,7 +47,7 @@ __all__ = [
     "PREFIX",
     "Probe",
     "listing",
-    "listing_lines",
+    "listing_rows",
     "mealpy_classes",
     "probe",
     "resolve",
@@ -364,20 +364,21 @@ def listing() -> list[tuple[str, Probe]]:
     return rows
 
 
-def listing_lines() -> list[str]:
-    """``hpo-lstm optimizers --all``: one line per mealpy class, then the counts."""
-    import mealpy
+def listing_rows() -> tuple[str, list[tuple[str, str]], str]:
+    """``hpo-lstm optimizers --all``: a header, one (name, description) row per mealpy class,
+    then the counts."""
+    from hpo_lstm.optimizers._mealpy import mealpy_distribution
 
     rows = listing()
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        f"mealpy {mealpy.__version__}: {len(rows)} classes as mealpy:<ClassName>, each tried on a test function with "
+    header = (
+        f"{mealpy_distribution()}: {len(rows)} classes as mealpy:<ClassName>, each tried on a test function with "
         f"pop_size={LISTING_POP_SIZE} and {LISTING_DIM} parameters (the defaults); 'batched': whole populations "
         "are trained as one batch, 'one agent at a time': a batch of one per evaluation."
-    ]
+    )
+    lines = []
     for name, found in rows:
         if not found.usable:
-            lines.append(f"{name:<{width}}  unusable: {found.refusal}")
+            lines.append((name, f"unusable: {found.refusal}"))
             continue
         notes = []
         if found.pop_size != LISTING_POP_SIZE:
@@ -385,11 +386,10 @@ def listing_lines() -> list[str]:
         if found.schedule > PROBE_GENERATIONS:
             fewest = fewest_generations(found.class_name, found.pop_size)
             notes.append(f"its default options need >= {fewest} generations")
-        lines.append(f"{name:<{width}}  {found.describe()}" + "".join(f"; {note}" for note in notes))
+        lines.append((name, found.describe() + "".join(f"; {note}" for note in notes)))
     usable = [found for _, found in rows if found.usable]
     kinds = ", ".join(f"{sum(f.batching == kind for f in usable)} {kind}" for kind in (BATCHED, MIXED, ONE_AT_A_TIME))
-    lines.append(f"{len(usable)} usable ({kinds}), {len(rows) - len(usable)} unusable.")
-    return lines
+    return header, lines, f"{len(usable)} usable ({kinds}), {len(rows) - len(usable)} unusable."
 
 
 # The optimizer --------------------------------------------------------------------------------

@@ -305,7 +305,7 @@ class GWO(_MealpyOptimizer):
 
 class WOA(_MealpyOptimizer):
     name = "woa"
-    summary = "Whale optimization algorithm (mealpy OriginalWOA)"
+    summary = "Whale optimization algorithm (the moves of mealpy 3.0.3's OriginalWOA)"
     _key = "woa"
 
 

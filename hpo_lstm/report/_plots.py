@@ -53,8 +53,10 @@ def _value_limits(values: Any, reference: float | None = None) -> tuple[float, f
 
 # How each kind of evaluation is drawn in a run's convergence plot (see convergence_table).
 _KIND_STYLE = {
-    "trained": {"marker": "o", "color": "C0", "s": 18, "alpha": 0.6, "label": "trained"},
-    "pruned": {"marker": "v", "color": "C1", "s": 26, "alpha": 0.9, "label": "pruned (best value reached)"},
+    # "trained" counts every training that ran, as the screen and summary.json do: the legend
+    # names the two kinds of it.
+    "trained": {"marker": "o", "color": "C0", "s": 18, "alpha": 0.6, "label": "trained to the end"},
+    "pruned": {"marker": "v", "color": "C1", "s": 26, "alpha": 0.9, "label": "trained, pruned (best value reached)"},
     "memo": {"marker": "s", "facecolors": "none", "edgecolors": "0.35", "s": 26, "linewidths": 0.8,
              "label": "memo (repeated candidate)"},
     "failed": {"marker": "x", "color": "k", "s": 30, "linewidths": 1.2, "label": "failed (no value; drawn at the top)"},
@@ -168,23 +170,27 @@ def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], opt
         axes[0][-1].legend(fontsize=8, loc="upper right")
 
 
-def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str) -> None:
-    """Actual vs predicted on test for each model's best cell (chosen by validation RMSE)."""
+def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str, zoom: float = 0.1) -> None:
+    """Actual vs predicted on test for each model's best cell (chosen by validation RMSE): the
+    whole test split on the left, its last ``zoom`` share (at least 20 points) on the right."""
     labels = list(dict.fromkeys(predictions["label"]))
     if "step" in predictions.columns:  # several forecast steps: the first step's forecasts
         predictions = predictions[predictions["step"] == predictions["step"].min()]
-    with _figure(path, nrows=len(labels), figsize=(10, 3 * len(labels)), dpi=120, squeeze=False, sharex=True) as (
-        _,
-        axes,
-    ):
-        for ax, label in zip(axes[:, 0], labels):
+    with _figure(path, nrows=len(labels), ncols=2, figsize=(13, 3 * len(labels)), dpi=120, squeeze=False,
+                 gridspec_kw={"width_ratios": [3, 1]}) as (_, axes):  # fmt: skip
+        for (whole, near), label in zip(axes, labels):
             rows = predictions[predictions["label"] == label]
-            ax.plot(rows["time"], rows["actual"], color="0.2", linewidth=1, label="actual")
-            ax.plot(rows["time"], rows["naive_last"], color="0.6", linewidth=0.8, linestyle=":", label="naive last value")
-            ax.plot(rows["time"], rows["predicted"], color="C3", linewidth=1, label="predicted")
-            ax.set_title(label, fontsize=10)
-            ax.set_ylabel(unit_label)
-            ax.legend(fontsize=8, loc="upper left")
+            last = rows.iloc[max(0, len(rows) - max(20, math.ceil(zoom * len(rows)))) :]
+            for ax, part in ((whole, rows), (near, last)):
+                ax.plot(part["time"], part["actual"], color="0.2", linewidth=1, label="actual")
+                ax.plot(part["time"], part["naive_last"], color="0.6", linewidth=0.8, linestyle=":",
+                        label="naive last value")  # fmt: skip
+                ax.plot(part["time"], part["predicted"], color="C3", linewidth=1, label="predicted")
+                ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+            whole.set_title(label, fontsize=10)
+            near.set_title(f"the last {len(last)} test points", fontsize=9)
+            whole.set_ylabel(unit_label)
+            whole.legend(fontsize=8, loc="upper left")
         axes[-1][0].set_xlabel("time")
 
 
@@ -246,7 +252,8 @@ def plot_forecast(history: Any, forecast: Any, path: Path, *, title: str, unit_l
         values = [history["value"].iloc[-1], *forecast["forecast"]]
         ax.plot(times, values, color="C3", linewidth=1.3, marker="o" if len(forecast) <= 30 else None, markersize=3,
                 markevery=list(range(1, len(values))), label="forecast")  # fmt: skip
-        ax.axvline(history["time"].iloc[-1], color="0.5", linewidth=0.8, linestyle="--", zorder=0)
+        ax.axvline(history["time"].iloc[-1], color="0.5", linewidth=0.8, linestyle="--", zorder=0,
+                   label="last observation")
         if len(forecast) > horizon:
             ax.axvline(forecast["time"].iloc[horizon - 1], color="0.5", linewidth=0.8, linestyle=":", zorder=0,
                        label=f"past step {horizon}: recursive, approximate bands")  # fmt: skip
