@@ -486,6 +486,11 @@ def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
     # driver) or, with spawn, the driver itself (the kernel signal only when the driver started
     # us from its main thread). Killed with it, not left to finish a fit nobody reads.
     exit_with_parent(os.getppid(), kernel_signal=task["kernel_signal"])
+    # A fork server lives until every process holding the write end of its "alive" pipe has
+    # gone, and it hands each child a copy: a fit kept it alive after the driver's kill -9, and
+    # so itself (it watches the fork server), until the fit ended. Without the copy, the fork
+    # server ends with the driver, and the kernel ends this process with it.
+    _drop_fork_server_alive_fd()
     warnings.simplefilter("ignore")  # statsforecast's convergence warnings: the result is judged on test
     try:
         from threadpoolctl import threadpool_limits
@@ -505,6 +510,22 @@ def _child_main(writer: Any, name: str, task: dict[str, Any]) -> None:
         writer.send(("failed", f"{type(exc).__name__}: {first_line(exc)}"))
         return
     writer.send(("ok", fields))
+
+
+def _drop_fork_server_alive_fd() -> None:
+    """Close this process's copy of its fork server's "alive" pipe (a forkserver child only)."""
+    import os
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None or server._forkserver_pid is not None:  # (the driver, or spawn: not a forkserver child)
+        return
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    server._forkserver_alive_fd = None
 
 
 def _blas_in_use() -> str | None:
