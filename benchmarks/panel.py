@@ -10,7 +10,7 @@ licences in benchmarks/panel/README.md) it runs, or reads back when recorded:
 * the default study (``hpo-lstm run --data FILE --target T --features ...``, every other
   setting hpo-lstm's default; ``--set`` overrides one, for ablations);
 * the untuned textbook network: an LSTM of 50 units in 2 layers, learning rate 1e-3, lookback
-  24, trained once with the same epochs and early stopping;
+  24, trained once with the same epochs and early stopping, and used alone (``final="best"``);
 
 and prints a row per series: the test RMSE of the default run's final forecast, of the untuned
 network, of the naive (last value), seasonal naive (naive where there is no season), AutoETS and
@@ -79,8 +79,10 @@ def run_series(entry: dict[str, str], *, out: Path, variant: str, overrides: dic
     # The untuned network: the same epochs, patience and precision as the default run.
     same = {k: v for k, v in overrides.items() if k in ("max_epochs", "patience", "precision", "calendar")}
     space = default_space({k: {"low": v, "high": v, "log": False} for k, v in UNTUNED.items()})
-    untuned_config = StudyConfig(name=f"{entry['name']}.untuned", **base, **same, optimizer="random", budget=1,
-                                 pop_size=1, pruning="off", space=space, lookback=UNTUNED_LOOKBACK)  # fmt: skip
+    # The bare network (final="best"): no ensemble, no combination with the statistical models.
+    untuned_config = StudyConfig(name=f"{entry['name']}.textbook", **base, **same, optimizer="random", budget=1,
+                                 pop_size=1, pruning="off", space=space, lookback=UNTUNED_LOOKBACK,
+                                 final="best")  # fmt: skip
     study = optuna.load_study(study_name=entry["name"], storage=storage)
     stored = Baselines.from_record(json.loads(study.user_attrs[BASELINES_ATTR]))
     untuned = run_study(untuned_config, workers=1, baselines=stored).summary()
@@ -92,8 +94,29 @@ def run_series(entry: dict[str, str], *, out: Path, variant: str, overrides: dic
         "snaive": b["seasonal_naive"]["rmse"] if b["seasonal_naive"]["rmse"] is not None else b["naive_last"]["rmse"],
         "ets": stat.get("auto_ets"), "arima": stat.get("auto_arima"), "best_stat": min(stat.values()) if stat else None,
         "final": (tuned.get("final_forecast") or {}).get("kind", "best"),
+        "candidates": (tuned.get("final_forecast") or {}).get("candidates") or {},
         "minutes": (tuned["wall_seconds"] + untuned["wall_seconds"]) / 60, "ran_minutes": (time.monotonic() - started) / 60,
     }  # fmt: skip
+
+
+def rule_rows(rows: list[dict], rule: str) -> list[dict]:
+    """``rows`` as if the final forecast had been chosen by ``rule``: "auto" (as recorded),
+    "best", a kind (always that candidate), or "no-best" (the lowest validation RMSE among the
+    candidates other than the single best network). Uses each study's recorded candidates: no
+    training, no test value in the choice."""
+    out = []
+    for row in rows:
+        candidates = row["candidates"]
+        if rule == "auto" or not candidates:
+            out.append(row)
+            continue
+        if rule == "no-best":
+            pool = {k: c for k, c in candidates.items() if k != "best"} or candidates
+            kind = min(pool, key=lambda k: pool[k]["val_rmse"])
+        else:
+            kind = rule if rule in candidates else "best"
+        out.append({**row, "test": candidates[kind]["test_rmse"], "final": kind})
+    return out
 
 
 def _geomean(ratios: list[float]) -> float:
@@ -126,6 +149,8 @@ def main() -> None:
                         help="a study setting for the tuned run (e.g. calendar=false, folds=3)")
     parser.add_argument("--out", default="results/panel")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--rules", action="store_true",
+                        help="also score other rules for the final forecast from the recorded candidates (no training)")
     args = parser.parse_args()
 
     overrides = {}
@@ -156,7 +181,11 @@ def main() -> None:
               f"{_fmt(row['naive']):>9s} {_fmt(row['snaive']):>9s} {_fmt(row['ets']):>9s} {_fmt(row['arima']):>9s}  "
               f"{row['final']}", flush=True)  # fmt: skip
         with open(out / f"{args.variant}.jsonl", "a") as handle:
-            handle.write(json.dumps({**row, "variant": args.variant, "overrides": overrides}) + "\n")
+            handle.write(json.dumps({**{k: v for k, v in row.items() if k != "candidates"}, "variant": args.variant,
+                                     "overrides": overrides}) + "\n")  # fmt: skip
+    if args.rules:
+        for rule in ("best", "top_k_mean", "combination_equal", "combination_fitted", "no-best"):
+            print(f"rule={rule} {summary_line(rule_rows(rows, rule))}")
     for half in ("choose", "confirm"):
         part = [r for r in rows if r["half"] == half]
         if part and len(part) < len(rows):

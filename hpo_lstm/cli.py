@@ -70,9 +70,9 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
                    help="limit of each of AutoETS and AutoARIMA in seconds of CPU time, so the same on a busy machine "
                    "as on an idle one; one that runs past it is reported as such (default 120)")  # fmt: skip
     f = parser.add_argument_group("final forecast")
-    f.add_argument("--final", help="auto (default: chosen on validation among the best network, the mean of the "
-                   "best --top-k, and their combinations with AutoETS and AutoARIMA), best (the best network "
-                   "alone), or one of top_k_mean, combination_equal, combination_fitted")  # fmt: skip
+    f.add_argument("--final", help="combination (default: the mean of the best --top-k networks, AutoETS and "
+                   "AutoARIMA, weighted by inverse validation MSE), auto (the candidate with the lowest validation "
+                   "RMSE), best (the best network alone), top_k_mean, combination_equal or combination_fitted")  # fmt: skip
     f.add_argument("--top-k", dest="top_k", type=_positive_int,
                    help="trained candidates whose weights are kept for the final forecast (default 5)")
     t = parser.add_argument_group("training")

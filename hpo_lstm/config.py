@@ -79,10 +79,11 @@ class StudyConfig:
     # Calendar features of the time column as extra inputs (hpo_lstm.data._calendar). None: on
     # when the time stamps give any (for_data decides).
     calendar: bool | None = None
-    # The final forecast (hpo_lstm.ensemble): "auto" chooses on validation among the best network,
-    # the mean of the best top_k and their combinations with the statistical models; "best" keeps
-    # the best network alone. top_k: how many trained candidates keep their weights for that.
-    final: str = "auto"
+    # The final forecast (hpo_lstm.ensemble): "combination", the mean of the best top_k networks,
+    # AutoETS and AutoARIMA weighted by inverse validation MSE; "auto" the candidate with the
+    # lowest validation RMSE; "best" the best network alone. top_k: how many trained candidates
+    # keep their weights for that.
+    final: str = "combination"  # hpo_lstm.ensemble.DEFAULT_FINAL
     top_k: int = 5
 
     def __post_init__(self) -> None:
@@ -263,7 +264,7 @@ class StudyConfig:
             identity["calendar"] = True
         if self.transform == "sdiff":  # the season is the transform's lag (None: the data's, by its fingerprint)
             identity["season"] = self.season
-        if self.final != "auto":  # absent for the default: studies recorded before --final keep their identity
+        if self.final != "combination":  # absent for the default: studies recorded before --final keep their identity
             identity["final"] = self.final
         if self.top_k != 5:  # (hpo_lstm.ensemble.DEFAULT_TOP_K)
             identity["top_k"] = self.top_k

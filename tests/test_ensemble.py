@@ -46,15 +46,15 @@ def _forecasts(seed: int, n: int = 60) -> tuple[np.ndarray, list, list, dict, di
     return actual, nets, nets, stats, stats
 
 
-def test_the_choice_is_the_lowest_validation_rmse_and_reads_no_test_values():
+def test_auto_takes_the_lowest_validation_rmse_and_no_choice_reads_test_values():
     val_actual, nets_val, _, stats_val, _ = _forecasts(1)
     test_actual, _, nets_test, _, stats_test = _forecasts(2)
-    final = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual)
+    final = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual, rule="auto")
     kinds = {c.kind for c in final.candidates}
-    assert kinds == {"best", "top_k_mean", "combination_equal", "combination_fitted"}
+    assert kinds == {"best", "top_k_mean", "combination", "combination_equal", "combination_fitted"}
     assert final.chosen.val_rmse == min(c.val_rmse for c in final.candidates)
     # Only the test values change: the same candidates, weights and choice; other test RMSEs.
-    other = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual + 5.0)
+    other = choose_final(nets_val, nets_test, stats_val, stats_test, val_actual, test_actual + 5.0, rule="auto")
     assert [(c.kind, c.members, c.weights, c.val_rmse) for c in other.candidates] == [
         (c.kind, c.members, c.weights, c.val_rmse) for c in final.candidates
     ]
@@ -64,6 +64,18 @@ def test_the_choice_is_the_lowest_validation_rmse_and_reads_no_test_values():
     assert min(fitted.weights) >= 0 and sum(fitted.weights) == pytest.approx(1.0, abs=1e-9)
     equal = next(c for c in final.candidates if c.kind == "combination_equal")
     assert sum(w for m, w in zip(equal.members, equal.weights) if m.startswith("network")) == pytest.approx(1 / 3)
+
+
+def test_the_default_weighs_the_network_mean_and_the_statistical_models_by_inverse_validation_mse():
+    actual, nets, _, stats, _ = _forecasts(4)
+    final = choose_final(nets, nets, stats, stats, actual, actual)  # the default rule: "combination"
+    assert final.rule == "combination" and final.chosen.kind == "combination"
+    mean = sum(nets) / 3
+    inverse = np.array([1 / np.mean((actual - f) ** 2) for f in (mean, stats["auto_ets"], stats["auto_arima"])])
+    expected = inverse / inverse.sum()
+    weights = dict(zip(final.chosen.members, final.chosen.weights))
+    assert sum(weights[f"network_{i}"] for i in (1, 2, 3)) == pytest.approx(expected[0], rel=1e-12)
+    assert (weights["auto_ets"], weights["auto_arima"]) == pytest.approx(tuple(expected[1:]), rel=1e-12)
 
 
 def test_best_builds_no_other_candidate_and_a_forced_kind_is_taken():

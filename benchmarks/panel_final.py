@@ -1,0 +1,165 @@
+"""Score rules for the final forecast on the panel's recorded studies, without training anything.
+
+    python benchmarks/panel_final.py --variant new [--half choose] [--out results/panel]
+
+For each series a panel variant (benchmarks/panel.py) recorded, this loads the kept networks
+(the best ``top_k`` trained candidates' weights, from the study's storage) and the statistical
+models' forecasts (from the stored baselines: validation forecasts from fits on the training rows,
+test forecasts from fits on training + validation), then scores each rule below: a rule sees the
+validation forecasts only; the test RMSE of what it chose is what the line reports. The members
+are cached in OUT/VARIANT.members/ (npz), so a second call is instant.
+
+Rules (weights over the network mean N, AutoETS E, AutoARIMA A, seasonal naive S):
+
+* ``best``, ``mean``: the best network; the mean of the kept networks;
+* ``equal``: (N + E + A) / 3;  ``stat``: (E + A) / 2;
+* ``fitted``: convex weights on N, E, A, S minimising validation MSE (the current
+  ``combination_fitted``); ``shrunk``: halfway between those and equal weights on N, E, A;
+* ``inverse``: weights proportional to 1 / validation MSE of N, E, A;
+* ``auto``: the lowest validation RMSE among best, mean, equal, fitted (today's ``--final auto``);
+  ``auto+``: the same among mean, equal, fitted, shrunk, inverse, stat.
+
+Each line: ``rule=... geomean_vs_best_stat=.. geomean_vs_snaive=.. beats_best_stat=K/N
+beats_naive=K/N``, as benchmarks/panel.py computes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from panel import load_panel, summary_line  # benchmarks/panel.py
+
+
+def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | None:
+    cache = out / f"{variant}.members" / f"{entry['name']}.npz"
+    if cache.exists():
+        return dict(np.load(cache))
+    import optuna
+
+    from hpo_lstm.baselines import Baselines
+    from hpo_lstm.config import StudyConfig
+    from hpo_lstm.model_store import trial_weights
+    from hpo_lstm.recording import BASELINES_ATTR, counts_as_evaluation, read_final
+    from hpo_lstm.study import _settings, prepare_dataset
+    from hpo_lstm.training import model_from_weights, predict
+
+    storage = f"sqlite:///{(out / f'{variant}.db').resolve()}"
+    try:
+        study = optuna.load_study(study_name=entry["name"], storage=storage)
+    except KeyError:
+        return None
+    final = read_final(study)
+    if final is None:
+        return None
+    summary = final[0]
+    recorded = json.loads(study.user_attrs["config"])
+    fields = set(StudyConfig.__dataclass_fields__) - {"storage", "out", "name", "space"}  # the panel: default spaces
+    config = StudyConfig.from_mapping({k: v for k, v in recorded.items() if k in fields and v is not None})
+    dataset = prepare_dataset(config)
+    config = config.for_data(dataset.point_times, len(dataset.level))
+    settings = _settings(config, "cpu")
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.name == "COMPLETE"
+                     and "duplicate_of" not in t.user_attrs and t.value is not None and math.isfinite(t.value)),
+                    key=lambda t: (t.value, t.user_attrs["evaluation"]))  # fmt: skip
+    val, test = dataset.split("val"), dataset.split("test")
+    nets_val, nets_test = [], []
+    for trial in trials:
+        if len(nets_val) >= config.top_k:
+            break
+        weights = trial_weights(study._storage, trial, study)
+        if weights is None:
+            continue
+        params = settings.candidate(dict(trial.params), dataset)
+        model = model_from_weights(config.model, params, weights, n_features=dataset.n_features, device="cpu",
+                                   horizon=dataset.horizon)  # fmt: skip
+        nets_val.append(predict(model, dataset, "val", lookback=int(params["lookback"])))
+        nets_test.append(predict(model, dataset, "test", lookback=int(params["lookback"])))
+    baselines = Baselines.from_record(json.loads(study.user_attrs[BASELINES_ATTR]))
+    members = {"val_actual": dataset.actual[val], "test_actual": dataset.actual[test],
+               "nets_val": np.stack(nets_val), "nets_test": np.stack(nets_test),
+               "naive_test": dataset.naive("test"), "naive_val": dataset.naive("val")}  # fmt: skip
+    for name, result in baselines.results.items():
+        if result.status == "ok" and result.val_forecast is not None and result.forecast is not None:
+            members[f"{name}_val"], members[f"{name}_test"] = result.val_forecast, result.forecast
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **members)
+    return members
+
+
+def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) ** 2)))
+
+
+def candidates(m: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """rule -> (validation RMSE, test RMSE) for every fixed rule that can be built."""
+    from hpo_lstm.ensemble import _convex_weights
+
+    forecasts = {"best": (m["nets_val"][0], m["nets_test"][0]), "mean": (m["nets_val"].mean(0), m["nets_test"].mean(0))}
+    stats = [n for n in ("auto_ets", "auto_arima") if f"{n}_val" in m]
+    members = [forecasts["mean"]] + [(m[f"{n}_val"], m[f"{n}_test"]) for n in stats]
+    if stats:
+        forecasts["equal"] = tuple(sum(f[i] for f in members) / len(members) for i in (0, 1))
+        stat_only = [(m[f"{n}_val"], m[f"{n}_test"]) for n in stats]
+        forecasts["stat"] = tuple(sum(f[i] for f in stat_only) / len(stat_only) for i in (0, 1))
+        fitted_members = members + ([(m["seasonal_naive_val"], m["seasonal_naive_test"])] if "seasonal_naive_val" in m else [])
+        w = _convex_weights([f[0] for f in fitted_members], m["val_actual"])
+        forecasts["fitted"] = tuple(sum(wi * f[i] for wi, f in zip(w, fitted_members)) for i in (0, 1))
+        w3 = _convex_weights([f[0] for f in members], m["val_actual"])
+        shrunk = 0.5 * w3 + 0.5 / len(members)
+        forecasts["shrunk"] = tuple(sum(wi * f[i] for wi, f in zip(shrunk, members)) for i in (0, 1))
+        for name, pool in (("inverse", members), ("inverse+naive", members + [(m["naive_val"], m["naive_test"])])):
+            inv = np.array([1.0 / max(_rmse(m["val_actual"], f[0]) ** 2, 1e-300) for f in pool])
+            inv = inv / inv.sum()
+            forecasts[name] = tuple(sum(wi * f[i] for wi, f in zip(inv, pool)) for i in (0, 1))
+        # Inverse MSE, squared (sharper: the best member dominates more).
+        inv2 = np.array([1.0 / max(_rmse(m["val_actual"], f[0]) ** 4, 1e-300) for f in members])
+        inv2 = inv2 / inv2.sum()
+        forecasts["inverse2"] = tuple(sum(wi * f[i] for wi, f in zip(inv2, members)) for i in (0, 1))
+    return {k: (_rmse(m["val_actual"], v), _rmse(m["test_actual"], t)) for k, (v, t) in forecasts.items()}
+
+
+RULES = ("best", "mean", "equal", "stat", "fitted", "shrunk", "inverse", "inverse+naive", "inverse2", "auto", "auto+")
+_POOLS = {"auto": ("best", "mean", "equal", "fitted"), "auto+": ("mean", "equal", "fitted", "shrunk", "inverse", "stat")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="default")
+    parser.add_argument("--half", choices=("choose", "confirm", "all"), default="choose")
+    parser.add_argument("--out", default="results/panel")
+    args = parser.parse_args()
+    out = Path(args.out)
+    rows_by_rule: dict[str, list[dict]] = {rule: [] for rule in RULES}
+    for entry in load_panel():
+        if args.half != "all" and entry["half"] != args.half:
+            continue
+        m = _members(entry, out, args.variant)
+        if m is None:
+            print(f"{entry['name']}: not recorded in {args.variant}")
+            continue
+        scores = candidates(m)
+        naive = _rmse(m["test_actual"], m["naive_test"])
+        stat = [_rmse(m["test_actual"], m[f"{n}_test"]) for n in ("seasonal_naive", "auto_ets", "auto_arima") if f"{n}_test" in m]
+        snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
+        for rule in RULES:
+            if rule in _POOLS:
+                pool = [k for k in _POOLS[rule] if k in scores]
+                chosen = min(pool, key=lambda k: scores[k][0])
+            else:
+                chosen = rule if rule in scores else "best"
+            rows_by_rule[rule].append({"test": scores[chosen][1], "naive": naive, "snaive": snaive,
+                                       "best_stat": min(stat) if stat else None, "untuned": scores[chosen][1],
+                                       "minutes": 0.0, "chosen": chosen})  # fmt: skip
+        print(f"{entry['name']:22s} " + " ".join(f"{k} {v[0]:.4g}/{v[1]:.4g}" for k, v in scores.items()), flush=True)
+    for rule, rows in rows_by_rule.items():
+        line = summary_line(rows).replace("geomean_vs_untuned=1.000 ", "").replace(" minutes=0.0", "")
+        print(f"rule={rule} {line}")
+
+
+if __name__ == "__main__":
+    main()
