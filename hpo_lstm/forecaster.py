@@ -29,6 +29,7 @@ import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.baselines import forecast_from_state, forecasts_from_state
+from hpo_lstm.data._series import zone_times
 from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
 
 if TYPE_CHECKING:
@@ -157,7 +158,10 @@ class Forecaster:
             rows = np.vstack([rows, new])
             levels.extend(float(v) for v in block)
         forecast = np.asarray(levels[:steps])
-        frame = pd.DataFrame({"time": _future_times(times, time_info, steps), "forecast": forecast})
+        future = _future_times(times, time_info, steps)
+        if times is not None:  # written in the zone the data's stamps were written in (held in UTC)
+            future = zone_times(future, time_info.get("zone"))
+        frame = pd.DataFrame({"time": future, "forecast": forecast})
         for level in LEVELS:
             half = self.halfwidths(level, steps)
             frame[f"lower_{level}"], frame[f"upper_{level}"] = forecast - half, forecast + half
@@ -208,9 +212,9 @@ class Forecaster:
                             for name, state in self._states.items()})  # fmt: skip
         predicted = self._combine(members)
         rows = ends[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (n_windows, H) rows forecast
-        times = series.times[rows] if series.times is not None else rows
+        times = zone_times(series.times[rows].ravel(), series.time_zone) if series.times is not None else rows.ravel()
         steps = np.tile(np.arange(1, self.horizon + 1), len(ends))
-        frame = {"time": times.ravel(), "step": steps, "predicted": predicted.ravel()}
+        frame = {"time": times, "step": steps, "predicted": predicted.ravel()}
         if len(self.weights) > 1 or self._states:
             frame.update({name: np.asarray(f).ravel() for name, f in members.items() if name in self.weights})
         return pd.DataFrame(frame)
@@ -222,13 +226,13 @@ class Forecaster:
         rows)."""
         import pandas as pd
 
+        zone = self.card.get("time_zone")
         if data is None:
             values, times = self._study_data()
         else:
             series = self._series(data)
-            values, times = series.values, series.times
-        if times is None:
-            times = np.arange(len(values))
+            values, times, zone = series.values, series.times, series.time_zone
+        times = np.arange(len(values)) if times is None else zone_times(times, zone)
         return pd.DataFrame({"time": times[-points:], "value": values[-points:, self.features.index(self.target)]})
 
     # Internals --------------------------------------------------------------------------------
@@ -257,7 +261,7 @@ class Forecaster:
 
     def _history(self, data: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
         """Rows to forecast from (raw values, times or None) and how time advances past them."""
-        card_time = dict(self.card["time"])
+        card_time = {**dict(self.card["time"]), "zone": self.card.get("time_zone")}
         if data is None:
             times = self._card_times()
             return self._history_values, (times if times.dtype.kind == "M" else None), card_time
@@ -274,6 +278,7 @@ class Forecaster:
             "freq": own["freq"] or card_time.get("freq"),
             "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
             "last": own["last"],
+            "zone": series.time_zone,
         }
 
     def _series(self, data: Any) -> Any:

@@ -303,6 +303,7 @@ def model_card(
         "params": registry[config.model].complete(params),
         "data": config.data,
         "time_column": config.time_column,
+        "time_zone": getattr(dataset, "time_zone", None),  # forecasts are written in it (stamps held in UTC)
         "target": dataset.target,
         "features": list(dataset.feature_names),
         "lookback": lookback,

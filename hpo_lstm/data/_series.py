@@ -11,7 +11,7 @@ import numpy as np
 
 from hpo_lstm._errors import DataError, UnknownNameError
 
-__all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_GAP"]
+__all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_GAP", "zone_times"]
 
 # Longest run of missing values that is filled by interpolation; longer gaps are refused,
 # since a straight line across them would be invented data.
@@ -30,6 +30,9 @@ class Series:
     n_filled: int = 0  # missing values filled by interpolation
     notes: tuple[str, ...] = ()  # what loading changed or found: values filled, irregular time steps
     time_column: str | None = None  # the column the time stamps came from
+    # The time zone the time stamps were written in ("UTC+05:30", "UTC", ...): they are held in
+    # UTC without a zone, and forecasts are written back in this zone. None: no zone given.
+    time_zone: str | None = None
     # Set by the study once the data is known (hpo_lstm.study.prepare_dataset), read by make_dataset:
     calendar: tuple[str, ...] = ()  # calendar features the windows add (hpo_lstm.data._calendar)
     season: int | None = None  # the study's season (setting or inferred): the lag of transform "sdiff"
@@ -161,8 +164,11 @@ def _from_frame(
         raise DataError(f"Time column {time_column!r} is not in the data; columns are {columns}.")
 
     times = None
+    time_zone = None
     if time_column is not None:
-        parsed = _parse_times(frame[time_column], time_column)
+        parsed, time_zone, zone_note = _parse_times(frame[time_column], time_column)
+        if zone_note:
+            notes.append(zone_note)
         if parsed.isna().any():
             bad = frame[time_column][parsed.isna()].iloc[0]
             raise DataError(f"Time column {time_column!r} has a value that is not a date/time: {bad!r}.")
@@ -211,7 +217,7 @@ def _from_frame(
                              f"{'in time' if times is not None else 'between rows'}, the first at {where}")  # fmt: skip
         values = _fill_gaps(values, times, wanted, max_gap)
     return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times,
-                  n_filled=n_filled, notes=tuple(notes), time_column=time_column)  # fmt: skip
+                  n_filled=n_filled, notes=tuple(notes), time_column=time_column, time_zone=time_zone)  # fmt: skip
 
 
 def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
@@ -235,27 +241,116 @@ def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "could not infer format": each value is parsed on its own then
-            parsed = pd.to_datetime(text, errors="coerce")
+            try:
+                parsed = pd.to_datetime(text, errors="coerce")
+            except (ValueError, TypeError):  # stamps with several UTC offsets
+                parsed = pd.to_datetime(text, errors="coerce", utc=True)
         if parsed.notna().all() and not parsed.duplicated().any():
             return column
     return None
 
 
-def _parse_times(column, name: str):
+def _parse_times(column, name: str) -> tuple[object, str | None, str | None]:
     """Time stamps from a column of dates/times, or of whole years (1949, 1950, ...); a column of
     other numbers is refused (pandas would read them as nanoseconds since 1970 and re-sort the
-    rows by them)."""
+    rows by them). Returns the stamps (without a zone), the zone they were written in, and a
+    note when there was one.
+
+    Stamps with a zone or UTC offset ("2020-01-01T00:00:00Z", "...+05:30") are converted to UTC
+    and held without a zone (forecasts are written back in the zone); stamps with several
+    offsets (an export that crosses a daylight-saving change) are read as UTC, and forecasts are
+    written in UTC."""
+    import warnings
+
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         numbers = pd.to_numeric(column, errors="coerce")
         if numbers.notna().all() and (numbers % 1 == 0).all() and numbers.between(1000, 3000).all():
-            return pd.to_datetime(numbers.astype(int).astype(str), format="%Y")
+            return pd.to_datetime(numbers.astype(int).astype(str), format="%Y"), None, None
         raise DataError(
             f"Time column {name!r} holds numbers ({column.iloc[0]!r}, ...), not dates or times; name a column of "
             "dates with `time_column`, or leave it out to number the rows."
         )
-    return pd.to_datetime(column, errors="coerce")
+    if isinstance(getattr(column, "dtype", None), pd.DatetimeTZDtype):  # a DataFrame's zoned column
+        parsed = column
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "mixed time zones": handled below
+            try:
+                parsed = pd.to_datetime(column, errors="coerce")
+            except (ValueError, TypeError):  # mixed offsets (pandas >= 2.2 refuses them without utc=True)
+                parsed = None
+            if parsed is None or parsed.dtype == object:  # several offsets: read as UTC
+                utc = pd.to_datetime(column, errors="coerce", utc=True)
+                offsets = sorted({_offset_text(t) for t in _zoned_stamps(column)})
+                note = (f"time column {name!r}: stamps with several UTC offsets ({', '.join(offsets[:4])}: a "
+                        "daylight-saving change?) were read as UTC; forecasts are written in UTC")  # fmt: skip
+                return utc.dt.tz_localize(None), "UTC", note
+    zone = getattr(parsed.dt, "tz", None)
+    if zone is None:
+        return parsed, None, None
+    label = _zone_label(parsed)
+    note = (f"time column {name!r}: stamps in {label} were converted to UTC; forecasts are written in {label}"
+            if label != "UTC" else None)  # fmt: skip
+    return parsed.dt.tz_convert("UTC").dt.tz_localize(None), label, note
+
+
+def _zone_label(parsed) -> str:
+    """A zone as text pandas reads back: "UTC", "UTC+05:30" (a fixed offset), or an IANA name."""
+    import datetime as dt
+
+    zone = parsed.dt.tz
+    name = str(zone)
+    if name in ("UTC", "utc", "Z"):
+        return "UTC"
+    if isinstance(zone, dt.timezone):
+        return _offset_text(parsed.iloc[0])
+    return name
+
+
+def _offset_text(stamp) -> str:
+    offset = stamp.utcoffset()
+    if offset is None or not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zoned_stamps(column) -> list:
+    import pandas as pd
+
+    stamps = []
+    for value in column.astype(str).head(10_000):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            continue
+        if stamp.tzinfo is not None:
+            stamps.append(stamp)
+    return stamps
+
+
+def zone_times(times, zone: str | None):
+    """UTC time stamps without a zone (as a Series holds them) -> the same instants in ``zone``
+    (None: unchanged)."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex(times)
+    if not zone:
+        return index
+    return index.tz_localize("UTC").tz_convert(_pandas_zone(zone))
+
+
+def _pandas_zone(zone: str):
+    import datetime as dt
+
+    if zone.startswith("UTC") and len(zone) == 9:  # "UTC+05:30"
+        sign = 1 if zone[3] == "+" else -1
+        hours, minutes = int(zone[4:6]), int(zone[7:9])
+        return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+    return zone
 
 
 def _spacing_notes(times) -> list[str]:

@@ -77,6 +77,7 @@ class Dataset:
     notes: tuple[str, ...] = ()  # the loader's notes (values filled, irregular time steps)
     rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> [start, stop) rows of the series
     time_column: str | None = None  # the column the time stamps came from, when there is one
+    time_zone: str | None = None  # the zone the stamps were written in (they are held in UTC): Series.time_zone
     # Rolling-origin validation: the K - 1 earlier folds (hpo_lstm.data._folds); this dataset is the last.
     folds: tuple["Dataset", ...] = ()
     calendar: tuple[str, ...] = ()  # calendar features among the inputs (hpo_lstm.data._calendar)
@@ -298,6 +299,7 @@ def make_dataset(
         notes=series.notes,
         rows={"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_points)},
         time_column=series.time_column,
+        time_zone=series.time_zone,
         calendar=tuple(series.calendar),
         season=series.season,
     )

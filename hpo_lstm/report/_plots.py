@@ -236,11 +236,23 @@ def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bo
                            title_fontsize=8, markerscale=1.5)  # fmt: skip
 
 
+def _wall_clock(frame: Any) -> Any:
+    """``frame`` with a zoned ``time`` column as wall-clock times without the zone (matplotlib
+    draws numpy datetimes, which hold no zone)."""
+    import pandas as pd
+
+    times = frame["time"]
+    if isinstance(getattr(times, "dtype", None), pd.DatetimeTZDtype):
+        return frame.assign(time=times.dt.tz_localize(None))
+    return frame
+
+
 def plot_forecast(history: Any, forecast: Any, path: Path, *, title: str, unit_label: str, horizon: int = 1) -> None:
     """A forecast past the end of the data: the recent ``history`` (time, value), then the
     ``forecast`` (time, forecast, lower_80, upper_80, lower_95, upper_95) with its 95% and 80%
     bands. Steps past the model's ``horizon`` are recursive, their bands approximate: a dotted
-    line marks where they start."""
+    line marks where they start. Zoned time stamps are drawn at their wall-clock time."""
+    history, forecast = _wall_clock(history), _wall_clock(forecast)
     with _figure(path, figsize=(9, 4.2), dpi=120) as (_, ax):
         ax.plot(history["time"], history["value"], color="0.15", linewidth=1.1, label="observed")
         ax.fill_between(forecast["time"], forecast["lower_95"], forecast["upper_95"], color="C3", alpha=0.15,

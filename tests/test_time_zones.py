@@ -1,0 +1,63 @@
+"""Time stamps with a zone or a UTC offset: read (held in UTC), said in a data note, and written
+back in their zone in forecasts; stamps with several offsets (a daylight-saving change) read as
+UTC. Before, a zoned time column made every study fail at its very end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo_lstm import load_forecaster
+from hpo_lstm.cli import main
+from hpo_lstm.data import load_series
+
+RUN = ["--target", "y", "--optimizer", "random", "--budget", "3", "--pop-size", "3", "--max-epochs", "2",
+       "--lookback", "10", "--workers", "1", "--quiet"]  # fmt: skip
+
+
+def _csv(path: Path, stamps: list[str]) -> Path:
+    pd.DataFrame({"date": stamps, "y": np.sin(np.arange(len(stamps)) * 0.2)}).to_csv(path, index=False)
+    return path
+
+
+def _daily(n: int = 400) -> pd.DatetimeIndex:
+    return pd.date_range("2020-01-01", periods=n, freq="D")
+
+
+@pytest.mark.parametrize(("suffix", "zone", "noted"), [("Z", "UTC", False), ("+05:30", "UTC+05:30", True)])
+@pytest.mark.parametrize("calendar", ["--calendar", "--no-calendar"])
+def test_a_zoned_time_column_runs_to_the_end_and_forecasts_in_its_zone(tmp_path: Path, suffix, zone, noted, calendar):
+    stamps = [t + suffix for t in _daily().strftime("%Y-%m-%dT%H:%M:%S")]
+    data = _csv(tmp_path / "zoned.csv", stamps)
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), *RUN, calendar, "--out", str(out)]) == 0
+    folder = out / "zoned-lstm-random-seed0"
+    summary = json.loads((folder / "summary.json").read_text())
+    notes = " ".join(summary["protocol"]["data_notes"])
+    assert (f"stamps in {zone} were converted to UTC; forecasts are written in {zone}" in notes) == noted
+    card = json.loads((folder / "model" / "model.json").read_text())
+    assert card["time_zone"] == zone
+    forecast = load_forecaster(folder).forecast(3)
+    last = pd.Timestamp(stamps[-1])
+    assert list(forecast["time"]) == [last + pd.Timedelta(days=k) for k in (1, 2, 3)]
+    assert str(forecast["time"].iloc[0].utcoffset()) == ("0:00:00" if zone == "UTC" else "5:30:00")
+    assert main(["forecast", str(folder), "--steps", "2", "--quiet"]) == 0
+    written = (folder / "forecast" / "forecast.csv").read_text().splitlines()[1]
+    assert written.startswith((last + pd.Timedelta(days=1)).isoformat(sep=" "))
+
+
+def test_stamps_with_several_offsets_are_read_as_utc_with_a_note(tmp_path: Path):
+    local = pd.date_range("2021-03-20", periods=400, freq="h", tz="Europe/Berlin")  # crosses 2021-03-28
+    data = _csv(tmp_path / "dst.csv", [t.isoformat() for t in local])
+    series = load_series(str(data), target="y")
+    assert series.time_zone == "UTC"
+    assert (pd.DatetimeIndex(series.times) == local.tz_convert("UTC").tz_localize(None)).all()
+    assert any("several UTC offsets (UTC+01:00, UTC+02:00" in note for note in series.notes)
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), *RUN, "--out", str(out)]) == 0
+    forecast = load_forecaster(out / "dst-lstm-random-seed0").forecast(2)
+    assert forecast["time"].iloc[0] == local[-1].tz_convert("UTC") + pd.Timedelta(hours=1)
