@@ -7,9 +7,18 @@ twice. Optuna's storage API has no compare-and-set, so the lease is a row of a t
 
 * a row for the study exists and its holder is alive -> refused, naming the holder;
 * no row -> ``INSERT`` (the primary key lets one of two simultaneous drivers win);
-* a row whose heartbeat is older than ``STALE_AFTER_S``, or whose holder is a process of this
-  host that no longer exists (``kill -9``, then the same command again) -> ``UPDATE ... WHERE
-  holder = <the stale holder>`` (again only one of two simultaneous takers wins).
+* a row whose heartbeat is older than ``STALE_AFTER_S``, or whose holder is provably gone: a
+  process of this kernel and PID namespace that no longer exists (``kill -9``, then the same
+  command again) -> ``UPDATE ... WHERE holder = <the stale holder>`` (again only one of two
+  simultaneous takers wins).
+
+A driver is identified by a random token (``holder``), its host name, the kernel's boot id
+(``/proc/sys/kernel/random/boot_id``) and its PID namespace (``/proc/self/ns/pid``), kept
+together in the ``host`` column as ``name|boot id|namespace``. A pid says something only within
+one namespace of one running kernel: two containers with host networking share a host name but
+not their pids, and a driver there was taken for dead (its pid was not found here) while its
+heartbeat was seconds old. A row from another namespace or kernel, or one written by an earlier
+hpo-lstm (a host name alone), is taken over only when its heartbeat is stale.
 
 The holder renews its heartbeat every ``HEARTBEAT_S`` from a daemon thread and checks, before
 each write of the record, that the lease is still its own; it deletes the row when it ends.
@@ -60,7 +69,7 @@ class StudyLease:
         self._table = _table(sa.MetaData())
         self.study = study
         self.holder = uuid.uuid4().hex
-        self.host = socket.gethostname()[:255]
+        self.host = machine_key()
         self.pid = os.getpid()
         self.stale_after = stale_after
         self._stop = threading.Event()
@@ -90,7 +99,7 @@ class StudyLease:
                 if not self._dead(row, now):
                     age = max(0.0, now - row.heartbeat)
                     raise StorageError(
-                        f"Study {self.study!r} is being run by another driver (process {row.pid} on {row.host}, "
+                        f"Study {self.study!r} is being run by another driver (process {row.pid} on {_host_name(row.host)}, "
                         f"heartbeat {age:.0f} s ago); one driver per study. Wait for it to finish, or stop it; a "
                         f"driver whose heartbeat is {self.stale_after:.0f} s old is taken over."
                     )
@@ -159,7 +168,7 @@ class StudyLease:
     def _dead(self, row: Any, now: float) -> bool:
         if now - row.heartbeat > self.stale_after:
             return True
-        if row.host == self.host:  # a process of this host: alive or not, we can tell at once
+        if row.host == self.host:  # a process of this kernel and PID namespace: alive or not, we can tell at once
             if row.pid == self.pid:  # this process, whose earlier driver of the study has ended
                 return True
             try:
@@ -169,3 +178,19 @@ class StudyLease:
             except PermissionError:
                 return False
         return False
+
+
+def machine_key() -> str:
+    """Where this process's pid means something: ``host name|boot id|PID namespace`` ("-" for a
+    part that cannot be read, as on systems without /proc)."""
+    def read(path: str, link: bool = False) -> str:
+        try:
+            return (os.readlink(path) if link else open(path).read()).strip() or "-"
+        except OSError:
+            return "-"
+
+    return "|".join((socket.gethostname()[:120], read("/proc/sys/kernel/random/boot_id"), read("/proc/self/ns/pid", True)))
+
+
+def _host_name(key: str) -> str:
+    return key.split("|", 1)[0]

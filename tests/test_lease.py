@@ -94,3 +94,48 @@ def test_an_evaluation_is_never_recorded_twice(tmp_path: Path):
         recorder.record(0, params, 0.5, {})
         with pytest.raises(StorageError, match="Evaluation 0 .* is recorded already"):
             recorder.record(0, params, 0.4, {})
+
+
+def test_a_holder_in_another_pid_namespace_of_this_host_is_alive_until_its_heartbeat_goes_stale(tmp_path: Path):
+    from hpo_lstm.lease import machine_key
+
+    storage = _storage(tmp_path)
+    name, boot, _ = machine_key().split("|")
+    first = StudyLease(storage, "s")
+    first.host, first.pid = f"{name}|{boot}|pid:[1]", 999_999_999  # that pid does not exist here: it may there
+    first.acquire()
+    with pytest.raises(StorageError, match=rf"is being run by another driver \(process 999999999 on {name},"):
+        StudyLease(storage, "s").acquire()
+    assert "|" not in str(StudyLease(storage, "s").host.split("|")[0])
+    first.release()
+    # The same kernel and namespace: a dead pid is proof, taken over at once.
+    gone = StudyLease(storage, "s")
+    gone.pid = 999_999_999
+    gone.acquire()
+    gone._stop.set()  # (its heartbeat thread; the row stays, as after a kill -9)
+    StudyLease(storage, "s").acquire().release()
+
+
+def test_a_driver_in_another_pid_namespace_does_not_take_over_a_running_one(tmp_path: Path):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import completed_trials, wait_for
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
+                                         capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("unshare --pid --fork --mount-proc is not available (needs util-linux and root or user namespaces)")
+    study = write_study(tmp_path / "s.toml", 'name = "ns"\n' + TINY_SPACE)
+    args = ["run", str(study), *TINY_ARGS, "--optimizer", "random", "--budget", "40", "--pop-size", "4",
+            "--workers", "1", "--out", str(tmp_path)]  # fmt: skip
+    first = start_cli(args)
+    wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, first, "the first driver's first trial")
+    second = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-m", "hpo_lstm.cli", *args],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert second.returncode == 2, second.stderr
+    assert "is being run by another driver" in second.stderr
+    code, err = wait_cli(first)
+    assert code == 0, err  # not taken over
+    assert _evaluations(tmp_path / "hpo-lstm.db", "ns") == list(range(40))
