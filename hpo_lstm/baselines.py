@@ -623,10 +623,13 @@ _ETS_STATE = ("components", "m", "par", "n_params")
 
 
 def _plain(value: Any) -> Any:
+    """Plain JSON values: arrays as lists, NaN (an ETS parameter the model does not use) as null."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return [_plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -658,7 +661,8 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
 
         model = AutoETS()
         model.model_ = {"components": str(state["components"]), "m": int(state["m"]),
-                        "par": np.asarray(state["par"], dtype=float), "n_params": int(state["n_params"]), "fit": None}  # fmt: skip
+                        "par": np.asarray([np.nan if v is None else v for v in state["par"]], dtype=float),
+                        "n_params": int(state["n_params"]), "fit": None}  # fmt: skip
         return model
     raise ValueError(f"unknown statistical model {kind!r}")
 

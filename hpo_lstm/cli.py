@@ -509,6 +509,10 @@ def _forecast(args: argparse.Namespace) -> int:
         unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
         horizon=forecaster.horizon,
     )
+    for note in forecaster.data_notes:  # as a run prints its data notes; also with --quiet: they qualify the numbers
+        from hpo_lstm._terminal import wrap
+
+        print(wrap(f"data: {note}", indent="  "), file=sys.stderr)
     if not args.quiet:
         _print_forecast(frame, forecaster, out)
     return 0

@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["LEVELS", "Forecaster", "load_forecaster"]
 
 LEVELS = ("80", "95")  # interval levels a card holds, in percent
-_CARD_KEYS = (
-    "model", "params", "target", "features", "lookback", "horizon", "transform", "input_mean", "input_scale",
-    "target_mean", "target_scale", "time", "history", "intervals",
-)  # fmt: skip
 
 
 class Forecaster:
@@ -65,9 +61,12 @@ class Forecaster:
     """
 
     def __init__(self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str) -> None:
+        from hpo_lstm._card_check import check_card, check_weights
+
+        check_card(card, source)  # untrusted input: every field, before anything is built
+        check_weights(card, weights, source)
         self.card: dict[str, Any] = dict(card)
         self.source = source
-        _check_card(self.card, source)
         from hpo_lstm.training import model_from_weights
 
         self.features: tuple[str, ...] = tuple(self.card["features"])
@@ -105,6 +104,8 @@ class Forecaster:
             else:
                 self._states[name] = dict(member["state"])
         self._target_history = np.asarray(self.card.get("target_history") or (), dtype=float)
+        # What reading the last data given to forecast() found (filled values, a jump in time).
+        self.data_notes: list[str] = []
 
     def __repr__(self) -> str:
         return (f"Forecaster({self.card['model']} on {self.target!r}, lookback {self.lookback}, "
@@ -262,6 +263,7 @@ class Forecaster:
     def _history(self, data: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
         """Rows to forecast from (raw values, times or None) and how time advances past them."""
         card_time = {**dict(self.card["time"]), "zone": self.card.get("time_zone")}
+        self.data_notes = []
         if data is None:
             times = self._card_times()
             return self._history_values, (times if times.dtype.kind == "M" else None), card_time
@@ -271,6 +273,8 @@ class Forecaster:
             raise DataError(
                 f"The data has {len(series.values)} rows; forecasting needs at least {what} = {self._rows} rows."
             )
+        self._check_step(series)
+        self.data_notes = [*series.notes, *self._window_notes(series)]
         if series.times is None:
             return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
         own = time_step(series.times)  # the data's own frequency first, then the study's
@@ -280,6 +284,48 @@ class Forecaster:
             "last": own["last"],
             "zone": series.time_zone,
         }
+
+    def _check_step(self, series: Any) -> None:
+        """Refuse data whose time step is not the model's (hourly data for a daily model): a
+        model forecasts at the step it was trained on, and its time stamps would continue the
+        data's step."""
+        card_step = (self.card.get("time") or {}).get("step_seconds")
+        if series.times is None or not card_step or len(series.times) < 3:
+            return
+        own = time_step(series.times)
+        if own["step_seconds"] and abs(math.log(own["step_seconds"] / float(card_step))) > math.log(1.25):
+            from hpo_lstm.data._series import _span
+
+            import pandas as pd
+
+            raise DataError(
+                f"The data's time step is {_span(pd.Timedelta(seconds=own['step_seconds']))}"
+                + (f" ({own['freq']!r})" if own["freq"] else "")
+                + f"; this model was trained on steps of {_span(pd.Timedelta(seconds=float(card_step)))}"
+                + (f" ({self.card['time']['freq']!r})" if self.card["time"].get("freq") else "")
+                + ", and forecasts at that step only. Give data at the model's step."
+            )
+
+    def _window_notes(self, series: Any) -> list[str]:
+        """A note when the rows a forecast reads (its input window) hold a jump in time: they
+        are read as consecutive observations."""
+        card_step = (self.card.get("time") or {}).get("step_seconds")
+        if series.times is None or not card_step:
+            return []
+        import pandas as pd
+
+        from hpo_lstm.data._series import _span
+
+        window = pd.DatetimeIndex(series.times[-self._rows :])
+        steps = np.diff(window.asi8) / 1e9
+        long = np.flatnonzero(steps > 1.5 * float(card_step))
+        if not len(long):
+            return []
+        k = long[np.argmax(steps[long])]
+        return [f"the input window (the last {self._rows} rows, {str(window[0])[:19]} to {str(window[-1])[:19]}) has "
+                f"a step of {_span(pd.Timedelta(seconds=float(steps[k])))} (ending {str(window[k + 1])[:19]}) where "
+                f"the model's step is {_span(pd.Timedelta(seconds=float(card_step)))}: its rows are read as "
+                "consecutive observations"]  # fmt: skip
 
     def _series(self, data: Any) -> Any:
         """``data`` (CSV path, built-in name, DataFrame) loaded with the study's columns."""
@@ -432,65 +478,6 @@ def _check_steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ConfigError(f"The number of forecast steps must be an integer >= 1; got {steps!r}.")
     return int(steps)
-
-
-def _check_card(card: Mapping[str, Any], source: str) -> None:
-    """Refuse a card that cannot drive a forecast, in one line."""
-    try:
-        _check_card_fields(card, source)
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"The model card of {source} is malformed ({type(exc).__name__}: {exc}).") from None
-
-
-def _check_card_fields(card: Mapping[str, Any], source: str) -> None:
-    missing = [key for key in _CARD_KEYS if key not in card]
-    if missing:
-        raise ModelFileError(f"The model card of {source} lacks {missing}; it was not written by this hpo-lstm.")
-    features, H = card["features"], card["horizon"]
-    problems = []
-    from hpo_lstm.models import registry
-
-    if card["model"] not in registry:
-        problems.append(f"unknown model {card['model']!r} (this hpo-lstm has {', '.join(registry)})")
-    if not isinstance(features, list) or card["target"] not in features:
-        problems.append(f"target {card['target']!r} is not among the features {features!r}")
-    from hpo_lstm.data import CALENDAR_FEATURES, TRANSFORMS
-
-    if card["transform"] not in TRANSFORMS:
-        problems.append(f"unknown transform {card['transform']!r}")
-    calendar = card.get("calendar") or []
-    if not isinstance(calendar, list) or any(name not in CALENDAR_FEATURES for name in calendar):
-        problems.append(f"unknown calendar features {calendar!r} (this hpo-lstm has {', '.join(CALENDAR_FEATURES)})")
-        calendar = []
-    season = card.get("season")
-    lag = 1
-    if card["transform"] == "sdiff":
-        if isinstance(season, bool) or not isinstance(season, int) or not isinstance(H, int) or season < H:
-            problems.append(f"transform sdiff with season {season!r} (an integer >= the horizon)")
-        else:
-            lag = season
-    if not isinstance(H, int) or H < 1:
-        problems.append(f"horizon {H!r}")
-    elif len(card["target_mean"]) != H or len(card["target_scale"]) != H:
-        problems.append(
-            f"{len(card['target_mean'])} target scaler(s) for horizon {H} (a model saved before direct multi-step "
-            "horizons forecasts step H alone; forecasting needs steps 1..H)"
-        )
-    elif any(not isinstance(card["intervals"].get(k), list) or len(card["intervals"][k]) != H for k in LEVELS):
-        problems.append(f"interval half-widths {card['intervals']!r} are not {H} per level {LEVELS}")
-    n_features = len(features) if isinstance(features, list) else 0
-    n_inputs = n_features + 2 * len(calendar)
-    if len(card["input_mean"]) != n_inputs or len(card["input_scale"]) != n_inputs:
-        problems.append("the input scalers do not match the features" + (" and calendar features" if calendar else ""))
-    rows = int(card["lookback"]) + lag
-    values = card["history"].get("values") if isinstance(card["history"], Mapping) else None
-    if not values or np.asarray(values, dtype=float).shape != (rows, n_features):
-        what = "lookback + 1" if lag == 1 else f"lookback + season {lag}"
-        problems.append(f"the history is not {what} = {rows} rows of {n_features} features")
-    if problems:
-        raise ModelFileError(f"The model card of {source} is inconsistent: {'; '.join(problems)}.")
 
 
 def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int) -> Any:

@@ -45,6 +45,7 @@ __all__ = [
     "read_weights",
     "trial_weights",
     "weights_bytes",
+    "weights_digest",
 ]
 
 FORMAT = "hpo-lstm-model/1"
@@ -65,6 +66,19 @@ def weights_bytes(weights: Mapping[str, np.ndarray]) -> bytes:
     from safetensors.numpy import save
 
     return save({name: np.ascontiguousarray(array) for name, array in weights.items()}, metadata={"format": FORMAT})
+
+
+def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of a state dict: every tensor's name, dtype, shape and bytes, by name. A model
+    card holds the digest of its weights (``weights_sha256``), checked when it is loaded."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name])
+        digest.update(f"{name}|{array.dtype.str}|{list(array.shape)}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def read_weights(data: bytes, *, source: str) -> dict[str, np.ndarray]:
@@ -266,6 +280,7 @@ def model_card(
     final_forecast: Mapping[str, Any] | None = None,
     members: list[Mapping[str, Any]] = (),
     statistical: Mapping[str, Mapping[str, Any]] | None = None,
+    weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Everything :func:`hpo_lstm.load_forecaster` needs besides the weights (``model.json``):
     the model and its params, the columns, the windowing and scaling rules fitted on the
@@ -321,6 +336,7 @@ def model_card(
         "history": {"time": history_times, "values": [[float(v) for v in row] for row in dataset.values[-rows:]]},
         "val_rmse": val_rmse,
         "intervals": dict(intervals),
+        **({"weights_sha256": weights_sha256} if weights_sha256 else {}),
         **_final_forecast_card(final_forecast, members, statistical, registry[config.model], dataset),
     }
 

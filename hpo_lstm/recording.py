@@ -490,7 +490,9 @@ def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
 
     from hpo_lstm.model_store import merge_member_weights
 
-    members = (card.get("final_forecast") or {}).get("members") if isinstance(card, dict) else None
+    if not isinstance(card, dict):
+        return card, {}  # refused by the forecaster, naming what it is
+    members = (card.get("final_forecast") or {}).get("members") if isinstance(card.get("final_forecast"), dict) else None
     others = {m["name"]: weights_of(m.get("trial")) for m in members or () if isinstance(m, dict) and "params" in m}
     return card, merge_member_weights(weights_of(card.get("trial")), others)
 

@@ -634,7 +634,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
 def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: Any = None) -> dict[str, Any]:
     import torch
 
-    from hpo_lstm.model_store import model_card
+    from hpo_lstm.model_store import model_card, weights_digest
 
     return model_card(
         config=config,
@@ -648,4 +648,14 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: A
         final_forecast=final.final_forecast,
         members=final.members,
         statistical={name: r.state for name, r in baselines.results.items() if r.state is not None} if baselines else None,
+        weights_sha256=weights_digest(_model_weights(final)),
     )
+
+
+def _model_weights(final: FinalModel) -> dict[str, Any]:
+    """The saved model's weights: the best network's, and those of the other networks of the
+    final forecast (as :func:`hpo_lstm.recording.read_model` gives them back)."""
+    from hpo_lstm.model_store import merge_member_weights
+
+    included = set(final.final_forecast.get("members") or ()) if final.final_forecast.get("kind", "best") != "best" else set()
+    return merge_member_weights(final.weights, {m["name"]: m["weights"] for m in final.members if m["name"] in included})
