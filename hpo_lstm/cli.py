@@ -237,9 +237,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"hpo-lstm: error: {mask_secrets(message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        from hpo_lstm.study import StudyInterrupted
-
-        if isinstance(exc, StudyInterrupted):
+        # Not imported here: Ctrl-C may have stopped the import of torch half-way, and importing
+        # hpo_lstm.study again would fail on the half-made module (a traceback, exit 1).
+        study = sys.modules.get("hpo_lstm.study")
+        if study is not None and isinstance(exc, getattr(study, "StudyInterrupted", ())):
             print(
                 f"hpo-lstm: interrupted; {exc.n_finished} evaluations of study {exc.study_name!r} are recorded in "
                 f"{mask_url(exc.storage)}. Run the same command again to resume.",

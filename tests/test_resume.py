@@ -303,3 +303,24 @@ def test_a_study_resumes_where_its_recorded_params_differ_from_this_machines_in_
     after = _trials(out)
     assert len([t for t in after if t.state.name == "COMPLETE"]) >= 10
     assert {t.number: t.value for t in after if t.number in before} == before
+
+
+@pytest.mark.parametrize("after", [0.3, 1.0, 1.5, 2.5, 4.0])
+def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Path, after: float):
+    # In its first seconds the driver imports torch and starts its workers, which import it too:
+    # Ctrl-C there printed KeyboardInterrupt tracebacks (the workers'), or a half-imported torch's
+    # AttributeError and exit 1 (the driver's).
+    args = ["run", "--data", "sine", "--lookback", "8", "--max-epochs", "2", "--optimizer", "random", "--budget", "8",
+            "--pop-size", "4", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    import os
+
+    def own_group() -> None:  # as a terminal's foreground job: Ctrl-C reaches the driver and its workers
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.setpgrp()
+
+    proc = start_cli(args, preexec_fn=own_group)
+    time.sleep(after)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.count("\n") == 1 and err.startswith("hpo-lstm: interrupted"), err

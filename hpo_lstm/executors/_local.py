@@ -25,6 +25,7 @@ executor that starts: each folder names its driver in ``driver.pid``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -99,6 +100,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block: a worker process started in it inherits the
+    mask, so Ctrl-C cannot interrupt its start (the driver gets a pending Ctrl-C when the block
+    ends). A no-op where signal masks do not exist."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _init_worker(
     dataset_file: str, threads: int, device: str, counter: Any, started: Any, driver_pid: int = 0,
     kernel_signal: bool = False,
@@ -106,13 +124,18 @@ def _init_worker(
     import pickle
     import signal
 
+    # Ctrl-C reaches the whole process group; only the driver handles it (and stops us). The
+    # driver started this process with SIGINT blocked (_sigint_blocked), so a Ctrl-C while it
+    # imported torch stayed pending instead of printing a KeyboardInterrupt traceback: ignore
+    # SIGINT, then unblock it (a pending one is dropped).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if driver_pid:
         exit_with_parent(driver_pid, kernel_signal)
     import torch
 
     global _worker_dataset, _worker_device, _worker_started
-    # Ctrl-C reaches the whole process group; only the driver handles it (and stops us).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     with open(dataset_file, "rb") as handle:  # written by this executor in its private folder
         _worker_dataset = pickle.load(handle)
@@ -195,8 +218,9 @@ class LocalExecutor:
             # none is idle, and a comparison's cell threads submit too; a worker they started
             # would die with its thread. (Each submit starts one at once; a worker needs far
             # longer to come up and go idle than these submits take.)
-            for _ in range(workers):
-                pool.submit(os.getpid)
+            with _sigint_blocked():
+                for _ in range(workers):
+                    pool.submit(os.getpid)
         return pool
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
@@ -247,7 +271,8 @@ class LocalExecutor:
 
         def submit_all() -> dict[Any, int]:
             order = dispatch_order(jobs, self.workers)
-            return {self._pool.submit(_run_in_worker, jobs[index]): index for index in order}
+            with _sigint_blocked():  # (a submit may start a worker)
+                return {self._pool.submit(_run_in_worker, jobs[index]): index for index in order}
 
         with self._lock:
             self._check_stopping()
@@ -299,7 +324,9 @@ class LocalExecutor:
             self._replace_pool(1)
             started = self._started.value
             try:
-                return self._pool.submit(_run_in_worker, job).result()
+                with _sigint_blocked():
+                    future = self._pool.submit(_run_in_worker, job)
+                return future.result()
             except BrokenProcessPool:  # (a RuntimeError too: caught first)
                 self._check_stopping()
                 if self._started.value == started:
