@@ -21,6 +21,7 @@ __all__ = ["main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a tool killed by the closed pipe would report
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,9 +39,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _positive_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:  # (--workers 0 meant the default)
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _add_study_flags(parser: argparse.ArgumentParser) -> None:
@@ -227,6 +231,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run(vars(args))
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
+    except BrokenPipeError:  # `hpo-lstm optimizers --all | head -2`: the reader has gone; say nothing
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # (Python would complain again when flushing stdout at exit)
+        return EXIT_BROKEN_PIPE
     except HpoLstmError as exc:
         print(f"hpo-lstm: error: {mask_secrets(_as_flags(str(exc), parser))}", file=sys.stderr)
         return EXIT_USAGE
@@ -246,8 +256,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 f"{mask_url(exc.storage)}. Run the same command again to resume.",
                 file=sys.stderr,
             )
-        else:
+        elif getattr(locals().get("args"), "command", None) in ("run", "compare", None):
             print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
+        else:  # forecast, report, listings: nothing to resume; files are written whole or not at all
+            print("hpo-lstm: interrupted; no file was left half-written.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -467,8 +479,10 @@ def _report(folder: str, *, quiet: bool) -> int:
 
 def _forecast(args: argparse.Namespace) -> int:
     """``hpo-lstm forecast``: forecast.csv, forecast.png and a short table."""
-    if args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1; got {args.steps}.")
+    from hpo_lstm.forecaster import MAX_STEPS
+
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise ConfigError(f"--steps must be an integer from 1 to {MAX_STEPS}; got {args.steps}.")
     from hpo_lstm._urls import env_storage
 
     storage = args.storage if args.storage is not None or args.result is not None else env_storage()
@@ -494,22 +508,25 @@ def _forecast(args: argparse.Namespace) -> int:
     if args.out is None and args.result is not None:
         check_real_folder(out, args.result)  # RESULT/forecast -> elsewhere: not followed
     ensure_writable(out)
-    write_csv(out / "forecast.csv", frame)  # whole, renamed into place
-
+    from hpo_lstm._files import replacing
     from hpo_lstm.report._plots import plot_forecast
     from hpo_lstm.report._run import target_label
 
     card = forecaster.card
     history = forecaster.recent(max(3 * forecaster.lookback, 100), data=args.data)
     source = args.data if args.data is not None else card.get("data")
-    plot_forecast(
-        history,
-        frame,
-        out / "forecast.png",
-        title=f"{card['model']} ({card.get('study_name')}): {args.steps} steps past the end of {source}",
-        unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
-        horizon=forecaster.horizon,
-    )
+    # Both files or neither: each is written whole beside its place, and both are renamed into
+    # place only once both are written (a full disk left a new forecast.csv beside the old png).
+    with replacing(out / "forecast.csv") as csv_path, replacing(out / "forecast.png") as png_path:
+        write_csv(csv_path, frame)
+        plot_forecast(
+            history,
+            frame,
+            png_path,
+            title=f"{card['model']} ({card.get('study_name')}): {args.steps} steps past the end of {source}",
+            unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
+            horizon=forecaster.horizon,
+        )
     for note in forecaster.data_notes:  # as a run prints its data notes; also with --quiet: they qualify the numbers
         from hpo_lstm._terminal import wrap
 

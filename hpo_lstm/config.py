@@ -95,9 +95,9 @@ class StudyConfig:
         if not isinstance(self.final, str) or self.final not in FINAL_RULES:
             raise ConfigError(f"final must be one of {', '.join(FINAL_RULES)}; got {self.final!r}.")
         for name in ("pop_size", "horizon", "budget", "max_epochs", "patience", "batch_size", "folds", "top_k"):
-            _require_int(name, getattr(self, name), minimum=1)
+            _require_int(name, getattr(self, name), minimum=1, maximum=_MAXIMA.get(name))
         if self.lookback is not None:
-            _require_int("lookback", self.lookback, minimum=1)
+            _require_int("lookback", self.lookback, minimum=1, maximum=_MAXIMA["lookback"])
         if self.calendar is not None and not isinstance(self.calendar, bool):
             raise ConfigError(f"calendar must be true or false; got {self.calendar!r}.")
         if self.transform == "sdiff" and self.season is not None and self.season < self.horizon:
@@ -365,9 +365,18 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def _require_int(name: str, value: Any, *, minimum: int) -> None:
+# Largest values that still make sense, so that a typo (a TOML budget of 2**70) is refused in
+# one line instead of running until killed. The optimizers bound the budget further by what
+# they can spend (mealpy's generations).
+_MAXIMA = {"budget": 1_000_000, "pop_size": 10_000, "max_epochs": 100_000, "patience": 100_000,
+           "batch_size": 1_000_000, "horizon": 10_000, "lookback": 100_000, "folds": None, "top_k": None}  # fmt: skip
+
+
+def _require_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer from {minimum} to {maximum:,}; got {value:,}.")
 
 
 def _require_table(name: str, value: Any) -> Mapping[str, Any]:

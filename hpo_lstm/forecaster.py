@@ -35,9 +35,12 @@ from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LEVELS", "Forecaster", "load_forecaster"]
+__all__ = ["LEVELS", "MAX_STEPS", "Forecaster", "load_forecaster"]
 
 LEVELS = ("80", "95")  # interval levels a card holds, in percent
+# The longest forecast: a year of hourly steps ten times over; recursive steps take about a
+# millisecond each on a CPU, so this bound keeps a typo from running for hours.
+MAX_STEPS = 100_000
 
 
 class Forecaster:
@@ -171,6 +174,9 @@ class Forecaster:
     def halfwidths(self, level: str, steps: int) -> np.ndarray:
         """Interval half-widths at ``level`` ("80" or "95") for steps 1..``steps``: the card's
         conformal half-widths for steps 1..H, then ``halfwidth[H] * sqrt(k / H)`` (approximate)."""
+        if level not in LEVELS:
+            raise ConfigError(f"Interval level must be one of {', '.join(map(repr, LEVELS))}; got {level!r}.")
+        steps = _check_steps(steps)
         card = np.asarray(self.card["intervals"][level], dtype=float)
         k = np.arange(1, steps + 1)
         grown = card[-1] * np.sqrt(k / self.horizon)
@@ -227,6 +233,8 @@ class Forecaster:
         rows)."""
         import pandas as pd
 
+        if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
+            raise ConfigError(f"The number of recent points must be an integer >= 1; got {points!r}.")
         zone = self.card.get("time_zone")
         if data is None:
             values, times = self._study_data()
@@ -475,8 +483,8 @@ def _one_thread() -> Iterator[None]:
 
 
 def _check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"The number of forecast steps must be an integer >= 1; got {steps!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"The number of forecast steps must be an integer from 1 to {MAX_STEPS}; got {steps!r}.")
     return int(steps)
 
 
@@ -523,6 +531,10 @@ def load_forecaster(
     """
     from hpo_lstm._urls import env_storage
 
+    for name, value, kinds in (("result", result, (str, Path)), ("storage", storage, (str,)),
+                               ("study_name", study_name, (str,)), ("cell", cell, (str,))):  # fmt: skip
+        if value is not None and not isinstance(value, kinds):
+            raise ConfigError(f"`{name}` must be {' or '.join(k.__name__ for k in kinds)}; got {value!r}.")
     if result is None and storage is None and study_name:
         storage = env_storage()
     if (result is None) == (storage is None):
@@ -631,6 +643,7 @@ def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
     if cell is not None:
         return _from_storage(storage, chosen[0]["study"], shown=shown)
     best: tuple[float, Any] | None = None
+    stopped: list[str] = []
     for entry in cells:
         try:
             with quiet_optuna():
@@ -640,10 +653,19 @@ def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
         final = read_final(study)
         if final is None or MODEL_ATTR not in study.user_attrs:
             continue
+        if final[0].get("stopped_early"):  # stopped at its time limit: not finished, not chosen unasked
+            stopped.append(_cell_label(entry))
+            continue
         value = final[0].get("best_val_rmse")
         if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or value < best[0]):
             best = (float(value), study)
     if best is None:
+        if stopped:
+            raise ModelFileError(
+                f"No cell of the comparison in {str(folder)!r} has finished; {len(stopped)} stopped at the time limit "
+                f"with a model of their best so far ({', '.join(stopped[:3])}): run the comparison again to finish "
+                "them, or name one with --cell."
+            )
         raise ModelFileError(
             f"No cell of the comparison in {str(folder)!r} has a saved model yet (none finished, or they were "
             "recorded by an hpo-lstm that did not save models)."

@@ -78,10 +78,21 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"Cannot read {str(path)!r}: {first_line(exc)}.") from None
-    problem = _problem(manifest, _SCHEMA, "")
+    problem = _problem(manifest, _SCHEMA, "") or _cell_names_problem(manifest)
     if problem is not None:
         raise ConfigError(f"{str(path)!r} is not a manifest hpo-lstm compare wrote: {problem}.")
     return manifest
+
+
+def _cell_names_problem(manifest: dict[str, Any]) -> str | None:
+    """A cell must name the study its comparison made for it (NAME.MODEL.OPTIMIZER.seedN): a
+    hand-edited manifest could otherwise point a cell at any study of the storage."""
+    for index, cell in enumerate(manifest["cells"]):
+        method = "untuned" if cell["kind"] == "untuned" else cell["optimizer"].replace(":", "-")
+        expected = f"{manifest['name']}.{cell['model']}.{method}.seed{cell['seed']}"
+        if cell["study"] != expected:
+            return f"cells[{index}].study is {cell['study']!r}, not {expected!r} (the study its comparison made for it)"
+    return None
 
 
 # What the report and the forecaster read from a manifest, and of which type. A dict lists its

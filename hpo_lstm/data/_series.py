@@ -16,6 +16,9 @@ __all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_
 # Longest run of missing values that is filled by interpolation; longer gaps are refused,
 # since a straight line across them would be invented data.
 MAX_GAP = 10
+# Largest magnitude a value may have: the scaler squares them (a variance), and 1e154 squared
+# overflows float64.
+MAX_ABS_VALUE = 1e150
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,13 @@ def _from_frame(
         values[:, j] = numeric_col.to_numpy(dtype=float)
     if not np.isfinite(values[~np.isnan(values)]).all():
         raise DataError("The data holds infinite values; replace them or leave those cells empty.")
+    largest = np.nanmax(np.abs(values), axis=0)
+    if (largest > MAX_ABS_VALUE).any():  # their squares (a variance) overflow float64
+        j = int(np.argmax(largest))
+        raise DataError(
+            f"Column {wanted[j]!r} holds values as large as {largest[j]:.3g}; above {MAX_ABS_VALUE:.0e} their "
+            "scaling overflows. Divide the column by a power of ten first."
+        )
 
     n_filled = int(np.isnan(values).sum())
     if n_filled:
