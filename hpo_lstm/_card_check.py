@@ -67,8 +67,10 @@ def _check(card: Mapping[str, Any], problems: list[str]) -> None:
     from hpo_lstm.data import CALENDAR_FEATURES, TRANSFORMS
     from hpo_lstm.models import registry
 
-    if not isinstance(card["model"], str) or card["model"] not in registry:
-        problems.append(f"unknown model {card['model']!r} (this hpo-lstm has {', '.join(registry)})")
+    model = card["model"]
+    user = isinstance(model, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", model)
+    if not isinstance(model, str) or (model not in registry and not user):  # (a user's model: the forecaster asks for trust)
+        problems.append(f"unknown model {model!r} (this hpo-lstm has {', '.join(registry)}, or module:Class of your own)")
     features = card["features"]
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features) \
             or len(set(features)) != len(features):  # fmt: skip

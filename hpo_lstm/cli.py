@@ -183,6 +183,8 @@ def _build_parser() -> _Parser:
     )
     forecast.add_argument("result", nargs="?", help="a run's folder (results/<study>) or a comparison's folder")
     forecast.add_argument("--steps", type=_positive_int, required=True, metavar="N", help="number of steps to forecast (>= 1)")
+    forecast.add_argument("--trust-model-code", dest="trust_model_code", action="store_true",
+                          help="load a model of your own (module:Class), which imports and runs its code")
     forecast.add_argument("--data", metavar="NEW.csv", help="CSV with the study's columns: forecast from its last row instead")
     forecast.add_argument("--out", metavar="DIR", help="output folder (default RESULT/forecast, or results/<study>/forecast)")
     forecast.add_argument("--cell", metavar="MODEL.OPTIMIZER.SEED", help="a comparison's cell MODEL.OPTIMIZER.SEED, e.g. bilstm.woa.0 or "
@@ -494,7 +496,8 @@ def _forecast(args: argparse.Namespace) -> int:
 
     from hpo_lstm.forecaster import load_forecaster
 
-    forecaster = load_forecaster(args.result, storage=storage, study_name=args.study_name, cell=args.cell)
+    forecaster = load_forecaster(args.result, storage=storage, study_name=args.study_name, cell=args.cell,
+                                 trust_model_code=args.trust_model_code)  # fmt: skip
     frame = forecaster.forecast(steps=args.steps, data=args.data)
     if args.out is not None:
         out = Path(args.out)

@@ -106,7 +106,8 @@ class CompareConfig:
     def compare_name(self) -> str:
         if self.name:
             return self.name
-        data = Path(self.base.data).stem if self.base.data.lower().endswith(".csv") else self.base.data
+        data = self.base.data_name
+        data = Path(data).stem if data.lower().endswith(".csv") else data
         return f"compare-{data}"
 
     @property

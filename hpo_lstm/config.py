@@ -125,8 +125,9 @@ class StudyConfig:
             raise ConfigError(f"baseline_timeout must be a positive number of seconds; got {self.baseline_timeout!r}.")
         if self.seed > MAX_SEED:  # numpy's legacy generator (Optuna's samplers) takes 32 bits
             raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {self.seed!r}.")
-        if self.model not in MODELS:
-            raise UnknownNameError(f"Unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}.")
+        if not isinstance(self.model, str):
+            raise ConfigError(f"Setting 'model' must be a string; got {self.model!r}.")
+        MODELS[self.model]  # a built-in name, or module:Class imported and checked (hpo_lstm.models._user)
         # The model's own parameters join a default space; those of other models are refused.
         object.__setattr__(self, "space", space_for_model(self.space, self.model))
         if self.lr_schedule not in LR_SCHEDULES:
@@ -167,8 +168,18 @@ class StudyConfig:
         """The given name, or one made from the data, model, optimizer and seed."""
         if self.name:
             return self.name
-        data = Path(self.data).stem if self.data.lower().endswith(".csv") else self.data
-        return f"{data}-{self.model}-{self.optimizer.replace(':', '-')}-seed{self.seed}"  # mealpy:X: no ':' in folders
+        data = self.data_name
+        data = Path(data).stem if data.lower().endswith(".csv") else data
+        # (mealpy:X, my_model:TinyNet: no ':' in folder names; a module path's dots stay)
+        return f"{data}-{self.model.replace(':', '-')}-{self.optimizer.replace(':', '-')}-seed{self.seed}"
+
+    @property
+    def data_name(self) -> str:
+        """``data`` as text: the name or path given, or "frame" for a pandas DataFrame (whose
+        content is in the study's data fingerprint, not in its settings)."""
+        from hpo_lstm.data._series import FRAME_NAME, is_frame
+
+        return FRAME_NAME if is_frame(self.data) else self.data
 
     @property
     def storage_url(self) -> str:
@@ -249,6 +260,7 @@ class StudyConfig:
             "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout", "pruning",
         )  # fmt: skip
         identity = {k: _jsonable(getattr(self, k)) for k in keys}
+        identity["data"] = self.data_name
         identity["lookback"] = self.fixed_lookback  # before for_data: 24, the value studies always recorded
         identity["optimizer_options"] = {k: _jsonable(v) for k, v in sorted(dict(self.optimizer_options).items())}
         identity["space"] = self.space.to_dict()
@@ -323,8 +335,8 @@ class StudyConfig:
             kwargs["features"] = _as_names("features", kwargs["features"])
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
-        for key in ("name", "optimizer", "model", "data", "target", "time_column", "transform", "pruning", "device",
-                    "precision", "storage", "out", "lr_schedule", "final"):  # fmt: skip
+        for key in ("name", "optimizer", "model", "target", "time_column", "transform", "pruning", "device",
+                    "precision", "storage", "out", "lr_schedule", "final"):  # fmt: skip  (data: a name, a path or a DataFrame)
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

@@ -63,11 +63,17 @@ class Forecaster:
     the same machine it reproduces the study's predictions of the same windows bit for bit.
     """
 
-    def __init__(self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str) -> None:
+    def __init__(self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str,
+                 trust_model_code: bool = False) -> None:  # fmt: skip
         from hpo_lstm._card_check import check_card, check_weights
 
         check_card(card, source)  # untrusted input: every field, before anything is built
         check_weights(card, weights, source)
+        if ":" in card["model"] and not trust_model_code:  # a user's model: loading it imports (runs) its code
+            raise ModelFileError(
+                f"The model in {source} is your own code, {card['model']!r}; loading it imports and runs that code. "
+                "If you trust it, pass --trust-model-code (trust_model_code=True)."
+            )
         self.card: dict[str, Any] = dict(card)
         self.source = source
         from hpo_lstm.training import model_from_weights
@@ -513,6 +519,7 @@ def load_forecaster(
     storage: str | None = None,
     study_name: str | None = None,
     cell: str | None = None,
+    trust_model_code: bool = False,
 ) -> Forecaster:
     """The saved model of a finished study, as a :class:`Forecaster`.
 
@@ -522,6 +529,10 @@ def load_forecaster(
       cell; by default the finished cell with the lowest best validation RMSE.
     * or ``storage=URL, study_name=NAME``: the study in an Optuna storage; with
       ``study_name`` alone, the storage in ``HPO_LSTM_STORAGE``.
+
+    A model of your own (a card naming ``module:Class``) is imported, which runs its code, only
+    with ``trust_model_code=True``; otherwise it is refused (:class:`ModelFileError`), as
+    transformers' ``trust_remote_code``. Built-in models never import anything a card names.
 
     Storages are only read (SQLite files are opened read-only), after a check that they are
     hpo-lstm storages (:func:`hpo_lstm.manifest.open_recorded`); a URL whose password files
@@ -548,7 +559,8 @@ def load_forecaster(
             raise ConfigError(
                 "`cell` picks a cell of a comparison folder; with `storage`, name the study with `study_name`."
             )
-        return _from_storage(_open(storage, Path.cwd(), None), study_name, shown=storage)
+        return _from_storage(_open(storage, Path.cwd(), None), study_name, shown=storage,
+                             trust_model_code=trust_model_code)  # fmt: skip
     if study_name is not None:
         raise ConfigError("`study_name` goes with `storage`; a result folder names its own study.")
     folder = Path(result)
@@ -557,7 +569,7 @@ def load_forecaster(
     from hpo_lstm.manifest import MANIFEST
 
     if (folder / MANIFEST).is_file():
-        return _from_comparison(folder, cell)
+        return _from_comparison(folder, cell, trust_model_code)
     if cell is not None:
         raise ConfigError(f"`cell` picks a cell of a comparison folder; {str(folder)!r} holds no {MANIFEST}.")
     from hpo_lstm.model_store import read_model_folder
@@ -565,7 +577,7 @@ def load_forecaster(
     for candidate in (folder / "model", folder):
         if (candidate / META_FILE).is_file():
             card, weights = read_model_folder(candidate)
-            return Forecaster(card, weights, source=repr(str(candidate)))
+            return Forecaster(card, weights, source=repr(str(candidate)), trust_model_code=trust_model_code)
     if (folder / "summary.json").is_file():
         raise ModelFileError(
             f"{str(folder)!r} holds no saved model (model/): the run was made by an hpo-lstm that did not save "
@@ -598,7 +610,7 @@ def _load_study(storage: Any, study_name: str, shown: str) -> tuple[Any, Any]:
         raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.") from None
 
 
-def _read_model(study: Any, storage: Any, shown: str) -> Forecaster:
+def _read_model(study: Any, storage: Any, shown: str, trust_model_code: bool = False) -> Forecaster:
     from hpo_lstm._urls import mask_url
     from hpo_lstm.recording import read_model
 
@@ -612,19 +624,19 @@ def _read_model(study: Any, storage: Any, shown: str) -> Forecaster:
             f"{source[0].upper()}{source[1:]} has no saved model: it has not finished, or it was recorded by an "
             "hpo-lstm that did not save models (run the same command with the current hpo-lstm to make one)."
         )
-    return Forecaster(*model, source=source)
+    return Forecaster(*model, source=source, trust_model_code=trust_model_code)
 
 
-def _from_storage(storage: Any, study_name: str, *, shown: str) -> Forecaster:
+def _from_storage(storage: Any, study_name: str, *, shown: str, trust_model_code: bool = False) -> Forecaster:
     study, storage = _load_study(storage, study_name, shown)
-    return _read_model(study, storage, shown)
+    return _read_model(study, storage, shown, trust_model_code)
 
 
 def _cell_label(cell: Mapping[str, Any]) -> str:
     return f"{cell['model']}.{cell['optimizer']}.{cell['seed']}"
 
 
-def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
+def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = False) -> Forecaster:
     """A cell's model from the comparison in ``folder``: ``cell`` or the best finished one."""
     import optuna
 
@@ -641,7 +653,7 @@ def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
             raise ConfigError(f"Unknown cell {cell!r}; the comparison in {str(folder)!r} has cells {labels}.")
     storage = _open(shown, folder, folder / MANIFEST)
     if cell is not None:
-        return _from_storage(storage, chosen[0]["study"], shown=shown)
+        return _from_storage(storage, chosen[0]["study"], shown=shown, trust_model_code=trust_model_code)
     best: tuple[float, Any] | None = None
     stopped: list[str] = []
     for entry in cells:
@@ -670,4 +682,4 @@ def _from_comparison(folder: Path, cell: str | None) -> Forecaster:
             f"No cell of the comparison in {str(folder)!r} has a saved model yet (none finished, or they were "
             "recorded by an hpo-lstm that did not save models)."
         )
-    return _read_model(best[1], storage, shown)
+    return _read_model(best[1], storage, shown, trust_model_code)

@@ -316,7 +316,7 @@ def model_card(
         "model": config.model,
         # The model's own parameters (channels, heads, ...) are named even when not searched.
         "params": registry[config.model].complete(params),
-        "data": config.data,
+        "data": config.data_name,
         "time_column": config.time_column,
         "time_zone": getattr(dataset, "time_zone", None),  # forecasts are written in it (stamps held in UTC)
         "target": dataset.target,

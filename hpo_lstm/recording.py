@@ -132,7 +132,7 @@ class Recorder:
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
         if stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get("data_fingerprint"):
             raise ConfigError(
-                f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data!r}: "
+                f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data_name!r}: "
                 f"fingerprint {stored['data_fingerprint'][:12]} then, {identity['data_fingerprint'][:12]} now); its "
                 "evaluations belong to the old data. Give a new `study_name` to run a study on the new data."
             )

@@ -183,17 +183,36 @@ MODEL_PARAMS: dict[str, _ParamRule] = {
 }
 
 
-def _model_param(name: str, spec: Mapping[str, Any]) -> Param:
-    if name not in MODEL_PARAMS:
+def _user_rule(name: str, model: str | None) -> _ParamRule | None:
+    """The rule of a user model's own parameter ``name`` (hpo_lstm.models._user): searched by
+    default within its declared ``search`` bounds, an integer when its value and bounds are."""
+    if model is None or ":" not in model:
+        return None
+    from hpo_lstm.models import registry
+
+    spec = registry[model]
+    if name not in spec.params:
+        return None
+    bounds = spec.search.get(name)
+    values = [spec.params[name], *((bounds or {}).get(k) for k in ("low", "high"))]
+    integer = all(isinstance(v, int) and not isinstance(v, bool) for v in values if v is not None)
+    default = (bounds["low"], bounds["high"], bool(bounds.get("log", False))) if bounds else None
+    return _ParamRule(integer, float("-inf"), True, None, default)
+
+
+def _model_param(name: str, spec: Mapping[str, Any], *, model: str | None = None) -> Param:
+    rule = _user_rule(name, model) if name not in MODEL_PARAMS else None
+    if name not in MODEL_PARAMS and rule is None:
         raise ConfigError(
-            f"Unknown search parameter '{name}'; choose from {', '.join(sorted(MODEL_PARAMS))}."
+            f"Unknown search parameter '{name}'; choose from {', '.join(sorted(MODEL_PARAMS))}"
+            + (f", or model '{model}''s own" if model and ":" in model else "") + "."
         )
     unknown = sorted(set(spec) - {"low", "high", "log"})
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {unknown} for search parameter '{name}'; allowed: high, log, low."
         )
-    rule = MODEL_PARAMS[name]
+    rule = rule or MODEL_PARAMS[name]
     default = rule.default or (None, None, False)
     low, high, log = spec.get("low", default[0]), spec.get("high", default[1]), spec.get("log", default[2])
     if low is None or high is None:
@@ -235,13 +254,14 @@ def default_space(
     specs: dict[str, Mapping[str, Any]] = {
         name: {} for name, rule in MODEL_PARAMS.items() if rule.default is not None and name not in _own_params()
     }
+    user = model is not None and ":" in model
     for name, spec in overrides.items():
         if not isinstance(spec, Mapping):
             raise ConfigError(
                 f"Search parameter '{name}' must be a table like {{ low = 1, high = 4 }}; got {spec!r}."
             )
         specs[name] = spec
-    params = [_model_param(name, spec) for name, spec in specs.items()]
+    params = [_model_param(name, spec, model=model) for name, spec in specs.items()]
     if model is not None:
         from hpo_lstm.models import registry
 
@@ -256,7 +276,9 @@ def default_space(
         fixed = all(p.low == p.high for p in params)
         for name, value in own.items():
             if name not in specs:
-                params.append(_model_param(name, {"low": value, "high": value, "log": False} if fixed else {}))
+                searched = not fixed and (not user or name in registry[model].search)
+                params.append(_model_param(name, {} if searched else {"low": value, "high": value, "log": False},
+                                           model=model))  # fmt: skip
     space = SearchSpace(params)
     space._overrides = {name: dict(spec) for name, spec in overrides.items()}
     return space

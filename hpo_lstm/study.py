@@ -105,7 +105,7 @@ class StudyResult:
             "study_name": config.study_name,
             "optimizer": config.optimizer,
             "model": config.model,
-            "dataset": config.data,
+            "dataset": config.data_name,
             "target": dataset.target,
             "features": list(dataset.feature_names),
             "budget": config.budget,

@@ -6,10 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from hpo_lstm._errors import DataError, UnknownNameError
+from hpo_lstm._errors import ConfigError, DataError, UnknownNameError
 
 __all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_GAP", "zone_times"]
 
@@ -89,14 +90,27 @@ BUILTIN_DATASETS: dict[str, _Builtin] = {
 }
 
 
+# How a study names data given as a pandas DataFrame (its content is in the data fingerprint).
+FRAME_NAME = "frame"
+
+
+def is_frame(data: object) -> bool:
+    """Whether ``data`` is a pandas DataFrame (without importing pandas when it is not loaded)."""
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
+
+
 def load_series(
-    data: str,
+    data: Any,
     *,
     target: str | None = None,
     features: Sequence[str] | None = None,
     time_column: str | None = None,
 ) -> Series:
-    """Load a built-in dataset by name, or a CSV file by path.
+    """Load a built-in dataset by name, a CSV file by path, or a pandas DataFrame (the same
+    columns a CSV would have; a DatetimeIndex serves as its time column when it has none).
 
     For a CSV, ``target`` names the forecast column (default: the only numeric column),
     ``features`` the input columns (the target is always an input too), and ``time_column``
@@ -104,6 +118,14 @@ def load_series(
     column whose every value is a distinct date or time, such as ``month`` holding ``1949-01``).
     Rows are sorted by time; gaps of up to ``MAX_GAP`` rows are filled by (time) interpolation.
     """
+    if is_frame(data):
+        frame = data.copy()
+        names = [str(c).strip().lower() for c in frame.columns]
+        has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
+        if not has_time and frame.index.__class__.__name__ == "DatetimeIndex":
+            time_column = time_column or "time"
+            frame = frame.rename_axis(time_column).reset_index()
+        return _from_frame(frame, name=FRAME_NAME, target=target, features=features, time_column=time_column)
     if data in BUILTIN_DATASETS:
         if target is not None or features is not None or time_column is not None:
             raise DataError(
@@ -115,9 +137,16 @@ def load_series(
     return _load_csv(Path(data), target=target, features=features, time_column=time_column)
 
 
-def check_data_name(data: str) -> None:
-    """The rule for ``data``: a built-in dataset's name, or a CSV file's path (``.csv``, or any
-    existing file). Checked here only; :class:`hpo_lstm.StudyConfig` calls it before loading."""
+def check_data_name(data: Any) -> None:
+    """The rule for ``data``: a built-in dataset's name, a CSV file's path (``.csv``, or any
+    existing file), or a pandas DataFrame. Checked here only; :class:`hpo_lstm.StudyConfig`
+    calls it before loading."""
+    if is_frame(data):
+        if data.empty:
+            raise DataError("The DataFrame given as data has no rows.")
+        return
+    if not isinstance(data, str):
+        raise ConfigError(f"data must be a built-in dataset's name, a CSV path or a pandas DataFrame; got {type(data).__name__}.")
     if data in BUILTIN_DATASETS:
         return
     if Path(data).suffix.lower() != ".csv" and not Path(data).exists():

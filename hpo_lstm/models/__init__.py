@@ -22,7 +22,7 @@ from hpo_lstm.models._registry import ModelSpec, Registry
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["ModelSpec", "Registry", "build_model", "registry"]
+__all__ = ["ModelSpec", "Registry", "build_model", "register", "registry"]
 
 registry = Registry()
 for _spec in (
@@ -47,9 +47,20 @@ def build_model(model: str, params: Mapping[str, Any], *, n_features: int, horiz
     forecasts steps 1..``horizon``: sizes from the data, the rest from ``params``
     (``hidden_size``, ``n_layers``, optional ``dropout`` and the model's own parameters, which
     take their fixed values when absent)."""
+    spec = registry[model]
+    if spec.builder is not None:  # a user's model (hpo_lstm.models._user)
+        return spec.builder(n_features=n_features, horizon=horizon, params=spec.complete(params))
     from hpo_lstm.models import _networks
 
-    spec = registry[model]
     return _networks.NETWORKS[spec.network](
         n_features=n_features, horizon=horizon, params=spec.complete(params), **dict(spec.options)
     )
+
+
+def register(cls: type) -> str:
+    """Register a model class of your own (docs/models.md: a torch module taking ``n_features``,
+    ``horizon`` and ``params``) and return its name, ``module:Class``, to give as a study's
+    ``model``. Checked now: a class that does not build and run on a tiny window is refused."""
+    from hpo_lstm.models._user import register as _register
+
+    return _register(cls).name

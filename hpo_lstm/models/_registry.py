@@ -27,6 +27,11 @@ class ModelSpec:
     network: str
     options: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, int] = field(default_factory=dict)
+    # A user's model (hpo_lstm.models.register, --model module:Class): the class itself, and the
+    # search bounds of its own parameters, {name: {"low", "high", "log"}} (integers when both
+    # bounds are). None for the built-in models, which hpo_lstm.models._networks builds.
+    builder: Any = None
+    search: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` with the model's own parameters that are missing set to their fixed values."""
@@ -40,7 +45,7 @@ class Registry(Mapping[str, ModelSpec]):
         self._specs: dict[str, ModelSpec] = {}
 
     def register(self, spec: ModelSpec) -> ModelSpec:
-        if spec.name != spec.name.lower():
+        if spec.name != spec.name.lower() and ":" not in spec.name:  # (module:Class names keep their case)
             raise ValueError(f"Registry keys are lower-case; got {spec.name!r}.")
         if spec.name in self._specs:
             raise ValueError(f"A model named {spec.name!r} is already registered.")
@@ -48,10 +53,19 @@ class Registry(Mapping[str, ModelSpec]):
         return spec
 
     def __getitem__(self, name: str) -> ModelSpec:
-        try:
+        if name in self._specs:
             return self._specs[name]
-        except KeyError:
-            raise UnknownNameError(f"Unknown model {name!r}; choose from {', '.join(sorted(self._specs))}.") from None
+        if isinstance(name, str) and ":" in name:  # a user's model: imported, checked, registered
+            from hpo_lstm.models._user import resolve
+
+            return resolve(name, self)
+        raise UnknownNameError(
+            f"Unknown model {name!r}; choose from {', '.join(sorted(self._specs))}, or name your own as "
+            "module:Class (docs/models.md)."
+        ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._specs))

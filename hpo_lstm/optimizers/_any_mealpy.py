@@ -79,6 +79,22 @@ def mealpy_classes() -> dict[str, type]:
     return dict(sorted(mealpy.get_all_optimizers(verbose=False).items()))
 
 
+# mealpy Optimizer subclasses of a user's own (--optimizer my_optimizer:MyWOA), by their
+# module:Class name: run as any mealpy:<ClassName> is (hpo_lstm.optimizers._user).
+_USER_CLASSES: dict[str, type] = {}
+
+
+def _mealpy_class(key: str) -> type:
+    """A mealpy class by its listing name, or a user's mealpy subclass by its module:Class."""
+    return _USER_CLASSES[key] if key in _USER_CLASSES else mealpy_classes()[key]
+
+
+def user_adapter(name: str, cls: type) -> type[AnyMealpy]:
+    """The adapter for a user's subclass of a mealpy optimizer, named ``name`` (module:Class)."""
+    _USER_CLASSES[name] = cls
+    return _adapter(name)
+
+
 def resolve(name: str) -> type[AnyMealpy]:
     """The adapter class for ``mealpy:<ClassName>``; an unknown class suggests close names."""
     class_name = name[len(PREFIX) :]
@@ -95,7 +111,7 @@ def resolve(name: str) -> type[AnyMealpy]:
 
 @functools.cache
 def _adapter(class_name: str) -> type[AnyMealpy]:
-    mealpy_class = mealpy_classes()[class_name]
+    mealpy_class = _mealpy_class(class_name)
     skipped = {"self", "epoch", "pop_size"}
     options = tuple(
         p.name
@@ -103,14 +119,16 @@ def _adapter(class_name: str) -> type[AnyMealpy]:
         if p.name not in skipped and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     )
     family = mealpy_class.__module__.removeprefix("mealpy.")
+    user = class_name in _USER_CLASSES
     namespace = {
-        "name": PREFIX + class_name,
-        "summary": f"mealpy {class_name} ({family}); batching: `hpo-lstm optimizers --all`",
-        "_key": PREFIX + class_name,
+        "name": class_name if user else PREFIX + class_name,
+        "summary": (f"your own mealpy optimizer {class_name}" if user
+                    else f"mealpy {class_name} ({family}); batching: `hpo-lstm optimizers --all`"),  # fmt: skip
+        "_key": class_name if user else PREFIX + class_name,
         "_class_name": class_name,
         "_option_names": options,
     }
-    return type(f"Mealpy{class_name}", (AnyMealpy,), namespace)
+    return type(f"Mealpy{class_name.replace(':', '_').replace('.', '_')}", (AnyMealpy,), namespace)
 
 
 class _NonFinitePosition(Exception):
@@ -123,7 +141,7 @@ def wrapped_class(class_name: str) -> type:
     from mealpy.optimizer import Optimizer as MealpyOptimizer
     from mealpy.utils.target import Target
 
-    base = mealpy_classes()[class_name]
+    base = _mealpy_class(class_name)
     # A class with its own generate_agent sets more than the target per agent (PSO's personal
     # best, for one); its first population is made agent by agent, through get_target.
     batch_first_population = (
@@ -173,7 +191,7 @@ def wrapped_class(class_name: str) -> type:
             self._generation = epoch
             super().evolve(epoch)
 
-    Wrapped.__name__ = Wrapped.__qualname__ = class_name
+    Wrapped.__name__ = Wrapped.__qualname__ = base.__name__
     return Wrapped
 
 
@@ -185,7 +203,7 @@ def _solve(model: Any, dim: int, seed: int, stop_after: int | None = None) -> No
 def _mealpy_refuses(class_name: str, epoch: int, pop_size: int, options: dict[str, Any]) -> str | None:
     """mealpy's constructor's complaint about these settings, or None."""
     try:
-        mealpy_classes()[class_name](epoch=epoch, pop_size=pop_size, **options)
+        _mealpy_class(class_name)(epoch=epoch, pop_size=pop_size, **options)
     except (ValueError, TypeError) as exc:
         return first_line(exc)
     return None
@@ -413,7 +431,7 @@ class AnyMealpy(_MealpyOptimizer):
     def _option_value(self, name: str) -> Any:
         if name in self.options:
             return self.options[name]
-        parameter = inspect.signature(mealpy_classes()[self._class_name].__init__).parameters.get(name)
+        parameter = inspect.signature(_mealpy_class(self._class_name).__init__).parameters.get(name)
         return parameter.default if parameter is not None else "(default)"
 
     def probe(self, dim: int, schedule: int | None = None) -> Probe:

@@ -37,6 +37,10 @@ class Registry(Mapping[str, type[Optimizer]]):
             from hpo_lstm.optimizers._any_mealpy import resolve  # imports mealpy
 
             return resolve(name)
+        if isinstance(name, str) and ":" in name:  # your own: module:Class (hpo_lstm.optimizers._user)
+            from hpo_lstm.optimizers._user import resolve as resolve_user
+
+            return resolve_user(name)
         raise UnknownNameError(
             f"Unknown optimizer {name!r}; choose from {', '.join(sorted(self._classes))}, "
             f"or {MEALPY_PREFIX}<ClassName> for any mealpy class (hpo-lstm optimizers --all)."

@@ -1,0 +1,107 @@
+"""Open doors: a model of your own (examples/my_model.py), an optimizer of your own
+(examples/my_optimizer.py, or a mealpy subclass), and a pandas DataFrame as the data. The
+examples are copied into a folder of their own, outside the package, and put on PYTHONPATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo_lstm import StudyConfig, run_study
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--budget", "6",
+        "--pop-size", "3", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def code(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("users-code")
+    for name in ("my_model.py", "my_optimizer.py"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    (folder / "my_mealpy.py").write_text(
+        "from mealpy.swarm_based.GWO import OriginalGWO\n\n\nclass MyGWO(OriginalGWO):\n"
+        '    """A mealpy subclass of your own."""\n'
+    )
+    (folder / "bad_models.py").write_text(
+        "import torch\n\n\nclass NoParams(torch.nn.Module):\n    def __init__(self, n_features, horizon):\n"
+        "        super().__init__()\n\n\nclass WrongShape(torch.nn.Module):\n"
+        "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(n_features, 5)\n\n    def forward(self, x):\n        return self.lin(x[:, -1])\n"
+    )
+    return folder
+
+
+def _cli(code: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    return subprocess.run([sys.executable, "-m", "hpo_lstm.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def test_a_model_of_your_own_tunes_on_two_workers_and_forecasts_only_when_trusted(code: Path, tmp_path: Path):
+    run = _cli(code, tmp_path, "run", "--model", "my_model:TinyNet", "--workers", "2", "--optimizer", "random", *TINY)
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "results" / "sine-my_model-TinyNet-random-seed0"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["model"] == "my_model:TinyNet" and 4 <= summary["best_params"]["width"] <= 64  # its own, searched
+    card = json.loads((folder / "model" / "model.json").read_text())
+    assert card["model"] == "my_model:TinyNet"
+    refused = _cli(code, tmp_path, "forecast", str(folder), "--steps", "3", "--quiet")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "is your own code, 'my_model:TinyNet'" in refused.stderr and "--trust-model-code" in refused.stderr
+    trusted = _cli(code, tmp_path, "forecast", str(folder), "--steps", "3", "--trust-model-code", "--quiet")
+    assert trusted.returncode == 0, trusted.stderr
+    forecast = pd.read_csv(folder / "forecast" / "forecast.csv")
+    assert len(forecast) == 3 and np.isfinite(forecast["forecast"]).all()
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("my_model:Missing", "module 'my_model' has no 'Missing'"),
+    ("no_such_module:Net", "cannot be imported: ModuleNotFoundError"),
+    ("bad_models:NoParams", "must take the keyword arguments n_features, horizon and params; it lacks ['params']"),
+    ("bad_models:WrongShape", "maps windows (2, 8, 2) to (2, 5); it must give (batch, horizon) = (2, 3)"),
+])  # fmt: skip
+def test_a_model_that_cannot_be_imported_or_does_not_fit_is_one_line(code: Path, tmp_path: Path, model, message):
+    run = _cli(code, tmp_path, "run", "--model", model, *TINY)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert message in run.stderr
+    assert not (tmp_path / "results").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("optimizer", ["my_optimizer:MyOptimizer", "my_mealpy:MyGWO"])
+def test_an_optimizer_of_your_own_runs_from_the_command_line(code: Path, tmp_path: Path, optimizer: str):
+    run = _cli(code, tmp_path, "run", "--optimizer", optimizer, "--workers", "1", *TINY, "--pop-size", "6")
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "results" / f"sine-lstm-{optimizer.replace(':', '-')}-seed0"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["optimizer"] == optimizer and summary["n_evaluations"] == 6
+
+
+def test_a_dataframe_is_data_with_the_checks_notes_and_fingerprint_of_its_csv(tmp_path: Path):
+    from hpo_lstm.study import prepare_dataset
+
+    t = pd.date_range("2020-01-01", periods=300, freq="D")
+    y = np.sin(np.arange(300) * 0.2) + 0.01 * np.arange(300)
+    y[100] = np.nan
+    pd.DataFrame({"date": t.strftime("%Y-%m-%d"), "y": y}).to_csv(tmp_path / "same.csv", index=False)
+    frame = pd.read_csv(tmp_path / "same.csv")  # the very values a CSV path gives
+    settings = {"target": "y", "lookback": 8, "max_epochs": 2, "budget": 4, "pop_size": 2, "optimizer": "random",
+                "out": str(tmp_path / "out")}  # fmt: skip
+    from_frame = StudyConfig.from_file(data=frame, **settings)
+    from_csv = StudyConfig.from_file(data=str(tmp_path / "same.csv"), **settings)
+    a, b = prepare_dataset(from_frame), prepare_dataset(from_csv)
+    assert a.fingerprint == b.fingerprint and a.notes == b.notes and "1 missing value(s) filled" in a.notes[0]
+    assert from_frame.study_name == "frame-lstm-random-seed0"
+    result = run_study(from_frame, workers=1)
+    summary = result.summary()
+    assert summary["dataset"] == "frame" and np.isfinite(summary["test"]["rmse"])
+    with pytest.raises(Exception, match="Column 'nope' is not in the data"):
+        run_study(StudyConfig.from_file(data=frame, **{**settings, "target": "nope"}), workers=1)
