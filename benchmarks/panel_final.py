@@ -56,7 +56,6 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
     final = read_final(study)
     if final is None:
         return None
-    summary = final[0]
     recorded = json.loads(study.user_attrs["config"])
     fields = set(StudyConfig.__dataclass_fields__) - {"storage", "out", "name", "space"}  # the panel: default spaces
     config = StudyConfig.from_mapping({k: v for k, v in recorded.items() if k in fields and v is not None})

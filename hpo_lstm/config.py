@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._errors import ConfigError, UnknownNameError
+from hpo_lstm._errors import ConfigError
 from hpo_lstm.models import registry as model_registry
 from hpo_lstm.space import DEFAULT_LOOKBACK, SearchSpace, default_space, space_for_model
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from hpo_lstm._errors import ConfigError
