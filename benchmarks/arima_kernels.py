@@ -34,8 +34,11 @@ def _child() -> None:
         result = fit(task)
         forecast = result["forecast"][:, 0]
         actual = task["y"][task["origins"] + 1]
-        out[name] = {"model": result["model"].split(" (")[0], "rmse": float(np.sqrt(np.mean((forecast - actual) ** 2))),
-                     "cpu_s": round(time.process_time() - started, 1)}  # fmt: skip
+        out[name] = {
+            "model": result["model"].split(" (")[0],
+            "rmse": float(np.sqrt(np.mean((forecast - actual) ** 2))),
+            "cpu_s": round(time.process_time() - started, 1),
+        }
     print(json.dumps(out))
 
 
@@ -46,8 +49,13 @@ def main() -> None:
 
     dataset = prepare_dataset(StudyConfig(data="co2"))
     test = dataset.split("test")
-    task = {"y": dataset.level.tolist(), "n_fit": int(dataset.rows["test"][0]),
-            "origins": dataset.origins[test].tolist(), "horizon": 1, "season": 52}  # fmt: skip
+    task = {
+        "y": dataset.level.tolist(),
+        "n_fit": int(dataset.rows["test"][0]),
+        "origins": dataset.origins[test].tolist(),
+        "horizon": 1,
+        "season": 52,
+    }
     flags = cpu_flags() or frozenset()
     chosen = set()
     for kernels, needs in KERNELS.items():
@@ -55,13 +63,21 @@ def main() -> None:
             print(f"{kernels:12s} skipped: this CPU lacks {sorted(needs - flags)}")
             continue
         env = {**os.environ, "OPENBLAS_CORETYPE": kernels}
-        run = subprocess.run([sys.executable, __file__, "--child"], input=json.dumps(task), env=env,
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, __file__, "--child"],
+            input=json.dumps(task),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out = json.loads(run.stdout)
         a, e = out["arima"], out["ets"]
         chosen.add(a["model"])
-        print(f"{kernels:12s} ({out['blas']}): AutoARIMA {a['model']} test RMSE {a['rmse']:.4f} ({a['cpu_s']} s CPU); "
-              f"AutoETS {e['model']} {e['rmse']:.4f}")  # fmt: skip
+        print(
+            f"{kernels:12s} ({out['blas']}): AutoARIMA {a['model']} test RMSE {a['rmse']:.4f} ({a['cpu_s']} s CPU); "
+            f"AutoETS {e['model']} {e['rmse']:.4f}"
+        )
     print(f"same_model_everywhere={int(len(chosen) == 1)} models={len(chosen)}")
 
 

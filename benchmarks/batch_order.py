@@ -85,7 +85,9 @@ def orders(workers: int) -> dict[str, Callable[[Sequence[Job]], list[int]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", required=True, help="an hpo-lstm storage URL, e.g. sqlite:///results/x/hpo-lstm.db")
+    parser.add_argument(
+        "--storage", required=True, help="an hpo-lstm storage URL, e.g. sqlite:///results/x/hpo-lstm.db"
+    )
     parser.add_argument("--workers", default="2,4", help="slot counts to replay on, comma-separated")
     args = parser.parse_args()
     recorded = batches(args.storage)
@@ -99,7 +101,9 @@ def main() -> None:
             best = min(value for _, _, value in jobs)
             timings = {name: replay(jobs, order(jobs), workers) for name, order in orders(workers).items()}
 
-            def until(ends: dict[int, float], tolerance: float, jobs: Sequence[Job] = jobs, best: float = best) -> float:
+            def until(
+                ends: dict[int, float], tolerance: float, jobs: Sequence[Job] = jobs, best: float = best
+            ) -> float:
                 return min(t for i, t in ends.items() if jobs[i][2] <= best * (1 + tolerance))
 
             base = timings["largest"]
@@ -113,11 +117,15 @@ def main() -> None:
         geo = {name: {k: statistics.geometric_mean(v) for k, v in r.items()} for name, r in ratios.items()}
         for name, g in geo.items():
             worst = max(ratios[name]["wall"])
-            print(f"W={workers} {name:>8}: batch wall {g['wall']:.3f} (worst {worst:.2f}), mean time to a value "
-                  f"{g['mean']:.3f}, to the batch's best {g['best']:.3f}, to within 1% of it {g['within1']:.3f}")  # fmt: skip
+            print(
+                f"W={workers} {name:>8}: batch wall {g['wall']:.3f} (worst {worst:.2f}), mean time to a value "
+                f"{g['mean']:.3f}, to the batch's best {g['best']:.3f}, to within 1% of it {g['within1']:.3f}"
+            )
         d = geo["dispatch"]
-        last += (f"w{workers}_batch_wall_ratio={d['wall']:.3f} w{workers}_mean_value_time_ratio={d['mean']:.3f} "
-                 f"w{workers}_best_value_time_ratio={d['best']:.3f} w{workers}_within1pct_time_ratio={d['within1']:.3f} ")  # fmt: skip
+        last += (
+            f"w{workers}_batch_wall_ratio={d['wall']:.3f} w{workers}_mean_value_time_ratio={d['mean']:.3f} "
+            f"w{workers}_best_value_time_ratio={d['best']:.3f} w{workers}_within1pct_time_ratio={d['within1']:.3f} "
+        )
     print(f"{last}batches={len(recorded)}")
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import optuna
 
-from hpo_lstm.executors._loopback import LoopbackCluster
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.config import StudyConfig
+from hpo_lstm.executors._loopback import LoopbackCluster
 from hpo_lstm.study import run_study
 
 
@@ -49,13 +49,26 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 2):
-            config = StudyConfig.from_mapping({
-                "name": "bench", "data": "co2", "model": "lstm", "optimizer": "tpe", "seed": 0,
-                "budget": args.budget, "pop_size": args.pop_size, "max_epochs": args.max_epochs,
-                "patience": args.max_epochs, "pruning": "off", "out": f"{tmp}/{n}",
-                "space": {"learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
-                          "hidden_size": {"low": 16, "high": 64}, "n_layers": {"low": 1, "high": 2}},
-            })  # fmt: skip
+            config = StudyConfig.from_mapping(
+                {
+                    "name": "bench",
+                    "data": "co2",
+                    "model": "lstm",
+                    "optimizer": "tpe",
+                    "seed": 0,
+                    "budget": args.budget,
+                    "pop_size": args.pop_size,
+                    "max_epochs": args.max_epochs,
+                    "patience": args.max_epochs,
+                    "pruning": "off",
+                    "out": f"{tmp}/{n}",
+                    "space": {
+                        "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+                        "hidden_size": {"low": 16, "high": 64},
+                        "n_layers": {"low": 1, "high": 2},
+                    },
+                }
+            )
             results[n] = timed_study(config, Path(tmp) / str(n), n)
     (one, trials_one), (two, trials_two) = results[1], results[2]
     assert trials_one == trials_two, "1 and 2 Dask workers must record identical trials"

@@ -118,11 +118,16 @@ def main() -> None:
         print(f"  {'K':>2} {'rho':>7} {'chosen test':>12} {'regret':>8} {'train s':>8} {'cost':>6}")
         for k in ks:
             fold_val = np.array(
-                [[done[(name, "last", c) if f == k - 1 else (name, k, f, c)][0] for f in range(k)]
-                 for c in range(len(candidates))]
-            )  # fmt: skip
-            seconds = sum(done[(name, "last", c) if f == k - 1 else (name, k, f, c)][1]
-                          for f in range(k) for c in range(len(candidates)))  # fmt: skip
+                [
+                    [done[(name, "last", c) if f == k - 1 else (name, k, f, c)][0] for f in range(k)]
+                    for c in range(len(candidates))
+                ]
+            )
+            seconds = sum(
+                done[(name, "last", c) if f == k - 1 else (name, k, f, c)][1]
+                for f in range(k)
+                for c in range(len(candidates))
+            )
             fitness = fold_val.mean(axis=1)
             rho = _spearman(fitness, test)
             chosen = float(test[int(np.nanargmin(fitness))])

@@ -59,8 +59,10 @@ def value(outcome: object) -> float | str:
 
 
 def same(a: list, b: list) -> bool:
-    return all(x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
-               for x, y in zip(a, b))  # fmt: skip
+    return all(
+        x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b)
+    )
 
 
 def timed(pool: LocalExecutor, jobs: list[TrainJob], deadline: float) -> tuple[float, list] | None:
@@ -96,11 +98,22 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
     dataset = prepare_dataset(StudyConfig(lookback=24, calendar=False))
     params = candidates(args.candidates)
-    jobs = {p: [TrainJob(args.model, c, TrainSettings(max_epochs=args.max_epochs, patience=5, device=args.device,
-                                                      precision=p), seed=0) for c in params] for p in precisions}  # fmt: skip
-    print(f"torch {torch.__version__}, device {args.device} ({gpu}), {os.cpu_count()} cores, model {args.model}, "
-          f"{args.candidates} candidates x {args.max_epochs} epochs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
-
+    jobs = {
+        p: [
+            TrainJob(
+                args.model,
+                c,
+                TrainSettings(max_epochs=args.max_epochs, patience=5, device=args.device, precision=p),
+                seed=0,
+            )
+            for c in params
+        ]
+        for p in precisions
+    }
+    print(
+        f"torch {torch.__version__}, device {args.device} ({gpu}), {os.cpu_count()} cores, model {args.model}, "
+        f"{args.candidates} candidates x {args.max_epochs} epochs, load average {os.getloadavg()[0]:.2f}"
+    )
     seconds: dict[tuple[str, int], float] = {}
     values: dict[tuple[str, int], list] = {}
     identical, truncated, last_block = True, False, 0.0
@@ -123,8 +136,11 @@ def main() -> None:
                 base = next(k for k in seconds if k[0] == p)  # the first count measured
                 same_values = same(values[p, n], values[base])
                 identical &= same_values
-                print(f"{n} workers {p}: {run[0]:6.1f} s  {60 * len(params) / run[0]:6.1f} candidates/min  "
-                      f"speed-up x{seconds[base] / run[0]:.2f}  identical={'yes' if same_values else 'no'}", flush=True)  # fmt: skip
+                print(
+                    f"{n} workers {p}: {run[0]:6.1f} s  {60 * len(params) / run[0]:6.1f} candidates/min  "
+                    f"speed-up x{seconds[base] / run[0]:.2f}  identical={'yes' if same_values else 'no'}",
+                    flush=True,
+                )
         last_block = time.perf_counter() - block_start
 
     first = precisions[0]
@@ -133,22 +149,31 @@ def main() -> None:
         raise SystemExit("Nothing was measured within --budget-seconds.")
     speedups = {n: seconds[first, done[0]] / seconds[first, n] for n in done}
     best = min(n for n in done if speedups[n] >= 0.95 * max(speedups.values()))
-    parts = [f"best_workers={best} speedup_at_best={speedups[best]:.2f}",
-             "speedups=" + ",".join(f"{n}:{s:.2f}" for n, s in speedups.items())]  # fmt: skip
+    parts = [
+        f"best_workers={best} speedup_at_best={speedups[best]:.2f}",
+        "speedups=" + ",".join(f"{n}:{s:.2f}" for n, s in speedups.items()),
+    ]
     if {"fp32", "bf16"} <= set(precisions):
         both = [n for n in done if ("bf16", n) in seconds]
         at = best if best in both else (both[0] if both else None)
         if at is not None:
-            pairs = [(a, b) for a, b in zip(values["fp32", at], values["bf16", at])
-                     if isinstance(a, float) and isinstance(b, float) and math.isfinite(a) and math.isfinite(b)]  # fmt: skip
+            pairs = [
+                (a, b)
+                for a, b in zip(values["fp32", at], values["bf16", at])
+                if isinstance(a, float) and isinstance(b, float) and math.isfinite(a) and math.isfinite(b)
+            ]
             change = float(np.mean([b for _, b in pairs]) / np.mean([a for a, _ in pairs]) - 1) if pairs else math.nan
             bf16_line = ", ".join(f"{n} workers x{seconds['fp32', n] / seconds['bf16', n]:.2f}" for n in both)
             print(f"bf16 vs fp32: {bf16_line}; val RMSE mean {change:+.2%} over {len(pairs)} finite candidates")
-            parts.append(f"bf16_speedup={seconds['fp32', at] / seconds['bf16', at]:.2f} bf16_at_workers={at} "
-                         f"bf16_val_rmse_change={change:.2%}")  # fmt: skip
-    parts.append(f"identical={'yes' if identical else 'no'} device={args.device} gpu={gpu.replace(' ', '_')} "
-                 f"model={args.model} candidates={args.candidates} epochs={args.max_epochs} "
-                 f"truncated={'yes' if truncated else 'no'} wall_s={time.perf_counter() - started:.0f}")  # fmt: skip
+            parts.append(
+                f"bf16_speedup={seconds['fp32', at] / seconds['bf16', at]:.2f} bf16_at_workers={at} "
+                f"bf16_val_rmse_change={change:.2%}"
+            )
+    parts.append(
+        f"identical={'yes' if identical else 'no'} device={args.device} gpu={gpu.replace(' ', '_')} "
+        f"model={args.model} candidates={args.candidates} epochs={args.max_epochs} "
+        f"truncated={'yes' if truncated else 'no'} wall_s={time.perf_counter() - started:.0f}"
+    )
     print(" ".join(parts))
 
 

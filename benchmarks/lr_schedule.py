@@ -60,21 +60,27 @@ def main() -> None:
             result, model = train_candidate(config.model, params, dataset, settings, seed=args.seed, keep_model=True)
             test_rmse = math.sqrt(float(np.mean((predict(model, dataset, "test") - actual) ** 2)))
             rows[schedule].append((result.val_rmse, test_rmse, result.epochs))
-            print(f"{i} {shown} {schedule:>8}: val {result.val_rmse:.4f} test {test_rmse:.4f} "
-                  f"epochs {result.epochs} final lr {result.final_learning_rate:.3g} ({result.seconds:.1f} s)")  # fmt: skip
-
+            print(
+                f"{i} {shown} {schedule:>8}: val {result.val_rmse:.4f} test {test_rmse:.4f} "
+                f"epochs {result.epochs} final lr {result.final_learning_rate:.3g} ({result.seconds:.1f} s)"
+            )
     summary: dict[str, dict[str, float]] = {}
     for schedule in SCHEDULES:
         val, tst, epochs = (list(column) for column in zip(*rows[schedule]))
         summary[schedule] = {
-            "val_mean": statistics.fmean(val), "val_median": statistics.median(val),
-            "test_mean": statistics.fmean(tst), "test_median": statistics.median(tst),
-            "epochs_mean": statistics.fmean(epochs), "epochs_median": statistics.median(epochs),
-        }  # fmt: skip
+            "val_mean": statistics.fmean(val),
+            "val_median": statistics.median(val),
+            "test_mean": statistics.fmean(tst),
+            "test_median": statistics.median(tst),
+            "epochs_mean": statistics.fmean(epochs),
+            "epochs_median": statistics.median(epochs),
+        }
         s = summary[schedule]
-        print(f"{schedule:>8}: val RMSE mean {s['val_mean']:.4f} median {s['val_median']:.4f} | test RMSE mean "
-              f"{s['test_mean']:.4f} median {s['test_median']:.4f} | epochs mean {s['epochs_mean']:.1f} "
-              f"median {s['epochs_median']:g}")  # fmt: skip
+        print(
+            f"{schedule:>8}: val RMSE mean {s['val_mean']:.4f} median {s['val_median']:.4f} | test RMSE mean "
+            f"{s['test_mean']:.4f} median {s['test_median']:.4f} | epochs mean {s['epochs_mean']:.1f} "
+            f"median {s['epochs_median']:g}"
+        )
     pairs = list(zip(rows["plateau"], rows["constant"]))
     wins = sum(p[0] < c[0] for p, c in pairs)
     ties = sum(p[0] == c[0] for p, c in pairs)

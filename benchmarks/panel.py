@@ -59,8 +59,11 @@ def _parse_value(text: str):
 def _data(entry: dict[str, str]) -> dict:
     if entry["file"].endswith(".csv"):
         features = [f for f in entry["features"].split(",") if f]
-        return {"data": str((PANEL / "data" / entry["file"]).resolve()), "target": entry["target"],
-                "features": tuple([entry["target"], *features]) if features else None}  # fmt: skip
+        return {
+            "data": str((PANEL / "data" / entry["file"]).resolve()),
+            "target": entry["target"],
+            "features": tuple([entry["target"], *features]) if features else None,
+        }
     return {"data": entry["file"]}  # a built-in dataset
 
 
@@ -80,23 +83,43 @@ def run_series(entry: dict[str, str], *, out: Path, variant: str, overrides: dic
     same = {k: v for k, v in overrides.items() if k in ("max_epochs", "patience", "precision", "calendar")}
     space = default_space({k: {"low": v, "high": v, "log": False} for k, v in UNTUNED.items()})
     # The bare network (final="best"): no ensemble, no combination with the statistical models.
-    untuned_config = StudyConfig(name=f"{entry['name']}.textbook", **base, **same, optimizer="random", budget=1,
-                                 pop_size=1, pruning="off", space=space, lookback=UNTUNED_LOOKBACK,
-                                 final="best")  # fmt: skip
+    untuned_config = StudyConfig(
+        name=f"{entry['name']}.textbook",
+        **base,
+        **same,
+        optimizer="random",
+        budget=1,
+        pop_size=1,
+        pruning="off",
+        space=space,
+        lookback=UNTUNED_LOOKBACK,
+        final="best",
+    )
     study = optuna.load_study(study_name=entry["name"], storage=storage)
     stored = Baselines.from_record(json.loads(study.user_attrs[BASELINES_ATTR]))
     untuned = run_study(untuned_config, workers=1, baselines=stored).summary()
     b = tuned["baselines"]
-    stat = {name: b[name]["rmse"] for name in ("seasonal_naive", "auto_ets", "auto_arima") if b.get(name, {}).get("rmse") is not None}
+    stat = {
+        name: b[name]["rmse"]
+        for name in ("seasonal_naive", "auto_ets", "auto_arima")
+        if b.get(name, {}).get("rmse") is not None
+    }
     return {
-        "name": entry["name"], "half": entry["half"], "step": entry["step"], "test": tuned["test"]["rmse"],
-        "untuned": untuned["test"]["rmse"], "naive": b["naive_last"]["rmse"],
+        "name": entry["name"],
+        "half": entry["half"],
+        "step": entry["step"],
+        "test": tuned["test"]["rmse"],
+        "untuned": untuned["test"]["rmse"],
+        "naive": b["naive_last"]["rmse"],
         "snaive": b["seasonal_naive"]["rmse"] if b["seasonal_naive"]["rmse"] is not None else b["naive_last"]["rmse"],
-        "ets": stat.get("auto_ets"), "arima": stat.get("auto_arima"), "best_stat": min(stat.values()) if stat else None,
+        "ets": stat.get("auto_ets"),
+        "arima": stat.get("auto_arima"),
+        "best_stat": min(stat.values()) if stat else None,
         "final": (tuned.get("final_forecast") or {}).get("kind", "best"),
         "candidates": (tuned.get("final_forecast") or {}).get("candidates") or {},
-        "minutes": (tuned["wall_seconds"] + untuned["wall_seconds"]) / 60, "ran_minutes": (time.monotonic() - started) / 60,
-    }  # fmt: skip
+        "minutes": (tuned["wall_seconds"] + untuned["wall_seconds"]) / 60,
+        "ran_minutes": (time.monotonic() - started) / 60,
+    }
 
 
 def rule_rows(rows: list[dict], rule: str) -> list[dict]:
@@ -145,12 +168,20 @@ def main() -> None:
     parser.add_argument("--half", choices=("choose", "confirm", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     parser.add_argument("--variant", default="default", help="name of this set of settings (its own storage)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a study setting for the tuned run (e.g. calendar=false, folds=3)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a study setting for the tuned run (e.g. calendar=false, folds=3)",
+    )
     parser.add_argument("--out", default="results/panel")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--rules", action="store_true",
-                        help="also score other rules for the final forecast from the recorded candidates (no training)")
+    parser.add_argument(
+        "--rules",
+        action="store_true",
+        help="also score other rules for the final forecast from the recorded candidates (no training)",
+    )
     args = parser.parse_args()
 
     overrides = {}
@@ -177,12 +208,23 @@ def main() -> None:
     for entry in panel:
         row = run_series(entry, out=out, variant=args.variant, overrides=overrides, workers=args.workers)
         rows.append(row)
-        print(f"{row['name']:22s} {row['half']:7s} {row['step']:9s} {_fmt(row['test']):>9s} {_fmt(row['untuned']):>9s} "
-              f"{_fmt(row['naive']):>9s} {_fmt(row['snaive']):>9s} {_fmt(row['ets']):>9s} {_fmt(row['arima']):>9s}  "
-              f"{row['final']}", flush=True)  # fmt: skip
+        print(
+            f"{row['name']:22s} {row['half']:7s} {row['step']:9s} {_fmt(row['test']):>9s} {_fmt(row['untuned']):>9s} "
+            f"{_fmt(row['naive']):>9s} {_fmt(row['snaive']):>9s} {_fmt(row['ets']):>9s} {_fmt(row['arima']):>9s}  "
+            f"{row['final']}",
+            flush=True,
+        )
         with open(out / f"{args.variant}.jsonl", "a") as handle:
-            handle.write(json.dumps({**{k: v for k, v in row.items() if k != "candidates"}, "variant": args.variant,
-                                     "overrides": overrides}) + "\n")  # fmt: skip
+            handle.write(
+                json.dumps(
+                    {
+                        **{k: v for k, v in row.items() if k != "candidates"},
+                        "variant": args.variant,
+                        "overrides": overrides,
+                    }
+                )
+                + "\n"
+            )
     if args.rules:
         for rule in ("best", "top_k_mean", "combination_equal", "combination_fitted", "no-best"):
             print(f"rule={rule} {summary_line(rule_rows(rows, rule))}")

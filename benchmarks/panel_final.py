@@ -31,7 +31,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-
 from panel import load_panel, summary_line  # benchmarks/panel.py
 
 
@@ -62,9 +61,18 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
     dataset = prepare_dataset(config)
     config = config.for_data(dataset.point_times, len(dataset.level))
     settings = _settings(config, "cpu")
-    trials = sorted((t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.name == "COMPLETE"
-                     and "duplicate_of" not in t.user_attrs and t.value is not None and math.isfinite(t.value)),
-                    key=lambda t: (t.value, t.user_attrs["evaluation"]))  # fmt: skip
+    trials = sorted(
+        (
+            t
+            for t in study.get_trials(deepcopy=False)
+            if counts_as_evaluation(t)
+            and t.state.name == "COMPLETE"
+            and "duplicate_of" not in t.user_attrs
+            and t.value is not None
+            and math.isfinite(t.value)
+        ),
+        key=lambda t: (t.value, t.user_attrs["evaluation"]),
+    )
     val, test = dataset.split("val"), dataset.split("test")
     nets_val, nets_test = [], []
     for trial in trials:
@@ -74,14 +82,20 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
         if weights is None:
             continue
         params = settings.candidate(dict(trial.params), dataset)
-        model = model_from_weights(config.model, params, weights, n_features=dataset.n_features, device="cpu",
-                                   horizon=dataset.horizon)  # fmt: skip
+        model = model_from_weights(
+            config.model, params, weights, n_features=dataset.n_features, device="cpu", horizon=dataset.horizon
+        )
         nets_val.append(predict(model, dataset, "val", lookback=int(params["lookback"])))
         nets_test.append(predict(model, dataset, "test", lookback=int(params["lookback"])))
     baselines = Baselines.from_record(json.loads(study.user_attrs[BASELINES_ATTR]))
-    members = {"val_actual": dataset.actual[val], "test_actual": dataset.actual[test],
-               "nets_val": np.stack(nets_val), "nets_test": np.stack(nets_test),
-               "naive_test": dataset.naive("test"), "naive_val": dataset.naive("val")}  # fmt: skip
+    members = {
+        "val_actual": dataset.actual[val],
+        "test_actual": dataset.actual[test],
+        "nets_val": np.stack(nets_val),
+        "nets_test": np.stack(nets_test),
+        "naive_test": dataset.naive("test"),
+        "naive_val": dataset.naive("val"),
+    }
     for name, result in baselines.results.items():
         if result.status == "ok" and result.val_forecast is not None and result.forecast is not None:
             members[f"{name}_val"], members[f"{name}_test"] = result.val_forecast, result.forecast
@@ -105,7 +119,9 @@ def candidates(m: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
         forecasts["equal"] = tuple(sum(f[i] for f in members) / len(members) for i in (0, 1))
         stat_only = [(m[f"{n}_val"], m[f"{n}_test"]) for n in stats]
         forecasts["stat"] = tuple(sum(f[i] for f in stat_only) / len(stat_only) for i in (0, 1))
-        fitted_members = members + ([(m["seasonal_naive_val"], m["seasonal_naive_test"])] if "seasonal_naive_val" in m else [])
+        fitted_members = members + (
+            [(m["seasonal_naive_val"], m["seasonal_naive_test"])] if "seasonal_naive_val" in m else []
+        )
         w = _convex_weights([f[0] for f in fitted_members], m["val_actual"])
         forecasts["fitted"] = tuple(sum(wi * f[i] for wi, f in zip(w, fitted_members)) for i in (0, 1))
         w3 = _convex_weights([f[0] for f in members], m["val_actual"])
@@ -123,7 +139,10 @@ def candidates(m: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
 
 
 RULES = ("best", "mean", "equal", "stat", "fitted", "shrunk", "inverse", "inverse+naive", "inverse2", "auto", "auto+")
-_POOLS = {"auto": ("best", "mean", "equal", "fitted"), "auto+": ("mean", "equal", "fitted", "shrunk", "inverse", "stat")}
+_POOLS = {
+    "auto": ("best", "mean", "equal", "fitted"),
+    "auto+": ("mean", "equal", "fitted", "shrunk", "inverse", "stat"),
+}
 
 
 def main() -> None:
@@ -143,7 +162,11 @@ def main() -> None:
             continue
         scores = candidates(m)
         naive = _rmse(m["test_actual"], m["naive_test"])
-        stat = [_rmse(m["test_actual"], m[f"{n}_test"]) for n in ("seasonal_naive", "auto_ets", "auto_arima") if f"{n}_test" in m]
+        stat = [
+            _rmse(m["test_actual"], m[f"{n}_test"])
+            for n in ("seasonal_naive", "auto_ets", "auto_arima")
+            if f"{n}_test" in m
+        ]
         snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
         for rule in RULES:
             if rule in _POOLS:
@@ -151,9 +174,17 @@ def main() -> None:
                 chosen = min(pool, key=lambda k: scores[k][0])
             else:
                 chosen = rule if rule in scores else "best"
-            rows_by_rule[rule].append({"test": scores[chosen][1], "naive": naive, "snaive": snaive,
-                                       "best_stat": min(stat) if stat else None, "untuned": scores[chosen][1],
-                                       "minutes": 0.0, "chosen": chosen})  # fmt: skip
+            rows_by_rule[rule].append(
+                {
+                    "test": scores[chosen][1],
+                    "naive": naive,
+                    "snaive": snaive,
+                    "best_stat": min(stat) if stat else None,
+                    "untuned": scores[chosen][1],
+                    "minutes": 0.0,
+                    "chosen": chosen,
+                }
+            )
         print(f"{entry['name']:22s} " + " ".join(f"{k} {v[0]:.4g}/{v[1]:.4g}" for k, v in scores.items()), flush=True)
     for rule, rows in rows_by_rule.items():
         line = summary_line(rows).replace("geomean_vs_untuned=1.000 ", "").replace(" minutes=0.0", "")

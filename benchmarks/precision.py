@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpo_lstm._cpu import cpu_flags
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.models import build_model
 from hpo_lstm.study import prepare_dataset
-from hpo_lstm._cpu import cpu_flags
 from hpo_lstm.training import TrainSettings, make_adam, train_candidate
 
 LEARNING_RATE = 3e-3
@@ -106,7 +106,9 @@ def step_ms(params: dict[str, Any], dataset: Any, device: str, repeats: int) -> 
     return 1000 * statistics.median(times[0]), 1000 * statistics.median(times[1]), dtype
 
 
-def train(params: dict[str, Any], dataset: Any, device: str, bf16: bool, epochs: int, seed: int) -> tuple[float, int, float]:
+def train(
+    params: dict[str, Any], dataset: Any, device: str, bf16: bool, epochs: int, seed: int
+) -> tuple[float, int, float]:
     """train_candidate's loop (no pruning, constant rate) with autocast around the forward
     passes: (best validation RMSE in series units, epochs run, seconds per epoch)."""
     full = TrainSettings(device=device).candidate(params, dataset)
@@ -153,8 +155,11 @@ def train(params: dict[str, Any], dataset: Any, device: str, bf16: bool, epochs:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="16x1,64x1,64x2,128x2,256x4", help="hidden x layers, comma-separated")
-    parser.add_argument("--accuracy-sizes", default="16x1,64x1,64x2,128x2",
-                        help="sizes also trained to compare validation RMSE (whole trainings: the costly part)")  # fmt: skip
+    parser.add_argument(
+        "--accuracy-sizes",
+        default="16x1,64x1,64x2,128x2",
+        help="sizes also trained to compare validation RMSE (whole trainings: the costly part)",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="max epochs of each accuracy training (patience 5)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30, help="timed steps per size and precision")
@@ -167,12 +172,15 @@ def main() -> None:
     torch.set_num_threads(1)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    accuracy_sizes = {tuple(int(v) for v in s.split("x")) for s in args.accuracy_sizes.split(",")} if args.accuracy_sizes else set()
+    accuracy_sizes = (
+        {tuple(int(v) for v in s.split("x")) for s in args.accuracy_sizes.split(",")} if args.accuracy_sizes else set()
+    )
     dataset = prepare_dataset(StudyConfig())
     load_start = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, CPU bf16 flags: "
-          f"{cpu_bf16_flags()}, 1 thread; devices {devices}; load average {load_start:.2f}")  # fmt: skip
-
+    print(
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, CPU bf16 flags: "
+        f"{cpu_bf16_flags()}, 1 thread; devices {devices}; load average {load_start:.2f}"
+    )
     speedups: dict[str, list[float]] = {d: [] for d in devices}
     changes: dict[str, list[float]] = {d: [] for d in devices}
     checked = None
@@ -181,8 +189,10 @@ def main() -> None:
             params = {"learning_rate": LEARNING_RATE, "hidden_size": hidden, "n_layers": layers, "lookback": LOOKBACK}
             ms32, ms16, dtype = step_ms(params, dataset, device, args.repeats)
             speedups[device].append(ms32 / ms16)
-            line = (f"{device} {hidden:>3}x{layers}: step {ms32:7.2f} ms fp32, {ms16:7.2f} ms bf16 "
-                    f"(x{ms32 / ms16:.2f}; LSTM computed in {str(dtype).removeprefix('torch.')})")  # fmt: skip
+            line = (
+                f"{device} {hidden:>3}x{layers}: step {ms32:7.2f} ms fp32, {ms16:7.2f} ms bf16 "
+                f"(x{ms32 / ms16:.2f}; LSTM computed in {str(dtype).removeprefix('torch.')})"
+            )
             if (hidden, layers) in accuracy_sizes:
                 values: list[tuple[float, float]] = []
                 for seed in range(args.seeds):
@@ -194,8 +204,10 @@ def main() -> None:
                         checked = ref.val_rmse == v32
                         line += f"\n    float32 loop == train_candidate: {checked} ({ref.val_rmse!r} vs {v32!r})"
                     values.append((v32, v16))
-                    line += (f"\n    seed {seed}: val RMSE {v32:.4f} fp32 ({n32} epochs, {e32:.2f} s/epoch), "
-                             f"{v16:.4f} bf16 ({n16} epochs, {e16:.2f} s/epoch): {v16 / v32 - 1:+.3%}")  # fmt: skip
+                    line += (
+                        f"\n    seed {seed}: val RMSE {v32:.4f} fp32 ({n32} epochs, {e32:.2f} s/epoch), "
+                        f"{v16:.4f} bf16 ({n16} epochs, {e16:.2f} s/epoch): {v16 / v32 - 1:+.3%}"
+                    )
                 mean32, mean16 = (float(np.mean(v)) for v in zip(*values))
                 changes[device].append(mean16 / mean32 - 1)
                 line += f"\n    mean over {args.seeds} seed(s): {mean32:.4f} fp32, {mean16:.4f} bf16: {mean16 / mean32 - 1:+.3%}"
@@ -206,11 +218,15 @@ def main() -> None:
         geo = math.exp(float(np.mean(np.log(speedups[device]))))
         worst = max((abs(c) for c in changes[device]), default=math.nan)
         same = bool(changes[device]) and worst <= 0.01
-        parts.append(f"{device}_speedup={geo:.2f} {device}_val_rmse_change_max={worst:.2%} "
-                     f"{device}_faster_at_same_accuracy={'yes' if geo > 1 and same else 'no'}")  # fmt: skip
-    print(" ".join(parts) + f" float32_matches_train_candidate={checked} cpu_bf16_flags={cpu_bf16_flags()} "
-          f"sizes={args.sizes} epochs={args.epochs} seeds={args.seeds} loadavg_start={load_start:.2f} "
-          f"loadavg_end={os.getloadavg()[0]:.2f}")  # fmt: skip
+        parts.append(
+            f"{device}_speedup={geo:.2f} {device}_val_rmse_change_max={worst:.2%} "
+            f"{device}_faster_at_same_accuracy={'yes' if geo > 1 and same else 'no'}"
+        )
+    print(
+        " ".join(parts) + f" float32_matches_train_candidate={checked} cpu_bf16_flags={cpu_bf16_flags()} "
+        f"sizes={args.sizes} epochs={args.epochs} seeds={args.seeds} loadavg_start={load_start:.2f} "
+        f"loadavg_end={os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

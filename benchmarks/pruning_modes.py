@@ -38,14 +38,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             for mode in modes:
-                config = StudyConfig(data=args.data, target=args.target, optimizer="woa", budget=args.budget, seed=seed,
-                                     pruning=mode, out=str(Path(tmp) / mode))  # fmt: skip
+                config = StudyConfig(
+                    data=args.data,
+                    target=args.target,
+                    optimizer="woa",
+                    budget=args.budget,
+                    seed=seed,
+                    pruning=mode,
+                    out=str(Path(tmp) / mode),
+                )
                 started = time.perf_counter()
                 result = run_study(config)
                 wall = time.perf_counter() - started
                 summary = result.summary()
                 trials = result.trials
-                trained = trials[trials["user_attrs_duplicate_of"].isna()] if "user_attrs_duplicate_of" in trials else trials
+                trained = (
+                    trials[trials["user_attrs_duplicate_of"].isna()] if "user_attrs_duplicate_of" in trials else trials
+                )
                 # Halving retrains a promoted candidate from its start: its rung epochs count twice.
                 epochs = float(trained["user_attrs_epochs"].fillna(0).sum())
                 if mode == "halving":
@@ -55,16 +64,30 @@ def main() -> None:
                     for value in trained["user_attrs_epochs"].fillna(0):
                         epochs += sum(r for r in rungs[:-1] if value > r)
                 rows[mode].append((epochs, wall, summary["best_val_rmse"], summary["test"]["rmse"]))
-                print(json.dumps({"mode": mode, "seed": seed, "epochs": epochs, "wall_s": round(wall, 1),
-                                  "best_val_rmse": summary["best_val_rmse"], "test_rmse": summary["test"]["rmse"]}),
-                      flush=True)  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "mode": mode,
+                            "seed": seed,
+                            "epochs": epochs,
+                            "wall_s": round(wall, 1),
+                            "best_val_rmse": summary["best_val_rmse"],
+                            "test_rmse": summary["test"]["rmse"],
+                        }
+                    ),
+                    flush=True,
+                )
     mean = {m: np.mean(np.array(v), axis=0) for m, v in rows.items()}
     parts = []
     if "halving" in mean and "median" in mean:
         parts.append(f"epochs_halving_over_median={mean['halving'][0] / mean['median'][0]:.3f}")
     for m in modes:
-        parts += [f"test_rmse_{m}={mean[m][3]:.4f}", f"val_rmse_{m}={mean[m][2]:.4f}", f"epochs_{m}={mean[m][0]:.0f}",
-                  f"wall_{m}={mean[m][1]:.0f}"]  # fmt: skip
+        parts += [
+            f"test_rmse_{m}={mean[m][3]:.4f}",
+            f"val_rmse_{m}={mean[m][2]:.4f}",
+            f"epochs_{m}={mean[m][0]:.0f}",
+            f"wall_{m}={mean[m][1]:.0f}",
+        ]
     print(" ".join(parts + [f"seeds={args.seeds}", f"data={args.data}"]))
 
 

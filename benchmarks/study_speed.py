@@ -114,7 +114,9 @@ def tutorial_train(params: dict[str, Any], dataset: Any, max_epochs: int, seed: 
     model = build_model("lstm", params, n_features=dataset.n_features)
     optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
     loader = DataLoader(
-        TensorDataset(torch.from_numpy(windows(dataset, "train", params)), torch.from_numpy(dataset.y[dataset.split("train")])),
+        TensorDataset(
+            torch.from_numpy(windows(dataset, "train", params)), torch.from_numpy(dataset.y[dataset.split("train")])
+        ),
         batch_size=64,
         shuffle=True,
     )
@@ -150,15 +152,23 @@ def run_tutorial(candidates: list[dict[str, Any]], dataset: Any, max_epochs: int
         began = time.perf_counter()
         value = tutorial_rmse(tutorial_train(params, dataset, max_epochs, seed), dataset, "val", params)
         rows.append((value, time.perf_counter() - began))
-        print(f"    (a) {len(rows)}/{len(candidates)} trained: {params} val {value:.4f} in {rows[-1][1]:.1f} s "
-              f"(load average {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+        print(
+            f"    (a) {len(rows)}/{len(candidates)} trained: {params} val {value:.4f} in {rows[-1][1]:.1f} s "
+            f"(load average {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
     best = min(range(len(candidates)), key=lambda i: rows[i][0] if math.isfinite(rows[i][0]) else math.inf)
     test = tutorial_rmse(tutorial_train(candidates[best], dataset, max_epochs, seed), dataset, "test", candidates[best])
     wall = time.perf_counter() - start
     return {
-        "wall": wall, "cpu": sum(cpu_seconds()) - cpu_before, "rows": rows, "best": best, "test": test,
-        "epochs": (len(candidates) + 1) * max_epochs, "threads": DEFAULT_THREADS,
-    }  # fmt: skip
+        "wall": wall,
+        "cpu": sum(cpu_seconds()) - cpu_before,
+        "rows": rows,
+        "best": best,
+        "test": test,
+        "epochs": (len(candidates) + 1) * max_epochs,
+        "threads": DEFAULT_THREADS,
+    }
 
 
 def run_hpo_lstm(config: StudyConfig, dataset: Any) -> dict[str, Any]:
@@ -172,10 +182,15 @@ def run_hpo_lstm(config: StudyConfig, dataset: Any) -> dict[str, Any]:
     first = min(t.timestamp() for t in trials["datetime_start"]) - clock
     last = max(t.timestamp() for t in trials["datetime_complete"]) - clock
     return {
-        "wall": wall, "cpu": own_after - own_before + children_after - children_before, "result": result,
-        "trials": trials, "epochs": int(trials["user_attrs_epochs"].sum()), "first": first, "last": last,
+        "wall": wall,
+        "cpu": own_after - own_before + children_after - children_before,
+        "result": result,
+        "trials": trials,
+        "epochs": int(trials["user_attrs_epochs"].sum()),
+        "first": first,
+        "last": last,
         "train_s": float(trials["user_attrs_train_seconds"].sum()),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -201,9 +216,13 @@ def main() -> None:
             space = study_space(base, dataset)
             units = draw_candidates(space, args.candidates, args.seed)
             config = base.replace(
-                name="study-speed", optimizer="fixed-list", optimizer_options={"units": units},
-                pop_size=args.pop_size, budget=args.candidates, **({"pruning": args.pruning} if args.pruning else {}),
-            )  # fmt: skip
+                name="study-speed",
+                optimizer="fixed-list",
+                optimizer_options={"units": units},
+                pop_size=args.pop_size,
+                budget=args.candidates,
+                **({"pruning": args.pruning} if args.pruning else {}),
+            )
             candidates = [space.decode(u) for u in units]
             naive = math.sqrt(float(np.mean((dataset.naive("test") - dataset.actual[dataset.split("test")]) ** 2)))
 
@@ -212,29 +231,41 @@ def main() -> None:
         load_end = os.getloadavg()[0]
 
     result, trials = b["result"], b["trials"]
-    print(f"{len(candidates)} candidates from {space.names}, {dataset.n_features} input features, max {args.max_epochs} "
-          f"epochs, seed {args.seed}, {cores} cores, "
-          f"{'one busy process competing' if busy else 'no added load'}; load average {load_start:.2f} at start, "
-          f"{load_end:.2f} at end")  # fmt: skip
-    print(f"{'#':>2} {'lr':>8} {'hidden':>6} {'layers':>6} {'lookback':>8} | {'(a) val':>8} {'s':>6} | {'(b) val':>8} "
-          f"{'state':>8} {'epochs':>6} {'s':>6}")  # fmt: skip
+    print(
+        f"{len(candidates)} candidates from {space.names}, {dataset.n_features} input features, max {args.max_epochs} "
+        f"epochs, seed {args.seed}, {cores} cores, "
+        f"{'one busy process competing' if busy else 'no added load'}; load average {load_start:.2f} at start, "
+        f"{load_end:.2f} at end"
+    )
+    print(
+        f"{'#':>2} {'lr':>8} {'hidden':>6} {'layers':>6} {'lookback':>8} | {'(a) val':>8} {'s':>6} | {'(b) val':>8} "
+        f"{'state':>8} {'epochs':>6} {'s':>6}"
+    )
     for i, (params, (value, seconds), (_, trial)) in enumerate(zip(candidates, a["rows"], trials.iterrows())):
-        print(f"{i:>2} {params['learning_rate']:8.5f} {params['hidden_size']:>6} {params['n_layers']:>6} "
-              f"{params.get('lookback', dataset.lookback):>8} | "
-              f"{value:8.4f} {seconds:6.1f} | {trial['value']:8.4f} {trial['state']:>8} "
-              f"{int(trial['user_attrs_epochs']):>6} {trial['user_attrs_train_seconds']:6.1f}")  # fmt: skip
+        print(
+            f"{i:>2} {params['learning_rate']:8.5f} {params['hidden_size']:>6} {params['n_layers']:>6} "
+            f"{params.get('lookback', dataset.lookback):>8} | "
+            f"{value:8.4f} {seconds:6.1f} | {trial['value']:8.4f} {trial['state']:>8} "
+            f"{int(trial['user_attrs_epochs']):>6} {trial['user_attrs_train_seconds']:6.1f}"
+        )
     a_util = a["cpu"] / a["wall"] / cores
     b_util = b["cpu"] / b["wall"] / cores
     best_a = candidates[a["best"]]
-    print(f"(a) tutorial: {a['wall']:7.1f} s  {a['epochs']} epochs ({a['threads']} torch threads)  core utilisation "
-          f"{a_util:.2f}  best #{a['best']} val {a['rows'][a['best']][0]:.4f}  test RMSE {a['test']:.4f} "
-          f"(retrained {best_a})")  # fmt: skip
-    print(f"(b) hpo-lstm: {b['wall']:7.1f} s  {b['epochs']} epochs ({result.n_pruned} pruned)  core utilisation "
-          f"{b_util:.2f} ({b['cpu']:.0f} CPU s)  best val {result.search.best_value:.4f}  test RMSE "
-          f"{result.final.test['rmse']:.4f} (final model: {result.final.source}, {result.final.params})")  # fmt: skip
-    print(f"    (b) in detail: first training started at {b['first']:.1f} s (worker start-up), the last ended at "
-          f"{b['last']:.1f} s, then {b['wall'] - b['last']:.1f} s to the end (final model, records); "
-          f"{b['train_s']:.0f} s of training in {b['last'] - b['first']:.0f} s on {min(cores, args.pop_size)} workers")  # fmt: skip
+    print(
+        f"(a) tutorial: {a['wall']:7.1f} s  {a['epochs']} epochs ({a['threads']} torch threads)  core utilisation "
+        f"{a_util:.2f}  best #{a['best']} val {a['rows'][a['best']][0]:.4f}  test RMSE {a['test']:.4f} "
+        f"(retrained {best_a})"
+    )
+    print(
+        f"(b) hpo-lstm: {b['wall']:7.1f} s  {b['epochs']} epochs ({result.n_pruned} pruned)  core utilisation "
+        f"{b_util:.2f} ({b['cpu']:.0f} CPU s)  best val {result.search.best_value:.4f}  test RMSE "
+        f"{result.final.test['rmse']:.4f} (final model: {result.final.source}, {result.final.params})"
+    )
+    print(
+        f"    (b) in detail: first training started at {b['first']:.1f} s (worker start-up), the last ended at "
+        f"{b['last']:.1f} s, then {b['wall'] - b['last']:.1f} s to the end (final model, records); "
+        f"{b['train_s']:.0f} s of training in {b['last'] - b['first']:.0f} s on {min(cores, args.pop_size)} workers"
+    )
     print(f"naive last value test RMSE {naive:.4f}")
     print(
         f"ratio={a['wall'] / b['wall']:.2f} load={int(busy is not None)} baseline_s={a['wall']:.0f} "

@@ -46,8 +46,10 @@ def main() -> None:
             values.append((result.val_rmse, time.perf_counter() - start))
         (one, s1), (two, s2) = values
         differ += one != two
-        print(f"{model} {params}: 1 thread {one!r} ({s1:.1f} s), 2 threads {two!r} ({s2:.1f} s), "
-              f"{'identical' if one == two else 'DIFFERENT'}")  # fmt: skip
+        print(
+            f"{model} {params}: 1 thread {one!r} ({s1:.1f} s), 2 threads {two!r} ({s2:.1f} s), "
+            f"{'identical' if one == two else 'DIFFERENT'}"
+        )
     print(f"differ={differ} candidates={len(CANDIDATES)} max_epochs={args.max_epochs}")
 
 

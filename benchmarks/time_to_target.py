@@ -137,8 +137,9 @@ def run_tutorial_woa(dataset: Any, space: Any, seed: int, max_epochs: int, trace
         trace.value(value)
         return value if math.isfinite(value) else BAD
 
-    problem = Problem(bounds=FloatVar(lb=[0.0] * space.dim, ub=[1.0] * space.dim), minmax="min",
-                      obj_func=fitness, log_to=None)  # fmt: skip
+    problem = Problem(
+        bounds=FloatVar(lb=[0.0] * space.dim, ub=[1.0] * space.dim), minmax="min", obj_func=fitness, log_to=None
+    )
     OriginalWOA(epoch=10_000, pop_size=8).solve(problem, seed=seed)
 
 
@@ -154,13 +155,15 @@ def run_optuna(dataset: Any, space: Any, seed: int, max_epochs: int, trace: Trac
 
     def objective(trial: optuna.Trial) -> float:
         params = {
-            p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log) if p.integer
+            p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
+            if p.integer
             else trial.suggest_float(p.name, p.low, p.high, log=p.log)
             for p in space.params
         }  # the same names and bounds as hpo-lstm's space (learning_rate, hidden_size, n_layers[, lookback])
         model = build_model("lstm", params, n_features=dataset.n_features)
-        loader = DataLoader(TensorDataset(torch.from_numpy(windows(dataset, "train", params)), y_train),
-                            batch_size=64, shuffle=True)  # fmt: skip
+        loader = DataLoader(
+            TensorDataset(torch.from_numpy(windows(dataset, "train", params)), y_train), batch_size=64, shuffle=True
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
         loss_fn = nn.MSELoss()
         for epoch in range(max_epochs):
@@ -208,16 +211,23 @@ class _Sink:
 
 def run_hpo_lstm(dataset: Any, space: Any, seed: int, max_epochs: int, trace: Trace) -> None:
     with tempfile.TemporaryDirectory() as out:
-        config = StudyConfig(seed=seed, max_epochs=max_epochs, budget=10_000, out=out,
-                             storage=f"sqlite:///{out}/ttt.db", name=f"ttt-{seed}")  # fmt: skip
+        config = StudyConfig(
+            seed=seed,
+            max_epochs=max_epochs,
+            budget=10_000,
+            out=out,
+            storage=f"sqlite:///{out}/ttt.db",
+            name=f"ttt-{seed}",
+        )
         run_study(config, dataset=dataset, progress=_Sink(trace))
 
 
 RUNNERS: dict[str, Callable[..., None]] = {"tutorial": run_tutorial_woa, "optuna": run_optuna, "hpo-lstm": run_hpo_lstm}
 
 
-def run_one(method: str, dataset: Any, space: Any, seed: int, max_epochs: int, target: float | None,
-            cap: float) -> Trace:  # fmt: skip
+def run_one(
+    method: str, dataset: Any, space: Any, seed: int, max_epochs: int, target: float | None, cap: float
+) -> Trace:
     trace = Trace(target)
     with _Cap(cap) as timer:
         try:
@@ -257,9 +267,11 @@ def summarise(runs: list[dict[str, Any]], methods: list[str], fixed: float | Non
         medians[method] = _median(times, max(cap for _, cap in runs_of))
         reached[method], counts[method] = sum(t is not None for t in times), len(times)
         shown = " ".join("-" if t is None else f"{t:.0f}" for t in times)
-        print(f"{method:>8}: seconds to within {tolerance:.0%} of {reference:.5f} ({target:.5f}), seed by seed: "
-              f"{shown}; median {'>=' if medians[method][1] else ''}{medians[method][0]:.0f} s, "
-              f"reached {reached[method]}/{counts[method]}")  # fmt: skip
+        print(
+            f"{method:>8}: seconds to within {tolerance:.0%} of {reference:.5f} ({target:.5f}), seed by seed: "
+            f"{shown}; median {'>=' if medians[method][1] else ''}{medians[method][0]:.0f} s, "
+            f"reached {reached[method]}/{counts[method]}"
+        )
 
     def ratio(method: str) -> str:
         if method not in medians or "hpo-lstm" not in medians:
@@ -293,7 +305,9 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--save", metavar="FILE", help="append each run (its values over time) to FILE, JSON lines")
-    parser.add_argument("--summarise", metavar="FILE", nargs="+", help="train nothing: summarise runs saved with --save")
+    parser.add_argument(
+        "--summarise", metavar="FILE", nargs="+", help="train nothing: summarise runs saved with --save"
+    )
     parser.add_argument("--load", action="store_true", help="a busy process competes for one core")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 30 s cap")
     args = parser.parse_args()
@@ -316,17 +330,26 @@ def main() -> None:
     config = StudyConfig()
     dataset = prepare_dataset(config)
     space = study_space(config, dataset)
-    print(f"space {space.names}, {dataset.n_features} input features, max {args.max_epochs} epochs, cap {args.cap:.0f} s",
-          flush=True)  # fmt: skip
+    print(
+        f"space {space.names}, {dataset.n_features} input features, max {args.max_epochs} epochs, cap {args.cap:.0f} s",
+        flush=True,
+    )
     runs = []
     with competing_load(args.load) as busy:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for method in methods:
                 load = os.getloadavg()[0]
                 trace = run_one(method, dataset, space, seed, args.max_epochs, target, args.cap)
-                run = {"method": method, "seed": seed, "cap": args.cap, "max_epochs": args.max_epochs,
-                       "load": int(busy is not None), "loadavg": load, "loadavg_end": os.getloadavg()[0],
-                       "events": trace.events}  # fmt: skip
+                run = {
+                    "method": method,
+                    "seed": seed,
+                    "cap": args.cap,
+                    "max_epochs": args.max_epochs,
+                    "load": int(busy is not None),
+                    "loadavg": load,
+                    "loadavg_end": os.getloadavg()[0],
+                    "events": trace.events,
+                }
                 runs.append(run)
                 if args.save:
                     with open(args.save, "a") as handle:
@@ -334,8 +357,11 @@ def main() -> None:
                 reached = trace.time_to(target) if target is not None else None
                 ran = trace.events[-1][0] if trace.events else 0.0
                 outcome = f"target at {reached:.1f} s" if reached is not None else f"last value at {ran:.0f} s"
-                print(f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
-                      f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)", flush=True)  # fmt: skip
+                print(
+                    f"{method:>8} seed {seed}: {len(trace.events):4d} values, best {trace.best():.4f}, {outcome} "
+                    f"(load average {load:.2f} at its start, {run['loadavg_end']:.2f} at its end)",
+                    flush=True,
+                )
     summarise(runs, methods, fixed, args.tolerance)
 
 

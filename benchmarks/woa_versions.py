@@ -46,13 +46,18 @@ def main() -> None:
                 for seed in range(args.seeds):
                     f = _function(kind, np.random.default_rng(seed + 100).uniform(0.15, 0.85, dim))
                     for key, name in methods.items():
-                        result = registry[name](pop_size=8).optimize(lambda b: [f(p) for p in b], space, budget=budget, seed=seed)
+                        result = registry[name](pop_size=8).optimize(
+                            lambda b: [f(p) for p in b], space, budget=budget, seed=seed
+                        )
                         best[key].append(result.best_value)
                 better = np.array(best["lts"]) < np.array(best["woa"])
                 wins.extend(better)
                 med = {k: np.median(v) for k, v in best.items()}
-                print(f"{kind:10s} dim {dim} budget {budget:3d}: median best woa {med['woa']:.4g}, mealpy-lts "
-                      f"{med['lts']:.4g}, random {med['random']:.4g}; mealpy-lts lower in {better.mean():.0%}", flush=True)
+                print(
+                    f"{kind:10s} dim {dim} budget {budget:3d}: median best woa {med['woa']:.4g}, mealpy-lts "
+                    f"{med['lts']:.4g}, random {med['random']:.4g}; mealpy-lts lower in {better.mean():.0%}",
+                    flush=True,
+                )
     print(f"lts_better_share={np.mean(wins):.2f} seeds={args.seeds}")
 
 

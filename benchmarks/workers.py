@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from hpo_lstm.data import load_series, make_dataset
-from hpo_lstm.jobs import TrainJob
 from hpo_lstm.executors._local import LocalExecutor
+from hpo_lstm.jobs import TrainJob
 from hpo_lstm.training import TrainSettings
 
 

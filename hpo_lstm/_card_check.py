@@ -20,9 +20,21 @@ __all__ = ["check_card", "check_weights"]
 
 LEVELS = ("80", "95")
 _REQUIRED = (
-    "model", "params", "target", "features", "lookback", "horizon", "transform", "input_mean", "input_scale",
-    "target_mean", "target_scale", "time", "history", "intervals",
-)  # fmt: skip
+    "model",
+    "params",
+    "target",
+    "features",
+    "lookback",
+    "horizon",
+    "transform",
+    "input_mean",
+    "input_scale",
+    "target_mean",
+    "target_scale",
+    "time",
+    "history",
+    "intervals",
+)
 # Sizes a network of this tool can have, generously: a card beyond them is refused before any
 # tensor is allocated.
 MAX_SIZE = 65_536
@@ -69,11 +81,19 @@ def _check(card: Mapping[str, Any], problems: list[str]) -> None:
 
     model = card["model"]
     user = isinstance(model, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", model)
-    if not isinstance(model, str) or (model not in registry and not user):  # (a user's model: the forecaster asks for trust)
-        problems.append(f"unknown model {model!r} (this hpo-lstm has {', '.join(registry)}, or module:Class of your own)")
+    if not isinstance(model, str) or (
+        model not in registry and not user
+    ):  # (a user's model: the forecaster asks for trust)
+        problems.append(
+            f"unknown model {model!r} (this hpo-lstm has {', '.join(registry)}, or module:Class of your own)"
+        )
     features = card["features"]
-    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features) \
-            or len(set(features)) != len(features):  # fmt: skip
+    if (
+        not isinstance(features, list)
+        or not features
+        or not all(isinstance(f, str) for f in features)
+        or len(set(features)) != len(features)
+    ):
         problems.append(f"features {features!r} (a list of distinct column names)")
         features = []
     if card["target"] not in features:
@@ -106,7 +126,9 @@ def _check(card: Mapping[str, Any], problems: list[str]) -> None:
         if not _numbers(card["target_mean"], H) or not _numbers(card["target_scale"], H, positive=True):
             problems.append(f"the target scalers are not {H} finite numbers each (scales > 0), one per forecast step")
         intervals = card["intervals"]
-        if not isinstance(intervals, Mapping) or not all(_numbers(intervals.get(k), H, nonnegative=True) for k in LEVELS):
+        if not isinstance(intervals, Mapping) or not all(
+            _numbers(intervals.get(k), H, nonnegative=True) for k in LEVELS
+        ):
             problems.append(f"the interval half-widths are not {H} finite numbers >= 0 per level {LEVELS}")
     _check_time(card.get("time"), card.get("time_zone"), problems)
     history = card["history"]
@@ -133,7 +155,9 @@ def _check_params(params: Any, where: str, lookback: Any, problems: list[str]) -
         if name in _INT_PARAMS and not _int(value):
             problems.append(f"{where}.{name} {value!r} (an integer from 1 to {MAX_SIZE})")
         elif name in _FLOAT_PARAMS and not (_number(value) and value >= 0 and (name != "dropout" or value < 1)):
-            problems.append(f"{where}.{name} {value!r} (a finite number" + (" in [0, 1))" if name == "dropout" else " >= 0)"))
+            problems.append(
+                f"{where}.{name} {value!r} (a finite number" + (" in [0, 1))" if name == "dropout" else " >= 0)")
+            )
         elif name not in _INT_PARAMS + _FLOAT_PARAMS and not isinstance(value, (int, float, str, bool, type(None))):
             problems.append(f"{where}.{name} {value!r} (a number or a word)")
     for name in ("hidden_size", "n_layers", "lookback"):
@@ -221,14 +245,24 @@ def _check_state(name: str, state: Mapping[str, Any], problems: list[str]) -> No
     elif kind == "auto_arima":
         coef = state.get("coef")
         arma = state.get("arma")
-        ok = (isinstance(coef, Mapping) and all(isinstance(k, str) and _number(v) for k, v in coef.items())
-              and _number(state.get("sigma2")) and isinstance(arma, list) and len(arma) >= 7
-              and all(_int(v, 0, MAX_LOOKBACK) for v in arma))  # fmt: skip
+        ok = (
+            isinstance(coef, Mapping)
+            and all(isinstance(k, str) and _number(v) for k, v in coef.items())
+            and _number(state.get("sigma2"))
+            and isinstance(arma, list)
+            and len(arma) >= 7
+            and all(_int(v, 0, MAX_LOOKBACK) for v in arma)
+        )
     elif kind == "auto_ets":
         components = state.get("components")
         par = state.get("par")
-        ok = (isinstance(components, str) and _int(state.get("m"), 1, MAX_LOOKBACK) and isinstance(par, list)
-              and all(v is None or _number(v) for v in par) and _int(state.get("n_params"), 0, MAX_SIZE))  # fmt: skip
+        ok = (
+            isinstance(components, str)
+            and _int(state.get("m"), 1, MAX_LOOKBACK)
+            and isinstance(par, list)
+            and all(v is None or _number(v) for v in par)
+            and _int(state.get("n_params"), 0, MAX_SIZE)
+        )
     if not ok:
         problems.append(f"final_forecast.{name}: a malformed {kind} state")
 

@@ -24,12 +24,19 @@ def columns() -> int:
 
 def wrap(text: str, *, width: int | None = None, indent: str = "") -> str:
     """``text`` wrapped to ``width`` (the terminal's), continuation lines indented."""
-    return "\n".join(textwrap.wrap(text, width=width or columns(), subsequent_indent=indent,
-                                   break_on_hyphens=False, break_long_words=True)) or text  # fmt: skip
+    return (
+        "\n".join(
+            textwrap.wrap(
+                text, width=width or columns(), subsequent_indent=indent, break_on_hyphens=False, break_long_words=True
+            )
+        )
+        or text
+    )
 
 
-def print_rows(rows: Sequence[tuple[str, str]], *, header: str | None = None, footer: Iterable[str] = (),
-               width: int | None = None) -> None:  # fmt: skip
+def print_rows(
+    rows: Sequence[tuple[str, str]], *, header: str | None = None, footer: Iterable[str] = (), width: int | None = None
+) -> None:
     """``name  description`` per row, the descriptions in one column and wrapped under it; a
     header and footer paragraphs wrapped to the same width. No line ends in a space."""
     width = width or columns()

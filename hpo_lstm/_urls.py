@@ -28,9 +28,18 @@ from urllib.parse import unquote
 
 from hpo_lstm._errors import ConfigError
 
-__all__ = ["ENV_VAR", "MASK", "check_persistent", "env_storage", "is_in_memory", "is_masked", "mask_secrets",
-           "mask_url", "remember_url", "resolve_url"]  # fmt: skip
-
+__all__ = [
+    "ENV_VAR",
+    "MASK",
+    "check_persistent",
+    "env_storage",
+    "is_in_memory",
+    "is_masked",
+    "mask_secrets",
+    "mask_url",
+    "remember_url",
+    "resolve_url",
+]
 ENV_VAR = "HPO_LSTM_STORAGE"
 MASK = "***"
 
@@ -115,8 +124,7 @@ def resolve_url(url: str, *, named_in: str) -> str:
     env = env_storage()
     if env is not None and mask_url(env) == url:
         return env
-    hint = (f"{ENV_VAR} holds another storage ({mask_url(env)!r})" if env is not None
-            else f"{ENV_VAR} is not set")  # fmt: skip
+    hint = f"{ENV_VAR} holds another storage ({mask_url(env)!r})" if env is not None else f"{ENV_VAR} is not set"
     raise ConfigError(
         f"{named_in} names the storage {url!r}, whose password is not written in files; set {ENV_VAR} to its full "
         f"URL ({hint})."
@@ -141,8 +149,12 @@ def is_in_memory(url: str) -> bool:
         return False
     path, _, query = rest.partition("?")
     path = path[1:] if path.startswith("/") else path  # sqlite:///x: the third "/" separates
-    return (path in ("", ":memory:") or path.startswith("file::memory:") or path.startswith(":memory:")
-            or "mode=memory" in query.lower())  # fmt: skip
+    return (
+        path in ("", ":memory:")
+        or path.startswith("file::memory:")
+        or path.startswith(":memory:")
+        or "mode=memory" in query.lower()
+    )
 
 
 def check_persistent(url: str, *, source: str = "`storage`") -> str:

@@ -161,27 +161,47 @@ class Baselines:
     def columns(self) -> dict[str, np.ndarray]:
         """The forecasts of each scored baseline, one value per test window and step (window-major,
         as predictions.csv)."""
-        return {name: result.forecast.ravel() for name, result in self.results.items()
-                if result.status == "ok" and result.forecast is not None}  # fmt: skip
+        return {
+            name: result.forecast.ravel()
+            for name, result in self.results.items()
+            if result.status == "ok" and result.forecast is not None
+        }
 
     def val_forecasts(self) -> dict[str, np.ndarray]:
         """Validation forecasts (n_val_windows, horizon) of each scored baseline that has them,
         from fits on the training rows only."""
-        return {name: result.val_forecast for name, result in self.results.items()
-                if result.status == "ok" and result.val_forecast is not None}  # fmt: skip
+        return {
+            name: result.val_forecast
+            for name, result in self.results.items()
+            if result.status == "ok" and result.val_forecast is not None
+        }
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON values for the storage."""
         return {
             "key": self.key,
             "results": {
-                name: {**{k: getattr(r, k) for k in ("status", "reason", "model", "season", "fit_seconds",
-                                                      "forecast_seconds", "limit_seconds", "blas", "state")},
-                       "forecast": None if r.forecast is None else r.forecast.tolist(),
-                       "val_forecast": None if r.val_forecast is None else r.val_forecast.tolist()}
+                name: {
+                    **{
+                        k: getattr(r, k)
+                        for k in (
+                            "status",
+                            "reason",
+                            "model",
+                            "season",
+                            "fit_seconds",
+                            "forecast_seconds",
+                            "limit_seconds",
+                            "blas",
+                            "state",
+                        )
+                    },
+                    "forecast": None if r.forecast is None else r.forecast.tolist(),
+                    "val_forecast": None if r.val_forecast is None else r.val_forecast.tolist(),
+                }
                 for name, r in self.results.items()
             },
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_record(cls, record: Any) -> Baselines | None:
@@ -193,11 +213,20 @@ class Baselines:
                     return None
                 forecast = None if r.get("forecast") is None else np.asarray(r["forecast"], dtype=float)
                 val_forecast = None if r.get("val_forecast") is None else np.asarray(r["val_forecast"], dtype=float)
-                results[name] = Baseline(name=name, status=r["status"], reason=r.get("reason"), model=r.get("model"),
-                                         season=r.get("season"), fit_seconds=r.get("fit_seconds"),
-                                         forecast_seconds=r.get("forecast_seconds"),
-                                         limit_seconds=r.get("limit_seconds"), blas=r.get("blas"),
-                                         forecast=forecast, val_forecast=val_forecast, state=r.get("state"))  # fmt: skip
+                results[name] = Baseline(
+                    name=name,
+                    status=r["status"],
+                    reason=r.get("reason"),
+                    model=r.get("model"),
+                    season=r.get("season"),
+                    fit_seconds=r.get("fit_seconds"),
+                    forecast_seconds=r.get("forecast_seconds"),
+                    limit_seconds=r.get("limit_seconds"),
+                    blas=r.get("blas"),
+                    forecast=forecast,
+                    val_forecast=val_forecast,
+                    state=r.get("state"),
+                )
             return cls(key=dict(record["key"]), results=results)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -238,8 +267,11 @@ def compute_baselines(
     key = baselines_key(dataset, season)
     reused: dict[str, Baseline] = {}
     if stored is not None and stored.key == key:
-        reused = {name: r for name, r in stored.results.items()
-                  if not (r.status == "timeout" and (r.limit_seconds or 0.0) < timeout)}  # fmt: skip
+        reused = {
+            name: r
+            for name, r in stored.results.items()
+            if not (r.status == "timeout" and (r.limit_seconds or 0.0) < timeout)
+        }
     results: dict[str, Baseline] = dict(reused)
     if "seasonal_naive" not in results:
         results["seasonal_naive"] = _seasonal_naive(dataset, season)
@@ -270,7 +302,9 @@ class BackgroundFit:
         self._stop = threading.Event()
         self._outcome: tuple[Baselines | None, BaseException | None] = (None, None)
         kwargs = {"season": season, "timeout": timeout, "stored": stored, "stop": self._stop}
-        self._thread = threading.Thread(target=self._run, args=(dataset, kwargs), name="hpo-lstm baselines", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(dataset, kwargs), name="hpo-lstm baselines", daemon=True
+        )
         self._thread.start()
 
     def _run(self, dataset: Dataset, kwargs: dict[str, Any]) -> None:
@@ -302,17 +336,27 @@ class BackgroundFit:
 
 def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
     """The scored statistical baseline (not the last-value naive) with the lowest test RMSE."""
-    scored = [(name, float(e["rmse"])) for name, e in entries.items()
-              if name in BASELINES and e.get("rmse") is not None and math.isfinite(float(e["rmse"]))]  # fmt: skip
+    scored = [
+        (name, float(e["rmse"]))
+        for name, e in entries.items()
+        if name in BASELINES and e.get("rmse") is not None and math.isfinite(float(e["rmse"]))
+    ]
     return min(scored, key=lambda item: item[1]) if scored else None
 
 
 def statistical_verdict(test_rmse: float, entries: Mapping[str, Mapping[str, Any]], *, model: str) -> str:
     """One sentence: ``model`` (e.g. "tuned lstm") against the best scored statistical baseline,
     naming the baselines that were not scored and why ("timeout", "failed", "skipped")."""
-    unscored = [f"{LABELS[name]} ({entries[name].get('status')})" for name in BASELINES
-                if name in entries and entries[name].get("status") != "ok"]  # fmt: skip
-    tail = f" Compared without {_and(unscored)}, which {'was' if len(unscored) == 1 else 'were'} not scored." if unscored else ""
+    unscored = [
+        f"{LABELS[name]} ({entries[name].get('status')})"
+        for name in BASELINES
+        if name in entries and entries[name].get("status") != "ok"
+    ]
+    tail = (
+        f" Compared without {_and(unscored)}, which {'was' if len(unscored) == 1 else 'were'} not scored."
+        if unscored
+        else ""
+    )
     best = best_statistical(entries)
     if best is None:
         return f"No statistical baseline was scored, so the {model} is judged against the naive forecast only.{tail}"
@@ -321,11 +365,15 @@ def statistical_verdict(test_rmse: float, entries: Mapping[str, Mapping[str, Any
     label = f"{LABELS[name]}" + (f" [{fitted.split(' (')[0]}]" if fitted and name != "seasonal_naive" else "")
     relative = test_rmse / rmse - 1.0
     if relative < 0:
-        text = (f"The {model} beats the best statistical baseline, {label}, by {-relative:.1%} on test RMSE "
-                f"({test_rmse:.4g} vs {rmse:.4g}).")  # fmt: skip
+        text = (
+            f"The {model} beats the best statistical baseline, {label}, by {-relative:.1%} on test RMSE "
+            f"({test_rmse:.4g} vs {rmse:.4g})."
+        )
     else:
-        text = (f"The {model} is {relative:.1%} worse than {label} on test RMSE ({test_rmse:.4g} vs {rmse:.4g}): "
-                "the statistical model serves better here.")  # fmt: skip
+        text = (
+            f"The {model} is {relative:.1%} worse than {label} on test RMSE ({test_rmse:.4g} vs {rmse:.4g}): "
+            "the statistical model serves better here."
+        )
     return text + tail
 
 
@@ -338,8 +386,12 @@ def _and(items: list[str]) -> str:
 
 def _seasonal_naive(dataset: Dataset, season: int | None) -> Baseline:
     if season is None:
-        return Baseline("seasonal_naive", "skipped", reason="no season: the data has no time column to infer one "
-                        "from (or its steps have no calendar season); set one with --season N (study file: season = N)")  # fmt: skip
+        return Baseline(
+            "seasonal_naive",
+            "skipped",
+            reason="no season: the data has no time column to infer one "
+            "from (or its steps have no calendar season); set one with --season N (study file: season = N)",
+        )
     try:
         forecast = dataset.seasonal_naive(season, "test")
     except ValueError as exc:  # the season reaches before the first row
@@ -348,9 +400,16 @@ def _seasonal_naive(dataset: Dataset, season: int | None) -> Baseline:
         val_forecast = dataset.seasonal_naive(season, "val")
     except ValueError:  # the season reaches before the first row from a validation window
         val_forecast = None
-    return Baseline("seasonal_naive", "ok", model=f"value {season} steps before (same point of the last season)",
-                    season=season, fit_seconds=0.0, forecast=forecast, val_forecast=val_forecast,
-                    state={"kind": "seasonal_naive", "season": int(season)})  # fmt: skip
+    return Baseline(
+        "seasonal_naive",
+        "ok",
+        model=f"value {season} steps before (same point of the last season)",
+        season=season,
+        fit_seconds=0.0,
+        forecast=forecast,
+        val_forecast=val_forecast,
+        state={"kind": "seasonal_naive", "season": int(season)},
+    )
 
 
 # Child processes ---------------------------------------------------------------------------------
@@ -375,7 +434,8 @@ def _fit_in_children(
         "horizon": int(dataset.horizon),
         "season": season,
         # PR_SET_PDEATHSIG follows the thread that forked: a fork server's, or this main thread.
-        "kernel_signal": ctx.get_start_method() == "forkserver" or threading.current_thread() is threading.main_thread(),
+        "kernel_signal": ctx.get_start_method() == "forkserver"
+        or threading.current_thread() is threading.main_thread(),
         "cpu_limit": timeout,
     }
     children: dict[str, Any] = {}
@@ -388,15 +448,22 @@ def _fit_in_children(
             process = ctx.Process(target=_child_main, args=(writer, name, task), name=f"hpo-lstm {name}", daemon=True)
             process.start()
             writer.close()  # the child holds the only writing end: its death closes the pipe
-            children[name] = {"process": process, "reader": reader, "started": time.monotonic(), "ready": None,
-                              "wall_limit": timeout * (WALL_FACTOR if _CPU_LIMITED else 1)}  # fmt: skip
+            children[name] = {
+                "process": process,
+                "reader": reader,
+                "started": time.monotonic(),
+                "ready": None,
+                "wall_limit": timeout * (WALL_FACTOR if _CPU_LIMITED else 1),
+            }
         while len(outcomes) < len(names):
             if stop is not None and stop.is_set():
                 raise FitCancelled
             now = time.monotonic()
             waiting = {name: c for name, c in children.items() if name not in outcomes}
-            deadlines = {name: (c["ready"] + c["wall_limit"] if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
-                         for name, c in waiting.items()}  # fmt: skip
+            deadlines = {
+                name: (c["ready"] + c["wall_limit"] if c["ready"] is not None else c["started"] + _START_ALLOWANCE)
+                for name, c in waiting.items()
+            }
             until = min(deadlines.values()) - now
             if stop is not None:
                 until = min(until, _STOP_POLL_SECONDS)
@@ -428,7 +495,9 @@ def _context() -> Any:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         # hpo_lstm._fit_env first: it pins OpenBLAS's kernels before numpy loads (module doc).
-        ctx.set_forkserver_preload(["hpo_lstm._fit_env", "hpo_lstm.baselines", "statsforecast.models"])  # no effect once it runs
+        ctx.set_forkserver_preload(
+            ["hpo_lstm._fit_env", "hpo_lstm.baselines", "statsforecast.models"]
+        )  # no effect once it runs
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -443,11 +512,19 @@ def _poll(name: str, child: dict[str, Any], timeout: float) -> Baseline | None:
             child["process"].join(5)
             code = child["process"].exitcode
             if _CPU_LIMITED and child["ready"] is not None and code == -signal.SIGPROF:
-                return Baseline(name, "timeout", reason=f"not fitted and forecast within its limit of {timeout:g} s of CPU "
-                                "time (--baseline-timeout, study file: baseline_timeout); it was stopped",
-                                limit_seconds=timeout)  # fmt: skip
-            return Baseline(name, "failed", reason=f"the process fitting it ended with exit code {code} and no result",
-                            limit_seconds=timeout)  # fmt: skip
+                return Baseline(
+                    name,
+                    "timeout",
+                    reason=f"not fitted and forecast within its limit of {timeout:g} s of CPU "
+                    "time (--baseline-timeout, study file: baseline_timeout); it was stopped",
+                    limit_seconds=timeout,
+                )
+            return Baseline(
+                name,
+                "failed",
+                reason=f"the process fitting it ended with exit code {code} and no result",
+                limit_seconds=timeout,
+            )
         if kind == "ready":
             child["ready"] = time.monotonic()
         elif kind == "ok":
@@ -460,15 +537,20 @@ def _poll(name: str, child: dict[str, Any], timeout: float) -> Baseline | None:
 def _past_limit(name: str, child: dict[str, Any], timeout: float, season: int | None) -> Baseline:
     child["process"].kill()
     if child["ready"] is None:
-        return Baseline(name, "failed", reason=f"its process did not start within {_START_ALLOWANCE:g} s",
-                        limit_seconds=timeout)  # fmt: skip
+        return Baseline(
+            name, "failed", reason=f"its process did not start within {_START_ALLOWANCE:g} s", limit_seconds=timeout
+        )
     if _CPU_LIMITED:
         wall = child["wall_limit"]
-        reason = (f"not fitted and forecast within {wall:g} s of wall time ({WALL_FACTOR} x its limit of {timeout:g} s "
-                  "of CPU time): the machine was too busy to give it the CPU time; it was stopped")  # fmt: skip
+        reason = (
+            f"not fitted and forecast within {wall:g} s of wall time ({WALL_FACTOR} x its limit of {timeout:g} s "
+            "of CPU time): the machine was too busy to give it the CPU time; it was stopped"
+        )
     else:
-        reason = (f"not fitted and forecast within the time limit of {timeout:g} s (--baseline-timeout, study file: "
-                  "baseline_timeout); it was stopped")  # fmt: skip
+        reason = (
+            f"not fitted and forecast within the time limit of {timeout:g} s (--baseline-timeout, study file: "
+            "baseline_timeout); it was stopped"
+        )
     return Baseline(name, "timeout", reason=reason, season=_model_season(name, season), limit_seconds=timeout)
 
 
@@ -572,9 +654,15 @@ def _fit_ets(task: dict[str, Any]) -> dict[str, Any]:
     val_forecast = _ets_forecasts(on_train, task["y"][: task["n_fit"]], task["val_origins"], task["horizon"])
     errortype, trend, seasontype, damped = model.model_["components"][:4]
     description = f"ETS({errortype},{trend}{'d' if damped == 'D' else ''},{seasontype})"
-    return {"forecast": _finite(forecast), "val_forecast": _finite(val_forecast), "state": ets_state(model.model_),
-            "model": description + _season_note("auto_ets", task["season"]), "season": season,
-            "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+    return {
+        "forecast": _finite(forecast),
+        "val_forecast": _finite(val_forecast),
+        "state": ets_state(model.model_),
+        "model": description + _season_note("auto_ets", task["season"]),
+        "season": season,
+        "fit_seconds": fitted_at - started,
+        "forecast_seconds": time.perf_counter() - fitted_at,
+    }
 
 
 def _ets_forecasts(model: Any, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -594,12 +682,19 @@ def _fit_arima(task: dict[str, Any]) -> dict[str, Any]:
     fitted_at = time.perf_counter()
     forecast = _arima_forecasts(model, task["y"], task["origins"], task["horizon"], task["n_fit"])
     on_train = AutoARIMA(season_length=season, approximation=None).fit(task["y"][: task["n_train"]])
-    val_forecast = _arima_forecasts(on_train, task["y"][: task["n_fit"]], task["val_origins"], task["horizon"],
-                                    task["n_train"])  # fmt: skip
+    val_forecast = _arima_forecasts(
+        on_train, task["y"][: task["n_fit"]], task["val_origins"], task["horizon"], task["n_train"]
+    )
     description = arima_string(model.model_).strip()
-    return {"forecast": _finite(forecast), "val_forecast": _finite(val_forecast), "state": arima_state(model.model_),
-            "model": description + _season_note("auto_arima", task["season"]), "season": season,
-            "fit_seconds": fitted_at - started, "forecast_seconds": time.perf_counter() - fitted_at}  # fmt: skip
+    return {
+        "forecast": _finite(forecast),
+        "val_forecast": _finite(val_forecast),
+        "state": arima_state(model.model_),
+        "model": description + _season_note("auto_arima", task["season"]),
+        "season": season,
+        "fit_seconds": fitted_at - started,
+        "forecast_seconds": time.perf_counter() - fitted_at,
+    }
 
 
 def _arima_forecasts(model: Any, y: np.ndarray, origins: np.ndarray, horizon: int, n_fit: int) -> np.ndarray:
@@ -653,16 +748,25 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
         from statsforecast.models import AutoARIMA
 
         model = AutoARIMA()
-        model.model_ = {"coef": dict(state["coef"]), "sigma2": float(state["sigma2"]),
-                        "arma": [int(v) for v in state["arma"]], "xreg": None, "lambda": None}  # fmt: skip
+        model.model_ = {
+            "coef": dict(state["coef"]),
+            "sigma2": float(state["sigma2"]),
+            "arma": [int(v) for v in state["arma"]],
+            "xreg": None,
+            "lambda": None,
+        }
         return model
     if kind == "auto_ets":
         from statsforecast.models import AutoETS
 
         model = AutoETS()
-        model.model_ = {"components": str(state["components"]), "m": int(state["m"]),
-                        "par": np.asarray([np.nan if v is None else v for v in state["par"]], dtype=float),
-                        "n_params": int(state["n_params"]), "fit": None}  # fmt: skip
+        model.model_ = {
+            "components": str(state["components"]),
+            "m": int(state["m"]),
+            "par": np.asarray([np.nan if v is None else v for v in state["par"]], dtype=float),
+            "n_params": int(state["n_params"]),
+            "fit": None,
+        }
         return model
     raise ValueError(f"unknown statistical model {kind!r}")
 
@@ -704,8 +808,9 @@ def _finite(forecast: np.ndarray) -> np.ndarray:
     return forecast
 
 
-def arima_paths(model: Mapping[str, Any], y: np.ndarray, one_step: np.ndarray, origins: np.ndarray,
-                horizon: int) -> np.ndarray:  # fmt: skip
+def arima_paths(
+    model: Mapping[str, Any], y: np.ndarray, one_step: np.ndarray, origins: np.ndarray, horizon: int
+) -> np.ndarray:
     """H-step forecasts (n_origins, horizon) of a fitted statsforecast ARIMA ``model`` from each
     origin row, by its difference equation (see the module doc).
 
@@ -717,8 +822,12 @@ def arima_paths(model: Mapping[str, Any], y: np.ndarray, one_step: np.ndarray, o
     p, q, P, Q, m, d, D = (int(v) for v in model["arma"][:7])
     ar = [coef.get(f"ar{i}", 0.0) for i in range(1, p + 1)]
     ma = [coef.get(f"ma{i}", 0.0) for i in range(1, q + 1)]
-    ar_poly = np.convolve(np.r_[1.0, -np.asarray(ar, dtype=float)], _seasonal(m, [-coef[f"sar{j}"] for j in range(1, P + 1)]))
-    ma_poly = np.convolve(np.r_[1.0, np.asarray(ma, dtype=float)], _seasonal(m, [coef[f"sma{j}"] for j in range(1, Q + 1)]))
+    ar_poly = np.convolve(
+        np.r_[1.0, -np.asarray(ar, dtype=float)], _seasonal(m, [-coef[f"sar{j}"] for j in range(1, P + 1)])
+    )
+    ma_poly = np.convolve(
+        np.r_[1.0, np.asarray(ma, dtype=float)], _seasonal(m, [coef[f"sma{j}"] for j in range(1, Q + 1)])
+    )
     for _ in range(d):
         ar_poly = np.convolve(ar_poly, [1.0, -1.0])
     for _ in range(D):
@@ -748,4 +857,3 @@ def _seasonal(m: int, coefficients: list[float]) -> np.ndarray:
     for j, c in enumerate(coefficients, start=1):
         poly[j * m] = c
     return poly
-

@@ -51,60 +51,109 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``run`` and ``compare``: data, budget, training, record and output."""
     g = parser.add_argument_group("search")
     g.add_argument("--budget", type=_positive_int, help="number of fitness evaluations per study (default 24)")
-    g.add_argument("--pop-size", dest="pop_size", type=_positive_int,
-                   help="population size; for tpe/random, candidates asked per batch (default 8)")  # fmt: skip
+    g.add_argument(
+        "--pop-size",
+        dest="pop_size",
+        type=_positive_int,
+        help="population size; for tpe/random, candidates asked per batch (default 8)",
+    )
     d = parser.add_argument_group("data")
     d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
     d.add_argument("--target", help="CSV column to forecast")
     d.add_argument("--features", help="comma-separated CSV input columns (the target is always one)")
-    d.add_argument("--time-column", dest="time_column", help="CSV time column (default: a column named date, time, "
-                   "timestamp, datetime or ds, else the text column whose values are distinct dates)")  # fmt: skip
-    d.add_argument("--lookback", type=_positive_int, help="input window length, fixed (default: searched within "
-                   "bounds that reach the season, e.g. 12..76 for weekly data; 24 when no season is known or a "
-                   "[space] table is given)")  # fmt: skip
+    d.add_argument(
+        "--time-column",
+        dest="time_column",
+        help="CSV time column (default: a column named date, time, "
+        "timestamp, datetime or ds, else the text column whose values are distinct dates)",
+    )
+    d.add_argument(
+        "--lookback",
+        type=_positive_int,
+        help="input window length, fixed (default: searched within "
+        "bounds that reach the season, e.g. 12..76 for weekly data; 24 when no season is known or a "
+        "[space] table is given)",
+    )
     d.add_argument("--horizon", type=_positive_int, help="forecast steps 1..H at once, one output each (default 1)")
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
-    d.add_argument("--transform", help="diff (forecast the change from the last value; default), level, or sdiff "
-                   "(the change from one season before; needs season >= horizon)")  # fmt: skip
-    d.add_argument("--calendar", action=argparse.BooleanOptionalAction,
-                   help="sine and cosine of time of day, day of week and day of year (those the time step makes "
-                   "meaningful) as extra inputs (default: on when the data has a time column)")  # fmt: skip
+    d.add_argument(
+        "--transform",
+        help="diff (forecast the change from the last value; default), level, or sdiff "
+        "(the change from one season before; needs season >= horizon)",
+    )
+    d.add_argument(
+        "--calendar",
+        action=argparse.BooleanOptionalAction,
+        help="sine and cosine of time of day, day of week and day of year (those the time step makes "
+        "meaningful) as extra inputs (default: on when the data has a time column)",
+    )
     b = parser.add_argument_group("statistical baselines")
-    b.add_argument("--baseline-timeout", dest="baseline_timeout", type=float, metavar="SECONDS",
-                   help="limit of each of AutoETS and AutoARIMA in seconds of CPU time, so the same on a busy machine "
-                   "as on an idle one; one that runs past it is reported as such (default 120)")  # fmt: skip
+    b.add_argument(
+        "--baseline-timeout",
+        dest="baseline_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="limit of each of AutoETS and AutoARIMA in seconds of CPU time, so the same on a busy machine "
+        "as on an idle one; one that runs past it is reported as such (default 120)",
+    )
     f = parser.add_argument_group("final forecast")
-    f.add_argument("--final", help="combination (default: the mean of the best --top-k networks, AutoETS and "
-                   "AutoARIMA, weighted by inverse validation MSE), auto (the candidate with the lowest validation "
-                   "RMSE), best (the best network alone), top_k_mean, combination_equal or combination_fitted")  # fmt: skip
-    f.add_argument("--top-k", dest="top_k", type=_positive_int,
-                   help="trained candidates whose weights are kept for the final forecast (default 5)")
+    f.add_argument(
+        "--final",
+        help="combination (default: the mean of the best --top-k networks, AutoETS and "
+        "AutoARIMA, weighted by inverse validation MSE), auto (the candidate with the lowest validation "
+        "RMSE), best (the best network alone), top_k_mean, combination_equal or combination_fitted",
+    )
+    f.add_argument(
+        "--top-k",
+        dest="top_k",
+        type=_positive_int,
+        help="trained candidates whose weights are kept for the final forecast (default 5)",
+    )
     t = parser.add_argument_group("training")
     t.add_argument("--max-epochs", dest="max_epochs", type=_positive_int, help="default 30")
     t.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 5)")
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default 64")
     t.add_argument("--dropout", type=float, help="dropout between stacked layers when not searched (default 0)")
-    t.add_argument("--pruning", help="median (stop candidates worse than the median of earlier ones at the "
-                   "same epoch; default), halving (successive halving within each batch: the best third goes "
-                   "on at each rung) or off")  # fmt: skip
-    t.add_argument("--lr-schedule", dest="lr_schedule",
-                   help="constant (default) or plateau (halve the learning rate when validation RMSE stalls)")  # fmt: skip
-    g.add_argument("--timeout", type=float,
-                   help="seconds: no new batch starts after them; the study ends with its best so far and "
-                   "resumes when run again (a comparison: for all its cells together)")  # fmt: skip
-    t.add_argument("--folds", type=_positive_int,
-                   help="rolling-origin validation folds before the test split; fitness = mean validation RMSE "
-                   "over them (default 1)")  # fmt: skip
+    t.add_argument(
+        "--pruning",
+        help="median (stop candidates worse than the median of earlier ones at the "
+        "same epoch; default), halving (successive halving within each batch: the best third goes "
+        "on at each rung) or off",
+    )
+    t.add_argument(
+        "--lr-schedule",
+        dest="lr_schedule",
+        help="constant (default) or plateau (halve the learning rate when validation RMSE stalls)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds: no new batch starts after them; the study ends with its best so far and "
+        "resumes when run again (a comparison: for all its cells together)",
+    )
+    t.add_argument(
+        "--folds",
+        type=_positive_int,
+        help="rolling-origin validation folds before the test split; fitness = mean validation RMSE "
+        "over them (default 1)",
+    )
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda, cuda:N or mps (default auto)")
-    t.add_argument("--precision",
-                   help="training arithmetic: auto (default: bf16 on a CPU with native bfloat16, else fp32), fp32, or bf16 (training steps in bfloat16 autocast; scores "
-                   "stay float32)")  # fmt: skip
-    t.add_argument("--workers", type=_positive_int,
-                   help="processes training candidates at once (default: one per CPU core; CUDA: as many, at most 12 per GPU)")  # fmt: skip
+    t.add_argument(
+        "--precision",
+        help="training arithmetic: auto (default: bf16 on a CPU with native bfloat16, else fp32), fp32, or bf16 (training steps in bfloat16 autocast; scores "
+        "stay float32)",
+    )
+    t.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="processes training candidates at once (default: one per CPU core; CUDA: as many, at most 12 per GPU)",
+    )
     t.add_argument("--executor", help="local (processes on this machine; default) or dask (a Dask cluster)")
     t.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786")
     o = parser.add_argument_group("record and output")
-    o.add_argument("--storage", help="Optuna storage URL (default: $HPO_LSTM_STORAGE, else sqlite:///<out>/hpo-lstm.db)")
+    o.add_argument(
+        "--storage", help="Optuna storage URL (default: $HPO_LSTM_STORAGE, else sqlite:///<out>/hpo-lstm.db)"
+    )
     o.add_argument("--out", help="output folder (default results)")
     o.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
@@ -124,14 +173,22 @@ def _build_parser() -> _Parser:
         argument_default=argparse.SUPPRESS,
     )
     run.add_argument("study_file", nargs="?", help="TOML study file (see studies/)")
-    run.add_argument("--optimizer", help="pso, gwo, woa, ga, tpe, cmaes, gp, random or mealpy:<ClassName> (default woa; "
-                     "hpo-lstm optimizers --all)")  # fmt: skip
-    run.add_argument("--model", help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, "
-                     "seq2seq (default lstm)")  # fmt: skip
+    run.add_argument(
+        "--optimizer",
+        help="pso, gwo, woa, ga, tpe, cmaes, gp, random or mealpy:<ClassName> (default woa; hpo-lstm optimizers --all)",
+    )
+    run.add_argument(
+        "--model",
+        help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, seq2seq (default lstm)",
+    )
     run.add_argument("--seed", type=_positive_int, help="seed of the optimizer and of every training (default 0)")
     run.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
-    run.add_argument("--season", type=_positive_int, help="season length in steps, for the seasonal baselines "
-                     "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)")  # fmt: skip
+    run.add_argument(
+        "--season",
+        type=_positive_int,
+        help="season length in steps, for the seasonal baselines "
+        "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)",
+    )
     _add_study_flags(run)
 
     compare = commands.add_parser(
@@ -145,19 +202,33 @@ def _build_parser() -> _Parser:
     )
     compare.add_argument("study_file", nargs="?", help="TOML comparison file (see studies/compare_*.toml)")
     compare.add_argument("--models", help="comma-separated models (default lstm,bilstm)")
-    compare.add_argument("--optimizers", help="comma-separated optimizers, mealpy:<ClassName> too (default "
-                         "pso,gwo,woa,ga,tpe,random)")  # fmt: skip
+    compare.add_argument(
+        "--optimizers", help="comma-separated optimizers, mealpy:<ClassName> too (default pso,gwo,woa,ga,tpe,random)"
+    )
     compare.add_argument("--seeds", help="number of seeds (0..N-1), or a list like 0,3,7 (one seed: 3,) (default 3)")
-    compare.add_argument("--season", type=_positive_int, help="season length in steps, for the seasonal baselines "
-                         "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)")  # fmt: skip
+    compare.add_argument(
+        "--season",
+        type=_positive_int,
+        help="season length in steps, for the seasonal baselines "
+        "(default: from the time column: hourly 24, daily 7, weekly 52, monthly 12, ...)",
+    )
     compare.add_argument("--name", help="comparison name: output folder and study-name prefix (default compare-<data>)")
-    compare.add_argument("--shard", help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one "
-                         "storage split the comparison")  # fmt: skip
-    compare.add_argument("--no-untuned", dest="untuned", action="store_false",
-                         help="leave out the untuned rows (hidden 50, 2 layers, learning rate 1e-3)")  # fmt: skip
-    compare.add_argument("--replace-report", dest="replace_report", action="store_true",
-                         help="rewrite the folder's report for these cells even if it showed others (their studies "
-                         "stay in the storage)")  # fmt: skip
+    compare.add_argument(
+        "--shard",
+        help="K/N: run only every N-th cell from the K-th, so that N drivers sharing one storage split the comparison",
+    )
+    compare.add_argument(
+        "--no-untuned",
+        dest="untuned",
+        action="store_false",
+        help="leave out the untuned rows (hidden 50, 2 layers, learning rate 1e-3)",
+    )
+    compare.add_argument(
+        "--replace-report",
+        dest="replace_report",
+        action="store_true",
+        help="rewrite the folder's report for these cells even if it showed others (their studies stay in the storage)",
+    )
     _add_study_flags(compare)
 
     report = commands.add_parser(
@@ -168,8 +239,9 @@ def _build_parser() -> _Parser:
         "CSV tables and PNG plots; a run's summary.json, trials.csv, predictions.csv, convergence.csv/.png and "
         "predictions.png. The recorded trials are only read; nothing is trained.",
     )
-    report.add_argument("folder", help="a comparison's or a run's output folder, e.g. results/compare-co2 or "
-                        "results/co2-lstm-woa-seed0")  # fmt: skip
+    report.add_argument(
+        "folder", help="a comparison's or a run's output folder, e.g. results/compare-co2 or results/co2-lstm-woa-seed0"
+    )
     report.add_argument("--quiet", action="store_true", help="print nothing (no summary table, no list of files)")
 
     forecast = commands.add_parser(
@@ -182,20 +254,38 @@ def _build_parser() -> _Parser:
         "forecast.png. Nothing is trained; the storage is only read.",
     )
     forecast.add_argument("result", nargs="?", help="a run's folder (results/<study>) or a comparison's folder")
-    forecast.add_argument("--steps", type=_positive_int, required=True, metavar="N", help="number of steps to forecast (>= 1)")
-    forecast.add_argument("--trust-model-code", dest="trust_model_code", action="store_true",
-                          help="load a model of your own (module:Class), which imports and runs its code")
-    forecast.add_argument("--data", metavar="NEW.csv", help="CSV with the study's columns: forecast from its last row instead")
-    forecast.add_argument("--out", metavar="DIR", help="output folder (default RESULT/forecast, or results/<study>/forecast)")
-    forecast.add_argument("--cell", metavar="MODEL.OPTIMIZER.SEED", help="a comparison's cell MODEL.OPTIMIZER.SEED, e.g. bilstm.woa.0 or "
-                          "lstm.untuned.0 (default: the finished cell with the lowest best validation RMSE)")  # fmt: skip
+    forecast.add_argument(
+        "--steps", type=_positive_int, required=True, metavar="N", help="number of steps to forecast (>= 1)"
+    )
+    forecast.add_argument(
+        "--trust-model-code",
+        dest="trust_model_code",
+        action="store_true",
+        help="load a model of your own (module:Class), which imports and runs its code",
+    )
+    forecast.add_argument(
+        "--data", metavar="NEW.csv", help="CSV with the study's columns: forecast from its last row instead"
+    )
+    forecast.add_argument(
+        "--out", metavar="DIR", help="output folder (default RESULT/forecast, or results/<study>/forecast)"
+    )
+    forecast.add_argument(
+        "--cell",
+        metavar="MODEL.OPTIMIZER.SEED",
+        help="a comparison's cell MODEL.OPTIMIZER.SEED, e.g. bilstm.woa.0 or "
+        "lstm.untuned.0 (default: the finished cell with the lowest best validation RMSE)",
+    )
     forecast.add_argument("--storage", metavar="URL", help="Optuna storage URL holding the study (instead of RESULT)")
     forecast.add_argument("--study-name", dest="study_name", metavar="NAME", help="the study in --storage")
     forecast.add_argument("--quiet", action="store_true", help="print nothing")
 
     optimizers = commands.add_parser("optimizers", help="list the registered optimizers")
-    optimizers.add_argument("--all", action="store_true", help="also every mealpy class usable as mealpy:<ClassName>: "
-                            "batched or one agent at a time, or why it cannot run (tries each; a few seconds)")  # fmt: skip
+    optimizers.add_argument(
+        "--all",
+        action="store_true",
+        help="also every mealpy class usable as mealpy:<ClassName>: "
+        "batched or one agent at a time, or why it cannot run (tries each; a few seconds)",
+    )
     commands.add_parser("datasets", help="list the built-in datasets")
     commands.add_parser("models", help="list the forecasters (--model) and their own searchable parameters")
     return parser
@@ -273,7 +363,10 @@ def _environment_failure(exc: BaseException) -> str | None:
     optuna_exceptions, sqlalchemy_exc = sys.modules.get("optuna.exceptions"), sys.modules.get("sqlalchemy.exc")
     kinds = tuple(
         kind
-        for kind in (getattr(optuna_exceptions, "StorageInternalError", None), getattr(sqlalchemy_exc, "SQLAlchemyError", None))
+        for kind in (
+            getattr(optuna_exceptions, "StorageInternalError", None),
+            getattr(sqlalchemy_exc, "SQLAlchemyError", None),
+        )
         if kind is not None
     )
     if kinds and isinstance(exc, kinds):
@@ -301,7 +394,9 @@ def _check_result_folder(folder: Path) -> None:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise ConfigError(f"Output folder {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder.")
+            raise ConfigError(
+                f"Output folder {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder."
+            )
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".hpo-lstm-write-test-"):
             pass
     except OSError as exc:
@@ -344,8 +439,10 @@ def _list_datasets() -> int:
     from hpo_lstm._terminal import print_rows
     from hpo_lstm.data import describe_builtin
 
-    print_rows(list(describe_builtin()) + [("<path>.csv", "any CSV: --data PATH --target COL [--features A,B] "
-                                                          "[--time-column T]")])  # fmt: skip
+    print_rows(
+        list(describe_builtin())
+        + [("<path>.csv", "any CSV: --data PATH --target COL [--features A,B] [--time-column T]")]
+    )
     return 0
 
 
@@ -400,8 +497,10 @@ def _run(options: dict[str, Any]) -> int:
     summary = write_run_outputs(result, folder)
     if not quiet:
         if result.was_complete:
-            print(f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations, recorded in "
-                  f"{mask_url(config.storage_url)}); nothing was trained. Its stored result:")  # fmt: skip
+            print(
+                f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations, recorded in "
+                f"{mask_url(config.storage_url)}); nothing was trained. Its stored result:"
+            )
         _print_summary(summary, folder)
     return 0
 
@@ -439,8 +538,11 @@ def _compare(options: dict[str, Any]) -> int:
     except StudyFailedError:
         if config.base.timeout is None:
             raise
-        print(f"hpo-lstm: the time limit (--timeout {config.base.timeout:g} s) passed before any cell spent its budget; "
-              "nothing is lost: run the same command again to continue.", file=sys.stderr)  # fmt: skip
+        print(
+            f"hpo-lstm: the time limit (--timeout {config.base.timeout:g} s) passed before any cell spent its budget; "
+            "nothing is lost: run the same command again to continue.",
+            file=sys.stderr,
+        )
         return 0
     if not quiet:
         _print_comparison(report)
@@ -474,8 +576,13 @@ def _report(folder: str, *, quiet: bool) -> int:
     if not quiet:
         from hpo_lstm._terminal import wrap
 
-        print(wrap(f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} "
-                   f"({mask_url(summary['storage'])})", indent="  "))  # fmt: skip
+        print(
+            wrap(
+                f"rewrote {', '.join(RUN_FILES)} and model/ in {folder} from study {summary['study_name']!r} "
+                f"({mask_url(summary['storage'])})",
+                indent="  ",
+            )
+        )
     return 0
 
 
@@ -489,15 +596,18 @@ def _forecast(args: argparse.Namespace) -> int:
 
     storage = args.storage if args.storage is not None or args.result is not None else env_storage()
     if (args.result is None) == (storage is None):
-        raise ConfigError("Give either a RESULT folder or --storage URL (or HPO_LSTM_STORAGE) with --study-name NAME "
-                          "(not both, not neither).")  # fmt: skip
+        raise ConfigError(
+            "Give either a RESULT folder or --storage URL (or HPO_LSTM_STORAGE) with --study-name NAME "
+            "(not both, not neither)."
+        )
     if args.data is not None and not Path(args.data).is_file():
         raise ConfigError(f"--data {args.data!r} does not exist or is not a file.")
 
     from hpo_lstm.forecaster import load_forecaster
 
-    forecaster = load_forecaster(args.result, storage=storage, study_name=args.study_name, cell=args.cell,
-                                 trust_model_code=args.trust_model_code)  # fmt: skip
+    forecaster = load_forecaster(
+        args.result, storage=storage, study_name=args.study_name, cell=args.cell, trust_model_code=args.trust_model_code
+    )
     frame = forecaster.forecast(steps=args.steps, data=args.data)
     if args.out is not None:
         out = Path(args.out)
@@ -542,13 +652,15 @@ def _forecast(args: argparse.Namespace) -> int:
 def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
     import math
 
-    from hpo_lstm._terminal import console as terminal_console
-
     from rich.table import Table
 
+    from hpo_lstm._terminal import console as terminal_console
+
     card = forecaster.card
-    table = Table(title=f"{card['target']}: {len(frame)}-step forecast of {card['model']} "
-                        f"({card.get('study_name')}, horizon {forecaster.horizon})")  # fmt: skip
+    table = Table(
+        title=f"{card['target']}: {len(frame)}-step forecast of {card['model']} "
+        f"({card.get('study_name')}, horizon {forecaster.horizon})"
+    )
     for column in ("step", "time", "forecast", "80% interval", "95% interval"):
         table.add_column(column, justify="left" if column == "time" else "right")
     times = frame["time"]
@@ -564,24 +676,29 @@ def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
             table.add_row("...", "", "", "", "")
             continue
         row = frame.iloc[i]
-        table.add_row(str(i + 1), str(times.iloc[i]), num(row["forecast"]),
-                      f"{num(row['lower_80'])} .. {num(row['upper_80'])}",
-                      f"{num(row['lower_95'])} .. {num(row['upper_95'])}")  # fmt: skip
+        table.add_row(
+            str(i + 1),
+            str(times.iloc[i]),
+            num(row["forecast"]),
+            f"{num(row['lower_80'])} .. {num(row['upper_80'])}",
+            f"{num(row['lower_95'])} .. {num(row['upper_95'])}",
+        )
     console = terminal_console()
     console.print(table)
     if len(frame) > forecaster.horizon:
-        console.print(f"Steps past {forecaster.horizon} are recursive; their intervals are approximate "
-                      "(the last step's conformal half-width times sqrt(k/H), coverage not checked).")  # fmt: skip
+        console.print(
+            f"Steps past {forecaster.horizon} are recursive; their intervals are approximate "
+            "(the last step's conformal half-width times sqrt(k/H), coverage not checked)."
+        )
     console.print(f"forecast: {out / 'forecast.csv'}, {out / 'forecast.png'}")
     console.file.flush()
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
-    from hpo_lstm._terminal import console as terminal_console
+    from rich.markup import escape
     from rich.table import Table
 
-    from rich.markup import escape
-
+    from hpo_lstm._terminal import console as terminal_console
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
     from hpo_lstm.ensemble import candidate_label, final_description, weights_text
     from hpo_lstm.report._run import lookback_text
@@ -590,12 +707,16 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     protocol = summary.get("protocol", {})
     windows = protocol.get("windows", {})
     if windows:  # the protocol header: what was scored, and the season the seasonal baselines used
-        console.print(f"protocol: {summary['dataset']}, target {summary['target']}; test windows "
-                      f"{windows.get('test')}, lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}"
-                      + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else ""))  # fmt: skip
+        console.print(
+            f"protocol: {summary['dataset']}, target {summary['target']}; test windows "
+            f"{windows.get('test')}, lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}"
+            + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else "")
+        )
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items())
-    table = Table(title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
-                        f"{summary['n_trained']} trained, {summary['wall_seconds']:.0f} s)")  # fmt: skip
+    table = Table(
+        title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
+        f"{summary['n_trained']} trained, {summary['wall_seconds']:.0f} s)"
+    )
     table.add_column("")
     for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE %", "fit s"):
         table.add_column(column, justify="right")
@@ -603,29 +724,60 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     final = summary.get("final_forecast") or {}
     model = summary["model"]
     if final.get("kind", "best") == "best":
-        table.add_row(f"tuned {model}", _fmt(summary["best_val_rmse"]), _fmt(test["rmse"]),
-                      _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
+        table.add_row(
+            f"tuned {model}",
+            _fmt(summary["best_val_rmse"]),
+            _fmt(test["rmse"]),
+            _fmt(test["mae"]),
+            _fmt(test["mape"]),
+            "",
+        )
     else:
         chosen = final["candidates"][final["kind"]]
-        table.add_row(escape(f"final: {candidate_label(final, model)}"), _fmt(chosen["val_rmse"]), _fmt(test["rmse"]),
-                      _fmt(test["mae"]), _fmt(test["mape"]), "")  # fmt: skip
+        table.add_row(
+            escape(f"final: {candidate_label(final, model)}"),
+            _fmt(chosen["val_rmse"]),
+            _fmt(test["rmse"]),
+            _fmt(test["mae"]),
+            _fmt(test["mape"]),
+            "",
+        )
     for kind, candidate in (final.get("candidates") or {}).items():  # the others considered, chosen on validation
         if kind != final.get("kind"):
-            table.add_row(escape(f"  {candidate_label(candidate, model)}"), _fmt(candidate["val_rmse"]),
-                          _fmt(candidate.get("test_rmse")), "", "", "")  # fmt: skip
-    table.add_row("naive last value", _fmt(summary["val_baselines"]["naive_last"]["rmse"]), _fmt(naive["rmse"]),
-                  _fmt(naive["mae"]), _fmt(naive["mape"]), "")  # fmt: skip
+            table.add_row(
+                escape(f"  {candidate_label(candidate, model)}"),
+                _fmt(candidate["val_rmse"]),
+                _fmt(candidate.get("test_rmse")),
+                "",
+                "",
+                "",
+            )
+    table.add_row(
+        "naive last value",
+        _fmt(summary["val_baselines"]["naive_last"]["rmse"]),
+        _fmt(naive["rmse"]),
+        _fmt(naive["mae"]),
+        _fmt(naive["mape"]),
+        "",
+    )
     statistical = {k: v for k, v in summary["baselines"].items() if k in BASELINES}
     for name in (n for n in BASELINES if n in statistical):  # one row per statistical baseline, scored or not
         entry = statistical[name]
-        label = escape(LABELS[name] + (f" ({entry['season']})" if name == "seasonal_naive" and entry.get("season") else ""))
+        label = escape(
+            LABELS[name] + (f" ({entry['season']})" if name == "seasonal_naive" and entry.get("season") else "")
+        )
         if entry.get("status") == "ok":
-            table.add_row(label, "", _fmt(entry["rmse"]), _fmt(entry["mae"]), _fmt(entry["mape"]),
-                          _fmt(entry.get("fit_seconds")))  # fmt: skip
+            table.add_row(
+                label, "", _fmt(entry["rmse"]), _fmt(entry["mae"]), _fmt(entry["mape"]), _fmt(entry.get("fit_seconds"))
+            )
         else:
             table.add_row(label, "", entry.get("status", "-"), "", "", _fmt(entry.get("fit_seconds")))
     console.print(table)
-    fitted = [f"{LABELS[n]} {statistical[n]['model']}" for n in ("auto_ets", "auto_arima") if statistical.get(n, {}).get("model")]
+    fitted = [
+        f"{LABELS[n]} {statistical[n]['model']}"
+        for n in ("auto_ets", "auto_arima")
+        if statistical.get(n, {}).get("model")
+    ]
     if fitted:
         console.print(escape("fitted on train + validation: " + "; ".join(fitted)))
     for name in (n for n in BASELINES if n in statistical and statistical[n].get("status") != "ok"):
@@ -636,34 +788,51 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         for column in ("step", "RMSE", "naive RMSE", "% of naive", "MAE", "naive MAE"):
             steps.add_column(column, justify="right")
         for row in by_step:
-            steps.add_row(str(row["step"]), _fmt(row["rmse"]), _fmt(row["naive_rmse"]),
-                          f"{row['rmse'] / row['naive_rmse']:.1%}", _fmt(row["mae"]), _fmt(row["naive_mae"]))  # fmt: skip
+            steps.add_row(
+                str(row["step"]),
+                _fmt(row["rmse"]),
+                _fmt(row["naive_rmse"]),
+                f"{row['rmse'] / row['naive_rmse']:.1%}",
+                _fmt(row["mae"]),
+                _fmt(row["naive_mae"]),
+            )
         console.print(steps)
     intervals = summary.get("intervals") or {}
     if intervals:
-        console.print("intervals, test coverage: " + ", ".join(
-            f"{level}% -> {values['test_coverage']:.1%}" for level, values in intervals.items()))  # fmt: skip
+        console.print(
+            "intervals, test coverage: "
+            + ", ".join(f"{level}% -> {values['test_coverage']:.1%}" for level, values in intervals.items())
+        )
     for note in summary.get("protocol", {}).get("data_notes", []):
         console.print(f"data: {note}")
     console.print(f"best params: {params}")
     folds = summary.get("folds") or {}
     if folds.get("chosen_fold_val_rmse"):
         values = folds["chosen_fold_val_rmse"]
-        console.print(f"validation RMSE on each of the {folds['k']} folds: {', '.join(_fmt(v) for v in values)} "
-                      f"(spread {_fmt(max(values) - min(values))})")  # fmt: skip
+        console.print(
+            f"validation RMSE on each of the {folds['k']} folds: {', '.join(_fmt(v) for v in values)} "
+            f"(spread {_fmt(max(values) - min(values))})"
+        )
     stopped = summary.get("stopped_early")
     if stopped:
-        console.print(f"[bold]Stopped at the time limit[/] (--timeout {_fmt(stopped['timeout_seconds'])} s) after "
-                      f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
-                      "same command again (with a larger --timeout if you like) to continue the study.")  # fmt: skip
+        console.print(
+            f"[bold]Stopped at the time limit[/] (--timeout {_fmt(stopped['timeout_seconds'])} s) after "
+            f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
+            "same command again (with a larger --timeout if you like) to continue the study."
+        )
     if final.get("kind", "best") != "best":
-        console.print(escape(f"final forecast, chosen on validation among {len(final['candidates'])}: "
-                             f"{candidate_label(final, model)} ({weights_text(final, model)})"))  # fmt: skip
+        console.print(
+            escape(
+                f"final forecast, chosen on validation among {len(final['candidates'])}: "
+                f"{candidate_label(final, model)} ({weights_text(final, model)})"
+            )
+        )
     ratio = test["rmse"] / naive["rmse"]
     who = "tuned model" if final.get("kind", "best") == "best" else "final forecast"
     if summary["beats_naive"] and ratio > 0.98:
-        console.print(f"The {who} is only marginally better than the naive forecast on test: RMSE {ratio:.1%} "
-                      "of naive.")  # fmt: skip
+        console.print(
+            f"The {who} is only marginally better than the naive forecast on test: RMSE {ratio:.1%} of naive."
+        )
     elif summary["beats_naive"]:
         console.print(f"The {who} beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
@@ -680,9 +849,9 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
-    from hpo_lstm._terminal import console as terminal_console
     from rich.table import Table
 
+    from hpo_lstm._terminal import console as terminal_console
     from hpo_lstm.baselines import LABELS
     from hpo_lstm.report._compare import fmt, mean_std
 
@@ -691,15 +860,22 @@ def _print_comparison(result: dict[str, Any]) -> None:
     table = Table(title=f"{comparison.manifest['name']}: test RMSE over seeds (mean ± std)")
     for column in ("model", "optimizer", "seeds", "test RMSE", "val RMSE", "trainings"):
         # "0.3749 ± 0.0065" stays on one line; the other columns give way.
-        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right",
-                         no_wrap=column == "test RMSE")  # fmt: skip
+        table.add_column(
+            column, justify="left" if column in ("model", "optimizer") else "right", no_wrap=column == "test RMSE"
+        )
     for _, row in result["test_metrics"].iterrows():
         if row["model"] == "-":
             method = str(row["method"])
             table.add_row(LABELS.get(method, method.replace("_", " ")), "", "", fmt(row["test_rmse_mean"]), "", "")
             continue
-        table.add_row(row["model"], row["method"], str(int(row["n_seeds"])), mean_std(row, "test_rmse"),
-                      fmt(row["best_val_rmse_mean"]), fmt(row["n_trained_mean"], 3))  # fmt: skip
+        table.add_row(
+            row["model"],
+            row["method"],
+            str(int(row["n_seeds"])),
+            mean_std(row, "test_rmse"),
+            fmt(row["best_val_rmse_mean"]),
+            fmt(row["n_trained_mean"], 3),
+        )
     console.print(table)
     if comparison.unfinished:
         console.print(f"[bold]{len(comparison.unfinished)} cell(s) unfinished[/]; run the same command again.")

@@ -25,7 +25,17 @@ from hpo_lstm.data import Dataset
 from hpo_lstm.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 from hpo_lstm.space import SearchSpace, default_space
 
-__all__ = ["MANIFEST", "read_manifest", "Cell", "CompareConfig", "CompareResult", "load_compare_file", "parse_shard", "run_compare", "shard_cells"]
+__all__ = [
+    "MANIFEST",
+    "read_manifest",
+    "Cell",
+    "CompareConfig",
+    "CompareResult",
+    "load_compare_file",
+    "parse_shard",
+    "run_compare",
+    "shard_cells",
+]
 
 ALL_OPTIMIZERS = ("pso", "gwo", "woa", "ga", "tpe", "random")
 UNTUNED_DEFAULTS = {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}
@@ -74,8 +84,11 @@ class CompareConfig:
                 raise ConfigError(f"A comparison needs at least one {label}; got none.")
             if len(set(names)) != len(names):
                 raise ConfigError(f"Each {label} may appear once in a comparison; got {list(names)}.")
-        if (not self.seeds or len(set(self.seeds)) != len(self.seeds)
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)):  # fmt: skip
+        if (
+            not self.seeds
+            or len(set(self.seeds)) != len(self.seeds)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)
+        ):
             raise ConfigError(f"seeds must be distinct integers >= 0; got {list(self.seeds)}.")
         if self.season is None:
             object.__setattr__(self, "season", self.base.season)
@@ -205,7 +218,9 @@ class CompareConfig:
             if own["untuned"] is False:
                 own["untuned"] = {}
             elif not isinstance(own["untuned"], Mapping):
-                raise ConfigError(f"untuned must be a table like {{ hidden_size = 50 }} or false; got {own['untuned']!r}.")
+                raise ConfigError(
+                    f"untuned must be a table like {{ hidden_size = 50 }} or false; got {own['untuned']!r}."
+                )
         base = StudyConfig.from_mapping(_shared_study_values(shared, own))
         return cls(base=base, optimizer_options={k: dict(v) for k, v in options.items()}, **own)
 
@@ -241,7 +256,9 @@ def _seeds(value: Any) -> tuple[int, ...]:
         if value < 1:
             raise ConfigError(f"The number of seeds must be >= 1; got {value}.")
         if value > MAX_CELLS:  # refused before a tuple of that many seeds is built
-            raise ConfigError(f"The number of `seeds` must be at most {MAX_CELLS} (cells of one comparison); got {value}.")
+            raise ConfigError(
+                f"The number of `seeds` must be at most {MAX_CELLS} (cells of one comparison); got {value}."
+            )
         return tuple(range(value))
     if isinstance(value, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         return tuple(value)
@@ -356,10 +373,14 @@ def run_compare(
         # The statistical baselines: fitted once per comparison (or found with a cell that stored
         # them), handed to every cell, which stores them with its study.
         season, baselines = study_baselines(config.base, dataset, stored=_stored_baselines(cells, storage))
-        write_manifest(folder, {**manifest, "data": data_facts(dataset, season=season["season"], baselines=baselines,
-                                                               season_info=season)})  # fmt: skip
+        write_manifest(
+            folder,
+            {**manifest, "data": data_facts(dataset, season=season["season"], baselines=baselines, season_info=season)},
+        )
         mine = shard_cells(cells, shard)
-        pending = [c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint))]
+        pending = [
+            c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint))
+        ]
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
@@ -474,7 +495,10 @@ def data_facts(
         for name, entry in baselines.entries(actual).items():
             (scored if entry["status"] == "ok" else unscored)[name] = entry
     elif season is not None:
-        scored["seasonal_naive"] = {**forecast_metrics(actual, dataset.seasonal_naive(season, "test")), "season": season}
+        scored["seasonal_naive"] = {
+            **forecast_metrics(actual, dataset.seasonal_naive(season, "test")),
+            "season": season,
+        }
     return {
         "target": dataset.target,
         "points": len(dataset.level),
@@ -548,8 +572,10 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
         )
     if replace_report:
         return
-    dropped = {key: sorted(set(map(str, previous.get(key) or ())) - set(map(str, manifest[key])))
-               for key in ("models", "optimizers", "seeds")}  # fmt: skip
+    dropped = {
+        key: sorted(set(map(str, previous.get(key) or ())) - set(map(str, manifest[key])))
+        for key in ("models", "optimizers", "seeds")
+    }
     dropped = {key: values for key, values in dropped.items() if values}
     if previous.get("untuned") and not manifest.get("untuned"):
         dropped["untuned rows"] = ["all"]
@@ -560,5 +586,3 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
             "NAME for a report of its own, or `replace_report` to rewrite this one for these cells (their studies "
             "stay in the storage)."
         )
-
-

@@ -88,9 +88,8 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         from hpo_lstm.data import check_data_name, check_transform
-        from hpo_lstm.pruning import PRUNING_MODES
-
         from hpo_lstm.ensemble import FINAL_RULES
+        from hpo_lstm.pruning import PRUNING_MODES
 
         if not isinstance(self.final, str) or self.final not in FINAL_RULES:
             raise ConfigError(f"final must be one of {', '.join(FINAL_RULES)}; got {self.final!r}.")
@@ -108,20 +107,27 @@ class StudyConfig:
         from hpo_lstm.data import MAX_FOLDS
 
         if self.timeout is not None and (
-            isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
-            or not math.isfinite(self.timeout) or self.timeout <= 0
-        ):  # fmt: skip
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, (int, float))
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
             raise ConfigError(f"timeout must be a positive number of seconds; got {self.timeout!r}.")
 
         if self.folds > MAX_FOLDS:
             raise ConfigError(f"folds must be an integer from 1 to {MAX_FOLDS}; got {self.folds!r}.")
         _require_int("seed", self.seed, minimum=0)
         if self.top_k > 100:
-            raise ConfigError(f"top_k must be an integer from 1 to 100 (each keeps a trained model); got {self.top_k!r}.")
+            raise ConfigError(
+                f"top_k must be an integer from 1 to 100 (each keeps a trained model); got {self.top_k!r}."
+            )
         if self.season is not None:
             _require_int("season", self.season, minimum=1)
-        if (isinstance(self.baseline_timeout, bool) or not isinstance(self.baseline_timeout, (int, float))
-                or not 0 < self.baseline_timeout < math.inf):  # fmt: skip
+        if (
+            isinstance(self.baseline_timeout, bool)
+            or not isinstance(self.baseline_timeout, (int, float))
+            or not 0 < self.baseline_timeout < math.inf
+        ):
             raise ConfigError(f"baseline_timeout must be a positive number of seconds; got {self.baseline_timeout!r}.")
         if self.seed > MAX_SEED:  # numpy's legacy generator (Optuna's samplers) takes 32 bits
             raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {self.seed!r}.")
@@ -256,9 +262,24 @@ class StudyConfig:
         part of it (a study may be extended), nor are the device and output locations.
         """
         keys = (
-            "optimizer", "pop_size", "model", "data", "target", "features", "time_column", "split",
-            "lookback", "horizon", "transform", "seed", "max_epochs", "patience", "batch_size", "dropout", "pruning",
-        )  # fmt: skip
+            "optimizer",
+            "pop_size",
+            "model",
+            "data",
+            "target",
+            "features",
+            "time_column",
+            "split",
+            "lookback",
+            "horizon",
+            "transform",
+            "seed",
+            "max_epochs",
+            "patience",
+            "batch_size",
+            "dropout",
+            "pruning",
+        )
         identity = {k: _jsonable(getattr(self, k)) for k in keys}
         identity["data"] = self.data_name
         identity["lookback"] = self.fixed_lookback  # before for_data: 24, the value studies always recorded
@@ -291,9 +312,17 @@ class StudyConfig:
         out = self.identity()
         from hpo_lstm._urls import mask_url  # recorded and written: never a password (hpo_lstm._urls)
 
-        out.update(name=self.study_name, budget=self.budget, device=self.device, precision=self.precision, storage=mask_url(self.storage_url),
-                   out=self.out, season=self.season, baseline_timeout=self.baseline_timeout,
-                   calendar=self.calendar)  # fmt: skip
+        out.update(
+            name=self.study_name,
+            budget=self.budget,
+            device=self.device,
+            precision=self.precision,
+            storage=mask_url(self.storage_url),
+            out=self.out,
+            season=self.season,
+            baseline_timeout=self.baseline_timeout,
+            calendar=self.calendar,
+        )
         return out
 
     # Construction -----------------------------------------------------------------------------
@@ -335,8 +364,21 @@ class StudyConfig:
             kwargs["features"] = _as_names("features", kwargs["features"])
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
-        for key in ("name", "optimizer", "model", "target", "time_column", "transform", "pruning", "device",
-                    "precision", "storage", "out", "lr_schedule", "final"):  # fmt: skip  (data: a name, a path or a DataFrame)
+        for key in (
+            "name",
+            "optimizer",
+            "model",
+            "target",
+            "time_column",
+            "transform",
+            "pruning",
+            "device",
+            "precision",
+            "storage",
+            "out",
+            "lr_schedule",
+            "final",
+        ):  # (data: a name, a path or a DataFrame)
             if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
                 raise ConfigError(f"Setting '{key}' must be a string; got {kwargs[key]!r}.")
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
@@ -380,8 +422,17 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
 # Largest values that still make sense, so that a typo (a TOML budget of 2**70) is refused in
 # one line instead of running until killed. The optimizers bound the budget further by what
 # they can spend (mealpy's generations).
-_MAXIMA = {"budget": 1_000_000, "pop_size": 10_000, "max_epochs": 100_000, "patience": 100_000,
-           "batch_size": 1_000_000, "horizon": 10_000, "lookback": 100_000, "folds": None, "top_k": None}  # fmt: skip
+_MAXIMA = {
+    "budget": 1_000_000,
+    "pop_size": 10_000,
+    "max_epochs": 100_000,
+    "patience": 100_000,
+    "batch_size": 1_000_000,
+    "horizon": 10_000,
+    "lookback": 100_000,
+    "folds": None,
+    "top_k": None,
+}
 
 
 def _require_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:

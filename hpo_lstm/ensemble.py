@@ -72,8 +72,13 @@ class Candidate:
         return total
 
     def record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "members": list(self.members), "weights": list(self.weights),
-                "val_rmse": self.val_rmse, "test_rmse": self.test_rmse}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "members": list(self.members),
+            "weights": list(self.weights),
+            "val_rmse": self.val_rmse,
+            "test_rmse": self.test_rmse,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,14 @@ def _convex_weights(columns: list[np.ndarray], actual: np.ndarray) -> np.ndarray
         return float(np.mean((x @ w - y) ** 2)) / scale
 
     n = x.shape[1]
-    result = minimize(loss, np.full(n, 1.0 / n), method="SLSQP", bounds=[(0.0, 1.0)] * n,
-                      constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}], options={"ftol": 1e-12})  # fmt: skip
+    result = minimize(
+        loss,
+        np.full(n, 1.0 / n),
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * n,
+        constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}],
+        options={"ftol": 1e-12},
+    )
     weights = np.clip(result.x, 0.0, None)
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(n, 1.0 / n)
     return np.round(weights, 12)
@@ -142,7 +153,9 @@ def choose_final(
     if k == 0:
         raise ValueError("the final forecast needs at least one network")
     val: dict[str, np.ndarray] = {network_member(i + 1): np.asarray(f, dtype=float) for i, f in enumerate(networks_val)}
-    test: dict[str, np.ndarray] = {network_member(i + 1): np.asarray(f, dtype=float) for i, f in enumerate(networks_test)}
+    test: dict[str, np.ndarray] = {
+        network_member(i + 1): np.asarray(f, dtype=float) for i, f in enumerate(networks_test)
+    }
     usable = [n for n in statistical_val if n in statistical_test and np.all(np.isfinite(statistical_val[n]))]
     val.update({n: np.asarray(statistical_val[n], dtype=float) for n in usable})
     test.update({n: np.asarray(statistical_test[n], dtype=float) for n in usable})
@@ -157,29 +170,44 @@ def choose_final(
             mean = sum(val[n] for n in nets) / k
             inverse = np.array([1.0 / max(_rmse(val_actual, f) ** 2, 1e-300) for f in [mean] + [val[n] for n in equal]])
             inverse = inverse / inverse.sum()
-            specs.append(("combination", nets + tuple(equal),
-                          tuple(float(inverse[0]) / k for _ in nets) + tuple(float(v) for v in inverse[1:])))  # fmt: skip
+            specs.append(
+                (
+                    "combination",
+                    nets + tuple(equal),
+                    tuple(float(inverse[0]) / k for _ in nets) + tuple(float(v) for v in inverse[1:]),
+                )
+            )
             parts = 1 + len(equal)
-            specs.append(("combination_equal", nets + tuple(equal), (1.0 / (parts * k),) * k + (1.0 / parts,) * len(equal)))
+            specs.append(
+                ("combination_equal", nets + tuple(equal), (1.0 / (parts * k),) * k + (1.0 / parts,) * len(equal))
+            )
         fitted = [n for n in FITTED_MEMBERS if n in usable]
         if fitted:
             mean = sum(val[n] for n in nets) / k
             w = _convex_weights([mean] + [val[n] for n in fitted], val_actual)
-            specs.append(("combination_fitted", nets + tuple(fitted),
-                          tuple(float(w[0]) / k for _ in nets) + tuple(float(v) for v in w[1:])))  # fmt: skip
+            specs.append(
+                (
+                    "combination_fitted",
+                    nets + tuple(fitted),
+                    tuple(float(w[0]) / k for _ in nets) + tuple(float(v) for v in w[1:]),
+                )
+            )
     candidates = []
     for kind, members, weights in specs:
         keep = [(m, w) for m, w in zip(members, weights) if w > 0]
         members, weights = tuple(m for m, _ in keep), tuple(w for _, w in keep)
-        candidate = Candidate(kind, members, weights, _rmse(val_actual, Candidate(kind, members, weights, 0.0).combine(val)))
+        candidate = Candidate(
+            kind, members, weights, _rmse(val_actual, Candidate(kind, members, weights, 0.0).combine(val))
+        )
         candidates.append(candidate)
     if rule == "auto":
         chosen = min(candidates, key=lambda c: (c.val_rmse, KINDS.index(c.kind)))
     else:
         chosen = next((c for c in candidates if c.kind == rule), candidates[0])
     if test_actual is not None:
-        candidates = [Candidate(c.kind, c.members, c.weights, c.val_rmse, _rmse(test_actual, c.combine(test)))
-                      for c in candidates]  # fmt: skip
+        candidates = [
+            Candidate(c.kind, c.members, c.weights, c.val_rmse, _rmse(test_actual, c.combine(test))) for c in candidates
+        ]
         chosen = next(c for c in candidates if c.kind == chosen.kind)
     return FinalForecast(chosen=chosen, candidates=tuple(candidates), rule=rule)
 

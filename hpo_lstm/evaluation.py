@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from hpo_lstm._errors import StorageError
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset
-from hpo_lstm.pruning import halving_keep, halving_rungs, projected_value, prune_thresholds, stops_after_fold
-from hpo_lstm.recording import Recorder
 from hpo_lstm.jobs import TrainJob, run_job
 from hpo_lstm.optimizers import SearchStopped
+from hpo_lstm.pruning import halving_keep, halving_rungs, projected_value, prune_thresholds, stops_after_fold
+from hpo_lstm.recording import Recorder
 from hpo_lstm.training import TrainResult, TrainSettings
 
 __all__ = ["Evaluator", "ProgressSink"]
@@ -226,9 +226,14 @@ class Evaluator:
             # final model: only those send their last fold's weights back.
             jobs = [
                 TrainJob(
-                    self.config.model, new[key][1], self.settings, self.config.seed, prune_above[fold],
-                    self.n_folds * self.keep_below - sum(r.val_rmse for r in runs[key]) if last else None, fold,
-                )  # fmt: skip
+                    self.config.model,
+                    new[key][1],
+                    self.settings,
+                    self.config.seed,
+                    prune_above[fold],
+                    self.n_folds * self.keep_below - sum(r.val_rmse for r in runs[key]) if last else None,
+                    fold,
+                )
                 for key in alive
             ]
             going_on: list[tuple] = []
@@ -296,9 +301,12 @@ class Evaluator:
             for j, outcome in self._map_jobs(rung_jobs):
                 i = alive[j]
                 going = (
-                    k < len(rungs) - 1 and isinstance(outcome, TrainResult) and outcome.status == "ok"
-                    and outcome.epochs == rung and outcome.epochs - outcome.best_epoch < patience
-                )  # fmt: skip
+                    k < len(rungs) - 1
+                    and isinstance(outcome, TrainResult)
+                    and outcome.status == "ok"
+                    and outcome.epochs == rung
+                    and outcome.epochs - outcome.best_epoch < patience
+                )
                 if going:
                     reached[i] = outcome
                 else:  # failed, diverged, stopped by its own patience, or at the last rung: done
@@ -357,9 +365,15 @@ class Evaluator:
         weights = outcome.weights if kept else None
         curve = runs[-1].val_curve if runs else ()
         number = self.recorder.record(
-            index, params, value, {**self._attrs(generation), **attrs}, curve=curve, pruned=pruned,
-            weights=weights, **times,
-        )  # fmt: skip
+            index,
+            params,
+            value,
+            {**self._attrs(generation), **attrs},
+            curve=curve,
+            pruned=pruned,
+            weights=weights,
+            **times,
+        )
         if value < self.best_value:
             self.best_value = value
         if not failed and not pruned:

@@ -63,8 +63,9 @@ class Forecaster:
     the same machine it reproduces the study's predictions of the same windows bit for bit.
     """
 
-    def __init__(self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str,
-                 trust_model_code: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, card: Mapping[str, Any], weights: Mapping[str, np.ndarray], *, source: str, trust_model_code: bool = False
+    ) -> None:
         from hpo_lstm._card_check import check_card, check_weights
 
         check_card(card, source)  # untrusted input: every field, before anything is built
@@ -107,8 +108,14 @@ class Forecaster:
             name = member["name"]
             if name == "network_1" or "params" in member:
                 params = self.card["params"] if name == "network_1" else member["params"]
-                model = model_from_weights(self.card["model"], params, by_member.get(name, {}), n_features=n_inputs,
-                                           device="cpu", horizon=self.horizon)  # fmt: skip
+                model = model_from_weights(
+                    self.card["model"],
+                    params,
+                    by_member.get(name, {}),
+                    n_features=n_inputs,
+                    device="cpu",
+                    horizon=self.horizon,
+                )
                 self._networks.append((name, model, int(params["lookback"])))
             else:
                 self._states[name] = dict(member["state"])
@@ -117,8 +124,10 @@ class Forecaster:
         self.data_notes: list[str] = []
 
     def __repr__(self) -> str:
-        return (f"Forecaster({self.card['model']} on {self.target!r}, lookback {self.lookback}, "
-                f"horizon {self.horizon}, from {self.source})")  # fmt: skip
+        return (
+            f"Forecaster({self.card['model']} on {self.target!r}, lookback {self.lookback}, "
+            f"horizon {self.horizon}, from {self.source})"
+        )
 
     @property
     def study_name(self) -> str | None:
@@ -147,20 +156,27 @@ class Forecaster:
         row_times = None
         if self.calendar:  # the calendar of the rows forecast too: time continues as in the frame below
             if times is None:
-                raise DataError(f"This model reads calendar features {list(self.calendar)}; the data needs its time column.")
+                raise DataError(
+                    f"This model reads calendar features {list(self.calendar)}; the data needs its time column."
+                )
             future = _future_times(times, time_info, -(-steps // H) * H)
-            row_times = np.concatenate([np.asarray(times, dtype="datetime64[ns]"),
-                                        np.asarray(future, dtype="datetime64[ns]")])  # fmt: skip
+            row_times = np.concatenate(
+                [np.asarray(times, dtype="datetime64[ns]"), np.asarray(future, dtype="datetime64[ns]")]
+            )
         total = -(-steps // H) * H
-        statistical = {name: forecast_from_state(state, self._target_series(values, data), total)
-                       for name, state in self._states.items()}  # fmt: skip
+        statistical = {
+            name: forecast_from_state(state, self._target_series(values, data), total)
+            for name, state in self._states.items()
+        }
         levels: list[float] = []
         while len(levels) < steps:
             now = None if row_times is None else row_times[: len(rows)]
             window = self._window(rows, now)
             base = self._base(rows[:, target], len(rows) - 1)[None]
-            members = {name: self._levels(self._outputs(model, window[-lookback:][None]), base)[0]
-                       for name, model, lookback in self._networks}  # fmt: skip
+            members = {
+                name: self._levels(self._outputs(model, window[-lookback:][None]), base)[0]
+                for name, model, lookback in self._networks
+            }
             members.update({name: f[len(levels) : len(levels) + H] for name, f in statistical.items()})
             block = self._combine(members)
             new = np.repeat(rows[-1:], H, axis=0)  # other features held at their last value
@@ -221,8 +237,12 @@ class Forecaster:
             members[name] = self._levels(self._outputs(model, x), base)
         if self._states:
             y, offset = self._aligned_target(target)
-            members.update({name: forecasts_from_state(state, y, ends + offset, self.horizon)
-                            for name, state in self._states.items()})  # fmt: skip
+            members.update(
+                {
+                    name: forecasts_from_state(state, y, ends + offset, self.horizon)
+                    for name, state in self._states.items()
+                }
+            )
         predicted = self._combine(members)
         rows = ends[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (n_windows, H) rows forecast
         times = zone_times(series.times[rows].ravel(), series.time_zone) if series.times is not None else rows.ravel()
@@ -292,12 +312,16 @@ class Forecaster:
         if series.times is None:
             return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
         own = time_step(series.times)  # the data's own frequency first, then the study's
-        return series.values, series.times, {
-            "freq": own["freq"] or card_time.get("freq"),
-            "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
-            "last": own["last"],
-            "zone": series.time_zone,
-        }
+        return (
+            series.values,
+            series.times,
+            {
+                "freq": own["freq"] or card_time.get("freq"),
+                "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
+                "last": own["last"],
+                "zone": series.time_zone,
+            },
+        )
 
     def _check_step(self, series: Any) -> None:
         """Refuse data whose time step is not the model's (hourly data for a daily model): a
@@ -308,9 +332,9 @@ class Forecaster:
             return
         own = time_step(series.times)
         if own["step_seconds"] and abs(math.log(own["step_seconds"] / float(card_step))) > math.log(1.25):
-            from hpo_lstm.data._series import _span
-
             import pandas as pd
+
+            from hpo_lstm.data._series import _span
 
             raise DataError(
                 f"The data's time step is {_span(pd.Timedelta(seconds=own['step_seconds']))}"
@@ -336,10 +360,12 @@ class Forecaster:
         if not len(long):
             return []
         k = long[np.argmax(steps[long])]
-        return [f"the input window (the last {self._rows} rows, {str(window[0])[:19]} to {str(window[-1])[:19]}) has "
-                f"a step of {_span(pd.Timedelta(seconds=float(steps[k])))} (ending {str(window[k + 1])[:19]}) where "
-                f"the model's step is {_span(pd.Timedelta(seconds=float(card_step)))}: its rows are read as "
-                "consecutive observations"]  # fmt: skip
+        return [
+            f"the input window (the last {self._rows} rows, {str(window[0])[:19]} to {str(window[-1])[:19]}) has "
+            f"a step of {_span(pd.Timedelta(seconds=float(steps[k])))} (ending {str(window[k + 1])[:19]}) where "
+            f"the model's step is {_span(pd.Timedelta(seconds=float(card_step)))}: its rows are read as "
+            "consecutive observations"
+        ]
 
     def _series(self, data: Any) -> Any:
         """``data`` (CSV path, built-in name, DataFrame) loaded with the study's columns."""
@@ -391,10 +417,13 @@ class Forecaster:
         calendar = None
         if self.calendar:
             if times is None:
-                raise DataError(f"This model reads calendar features {list(self.calendar)}; the data needs its time column.")
+                raise DataError(
+                    f"This model reads calendar features {list(self.calendar)}; the data needs its time column."
+                )
             calendar = calendar_values(times, self.calendar)
-        return scale_inputs(values, self.transform, self._input_mean, self._input_scale, season=self.season,
-                            calendar=calendar)  # fmt: skip
+        return scale_inputs(
+            values, self.transform, self._input_mean, self._input_scale, season=self.season, calendar=calendar
+        )
 
     def _window(self, rows: np.ndarray, times: np.ndarray | None) -> np.ndarray:
         """The input (lookback, F) for the window ending at the last of ``rows`` (``times``: their
@@ -542,8 +571,12 @@ def load_forecaster(
     """
     from hpo_lstm._urls import env_storage
 
-    for name, value, kinds in (("result", result, (str, Path)), ("storage", storage, (str,)),
-                               ("study_name", study_name, (str,)), ("cell", cell, (str,))):  # fmt: skip
+    for name, value, kinds in (
+        ("result", result, (str, Path)),
+        ("storage", storage, (str,)),
+        ("study_name", study_name, (str,)),
+        ("cell", cell, (str,)),
+    ):
         if value is not None and not isinstance(value, kinds):
             raise ConfigError(f"`{name}` must be {' or '.join(k.__name__ for k in kinds)}; got {value!r}.")
     if result is None and storage is None and study_name:
@@ -559,8 +592,9 @@ def load_forecaster(
             raise ConfigError(
                 "`cell` picks a cell of a comparison folder; with `storage`, name the study with `study_name`."
             )
-        return _from_storage(_open(storage, Path.cwd(), None), study_name, shown=storage,
-                             trust_model_code=trust_model_code)  # fmt: skip
+        return _from_storage(
+            _open(storage, Path.cwd(), None), study_name, shown=storage, trust_model_code=trust_model_code
+        )
     if study_name is not None:
         raise ConfigError("`study_name` goes with `storage`; a result folder names its own study.")
     folder = Path(result)

@@ -183,13 +183,16 @@ class StudyLease:
 def machine_key() -> str:
     """Where this process's pid means something: ``host name|boot id|PID namespace`` ("-" for a
     part that cannot be read, as on systems without /proc)."""
+
     def read(path: str, link: bool = False) -> str:
         try:
             return (os.readlink(path) if link else open(path).read()).strip() or "-"
         except OSError:
             return "-"
 
-    return "|".join((socket.gethostname()[:120], read("/proc/sys/kernel/random/boot_id"), read("/proc/self/ns/pid", True)))
+    return "|".join(
+        (socket.gethostname()[:120], read("/proc/sys/kernel/random/boot_id"), read("/proc/self/ns/pid", True))
+    )
 
 
 def _host_name(key: str) -> str:

@@ -52,10 +52,9 @@ def portable_sqlite(url: str, folder: Path) -> str:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    from hpo_lstm.recording import ensure_writable
-
     from hpo_lstm._files import write_text
     from hpo_lstm._urls import mask_url
+    from hpo_lstm.recording import ensure_writable
 
     ensure_writable(folder)
     manifest = dict(manifest)
@@ -110,20 +109,33 @@ _SCHEMA: dict[str, Any] = {
     "seeds": [int],
     "cells": [{"study": str, "kind": ("tuned", "untuned"), "model": str, "optimizer": str, "seed": int}],
     "base": {
-        "data": str, "split": [_NUMBER], "lookback": int, "horizon": int, "transform": str, "budget": int,
-        "pop_size": int, "max_epochs": int, "patience": int, "batch_size": int, "pruning": str,
+        "data": str,
+        "split": [_NUMBER],
+        "lookback": int,
+        "horizon": int,
+        "transform": str,
+        "budget": int,
+        "pop_size": int,
+        "max_epochs": int,
+        "patience": int,
+        "batch_size": int,
+        "pruning": str,
         "space": {_ANY: _SPEC},
     },
     "data": {
-        "target": str, "points": int, "windows": {"train": int, "val": int, "test": int},
-        "baselines": {_ANY: _METRICS}, "val_baselines": {"naive_last": {"rmse": _NUMBER}},
+        "target": str,
+        "points": int,
+        "windows": {"train": int, "val": int, "test": int},
+        "baselines": {_ANY: _METRICS},
+        "val_baselines": {"naive_last": {"rmse": _NUMBER}},
     },
-}  # fmt: skip
+}
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 
 
 def _problem(value: Any, schema: Any, key: str) -> str | None:
     """What is wrong with ``value`` at ``key`` (dotted) against ``schema``; None when nothing."""
+
     def wrong(expected: str) -> str:
         shown = json.dumps(value) if not isinstance(value, (dict, list)) else type(value).__name__
         return f"{key or 'the file'} must be {expected}, not {shown[:40]}"
@@ -168,7 +180,6 @@ def _problem(value: Any, schema: Any, key: str) -> str | None:
 # The storage a result names -----------------------------------------------------------------
 
 
-
 def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) -> Any:
     """The Optuna storage at ``url``, named in the file ``named_in`` of a result ``folder``
     (None: given as ``--storage``), opened to be read only.
@@ -199,8 +210,9 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
         reason = _server_problem(full, shown)
         read_only = _read_only_session(full)
     if reason is not None:
-        raise ConfigError(f"The storage {shown!r} named in {where} is not an hpo-lstm storage ({reason}); "
-                          "nothing was written to it.")  # fmt: skip
+        raise ConfigError(
+            f"The storage {shown!r} named in {where} is not an hpo-lstm storage ({reason}); nothing was written to it."
+        )
     from hpo_lstm.recording import open_storage
 
     return open_storage(read_only)

@@ -88,7 +88,9 @@ def read_weights(data: bytes, *, source: str) -> dict[str, np.ndarray]:
     try:
         weights = load(data)
     except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise ModelFileError(f"{source} is not a readable weights file ({first_line(exc) or type(exc).__name__}).") from None
+        raise ModelFileError(
+            f"{source} is not a readable weights file ({first_line(exc) or type(exc).__name__})."
+        ) from None
     if not weights or not all(np.all(np.isfinite(w)) for w in weights.values()):
         raise ModelFileError(f"{source} holds no weights, or non-finite ones.")
     return weights
@@ -113,7 +115,9 @@ class DatabaseArtifactStore:
         # optuna.load_study wraps an RDBStorage in a cache that hides its engine.
         backend = getattr(storage, "_backend", storage)
         if not hasattr(backend, "engine"):
-            raise StorageError(f"Saved models need a database storage (SQLite, PostgreSQL, ...); got {type(storage).__name__}.")
+            raise StorageError(
+                f"Saved models need a database storage (SQLite, PostgreSQL, ...); got {type(storage).__name__}."
+            )
         self._engine = backend.engine
         self._table = sa.Table(
             _TABLE,
@@ -140,9 +144,7 @@ class DatabaseArtifactStore:
 
         self._ensure_table()
         with self._engine.connect() as connection:
-            row = connection.execute(
-                self._table.select().where(self._table.c.artifact_id == artifact_id)
-            ).first()
+            row = connection.execute(self._table.select().where(self._table.c.artifact_id == artifact_id)).first()
         if row is None:
             raise ArtifactNotFound(f"No artifact {artifact_id!r} in {_TABLE}.")
         return io.BytesIO(row.content)
@@ -200,7 +202,9 @@ def trial_weights(storage: Any, trial: Any, study: Any = None) -> dict[str, np.n
     return None
 
 
-def merge_member_weights(best: Mapping[str, np.ndarray], members: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def merge_member_weights(
+    best: Mapping[str, np.ndarray], members: Mapping[str, Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
     """One state dict for a final forecast of several networks: the best network's tensors under
     their own names (so a single-network model reads as before), each other member's under
     ``<member>/<name>`` (``network_2/lstm.weight_ih_l0``)."""
@@ -297,15 +301,20 @@ def model_card(
     from hpo_lstm.models import registry
 
     # The longest lookback of the networks in the final forecast: each reads the end of that window.
-    included = set((final_forecast or {}).get("members") or ()) if (final_forecast or {}).get("kind", "best") != "best" else set()
+    included = (
+        set((final_forecast or {}).get("members") or ())
+        if (final_forecast or {}).get("kind", "best") != "best"
+        else set()
+    )
     lookback = max([int(params["lookback"])] + [int(m["params"]["lookback"]) for m in members if m["name"] in included])
     # A diff window needs one row before its first input, an sdiff window a season of them.
     rows = lookback + max(1, input_lag(dataset.transform, dataset.season))
     times = dataset.point_times
     history_times = (
-        [str(t) for t in np.datetime_as_string(times[-rows:], unit="s")] if times is not None
+        [str(t) for t in np.datetime_as_string(times[-rows:], unit="s")]
+        if times is not None
         else list(range(len(dataset.values) - rows, len(dataset.values)))
-    )  # fmt: skip
+    )
     return {
         "format": FORMAT,
         **dict(versions),
@@ -331,8 +340,9 @@ def model_card(
         # One per forecast step 1..horizon (a direct multi-step model scales each step's change on its own).
         "target_mean": [float(v) for v in np.atleast_1d(dataset.target_mean)],
         "target_scale": [float(v) for v in np.atleast_1d(dataset.target_scale)],
-        "time": time_step(times) if times is not None else {"freq": None, "step_seconds": None,
-                                                             "last": len(dataset.values) - 1},
+        "time": time_step(times)
+        if times is not None
+        else {"freq": None, "step_seconds": None, "last": len(dataset.values) - 1},
         "history": {"time": history_times, "values": [[float(v) for v in row] for row in dataset.values[-rows:]]},
         "val_rmse": val_rmse,
         "intervals": dict(intervals),
@@ -341,8 +351,13 @@ def model_card(
     }
 
 
-def _final_forecast_card(final_forecast: Mapping[str, Any] | None, members: list[Mapping[str, Any]],
-                         statistical: Mapping[str, Mapping[str, Any]] | None, spec: Any, dataset: Any) -> dict[str, Any]:  # fmt: skip
+def _final_forecast_card(
+    final_forecast: Mapping[str, Any] | None,
+    members: list[Mapping[str, Any]],
+    statistical: Mapping[str, Mapping[str, Any]] | None,
+    spec: Any,
+    dataset: Any,
+) -> dict[str, Any]:
     if not final_forecast or final_forecast.get("kind") == "best":
         return {}
     networks = {m["name"]: m for m in members}
@@ -355,8 +370,9 @@ def _final_forecast_card(final_forecast: Mapping[str, Any] | None, members: list
         elif name != "network_1":
             entry["state"] = dict((statistical or {})[name])
         listed.append(entry)
-    card: dict[str, Any] = {"final_forecast": {"kind": final_forecast["kind"], "rule": final_forecast.get("rule"),
-                                               "members": listed}}  # fmt: skip
+    card: dict[str, Any] = {
+        "final_forecast": {"kind": final_forecast["kind"], "rule": final_forecast.get("rule"), "members": listed}
+    }
     if any("state" in entry for entry in listed):
         card["target_history"] = [float(v) for v in dataset.level]
     return card

@@ -83,12 +83,15 @@ class StudyState:
         return f"best {self.best:.4g}" if self.best != float("inf") else "best -"
 
     def counts_text(self, sep: str = " ") -> str:
-        """"18 trained (6 pruned) 6 memo ...": *trained* counts every training that ran, the
+        """ "18 trained (6 pruned) 6 memo ...": *trained* counts every training that ran, the
         pruned ones among them, as summary.json's ``n_trained`` and the convergence plot do."""
         c = self.counts
         parts = [f"{c['trained'] + c['pruned']} trained" + (f" ({c['pruned']} pruned)" if c["pruned"] else "")]
-        parts += [f"{c[k]} {name}" for k, name in
-                  (("duplicate", "memo"), ("failed", "failed"), ("replayed", "resumed")) if c[k]]  # fmt: skip
+        parts += [
+            f"{c[k]} {name}"
+            for k, name in (("duplicate", "memo"), ("failed", "failed"), ("replayed", "resumed"))
+            if c[k]
+        ]
         return sep.join(parts)
 
     def eta_text(self) -> str:
@@ -206,8 +209,10 @@ class Progress:
                 self._rich.update(task, completed=state.done)
             return
         if kind == "final":
-            self._print(f"{state.label}: {'final forecast ready' if state.final == 'done' else state.stage or 'final forecast'}"
-                        f", {_clock_text(state.elapsed())}")  # fmt: skip
+            self._print(
+                f"{state.label}: {'final forecast ready' if state.final == 'done' else state.stage or 'final forecast'}"
+                f", {_clock_text(state.elapsed())}"
+            )
         elif kind in ("trained", "pruned", "failed") or (kind and state.done == state.total):
             self._print(state.line())
 
@@ -258,7 +263,8 @@ class _Sink:
 def _rich_progress(console: Any = None) -> Any:
     """The terminal display: ``label  bar  done/total  best  counts  elapsed  eta``, 80 columns."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress as RichProgress, ProgressColumn
+    from rich.progress import BarColumn, ProgressColumn
+    from rich.progress import Progress as RichProgress
     from rich.text import Text
 
     class StateColumn(ProgressColumn):

@@ -58,9 +58,7 @@ HALVING_FACTOR = 3  # successive halving keeps the best 1/3 at each rung
 HALVING_MIN_EPOCHS = 5  # the first rung trains at least this long (as WARMUP_EPOCHS)
 
 
-def prune_thresholds(
-    curves: Iterable[Sequence[float]], *, mode: str, max_epochs: int
-) -> tuple[float, ...] | None:
+def prune_thresholds(curves: Iterable[Sequence[float]], *, mode: str, max_epochs: int) -> tuple[float, ...] | None:
     """Per-epoch limits on a candidate's best-so-far validation RMSE, or None (no pruning).
 
     ``curves`` are the per-epoch validation RMSEs of earlier trained candidates; a curve that

@@ -87,10 +87,13 @@ class Recorder:
         self._check_identity()  # before the lease: a refused command writes nothing
         self._lease = StudyLease(storage, config.study_name).acquire()
         self.distributions = {
-            p.name: (IntDistribution(int(p.low), int(p.high), log=p.log) if p.integer
-                     else FloatDistribution(p.low, p.high, log=p.log))
+            p.name: (
+                IntDistribution(int(p.low), int(p.high), log=p.log)
+                if p.integer
+                else FloatDistribution(p.low, p.high, log=p.log)
+            )
             for p in config.space.params
-        }  # fmt: skip
+        }
         self._stored = self._load_stored()
         self._written: set[int] = set()  # evaluation indices this run recorded
 
@@ -279,10 +282,13 @@ class Recorder:
         from hpo_lstm.model_store import trial_weights
 
         trained = [
-            t for t in self.study.get_trials(deepcopy=False)
-            if counts_as_evaluation(t) and "duplicate_of" not in t.user_attrs and t.params == params
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if counts_as_evaluation(t)
+            and "duplicate_of" not in t.user_attrs
+            and t.params == params
             and t.value is not None
-        ]  # fmt: skip
+        ]
         for trial in trained:
             weights = trial_weights(self._storage, trial, self.study)
             if weights is not None:
@@ -296,11 +302,18 @@ class Recorder:
         from hpo_lstm.model_store import trial_weights
 
         trained = sorted(
-            (t for t in self.study.get_trials(deepcopy=False)
-             if counts_as_evaluation(t) and t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
-             and t.value is not None and math.isfinite(t.value) and t.number != exclude),
+            (
+                t
+                for t in self.study.get_trials(deepcopy=False)
+                if counts_as_evaluation(t)
+                and t.state.name == "COMPLETE"
+                and "duplicate_of" not in t.user_attrs
+                and t.value is not None
+                and math.isfinite(t.value)
+                and t.number != exclude
+            ),
             key=lambda t: (t.value, t.user_attrs["evaluation"]),
-        )  # fmt: skip
+        )
         kept = []
         for trial in trained:
             if len(kept) >= k:
@@ -340,9 +353,10 @@ class Recorder:
         from optuna.trial import TrialState
 
         return sum(
-            1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+            1
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
             if "evaluation" in t.user_attrs and "duplicate_of" not in t.user_attrs
-        )  # fmt: skip
+        )
 
     @property
     def n_finished(self) -> int:
@@ -492,7 +506,9 @@ def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
 
     if not isinstance(card, dict):
         return card, {}  # refused by the forecaster, naming what it is
-    members = (card.get("final_forecast") or {}).get("members") if isinstance(card.get("final_forecast"), dict) else None
+    members = (
+        (card.get("final_forecast") or {}).get("members") if isinstance(card.get("final_forecast"), dict) else None
+    )
     others = {m["name"]: weights_of(m.get("trial")) for m in members or () if isinstance(m, dict) and "params" in m}
     return card, merge_member_weights(weights_of(card.get("trial")), others)
 

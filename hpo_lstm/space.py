@@ -18,10 +18,15 @@ import numpy as np
 from hpo_lstm._errors import ConfigError
 
 __all__ = [
-    "DEFAULT_LOOKBACK", "MAX_SEASON_LOOKBACK", "Param", "SearchSpace", "MODEL_PARAMS", "default_space",
-    "season_lookback", "space_for_model",
-]  # fmt: skip
-
+    "DEFAULT_LOOKBACK",
+    "MAX_SEASON_LOOKBACK",
+    "Param",
+    "SearchSpace",
+    "MODEL_PARAMS",
+    "default_space",
+    "season_lookback",
+    "space_for_model",
+]
 # The fixed lookback when neither a study nor its data gives a reason for another.
 DEFAULT_LOOKBACK = 24
 # The longest lookback the season-aware default searches: one week of hourly data. An LSTM's
@@ -53,9 +58,7 @@ class Param:
                 f"`low <= high` must hold for parameter '{self.name}', but got (low={self.low}, high={self.high})."
             )
         if self.log and self.low <= 0:
-            raise ConfigError(
-                f"A log-scaled parameter needs `low > 0`; parameter '{self.name}' got low={self.low}."
-            )
+            raise ConfigError(f"A log-scaled parameter needs `low > 0`; parameter '{self.name}' got low={self.low}.")
         if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
             raise ConfigError(
                 f"Integer parameter '{self.name}' needs whole-number bounds; got (low={self.low}, high={self.high})."
@@ -205,13 +208,12 @@ def _model_param(name: str, spec: Mapping[str, Any], *, model: str | None = None
     if name not in MODEL_PARAMS and rule is None:
         raise ConfigError(
             f"Unknown search parameter '{name}'; choose from {', '.join(sorted(MODEL_PARAMS))}"
-            + (f", or model '{model}''s own" if model and ":" in model else "") + "."
+            + (f", or model '{model}''s own" if model and ":" in model else "")
+            + "."
         )
     unknown = sorted(set(spec) - {"low", "high", "log"})
     if unknown:
-        raise ConfigError(
-            f"Unknown key(s) {unknown} for search parameter '{name}'; allowed: high, log, low."
-        )
+        raise ConfigError(f"Unknown key(s) {unknown} for search parameter '{name}'; allowed: high, log, low.")
     rule = rule or MODEL_PARAMS[name]
     default = rule.default or (None, None, False)
     low, high, log = spec.get("low", default[0]), spec.get("high", default[1]), spec.get("log", default[2])
@@ -235,9 +237,7 @@ def _model_param(name: str, spec: Mapping[str, Any], *, model: str | None = None
     return Param(name=name, low=low, high=high, log=log, integer=rule.integer)
 
 
-def default_space(
-    overrides: Mapping[str, Mapping[str, Any]] | None = None, *, model: str | None = None
-) -> SearchSpace:
+def default_space(overrides: Mapping[str, Mapping[str, Any]] | None = None, *, model: str | None = None) -> SearchSpace:
     """The forecaster space: learning rate (log), hidden size and layers, the own parameters of
     ``model`` (cnn-lstm: channels, kernel_size; attention-lstm: heads), plus any overrides.
 
@@ -257,9 +257,7 @@ def default_space(
     user = model is not None and ":" in model
     for name, spec in overrides.items():
         if not isinstance(spec, Mapping):
-            raise ConfigError(
-                f"Search parameter '{name}' must be a table like {{ low = 1, high = 4 }}; got {spec!r}."
-            )
+            raise ConfigError(f"Search parameter '{name}' must be a table like {{ low = 1, high = 4 }}; got {spec!r}.")
         specs[name] = spec
     params = [_model_param(name, spec, model=model) for name, spec in specs.items()]
     if model is not None:
@@ -277,8 +275,9 @@ def default_space(
         for name, value in own.items():
             if name not in specs:
                 searched = not fixed and (not user or name in registry[model].search)
-                params.append(_model_param(name, {} if searched else {"low": value, "high": value, "log": False},
-                                           model=model))  # fmt: skip
+                params.append(
+                    _model_param(name, {} if searched else {"low": value, "high": value, "log": False}, model=model)
+                )
     space = SearchSpace(params)
     space._overrides = {name: dict(spec) for name, spec in overrides.items()}
     return space

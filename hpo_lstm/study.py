@@ -23,8 +23,15 @@ from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
 from hpo_lstm.recording import Recorder
 
-__all__ = ["FinalModel", "StudyInterrupted", "StudyResult", "final_model", "prepare_dataset", "run_study",
-           "study_baselines"]
+__all__ = [
+    "FinalModel",
+    "StudyInterrupted",
+    "StudyResult",
+    "final_model",
+    "prepare_dataset",
+    "run_study",
+    "study_baselines",
+]
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -171,9 +178,7 @@ class _StudyBaselines:
     """:func:`study_baselines`, fitted in the background from construction on (so that the fits
     may overlap the search); ``result()`` waits and records them, ``cancel()`` stops them."""
 
-    def __init__(
-        self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None
-    ) -> None:
+    def __init__(self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None) -> None:
         from hpo_lstm.baselines import BackgroundFit, Baselines
         from hpo_lstm.data import resolve_season
 
@@ -203,8 +208,10 @@ class _StudyBaselines:
 
 def _step_rmse(actual: np.ndarray, columns: dict[str, np.ndarray], k: int) -> dict[str, float]:
     """Each baseline's test RMSE at forecast step ``k + 1`` (``columns``: window-major forecasts)."""
-    return {f"{name}_rmse": forecast_metrics(actual[:, k], values.reshape(actual.shape)[:, k])["rmse"]
-            for name, values in columns.items()}  # fmt: skip
+    return {
+        f"{name}_rmse": forecast_metrics(actual[:, k], values.reshape(actual.shape)[:, k])["rmse"]
+        for name, values in columns.items()
+    }
 
 
 def _baselines_outdated(summary: dict[str, Any], config: StudyConfig, dataset: Dataset) -> bool:
@@ -219,8 +226,11 @@ def _baselines_outdated(summary: dict[str, Any], config: StudyConfig, dataset: D
         return True
     if summary.get("season") != resolve_season(config.season, dataset.point_times)["season"]:
         return True
-    return any(entries[n].get("status") == "timeout" and (entries[n].get("limit_seconds") or 0) < config.baseline_timeout
-               for n in BASELINES if n in entries)  # fmt: skip
+    return any(
+        entries[n].get("status") == "timeout" and (entries[n].get("limit_seconds") or 0) < config.baseline_timeout
+        for n in BASELINES
+        if n in entries
+    )
 
 
 def _refresh_baselines(result: StudyResult) -> StudyResult:
@@ -239,14 +249,27 @@ def _refresh_baselines(result: StudyResult) -> StudyResult:
         columns = baselines.columns()
         summary["baselines"] = {"naive_last": summary["baselines"]["naive_last"], **baselines.entries(actual)}
         summary.update(_versus_statistical(summary["test"]["rmse"], summary["baselines"]), season=season["season"])
-        summary["protocol"] = {**summary.get("protocol", {}), "season": {k: v for k, v in season.items() if k != "text"},
-                               "season_text": season.get("text"), "baseline_timeout": config.baseline_timeout}  # fmt: skip
-        summary["by_step"] = [{**{k: v for k, v in row.items() if k.removesuffix("_rmse") not in BASELINES},
-                               **_step_rmse(actual, columns, int(row["step"]) - 1)}
-                              for row in summary.get("by_step") or []]  # fmt: skip
+        summary["protocol"] = {
+            **summary.get("protocol", {}),
+            "season": {k: v for k, v in season.items() if k != "text"},
+            "season_text": season.get("text"),
+            "baseline_timeout": config.baseline_timeout,
+        }
+        summary["by_step"] = [
+            {
+                **{k: v for k, v in row.items() if k.removesuffix("_rmse") not in BASELINES},
+                **_step_rmse(actual, columns, int(row["step"]) - 1),
+            }
+            for row in summary.get("by_step") or []
+        ]
         predictions = result.final.predictions
-        predictions = pd.concat([predictions.drop(columns=[c for c in BASELINES if c in predictions]),
-                                 pd.DataFrame(columns, index=predictions.index)], axis=1)  # fmt: skip
+        predictions = pd.concat(
+            [
+                predictions.drop(columns=[c for c in BASELINES if c in predictions]),
+                pd.DataFrame(columns, index=predictions.index),
+            ],
+            axis=1,
+        )
         recorder.record_final(summary, predictions)
     final = dataclasses.replace(result.final, baselines=summary["baselines"], predictions=predictions, season=season)
     return dataclasses.replace(result, final=final, stored_summary=summary)
@@ -261,10 +284,14 @@ def _versus_statistical(test_rmse: float, baselines: dict[str, dict[str, Any]]) 
         return {"best_statistical_baseline": None, "beats_statistical_baselines": None}
     name, rmse = best
     return {
-        "best_statistical_baseline": {"name": name, "model": baselines[name].get("model"), "rmse": rmse,
-                                      "relative_difference": test_rmse / rmse - 1.0},
+        "best_statistical_baseline": {
+            "name": name,
+            "model": baselines[name].get("model"),
+            "rmse": rmse,
+            "relative_difference": test_rmse / rmse - 1.0,
+        },
         "beats_statistical_baselines": bool(test_rmse < rmse),
-    }  # fmt: skip
+    }
 
 
 def prepare_dataset(config: StudyConfig) -> Dataset:
@@ -273,9 +300,7 @@ def prepare_dataset(config: StudyConfig) -> Dataset:
     the season (set or inferred; the lag of transform sdiff)."""
     from hpo_lstm.data import calendar_features, resolve_season
 
-    series = load_series(
-        config.data, target=config.target, features=config.features, time_column=config.time_column
-    )
+    series = load_series(config.data, target=config.target, features=config.features, time_column=config.time_column)
     config = config.for_data(series.times, len(series))
     series = dataclasses.replace(
         series,
@@ -344,17 +369,32 @@ def final_model(
     others: list[dict[str, Any]] = []
     for rank, (number, member_params, member_weights) in enumerate(members if config.final != "best" else (), start=2):
         member_full = settings.candidate(member_params, dataset)
-        networks.append((model_from_weights(config.model, member_full, member_weights, n_features=dataset.n_features,
-                                            device=device, horizon=dataset.horizon), int(member_full["lookback"])))  # fmt: skip
+        networks.append(
+            (
+                model_from_weights(
+                    config.model,
+                    member_full,
+                    member_weights,
+                    n_features=dataset.n_features,
+                    device=device,
+                    horizon=dataset.horizon,
+                ),
+                int(member_full["lookback"]),
+            )
+        )
         others.append({"name": network_member(rank), "trial": number, "params": member_full, "weights": member_weights})
     networks_val = [predict(m, dataset, "val", lookback=lookback) for m, lookback in networks]
     networks_test = [predict(m, dataset, "test", lookback=lookback) for m, lookback in networks]
-    statistical_test = ({name: r.forecast for name, r in baselines.results.items() if r.status == "ok" and r.forecast is not None}
-                        if baselines is not None else {})  # fmt: skip
+    statistical_test = (
+        {name: r.forecast for name, r in baselines.results.items() if r.status == "ok" and r.forecast is not None}
+        if baselines is not None
+        else {}
+    )
     statistical_val = baselines.val_forecasts() if baselines is not None else {}
     actual, naive = dataset.actual[test], dataset.naive("test")
-    chosen = choose_final(networks_val, networks_test, statistical_val, statistical_test, dataset.actual[val], actual,
-                          rule=config.final)  # fmt: skip
+    chosen = choose_final(
+        networks_val, networks_test, statistical_val, statistical_test, dataset.actual[val], actual, rule=config.final
+    )
     val_forecasts = {network_member(i + 1): f for i, f in enumerate(networks_val)} | statistical_val
     test_forecasts = {network_member(i + 1): f for i, f in enumerate(networks_test)} | statistical_test
     val_residuals = dataset.actual[val] - chosen.chosen.combine(val_forecasts)  # (n, H)
@@ -384,17 +424,22 @@ def final_model(
     # Each network's own test forecasts, best first: every candidate recomputes from these columns.
     columns.update({network_member(i + 1): f.ravel() for i, f in enumerate(networks_test)})
     by_step = [
-        {"step": int(k + 1), **forecast_metrics(actual[:, k], predicted[:, k]),
-         **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()},
-         **_step_rmse(actual, statistical, k)}
+        {
+            "step": int(k + 1),
+            **forecast_metrics(actual[:, k], predicted[:, k]),
+            **{f"naive_{m}": v for m, v in forecast_metrics(actual[:, k], naive[:, k]).items()},
+            **_step_rmse(actual, statistical, k),
+        }
         for k in range(dataset.horizon)
-    ]  # fmt: skip
+    ]
     return FinalModel(
         params=full,
         val_rmse=recorded_val_rmse,
         test=forecast_metrics(actual, predicted),
-        baselines={"naive_last": forecast_metrics(actual, naive),
-                   **(baselines.entries(actual) if baselines is not None else {})},  # fmt: skip
+        baselines={
+            "naive_last": forecast_metrics(actual, naive),
+            **(baselines.entries(actual) if baselines is not None else {}),
+        },
         predictions=pd.DataFrame(columns),
         trial=trial,
         source=source,
@@ -561,10 +606,15 @@ def run_study(
             precision=resolve_precision(config.precision, device),
             wall_seconds=time.perf_counter() - started,
             stopped_early=(
-                {"reason": "timeout", "timeout_seconds": config.timeout, "evaluations": search.n_evaluations,
-                 "budget": config.budget}
-                if evaluator.stopped_at is not None else None
-            ),  # fmt: skip
+                {
+                    "reason": "timeout",
+                    "timeout_seconds": config.timeout,
+                    "evaluations": search.n_evaluations,
+                    "budget": config.budget,
+                }
+                if evaluator.stopped_at is not None
+                else None
+            ),
         )
         recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final, baselines))
     return result
@@ -590,13 +640,19 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     import optuna
 
     study = optuna.load_study(study_name=config.study_name, storage=storage)
-    trials = sorted((t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.is_finished()),
-                    key=lambda t: t.user_attrs["evaluation"])  # fmt: skip
+    trials = sorted(
+        (t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.is_finished()),
+        key=lambda t: t.user_attrs["evaluation"],
+    )
     evaluations = tuple(
-        Evaluation(index=t.user_attrs["evaluation"], batch=t.user_attrs.get("generation", 0), params=dict(t.params),
-                   value=t.value if t.value is not None and t.state.name != "FAIL" else math.nan)
+        Evaluation(
+            index=t.user_attrs["evaluation"],
+            batch=t.user_attrs.get("generation", 0),
+            params=dict(t.params),
+            value=t.value if t.value is not None and t.state.name != "FAIL" else math.nan,
+        )
         for t in trials
-    )  # fmt: skip
+    )
     searched = {p.name for p in config.space.params}
     best_params = {k: v for k, v in summary["best_params"].items() if k in searched}
     model = summary.get("final_model") or {}
@@ -647,7 +703,9 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: A
         versions={"hpo_lstm_version": __version__, "torch_version": torch.__version__},
         final_forecast=final.final_forecast,
         members=final.members,
-        statistical={name: r.state for name, r in baselines.results.items() if r.state is not None} if baselines else None,
+        statistical={name: r.state for name, r in baselines.results.items() if r.state is not None}
+        if baselines
+        else None,
         weights_sha256=weights_digest(_model_weights(final)),
     )
 
@@ -657,5 +715,9 @@ def _model_weights(final: FinalModel) -> dict[str, Any]:
     final forecast (as :func:`hpo_lstm.recording.read_model` gives them back)."""
     from hpo_lstm.model_store import merge_member_weights
 
-    included = set(final.final_forecast.get("members") or ()) if final.final_forecast.get("kind", "best") != "best" else set()
-    return merge_member_weights(final.weights, {m["name"]: m["weights"] for m in final.members if m["name"] in included})
+    included = (
+        set(final.final_forecast.get("members") or ()) if final.final_forecast.get("kind", "best") != "best" else set()
+    )
+    return merge_member_weights(
+        final.weights, {m["name"]: m["weights"] for m in final.members if m["name"] in included}
+    )

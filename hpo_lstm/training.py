@@ -106,7 +106,7 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is present, else "cpu"; other names pass through, once
+    """ "auto" -> "cuda" when a GPU is present, else "cpu"; other names pass through, once
     checked: a device this torch cannot use is refused as one line, before anything trains."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -127,7 +127,9 @@ def resolve_device(device: str) -> str:
     elif device == "mps" and not torch.backends.mps.is_available():
         from hpo_lstm._errors import ConfigError
 
-        raise ConfigError(f"Device 'mps' is not available to this torch ({torch.__version__}); use `device` cpu or auto.")
+        raise ConfigError(
+            f"Device 'mps' is not available to this torch ({torch.__version__}); use `device` cpu or auto."
+        )
     return device
 
 
@@ -155,7 +157,7 @@ def bf16_trains(device: str) -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """"auto" -> "bf16" on a CPU that computes it natively (:func:`cpu_native_bf16`), else
+    """ "auto" -> "bf16" on a CPU that computes it natively (:func:`cpu_native_bf16`), else
     "fp32" (on CUDA bf16 was slower, see PRECISIONS); "fp32" and "bf16" pass through, except
     that bf16 is refused on a device whose autocast has no bfloat16 (mps) or where oneDNN has
     no bf16 LSTM."""
@@ -168,16 +170,16 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision == "bf16" and not (device == "cpu" or device.startswith("cuda")):
         raise ConfigError(f"`precision` bf16 trains on cpu or cuda; got `device` {device!r}: use `precision` fp32.")
     if precision == "bf16" and not bf16_trains(device):
-        raise ConfigError(f"`precision` bf16: torch cannot train an LSTM in bfloat16 on this {device} (oneDNN has no "
-                          "bf16 LSTM for its instruction set); use `precision` fp32 or auto.")  # fmt: skip
+        raise ConfigError(
+            f"`precision` bf16: torch cannot train an LSTM in bfloat16 on this {device} (oneDNN has no "
+            "bf16 LSTM for its instruction set); use `precision` fp32 or auto."
+        )
     return precision
 
 
 _GLOBAL_RNG = threading.Lock()
 
-_TENSORS: "weakref.WeakKeyDictionary[Dataset, dict[str, tuple[torch.Tensor, torch.Tensor]]]" = (
-    weakref.WeakKeyDictionary()
-)
+_TENSORS: weakref.WeakKeyDictionary[Dataset, dict[str, tuple[torch.Tensor, torch.Tensor]]] = weakref.WeakKeyDictionary()
 
 
 def _tensors(dataset: Dataset, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -347,7 +349,9 @@ def model_from_weights(
     except RuntimeError as exc:  # missing, unexpected or misshapen tensors
         from hpo_lstm.model_store import ModelFileError
 
-        raise ModelFileError(f"The saved weights do not fit a {model_name} with {dict(params)}: {str(exc).splitlines()[0]}") from None
+        raise ModelFileError(
+            f"The saved weights do not fit a {model_name} with {dict(params)}: {str(exc).splitlines()[0]}"
+        ) from None
     return model.to(resolve_device(device)).eval()
 
 

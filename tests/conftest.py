@@ -4,13 +4,12 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-
 
 # Tests whose numbers pass through the CPU's math kernels and are compared across two paths (a
 # saved model against its study's predictions, a reloaded model, a forecast from a frame against
@@ -19,9 +18,14 @@ import pytest
 # that a CPU unlike the developers' is covered (docs/reliability.md). The tests that set such a
 # variable themselves ("another instruction set") are left out of those runs.
 NUMERICS_MODULES = {
-    "test_forecast", "test_models", "test_precision", "test_reference_lstm", "test_saved_model",
-    "test_season_defaults", "test_training",
-}  # fmt: skip
+    "test_forecast",
+    "test_models",
+    "test_precision",
+    "test_reference_lstm",
+    "test_saved_model",
+    "test_season_defaults",
+    "test_training",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -111,7 +111,12 @@ def lstm_layout(weights: Weights) -> tuple[int, int]:
     layers = {int(m.group(1)) for name in names if (m := re.fullmatch(r"weight_ih_l(\d+)(_reverse)?", name))}
     n_layers = len(layers)
     n_directions = 2 if "weight_ih_l0_reverse" in names else 1
-    expected = {f"{kind}{_suffix(k, d)}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") for k in range(n_layers) for d in range(n_directions)}
+    expected = {
+        f"{kind}{_suffix(k, d)}"
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        for k in range(n_layers)
+        for d in range(n_directions)
+    }
     if not n_layers or layers != set(range(n_layers)) or names != expected:
         raise ValueError(f"weights must be nn.LSTM's parameters (with both biases, no projection); got {sorted(names)}")
     return n_layers, n_directions
@@ -143,7 +148,15 @@ class LstmPass:
     input_sizes: list[int]
 
 
-def _cell(x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Step]:
+def _cell(
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray,
+    b_hh: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, _Step]:
     """One step: h_t, c_t and what backpropagation needs."""
     hidden = w_hh.shape[1]
     a = x_t @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
@@ -239,7 +252,9 @@ def _last_states(lstm_pass: LstmPass) -> tuple[np.ndarray, int]:
     return np.concatenate(list(lstm_pass.h_n[-n_directions:]), axis=-1), n_directions
 
 
-def forecaster_forward(x: np.ndarray, rnn_weights: Weights, head_weight: np.ndarray, head_bias: np.ndarray) -> tuple[np.ndarray, LstmPass]:
+def forecaster_forward(
+    x: np.ndarray, rnn_weights: Weights, head_weight: np.ndarray, head_bias: np.ndarray
+) -> tuple[np.ndarray, LstmPass]:
     """The forecaster: the LSTM, then the linear head on the last layer's final hidden states
     (forward, then backward direction). The forecasts (B, horizon) and the LSTM's pass."""
     lstm_pass = lstm_forward(x, rnn_weights)

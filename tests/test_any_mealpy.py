@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_ARGS, CountingObjective
+
 from hpo_lstm import ConfigError, UnknownNameError
 from hpo_lstm.cli import main
 from hpo_lstm.optimizers import get_optimizer, registry
@@ -57,10 +57,15 @@ def test_any_mealpy_class_resolves_by_name_and_the_curated_names_stay():
 
 @pytest.mark.parametrize(
     ("name", "suggested"),
-    [("mealpy:OriginalHH", "did you mean mealpy:OriginalHHO"),
-     ("mealpy:originalhho", "did you mean mealpy:OriginalHHO?"),
-     ("mealpy:Nothing", "Unknown mealpy optimizer 'mealpy:Nothing'; `hpo-lstm optimizers --all` lists the 243 classes.")],
-)  # fmt: skip
+    [
+        ("mealpy:OriginalHH", "did you mean mealpy:OriginalHHO"),
+        ("mealpy:originalhho", "did you mean mealpy:OriginalHHO?"),
+        (
+            "mealpy:Nothing",
+            "Unknown mealpy optimizer 'mealpy:Nothing'; `hpo-lstm optimizers --all` lists the 243 classes.",
+        ),
+    ],
+)
 def test_an_unknown_class_suggests_close_names_on_one_line(name, suggested):
     with pytest.raises(UnknownNameError) as info:
         registry[name]
@@ -69,9 +74,14 @@ def test_an_unknown_class_suggests_close_names_on_one_line(name, suggested):
 
 
 def test_an_unknown_option_or_a_bad_value_is_refused_with_mealpys_rule():
-    with pytest.raises(ConfigError, match=r"Unknown option\(s\) \['inertia'\] for optimizer 'mealpy:OriginalSMA'; allowed: pop_size, p_t"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown option\(s\) \['inertia'\] for optimizer 'mealpy:OriginalSMA'; allowed: pop_size, p_t",
+    ):
         get_optimizer("mealpy:OriginalSMA", inertia=0.5)
-    with pytest.raises(ConfigError, match="Option 'p_t' of optimizer 'mealpy:OriginalSMA' must be a float from 0 to 1.0"):
+    with pytest.raises(
+        ConfigError, match="Option 'p_t' of optimizer 'mealpy:OriginalSMA' must be a float from 0 to 1.0"
+    ):
         get_optimizer("mealpy:OriginalSMA", p_t=3.0)
 
 
@@ -149,7 +159,9 @@ def test_a_run_that_ends_with_budget_left_is_followed_by_another(monkeypatch):
 
     runs = []
     solve = _any_mealpy._solve
-    monkeypatch.setattr(_any_mealpy, "_solve", lambda model, *a, **k: (runs.append(model._log is None), solve(model, *a, **k))[1])
+    monkeypatch.setattr(
+        _any_mealpy, "_solve", lambda model, *a, **k: (runs.append(model._log is None), solve(model, *a, **k))[1]
+    )
     result = registry["mealpy:OriginalCRO"](pop_size=8).optimize(_rastrigin, _unit_space(4), budget=99, seed=5)
     assert result.n_evaluations == 99
     assert sum(runs) > 1
@@ -183,8 +195,9 @@ def test_same_seed_same_path_in_fresh_processes_whatever_their_hash_seed_and_glo
     outputs = []
     for hash_seed, global_seed in (("0", "1"), ("123", "99")):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run([sys.executable, "-c", _PATHS, global_seed, *_REPLAYED], capture_output=True, text=True,
-                              env=env, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _PATHS, global_seed, *_REPLAYED], capture_output=True, text=True, env=env, check=True
+        )
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1]
     assert set(outputs[0]) == set(_REPLAYED) and all(len(path) == 22 for path in outputs[0].values())
@@ -212,23 +225,48 @@ def _trials(config) -> dict[int, tuple[dict, float]]:
     import optuna
 
     study = optuna.load_study(study_name=config.study_name, storage=config.storage_url)
-    return {t.user_attrs["evaluation"]: (t.params, t.value) for t in study.trials if t.user_attrs.get("failure") != "interrupted"}
+    return {
+        t.user_attrs["evaluation"]: (t.params, t.value)
+        for t in study.trials
+        if t.user_attrs.get("failure") != "interrupted"
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("optimizer", "pop_size", "options"),
-    [("mealpy:OriginalSMA", 5, {}), ("mealpy:OriginalTLO", 5, {}), ("mealpy:OriginalHHO", 5, {}),
-     ("cmaes", 4, {}), ("gp", 4, {"n_startup_trials": 4})],
-)  # fmt: skip
+    [
+        ("mealpy:OriginalSMA", 5, {}),
+        ("mealpy:OriginalTLO", 5, {}),
+        ("mealpy:OriginalHHO", 5, {}),
+        ("cmaes", 4, {}),
+        ("gp", 4, {"n_startup_trials": 4}),
+    ],
+)
 def test_an_interrupted_study_resumes_by_replay_exactly(tmp_path: Path, optimizer, pop_size, options):
     from hpo_lstm import StudyConfig, run_study
     from hpo_lstm.study import StudyInterrupted
 
-    space = default_space({"learning_rate": {"low": 1e-3, "high": 3e-2, "log": True},
-                           "hidden_size": {"low": 4, "high": 12}, "n_layers": {"low": 1, "high": 2}})  # fmt: skip
-    settings = dict(optimizer=optimizer, optimizer_options=options, pop_size=pop_size, data="sine", lookback=8,
-                    max_epochs=2, patience=2, batch_size=256, budget=12, space=space, name="tiny")  # fmt: skip
+    space = default_space(
+        {
+            "learning_rate": {"low": 1e-3, "high": 3e-2, "log": True},
+            "hidden_size": {"low": 4, "high": 12},
+            "n_layers": {"low": 1, "high": 2},
+        }
+    )
+    settings = dict(
+        optimizer=optimizer,
+        optimizer_options=options,
+        pop_size=pop_size,
+        data="sine",
+        lookback=8,
+        max_epochs=2,
+        patience=2,
+        batch_size=256,
+        budget=12,
+        space=space,
+        name="tiny",
+    )
     reference = StudyConfig(**settings, out=str(tmp_path / "reference"))
     run_study(reference, workers=1)
 
@@ -274,9 +312,11 @@ def test_an_unusable_class_or_too_short_a_schedule_is_refused_before_the_study_e
     err = _refused(capsys, [*common, "--optimizer", "mealpy:AAO"])
     assert "Optimizer 'mealpy:AAO' cannot search a 3-parameter space with pop_size=8: it draws from numpy's" in err
     err = _refused(capsys, [*common, "--optimizer", "mealpy:OriginalCHIO"])
-    assert "Budget 16 gives optimizer 'mealpy:OriginalCHIO' 1 generation(s) of pop_size=8, too few for its options; " \
-           "it accepts them from 45 generations on (budget 368): Option 'max_age' of optimizer 'mealpy:OriginalCHIO' " \
-           "must be an integer from 1 to 1 inclusive (mealpy's rule); got 10." in err  # fmt: skip
+    assert (
+        "Budget 16 gives optimizer 'mealpy:OriginalCHIO' 1 generation(s) of pop_size=8, too few for its options; "
+        "it accepts them from 45 generations on (budget 368): Option 'max_age' of optimizer 'mealpy:OriginalCHIO' "
+        "must be an integer from 1 to 1 inclusive (mealpy's rule); got 10." in err
+    )
     err = _refused(capsys, [*common, "--optimizer", "mealpy:OriginalHH"])
     assert "did you mean mealpy:OriginalHHO, " in err
     assert not out.exists()
@@ -290,8 +330,23 @@ def test_run_and_compare_take_a_mealpy_class(tmp_path, capsys):
     summary = json.loads((out / "sine-lstm-mealpy-OriginalSMA-seed0" / "summary.json").read_text())
     assert summary["optimizer"] == "mealpy:OriginalSMA" and summary["n_evaluations"] == 5
 
-    assert main(["compare", *tiny, "--models", "lstm", "--optimizers", "mealpy:OriginalSMA,random", "--seeds", "1",
-                 "--season", "63"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                *tiny,
+                "--models",
+                "lstm",
+                "--optimizers",
+                "mealpy:OriginalSMA,random",
+                "--seeds",
+                "1",
+                "--season",
+                "63",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "compare-sine" / "compare.json").read_text())
     assert manifest["optimizers"] == ["mealpy:OriginalSMA", "random"]
     assert "compare-sine.lstm.mealpy-OriginalSMA.seed0" in {cell["study"] for cell in manifest["cells"]}

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-
 from conftest import TINY_SPACE, start_cli, wait_cli, write_study
+
 from hpo_lstm.baselines import BASELINES, _fit_arima, arima_paths
 from hpo_lstm.cli import main
 from hpo_lstm.data import infer_seasonality, load_series, make_dataset, resolve_season
@@ -89,8 +89,14 @@ def test_a_month_column_holding_1949_01_is_the_time_column(tmp_path: Path):
 
 def test_numbers_categories_and_repeated_dates_are_not_taken_for_time(tmp_path: Path):
     path = tmp_path / "numbers.csv"
-    pd.DataFrame({"year": np.arange(1900, 1960), "value": np.sin(np.arange(60.0)),
-                  "group": ["a1", "b2"] * 30, "batch": ["2020-01-01"] * 60}).to_csv(path, index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "year": np.arange(1900, 1960),
+            "value": np.sin(np.arange(60.0)),
+            "group": ["a1", "b2"] * 30,
+            "batch": ["2020-01-01"] * 60,
+        }
+    ).to_csv(path, index=False)
     series = load_series(str(path), target="value")
     assert series.times is None and series.time_column is None  # a numeric column is data, never time
     path.write_text("when,value\n" + "".join(f"Mon,{i}\n" for i in range(30)))
@@ -99,8 +105,22 @@ def test_numbers_categories_and_repeated_dates_are_not_taken_for_time(tmp_path: 
 
 # Runs with baselines ----------------------------------------------------------------------------
 
-RUN = ["--lookback", "8", "--max-epochs", "2", "--patience", "2", "--optimizer", "random", "--budget", "4",
-       "--pop-size", "4", "--workers", "1"]  # fmt: skip
+RUN = [
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--optimizer",
+    "random",
+    "--budget",
+    "4",
+    "--pop-size",
+    "4",
+    "--workers",
+    "1",
+]
 
 
 def _run(tmp_path: Path, data: Path, out: str, *args: str) -> tuple[int, Path]:
@@ -152,8 +172,10 @@ def test_baselines_are_recomputed_from_predictions_csv_with_statsforecast_itself
     # AutoETS and AutoARIMA: fitted on train + validation, forecast from every origin, no refit:
     # horizon 1 as the in-sample one-step forecasts of the fitted model over the whole series,
     # more steps as the model's forecast from each origin.
-    for name, model in (("auto_ets", AutoETS(season_length=12)),
-                        ("auto_arima", AutoARIMA(season_length=12, approximation=None))):  # fmt: skip
+    for name, model in (
+        ("auto_ets", AutoETS(season_length=12)),
+        ("auto_arima", AutoARIMA(season_length=12, approximation=None)),
+    ):
         model.fit(y[:n_fit])
         from_each_origin = np.concatenate([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
         if horizon == 1:
@@ -195,7 +217,9 @@ def test_the_printed_table_has_a_row_per_baseline_and_the_verdict(tmp_path: Path
 
 
 _SERIES = {
-    "seasonal": lambda n, rng: 100 + 0.05 * np.arange(n) + 5 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(0, 0.5, n),
+    "seasonal": lambda n, rng: (
+        100 + 0.05 * np.arange(n) + 5 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(0, 0.5, n)
+    ),
     "drift": lambda n, rng: np.cumsum(0.3 + rng.normal(0, 1, n)),  # a random walk with drift
     "sine": lambda n, rng: np.sin(0.1 * np.arange(n)) + rng.normal(0, 0.1, n),  # AR, no mean
 }
@@ -298,9 +322,29 @@ def _alive(proc: psutil.Process) -> bool:
 def test_fitting_processes_end_with_an_interrupted_or_killed_driver(tmp_path: Path, how: str):
     # The weekly CO2 series: AutoARIMA's seasonal (52) fit takes 10-20 s, long enough to catch.
     study = write_study(tmp_path / "s.toml", 'name = "co2"\nbatch_size = 256\n' + TINY_SPACE)
-    proc = start_cli(["run", str(study), "--data", "co2", "--lookback", "8", "--max-epochs", "1", "--optimizer",
-                      "random", "--budget", "4", "--pop-size", "4", "--workers", "1", "--quiet",
-                      "--out", str(tmp_path / "out")])  # fmt: skip
+    proc = start_cli(
+        [
+            "run",
+            str(study),
+            "--data",
+            "co2",
+            "--lookback",
+            "8",
+            "--max-epochs",
+            "1",
+            "--optimizer",
+            "random",
+            "--budget",
+            "4",
+            "--pop-size",
+            "4",
+            "--workers",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     seen: list[psutil.Process] = []
     deadline = time.monotonic() + 240
     while len(seen) < 4:  # the resource tracker, the fork server and its two fitting children
@@ -390,11 +434,26 @@ def test_baselines_are_fitted_beside_the_last_batch_and_an_interrupted_study_res
     from hpo_lstm.space import default_space
     from hpo_lstm.study import StudyInterrupted
 
-    space = default_space({"learning_rate": {"low": 1e-3, "high": 3e-2, "log": True},
-                           "hidden_size": {"low": 4, "high": 12}, "n_layers": {"low": 1, "high": 2}})  # fmt: skip
+    space = default_space(
+        {
+            "learning_rate": {"low": 1e-3, "high": 3e-2, "log": True},
+            "hidden_size": {"low": 4, "high": 12},
+            "n_layers": {"low": 1, "high": 2},
+        }
+    )
     # The weekly CO2 series: AutoARIMA's seasonal (52) fit takes 10-20 s, long enough to catch.
-    config = StudyConfig(optimizer="random", data="co2", lookback=8, max_epochs=1, batch_size=256, budget=4,
-                         pop_size=2, space=space, name="fits", out=str(tmp_path))  # fmt: skip
+    config = StudyConfig(
+        optimizer="random",
+        data="co2",
+        lookback=8,
+        max_epochs=1,
+        batch_size=256,
+        budget=4,
+        pop_size=2,
+        space=space,
+        name="fits",
+        out=str(tmp_path),
+    )
     watch = _WatchFits(batches=2, interrupt=True)
     with pytest.raises(StudyInterrupted):
         run_study(config, workers=1, progress=watch)

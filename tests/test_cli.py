@@ -10,8 +10,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import TINY_SPACE, write_study
+
 from hpo_lstm.cli import main
 
 TINY_RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--workers", "1", "--quiet"]
@@ -46,8 +46,20 @@ def test_run_end_to_end_records_every_evaluation_and_writes_the_results(tmp_path
     for name in ("summary.json", "trials.csv", "predictions.csv", "convergence.png", "predictions.png"):
         assert (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
-    for key in ("optimizer", "model", "dataset", "budget", "n_evaluations", "n_trained", "best_params",
-                "best_val_rmse", "test", "baselines", "wall_seconds", "seed"):  # fmt: skip
+    for key in (
+        "optimizer",
+        "model",
+        "dataset",
+        "budget",
+        "n_evaluations",
+        "n_trained",
+        "best_params",
+        "best_val_rmse",
+        "test",
+        "baselines",
+        "wall_seconds",
+        "seed",
+    ):
         assert key in summary, key
     assert summary["n_evaluations"] == 12 and summary["budget"] == 12
     assert summary["n_trained"] == len(trained)
@@ -119,11 +131,32 @@ def test_a_complete_study_run_again_trains_nothing_and_keeps_its_result(tmp_path
 
 
 def test_csv_with_features(tmp_path: Path, tiny_csv: Path):
-    code = main([
-        "run", "--data", str(tiny_csv), "--target", "close", "--features", "close,volume", "--optimizer", "random",
-        "--budget", "4", "--pop-size", "2", "--lookback", "7", "--max-epochs", "2", "--workers", "1", "--quiet",
-        "--out", str(tmp_path / "c"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--data",
+            str(tiny_csv),
+            "--target",
+            "close",
+            "--features",
+            "close,volume",
+            "--optimizer",
+            "random",
+            "--budget",
+            "4",
+            "--pop-size",
+            "2",
+            "--lookback",
+            "7",
+            "--max-epochs",
+            "2",
+            "--workers",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "c"),
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "c" / "prices-lstm-random-seed0" / "summary.json").read_text())
     assert summary["features"] == ["close", "volume"]
@@ -134,8 +167,17 @@ def test_listings(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # one line per entry
     assert main(["optimizers"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["cmaes", "ga", "gp", "gwo", "pso", "random", "tpe", "woa",
-                                                   "mealpy:<ClassName>"]  # fmt: skip
+    assert [line.split()[0] for line in lines] == [
+        "cmaes",
+        "ga",
+        "gp",
+        "gwo",
+        "pso",
+        "random",
+        "tpe",
+        "woa",
+        "mealpy:<ClassName>",
+    ]
     assert main(["datasets"]) == 0
     assert "co2" in capsys.readouterr().out
 
@@ -173,14 +215,20 @@ def test_listing_and_errors_do_not_import_heavy_libraries():
 
 
 BAD_INPUTS = [
-    (["--optimizer", "wao"], "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>"),
-    (["--model", "transformer"], "Unknown model 'transformer'; choose from attention-lstm, bilstm, cnn-lstm, gru, lstm, seq2seq."),
+    (
+        ["--optimizer", "wao"],
+        "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>",
+    ),
+    (
+        ["--model", "transformer"],
+        "Unknown model 'transformer'; choose from attention-lstm, bilstm, cnn-lstm, gru, lstm, seq2seq, or name your own as module:Class (docs/models.md).",
+    ),
     (["--data", "co3"], "Unknown dataset 'co3'; choose from co2, sine, or give a path to a CSV file."),
     (["--data", "missing.csv", "--target", "y"], "Data file 'missing.csv' does not exist or is not a file."),
     (["--budget", "3", "--pop-size", "8"], "budget must be at least one population (pop_size=8)"),
     (["--budget", "zero"], "argument --budget: expected an integer, got 'zero'"),
     (["--split", "0.7,0.2,0.2"], "split fractions must sum to 1; got (0.7, 0.2, 0.2)"),
-    (["--lookback", "0"], "lookback must be an integer >= 1; got 0."),
+    (["--lookback", "0"], "argument --lookback: expected an integer >= 1, got '0'"),
     (["--storage", "nosuchdb://x"], "Cannot open storage 'nosuchdb://x'"),
     (["--device", "tpu"], "Unknown device 'tpu'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -203,14 +251,21 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, messa
     [
         ("optimiser = 'woa'\n", "Unknown key(s) ['optimiser'] in study file"),
         ("budget = \n", "is not valid TOML"),
-        ("models = ['lstm']\nseeds = 2\n", "is a comparison file (it sets ['models', 'seeds']); run it with: hpo-lstm compare"),
-        ("[space]\nlearning_rate = { low = 0, high = 0.1, log = true }\n",
-         "The 'low' bound of search parameter 'learning_rate' must be > 0; got 0."),
-        ("[space]\nhidden_size = { low = 64, high = 8 }\n",
-         "`low <= high` must hold for parameter 'hidden_size', but got (low=64, high=8)."),
+        (
+            "models = ['lstm']\nseeds = 2\n",
+            "is a comparison file (it sets ['models', 'seeds']); run it with: hpo-lstm compare",
+        ),
+        (
+            "[space]\nlearning_rate = { low = 0, high = 0.1, log = true }\n",
+            "The 'low' bound of search parameter 'learning_rate' must be > 0; got 0.",
+        ),
+        (
+            "[space]\nhidden_size = { low = 64, high = 8 }\n",
+            "`low <= high` must hold for parameter 'hidden_size', but got (low=64, high=8).",
+        ),
         ("[space]\nn_layers = { low = 0, high = 2 }\n", "search parameter 'n_layers' must be >= 1; got 0."),
     ],
-)  # fmt: skip
+)
 def test_bad_study_files(tmp_path: Path, capsys, text, message):
     study = write_study(tmp_path / "bad.toml", text)
     assert main(["run", str(study), "--out", str(tmp_path), "--quiet"]) == 2
@@ -258,17 +313,30 @@ def _rows(values) -> str:
 
 
 CSV_BAD_INPUTS = [
-    ("t,price\n" + _rows(range(300)), ["--target", "close"], "Column 'close' is not in the data; columns are ['t', 'price']."),
-    ("t,price,note\n" + "".join(f"{i},{i},x\n" for i in range(300)), ["--target", "price", "--features", "note"],
-     "Column 'note' must be numeric; it holds 'x'."),
-    ("t,price,empty\n" + "".join(f"{i},{i},\n" for i in range(300)), ["--target", "price", "--features", "empty"],
-     "Column 'empty' has no values (all empty or NaN)."),
+    (
+        "t,price\n" + _rows(range(300)),
+        ["--target", "close"],
+        "Column 'close' is not in the data; columns are ['t', 'price'].",
+    ),
+    (
+        "t,price,note\n" + "".join(f"{i},{i},x\n" for i in range(300)),
+        ["--target", "price", "--features", "note"],
+        "Column 'note' must be numeric; it holds 'x'.",
+    ),
+    (
+        "t,price,empty\n" + "".join(f"{i},{i},\n" for i in range(300)),
+        ["--target", "price", "--features", "empty"],
+        "Column 'empty' has no values (all empty or NaN).",
+    ),
     ("t,price\n" + _rows(range(30)), ["--target", "price"], "Too few rows: 30 rows with lookback=24"),
     ("t,price\n" + _rows([5.0] * 300), ["--target", "price"], "constant over the training rows"),
-    ("t,price\n" + _rows([float(i) if not 100 <= i < 130 else "" for i in range(300)]), ["--target", "price"],
-     "Column 'price' has a gap of 30 consecutive missing values; at most 10 are interpolated."),
+    (
+        "t,price\n" + _rows([float(i) if not 100 <= i < 130 else "" for i in range(300)]),
+        ["--target", "price"],
+        "Column 'price' has a gap of 30 consecutive missing values; at most 10 are interpolated.",
+    ),
     (b"t,price\n1,\xff\xfe\xfa\n", ["--target", "price"], "Cannot read data file"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("body", "args", "message"), CSV_BAD_INPUTS)
@@ -282,8 +350,20 @@ def test_bad_csv_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, body, a
 
 def test_bad_input_leaves_existing_results_untouched(tmp_path: Path, capsys):
     out = tmp_path / "o"
-    args = ["run", *TINY_RUN, "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--study-name", "keep",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        *TINY_RUN,
+        "--optimizer",
+        "random",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--study-name",
+        "keep",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     db = out / "hpo-lstm.db"
     before = (db.read_bytes(), (out / "keep" / "summary.json").read_text())

@@ -12,16 +12,30 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_for, write_study
 from scipy.stats import wilcoxon
 
-from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_for, write_study
 from hpo_lstm.cli import main
 from hpo_lstm.report._compare import fmt
 
 TINY = TINY_ARGS
-FILES = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
-         "against_statistical.csv", "baselines.csv", "convergence.csv", "convergence_bands.csv", "trials.csv", "predictions.csv",
-         "convergence.png", "predictions.png", "params.png", "compare.json")  # fmt: skip
+FILES = (
+    "report.md",
+    "cells.csv",
+    "test_metrics.csv",
+    "model_comparison.csv",
+    "optimizer_ranking.csv",
+    "against_statistical.csv",
+    "baselines.csv",
+    "convergence.csv",
+    "convergence_bands.csv",
+    "trials.csv",
+    "predictions.csv",
+    "convergence.png",
+    "predictions.png",
+    "params.png",
+    "compare.json",
+)
 
 
 def _compare_file(tmp_path: Path, extra: str = "") -> Path:
@@ -32,9 +46,27 @@ def _compare_file(tmp_path: Path, extra: str = "") -> Path:
 def tiny_comparison(tmp_path_factory) -> Path:
     """2 models x 2 optimizers x 2 seeds (+ untuned rows), budget 10 in batches of 5."""
     tmp_path = tmp_path_factory.mktemp("compare")
-    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "woa,random",
-            "--seeds", "2", "--budget", "10", "--pop-size", "5", "--season", "63", "--workers", "2",
-            "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *TINY,
+        "--models",
+        "lstm,bilstm",
+        "--optimizers",
+        "woa,random",
+        "--seeds",
+        "2",
+        "--budget",
+        "10",
+        "--pop-size",
+        "5",
+        "--season",
+        "63",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
     return tmp_path / "out" / "tiny"
 
@@ -43,8 +75,17 @@ def test_compare_writes_every_section_table_and_plot(tiny_comparison: Path):
     for name in FILES:
         assert (tiny_comparison / name).stat().st_size > 0, name
     report = (tiny_comparison / "report.md").read_text()
-    for heading in ("## 1. Test metrics", "## 2. LSTM vs BiLSTM", "## 3. Optimizer ranking", "## 4. Plots",
-                    "**Verdict.**", "- **Data**", "- **Training**", "device cpu", "seeds 0, 1"):  # fmt: skip
+    for heading in (
+        "## 1. Test metrics",
+        "## 2. LSTM vs BiLSTM",
+        "## 3. Optimizer ranking",
+        "## 4. Plots",
+        "**Verdict.**",
+        "- **Data**",
+        "- **Training**",
+        "device cpu",
+        "seeds 0, 1",
+    ):
         assert heading in report, heading
     assert "too few seeds" in report  # 2 seeds cannot carry a signed-rank test, and the report says so
     cells = pd.read_csv(tiny_comparison / "cells.csv")
@@ -81,7 +122,9 @@ def test_report_numbers_are_recomputable_from_the_csv_files(tiny_comparison: Pat
         assert row["test_rmse_mean"] == pytest.approx(group["test_rmse"].mean(), rel=1e-12)
         assert row["test_rmse_std"] == pytest.approx(group["test_rmse"].std(ddof=1), rel=1e-9)
         assert row["best_val_rmse_mean"] == pytest.approx(group["best_val_rmse"].mean(), rel=1e-12)
-        line = f"| {row['model']} | {row['method']} | 2 | {fmt(row['test_rmse_mean'])} ± {fmt(row['test_rmse_std'], 2)} |"
+        line = (
+            f"| {row['model']} | {row['method']} | 2 | {fmt(row['test_rmse_mean'])} ± {fmt(row['test_rmse_std'], 2)} |"
+        )
         assert line in report, line
     naive = metrics[metrics["method"] == "naive_last"].iloc[0]
     predictions = pd.read_csv(tiny_comparison / "predictions.csv")
@@ -118,8 +161,16 @@ def test_report_numbers_are_recomputable_from_the_csv_files(tiny_comparison: Pat
 
 
 def test_report_rebuilds_identical_tables_without_training(tiny_comparison: Path, tmp_path: Path):
-    tables = ("report.md", "cells.csv", "test_metrics.csv", "model_comparison.csv", "optimizer_ranking.csv",
-              "convergence_bands.csv", "trials.csv", "predictions.csv")  # fmt: skip
+    tables = (
+        "report.md",
+        "cells.csv",
+        "test_metrics.csv",
+        "model_comparison.csv",
+        "optimizer_ranking.csv",
+        "convergence_bands.csv",
+        "trials.csv",
+        "predictions.csv",
+    )
     before = {name: (tiny_comparison / name).read_bytes() for name in tables}
     for name in tables:
         (tiny_comparison / name).unlink()
@@ -153,8 +204,9 @@ def test_against_statistical_models_is_recomputable_from_the_csv_files(tiny_comp
     assert label in verdict and ("beats the best statistical baseline" in verdict or "worse than" in verdict)
     # Every cell's study carries the same baselines: fitted once for the comparison, not per cell.
     storage = json.loads((tiny_comparison / "compare.json").read_text())["storage"]
-    records = {optuna.load_study(study_name=name, storage=storage).user_attrs["hpo_lstm_baselines"]
-               for name in cells["study"]}  # fmt: skip
+    records = {
+        optuna.load_study(study_name=name, storage=storage).user_attrs["hpo_lstm_baselines"] for name in cells["study"]
+    }
     assert len(records) == 1
 
 
@@ -168,19 +220,36 @@ def _finished_cells(db: Path) -> int:
 
 def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path: Path):
     out = tmp_path / "out"
-    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
-            "--seeds", "2", "--budget", "6", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *TINY,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random,tpe",
+        "--seeds",
+        "2",
+        "--budget",
+        "6",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     proc = start_cli(args)
     wait_for(lambda: _finished_cells(out / "hpo-lstm.db") >= 2, proc, "two finished cells")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     storage = f"sqlite:///{out / 'hpo-lstm.db'}"
-    finished = [s.study_name for s in optuna.get_all_study_summaries(storage)
-                if "hpo_lstm_final" in s.user_attrs]  # fmt: skip
+    finished = [s.study_name for s in optuna.get_all_study_summaries(storage) if "hpo_lstm_final" in s.user_attrs]
     assert 2 <= len(finished) < 6
-    stamps = {name: [t.datetime_complete for t in optuna.load_study(study_name=name, storage=storage).trials]
-              for name in finished}  # fmt: skip
-
+    stamps = {
+        name: [t.datetime_complete for t in optuna.load_study(study_name=name, storage=storage).trials]
+        for name in finished
+    }
     assert main(args) == 0
     for name, before in stamps.items():  # finished cells were skipped: not one trial touched
         assert [t.datetime_complete for t in optuna.load_study(study_name=name, storage=storage).trials] == before
@@ -194,8 +263,25 @@ def test_interrupted_compare_resumes_without_retraining_finished_cells(tmp_path:
 
 def test_shards_split_the_cells_between_drivers_sharing_one_storage(tmp_path: Path):
     out = tmp_path / "out"
-    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm", "--optimizers", "random,tpe",
-            "--seeds", "2", "--budget", "4", "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *TINY,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random,tpe",
+        "--seeds",
+        "2",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     storage = f"sqlite:///{out / 'hpo-lstm.db'}"
     assert main([*args, "--shard", "1/2"]) == 0
     first = {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -211,7 +297,10 @@ def test_shards_split_the_cells_between_drivers_sharing_one_storage(tmp_path: Pa
 BAD_COMPARE = [
     (["--shard", "3/2"], "--shard K/N needs 1 <= K <= N; got '3/2'."),
     (["--shard", "half"], "--shard must look like K/N (e.g. 1/3); got 'half'."),
-    (["--optimizers", "woa,wao"], "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>"),
+    (
+        ["--optimizers", "woa,wao"],
+        "Unknown optimizer 'wao'; choose from cmaes, ga, gp, gwo, pso, random, tpe, woa, or mealpy:<ClassName>",
+    ),
     (["--models", "lstm,cnn"], "Unknown model 'cnn'; choose from "),  # the list grows with hpo_lstm.models
     (["--models", "lstm,lstm"], "Each model may appear once in a comparison; got ['lstm', 'lstm']."),
     (["--seeds", "0"], "The number of seeds must be >= 1; got 0."),
@@ -235,9 +324,27 @@ def test_bad_compare_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, arg
 
 def test_rerunning_a_comparison_with_other_settings_is_refused_and_keeps_its_manifest(tiny_comparison: Path, capsys):
     before = (tiny_comparison / "compare.json").read_text()
-    args = ["compare", str(tiny_comparison.parent.parent / "cmp.toml"), *TINY, "--max-epochs", "3",
-            "--models", "lstm,bilstm", "--optimizers", "woa,random", "--seeds", "2", "--budget", "10",
-            "--pop-size", "5", "--season", "63", "--out", str(tiny_comparison.parent)]  # fmt: skip
+    args = [
+        "compare",
+        str(tiny_comparison.parent.parent / "cmp.toml"),
+        *TINY,
+        "--max-epochs",
+        "3",
+        "--models",
+        "lstm,bilstm",
+        "--optimizers",
+        "woa,random",
+        "--seeds",
+        "2",
+        "--budget",
+        "10",
+        "--pop-size",
+        "5",
+        "--season",
+        "63",
+        "--out",
+        str(tiny_comparison.parent),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "Comparison 'tiny'" in err and "max_epochs: 2 -> 3" in err and err.count("\n") == 1
@@ -245,9 +352,25 @@ def test_rerunning_a_comparison_with_other_settings_is_refused_and_keeps_its_man
 
 
 def test_rerunning_a_comparison_with_fewer_cells_needs_replace_report(tiny_comparison: Path, capsys):
-    args = ["compare", str(tiny_comparison.parent.parent / "cmp.toml"), *TINY, "--models", "bilstm,lstm",
-            "--optimizers", "random", "--seeds", "1", "--budget", "10", "--pop-size", "5", "--season", "63",
-            "--out", str(tiny_comparison.parent)]  # fmt: skip
+    args = [
+        "compare",
+        str(tiny_comparison.parent.parent / "cmp.toml"),
+        *TINY,
+        "--models",
+        "bilstm,lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "10",
+        "--pop-size",
+        "5",
+        "--season",
+        "63",
+        "--out",
+        str(tiny_comparison.parent),
+    ]
     report = (tiny_comparison / "report.md").read_text()
     assert main(args) == 2  # the report would silently lose the woa cells and seed 1
     err = capsys.readouterr().err
@@ -259,8 +382,24 @@ def test_rerunning_a_comparison_with_fewer_cells_needs_replace_report(tiny_compa
         assert set(cells["optimizer"]) == {"random", "untuned"} and set(cells["seed"]) == {0}
     finally:  # the module's other tests read the full comparison; a larger set of cells extends it
         full = ["--models", "lstm,bilstm", "--optimizers", "woa,random", "--seeds", "2"]
-        assert main([*args[:2], *TINY, *full, "--budget", "10", "--pop-size", "5", "--season", "63",
-                     "--out", str(tiny_comparison.parent)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    *args[:2],
+                    *TINY,
+                    *full,
+                    "--budget",
+                    "10",
+                    "--pop-size",
+                    "5",
+                    "--season",
+                    "63",
+                    "--out",
+                    str(tiny_comparison.parent),
+                ]
+            )
+            == 0
+        )
     assert len(pd.read_csv(tiny_comparison / "cells.csv")) == 2 * 2 * 2 + 2 * 2
 
 
@@ -285,8 +424,9 @@ def test_report_on_a_folder_without_a_comparison(tmp_path: Path, capsys):
     assert "holds no compare.json" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("studies").glob("compare_*.toml")),
-                         ids=lambda p: p.name)  # fmt: skip
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parent.parent.joinpath("studies").glob("compare_*.toml")), ids=lambda p: p.name
+)
 def test_shipped_comparison_files_are_valid(path: Path):
     from hpo_lstm.compare import CompareConfig, load_compare_file
 
@@ -321,9 +461,25 @@ def test_progress_goes_to_a_log_as_plain_lines(tmp_path: Path, capsys, monkeypat
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setattr(Progress, "LINE_EVERY", 1e9)  # only the end-of-study lines, however slow the machine
-    args = ["compare", str(_compare_file(tmp_path)), *(a for a in TINY if a != "--quiet"), "--models", "lstm",
-            "--optimizers", "random", "--seeds", "1", "--budget", "4", "--pop-size", "2", "--workers", "1",
-            "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *(a for a in TINY if a != "--quiet"),
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
     lines = capsys.readouterr().err.splitlines()
     assert "\x1b" not in "".join(lines)
@@ -353,8 +509,22 @@ def test_cells_run_at_once_record_the_same_trials_as_one_at_a_time(tmp_path: Pat
     """With 2 workers a comparison runs 2 cells at once on the shared pool (no core idles while
     one cell waits for its batch's last training); every cell records exactly the trials it
     records when the cells run one after another in one process."""
-    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "woa",
-            "--seeds", "1", "--budget", "10", "--pop-size", "5", "--no-untuned"]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *TINY,
+        "--models",
+        "lstm,bilstm",
+        "--optimizers",
+        "woa",
+        "--seeds",
+        "1",
+        "--budget",
+        "10",
+        "--pop-size",
+        "5",
+        "--no-untuned",
+    ]
     assert main([*args, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
     assert main([*args, "--workers", "1", "--out", str(tmp_path / "one")]) == 0
     together = _cell_trials(f"sqlite:///{tmp_path / 'two' / 'hpo-lstm.db'}")
@@ -374,8 +544,25 @@ def test_ctrl_c_stops_every_cell_running_at_once_and_the_rerun_completes_them(tm
     # Batches of 6 on 2 workers: most of a batch waits in the pool's queue when Ctrl-C comes, and
     # every waiting cell thread must wake up (a future cancelled by the pool's shutdown would not).
     out = tmp_path / "out"
-    args = ["compare", str(_compare_file(tmp_path)), *TINY, "--models", "lstm,bilstm", "--optimizers", "random,tpe",
-            "--seeds", "2", "--budget", "12", "--pop-size", "6", "--workers", "2", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        str(_compare_file(tmp_path)),
+        *TINY,
+        "--models",
+        "lstm,bilstm",
+        "--optimizers",
+        "random,tpe",
+        "--seeds",
+        "2",
+        "--budget",
+        "12",
+        "--pop-size",
+        "6",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = start_cli(args)
     wait_for(lambda: _finished_cells(out / "hpo-lstm.db") >= 1, proc, "a finished cell")
     proc.send_signal(signal.SIGINT)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, wait_for, write_study
-from hpo_lstm.executors._loopback import LoopbackCluster
+
 from hpo_lstm.cli import main
+from hpo_lstm.executors._loopback import LoopbackCluster
 
 # Trainings of about a second each (batch 32, no early stop), so a kill lands mid-training.
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "6", "--patience", "6", "--quiet"]
@@ -68,10 +68,13 @@ def test_dask_records_the_same_trials_as_local(tmp_path: Path, cluster, local_re
 
 # Run on each worker: how many training tasks its transition log shows it began executing.
 # (A lambda travels by value; a function of this test module would not import on a worker.)
-_trainings_started_on_worker = lambda dask_worker: sum(  # noqa: E731
-    1 for entry in dask_worker.state.log
-    if str(entry[0]).startswith("_train_on_worker-") and entry[1:3] == ("ready", "executing")
-)  # fmt: skip
+_trainings_started_on_worker = (  # noqa: E731
+    lambda dask_worker: sum(
+        1
+        for entry in dask_worker.state.log
+        if str(entry[0]).startswith("_train_on_worker-") and entry[1:3] == ("ready", "executing")
+    )
+)
 
 
 def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_path: Path, local_reference):
@@ -81,8 +84,11 @@ def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(tmp_pat
         proc = start_cli(_args(study, tmp_path, *_dask(cluster)))
         wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, proc, "the first trial")
         busy: dict[str, list] = {}
-        wait_for(lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
-                  proc, "a training in flight")  # fmt: skip
+        wait_for(
+            lambda: busy.update({w: k for w, k in cluster.client.processing().items() if k}) or busy,
+            proc,
+            "a training in flight",
+        )
         victim = next(iter(busy))
         pid = cluster.worker_pids()[victim]
         os.kill(pid, signal.SIGKILL)  # the worker process; its nanny starts a fresh one
@@ -130,8 +136,26 @@ def test_a_candidate_that_kills_every_worker_becomes_a_failed_trial(tmp_path: Pa
     env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
     with LoopbackCluster(workdir=tmp_path / "cluster", scheduler_env=env, memory_limit="1.5GB") as cluster:
         cluster.add_workers(2)
-        args = ["run", str(study), "--data", "sine", "--lookback", "8", "--quiet", "--out", str(tmp_path),
-                "--optimizer", "random", "--budget", "4", "--pop-size", "2", "--seed", "31", *_dask(cluster)]  # fmt: skip
+        args = [
+            "run",
+            str(study),
+            "--data",
+            "sine",
+            "--lookback",
+            "8",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--optimizer",
+            "random",
+            "--budget",
+            "4",
+            "--pop-size",
+            "2",
+            "--seed",
+            "31",
+            *_dask(cluster),
+        ]
         assert main(args) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")
     huge = [t for t in study.trials if t.params["hidden_size"] >= 7000]
@@ -148,10 +172,13 @@ def test_a_candidate_that_kills_every_worker_becomes_a_failed_trial(tmp_path: Pa
         (("--executor", "ray"), "Unknown executor 'ray'; choose from dask, local."),
         (("--executor", "dask"), "--executor dask needs --scheduler ADDRESS"),
         (("--scheduler", "tcp://127.0.0.1:8786"), "is only used with --executor dask"),
-        (("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"), "Cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"),
+        (
+            ("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"),
+            "Cannot reach the Dask scheduler 'tcp://127.0.0.1:9'",
+        ),
         (("--executor", "dask", "--scheduler", "nonsense://x"), "Cannot reach the Dask scheduler 'nonsense://x'"),
     ],
-)  # fmt: skip
+)
 def test_bad_executor_settings_give_one_line_and_record_nothing(tmp_path: Path, capsys, extra, message):
     study = write_study(tmp_path / "s.toml", STUDY)
     assert main(_args(study, tmp_path, *extra)) == 2
@@ -163,8 +190,24 @@ def test_bad_executor_settings_give_one_line_and_record_nothing(tmp_path: Path, 
 
 def test_compare_runs_its_tuned_cells_on_the_cluster(tmp_path: Path, cluster):
     compare = write_study(tmp_path / "cmp.toml", STUDY)
-    args = ["compare", str(compare), *RUN, "--models", "lstm", "--optimizers", "random,tpe", "--seeds", "1",
-            "--budget", "4", "--pop-size", "2", "--out", str(tmp_path), *_dask(cluster)]  # fmt: skip
+    args = [
+        "compare",
+        str(compare),
+        *RUN,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random,tpe",
+        "--seeds",
+        "1",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--out",
+        str(tmp_path),
+        *_dask(cluster),
+    ]
     before = sum(cluster.client.run(_trainings_started_on_worker).values())
     assert main(args) == 0
     cells = json.loads((tmp_path / "tiny" / "compare.json").read_text())["cells"]
@@ -175,9 +218,27 @@ def test_compare_runs_its_tuned_cells_on_the_cluster(tmp_path: Path, cluster):
 
 def test_compare_with_an_unreachable_scheduler_writes_nothing(tmp_path: Path, capsys):
     compare = write_study(tmp_path / "cmp.toml", STUDY)
-    args = ["compare", str(compare), *RUN, "--models", "lstm", "--optimizers", "random", "--seeds", "1",
-            "--budget", "4", "--pop-size", "2", "--out", str(tmp_path / "out"),
-            "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"]  # fmt: skip
+    args = [
+        "compare",
+        str(compare),
+        *RUN,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        "--executor",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "Cannot reach the Dask scheduler 'tcp://127.0.0.1:9'" in err and err.count("\n") == 1

@@ -12,7 +12,9 @@ from hpo_lstm.data import SINE_SEED, Series, load_series, make_dataset
 def _ramp(n: int = 200, features: int = 1) -> Series:
     t = np.arange(n, dtype=float)
     values = np.stack([t**1.5 + 10 * k for k in range(features)], axis=1)
-    return Series(name="ramp", values=values, feature_names=tuple(f"f{k}" for k in range(features)), target="f0", times=None)
+    return Series(
+        name="ramp", values=values, feature_names=tuple(f"f{k}" for k in range(features)), target="f0", times=None
+    )
 
 
 def test_co2_ships_with_the_package_and_has_no_gaps_left():
@@ -67,7 +69,10 @@ def test_scaler_is_fitted_on_train_rows_only():
     altered = series.values.copy()
     altered[160:] *= 100
     ds2 = make_dataset(
-        Series("ramp", altered, series.feature_names, "f0", None), lookback=5, horizon=1, split=(0.6, 0.2, 0.2),
+        Series("ramp", altered, series.feature_names, "f0", None),
+        lookback=5,
+        horizon=1,
+        split=(0.6, 0.2, 0.2),
         transform="level",
     )
     np.testing.assert_array_equal(ds.x[ds.split("train")], ds2.x[ds2.split("train")])

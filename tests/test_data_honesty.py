@@ -20,8 +20,28 @@ def _csv(path: Path, dates, values) -> Path:
 
 
 def _run(csv: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "--data", str(csv), "--target", "close", "--lookback", "7", "--max-epochs", "1", "--optimizer",
-            "random", "--budget", "2", "--pop-size", "2", "--workers", "1", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "run",
+        "--data",
+        str(csv),
+        "--target",
+        "close",
+        "--lookback",
+        "7",
+        "--max-epochs",
+        "1",
+        "--optimizer",
+        "random",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_fifty_missing_days_are_said_not_hidden(tmp_path: Path, capsys):
@@ -32,7 +52,11 @@ def test_fifty_missing_days_are_said_not_hidden(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "jump-lstm-random-seed0" / "summary.json").read_text())
     notes = summary["protocol"]["data_notes"]
-    assert len(notes) == 1 and "time steps are irregular: 1 step(s)" in notes[0] and "the usual 1 day, the longest 52 days" in notes[0]
+    assert (
+        len(notes) == 1
+        and "time steps are irregular: 1 step(s)" in notes[0]
+        and "the usual 1 day, the longest 52 days" in notes[0]
+    )
     assert "data: time steps are irregular" in " ".join(out.split())  # rich folds long lines
 
 
@@ -64,8 +88,24 @@ def test_a_time_column_of_whole_years_is_read_as_years(tmp_path: Path):
 
 def test_a_study_of_another_direction_is_not_adopted(tmp_path: Path, capsys):
     optuna.create_study(storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}", study_name="max", direction="maximize")
-    args = ["run", "--data", "sine", "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--max-epochs", "1",
-            "--study-name", "max", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "--data",
+        "sine",
+        "--optimizer",
+        "random",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--max-epochs",
+        "1",
+        "--study-name",
+        "max",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists with direction maximize" in err and "--study-name" in err, err

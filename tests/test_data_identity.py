@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-
 from conftest import TINY_SPACE, write_study
+
 from hpo_lstm.cli import main
 
 
@@ -19,9 +19,30 @@ def _edit(csv: Path) -> None:
 
 
 def _args(command: str, study: Path, csv: Path, out: Path, *extra: str) -> list[str]:
-    return [command, str(study), "--data", str(csv), "--target", "close", "--lookback", "7", "--max-epochs", "2",
-            "--patience", "2", "--optimizer" if command == "run" else "--optimizers", "random", "--pop-size", "2",
-            "--workers", "1", "--quiet", "--out", str(out), *extra]  # fmt: skip
+    return [
+        command,
+        str(study),
+        "--data",
+        str(csv),
+        "--target",
+        "close",
+        "--lookback",
+        "7",
+        "--max-epochs",
+        "2",
+        "--patience",
+        "2",
+        "--optimizer" if command == "run" else "--optimizers",
+        "random",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_a_study_is_not_resumed_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
@@ -39,8 +60,9 @@ def test_a_study_is_not_resumed_on_edited_data(tmp_path: Path, tiny_csv: Path, c
 
 def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
     study = write_study(tmp_path / "c.toml", 'name = "cmp"\n' + TINY_SPACE)
-    args = _args("compare", study, tiny_csv, tmp_path, "--models", "lstm", "--seeds", "1", "--budget", "2",
-                 "--no-untuned")  # fmt: skip
+    args = _args(
+        "compare", study, tiny_csv, tmp_path, "--models", "lstm", "--seeds", "1", "--budget", "2", "--no-untuned"
+    )
     assert main(args) == 0
     manifest = (tmp_path / "cmp" / "compare.json").read_text()
     _edit(tiny_csv)

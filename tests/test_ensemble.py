@@ -10,14 +10,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TINY_SPACE, write_study
+
 from hpo_lstm import load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.ensemble import Candidate, choose_final
 
-RUN = ["--lookback", "8", "--max-epochs", "3", "--patience", "2", "--workers", "1", "--quiet", "--optimizer",
-       "random", "--budget", "6", "--pop-size", "3", "--top-k", "3"]  # fmt: skip
+RUN = [
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "3",
+    "--patience",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+    "--optimizer",
+    "random",
+    "--budget",
+    "6",
+    "--pop-size",
+    "3",
+    "--top-k",
+    "3",
+]
 
 
 def _run(tmp_path: Path, name: str, *extra: str, data: str = "sine", out: str = "out") -> Path:
@@ -41,8 +58,10 @@ def _forecasts(seed: int, n: int = 60) -> tuple[np.ndarray, list, list, dict, di
     rng = np.random.default_rng(seed)
     actual = rng.normal(size=(n, 1)).cumsum(axis=0)
     nets = [actual + rng.normal(scale=s, size=actual.shape) for s in (0.5, 0.6, 0.7)]
-    stats = {"auto_ets": actual + rng.normal(scale=0.55, size=actual.shape),
-             "auto_arima": actual + rng.normal(scale=0.65, size=actual.shape)}  # fmt: skip
+    stats = {
+        "auto_ets": actual + rng.normal(scale=0.55, size=actual.shape),
+        "auto_arima": actual + rng.normal(scale=0.65, size=actual.shape),
+    }
     return actual, nets, nets, stats, stats
 
 
@@ -86,7 +105,10 @@ def test_best_builds_no_other_candidate_and_a_forced_kind_is_taken():
     assert forced.chosen.kind == "combination_equal"
     alone = choose_final(nets[:1], nets[:1], {}, {}, actual, actual, rule="combination_equal")
     assert alone.chosen.kind == "best"  # nothing to combine with: the best network
-    assert Candidate("x", ("a", "b"), (0.25, 0.75), 0.0).combine({"a": np.ones(2), "b": np.zeros(2)}).tolist() == [0.25, 0.25]
+    assert Candidate("x", ("a", "b"), (0.25, 0.75), 0.0).combine({"a": np.ones(2), "b": np.zeros(2)}).tolist() == [
+        0.25,
+        0.25,
+    ]
 
 
 # A real run -----------------------------------------------------------------------------------------
@@ -124,7 +146,9 @@ def test_changing_only_the_test_split_changes_no_choice(tmp_path: Path, tiny_csv
     second = _run(tmp_path, "a", *csv, data=str(changed), out="b")
     one, two = _summary(first)["final_forecast"], _summary(second)["final_forecast"]
     assert (two["kind"], two["members"], two["weights"]) == (one["kind"], one["members"], one["weights"])
-    assert {k: c["val_rmse"] for k, c in two["candidates"].items()} == {k: c["val_rmse"] for k, c in one["candidates"].items()}
+    assert {k: c["val_rmse"] for k, c in two["candidates"].items()} == {
+        k: c["val_rmse"] for k, c in one["candidates"].items()
+    }
     assert _summary(second)["test"]["rmse"] != _summary(first)["test"]["rmse"]
 
 
@@ -190,8 +214,22 @@ def test_report_and_a_second_run_rebuild_the_same_final_forecast(combined_run: P
     assert (combined_run / "model" / "model.json").read_bytes() == card
     # The same command again: the study is complete, nothing trains, the same files.
     study = combined_run.parent.parent / "combo.toml"
-    assert main(["run", str(study), "--data", "sine", *RUN, "--out", str(combined_run.parent), "--final",
-                 "combination_equal"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(study),
+                "--data",
+                "sine",
+                *RUN,
+                "--out",
+                str(combined_run.parent),
+                "--final",
+                "combination_equal",
+            ]
+        )
+        == 0
+    )
     assert {name: (combined_run / name).read_bytes() for name in before} == before
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-
 from conftest import write_study
+
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.cli import main
 from hpo_lstm.config import StudyConfig
@@ -23,7 +23,9 @@ SPLIT = (0.7, 0.15, 0.15)
 @pytest.mark.parametrize("folds", [2, 3, 5])
 def test_no_fold_trains_on_its_own_validation_or_sees_the_test_split(folds: int, horizon: int):
     series = load_series("sine")
-    dataset = with_folds(make_dataset(series, lookback=8, horizon=horizon, split=SPLIT), series, folds=folds, split=SPLIT)
+    dataset = with_folds(
+        make_dataset(series, lookback=8, horizon=horizon, split=SPLIT), series, folds=folds, split=SPLIT
+    )
     n = len(series.values)
     test_start = int(round(n * SPLIT[0])) + int(round(n * SPLIT[1]))
     rows = fold_rows(n, SPLIT, folds)
@@ -85,8 +87,27 @@ n_layers = { low = 1, high = 2 }
 
 def _run(tmp_path: Path, out: str, *extra: str) -> list[optuna.trial.FrozenTrial]:
     study = write_study(tmp_path / "f.toml", FOLD_STUDY)
-    args = ["run", str(study), "--data", "sine", "--lookback", "8", "--max-epochs", "10", "--patience", "10",
-            "--optimizer", "random", "--pop-size", "4", "--folds", "3", "--quiet", "--out", str(tmp_path / out)]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        "--data",
+        "sine",
+        "--lookback",
+        "8",
+        "--max-epochs",
+        "10",
+        "--patience",
+        "10",
+        "--optimizer",
+        "random",
+        "--pop-size",
+        "4",
+        "--folds",
+        "3",
+        "--quiet",
+        "--out",
+        str(tmp_path / out),
+    ]
     assert main([*args, *extra]) == 0
     storage = f"sqlite:///{tmp_path / out / 'hpo-lstm.db'}"
     return sorted(optuna.load_study(study_name="folds", storage=storage).trials, key=lambda t: t.number)
@@ -94,10 +115,16 @@ def _run(tmp_path: Path, out: str, *extra: str) -> list[optuna.trial.FrozenTrial
 
 def _key(trials: list[optuna.trial.FrozenTrial]) -> list[tuple]:
     return sorted(
-        (t.user_attrs["evaluation"], t.state.name, t.value, tuple(t.params.items()), tuple(t.user_attrs["fold_rmse"]),
-         t.user_attrs.get("stopped_after_fold"))
+        (
+            t.user_attrs["evaluation"],
+            t.state.name,
+            t.value,
+            tuple(t.params.items()),
+            tuple(t.user_attrs["fold_rmse"]),
+            t.user_attrs.get("stopped_after_fold"),
+        )
         for t in trials
-    )  # fmt: skip
+    )
 
 
 def test_fold_fitness_stopping_and_replay_are_independent_of_workers_and_resume(tmp_path: Path):

@@ -14,8 +14,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import TINY_SPACE, write_study
+
 from hpo_lstm import ConfigError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series
@@ -25,7 +25,19 @@ from hpo_lstm.recording import read_final
 LOOKBACK = 8
 # --final best: these tests check the network's own forecasting exactly (the final forecast of
 # several members: tests/test_ensemble.py).
-RUN = ["--lookback", str(LOOKBACK), "--max-epochs", "2", "--patience", "2", "--workers", "1", "--quiet", "--final", "best"]
+RUN = [
+    "--lookback",
+    str(LOOKBACK),
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+    "--final",
+    "best",
+]
 WEEK = pd.Timedelta(days=7)
 
 
@@ -34,8 +46,21 @@ def co2_run(tmp_path_factory) -> Path:
     """One tiny finished study on the built-in weekly CO2 series (horizon 1)."""
     tmp = tmp_path_factory.mktemp("forecast")
     study = write_study(tmp / "fc.toml", 'name = "fc"\nbatch_size = 128\n' + TINY_SPACE)
-    args = ["run", str(study), "--data", "co2", *RUN, "--optimizer", "random", "--budget", "4", "--pop-size", "2",
-            "--out", str(tmp / "out")]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        "--data",
+        "co2",
+        *RUN,
+        "--optimizer",
+        "random",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--out",
+        str(tmp / "out"),
+    ]
     assert main(args) == 0
     return tmp / "out" / "fc"
 
@@ -46,8 +71,27 @@ def sine_comparison(tmp_path_factory) -> Path:
     lstm.random.0 and lstm.untuned.0."""
     tmp = tmp_path_factory.mktemp("forecast-compare")
     study = write_study(tmp / "cmp.toml", 'name = "tiny"\nbatch_size = 256\n' + TINY_SPACE)
-    args = ["compare", str(study), "--data", "sine", "--horizon", "2", *RUN, "--models", "lstm", "--optimizers",
-            "random", "--seeds", "1", "--budget", "2", "--pop-size", "2", "--out", str(tmp / "out")]  # fmt: skip
+    args = [
+        "compare",
+        str(study),
+        "--data",
+        "sine",
+        "--horizon",
+        "2",
+        *RUN,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--out",
+        str(tmp / "out"),
+    ]
     assert main(args) == 0
     return tmp / "out" / "tiny"
 
@@ -126,9 +170,9 @@ def test_a_forecast_past_the_end_of_co2_continues_its_weeks_inside_its_bands(co2
     values = forecast.drop(columns="time").to_numpy()
     assert np.isfinite(values).all()
     f = forecast
-    assert ((f.lower_95 <= f.lower_80) & (f.lower_80 < f.forecast) & (f.forecast < f.upper_80)
-            & (f.upper_80 <= f.upper_95)).all()  # fmt: skip
-
+    assert (
+        (f.lower_95 <= f.lower_80) & (f.lower_80 < f.forecast) & (f.forecast < f.upper_80) & (f.upper_80 <= f.upper_95)
+    ).all()
     # Step 1 is the model's forecast for the last window of the data: predict() on the data
     # with one more (any) row gives that window's prediction (a batch of one, both times).
     tail = pd.concat([frame.tail(LOOKBACK + 1), pd.DataFrame({"date": [last + WEEK], "co2": [0.0]})])
@@ -171,8 +215,25 @@ def test_a_forecast_from_a_new_csv_starts_after_its_last_row(co2_run: Path, tmp_
 
 def test_a_multivariate_model_holds_the_other_features_at_their_last_value(tiny_csv: Path, tmp_path: Path):
     study = write_study(tmp_path / "mv.toml", 'name = "mv"\nbatch_size = 128\n' + TINY_SPACE)
-    args = ["run", str(study), "--data", str(tiny_csv), "--target", "close", "--features", "close,volume", *RUN,
-            "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        "--data",
+        str(tiny_csv),
+        "--target",
+        "close",
+        "--features",
+        "close,volume",
+        *RUN,
+        "--optimizer",
+        "random",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
     forecaster = load_forecaster(tmp_path / "out" / "mv")
     assert forecaster.features == ("close", "volume")
@@ -180,8 +241,13 @@ def test_a_multivariate_model_holds_the_other_features_at_their_last_value(tiny_
     frame = pd.read_csv(tiny_csv, parse_dates=["date"])
     assert forecast["time"].tolist() == [frame["date"].iloc[-1] + pd.Timedelta(days=k) for k in (1, 2, 3)]
     # Step 2 reads step 1 as the newest close and the last observed volume, unchanged.
-    held = pd.DataFrame({"date": [forecast["time"].iloc[0]], "close": [forecast["forecast"].iloc[0]],
-                         "volume": [frame["volume"].iloc[-1]]})  # fmt: skip
+    held = pd.DataFrame(
+        {
+            "date": [forecast["time"].iloc[0]],
+            "close": [forecast["forecast"].iloc[0]],
+            "volume": [frame["volume"].iloc[-1]],
+        }
+    )
     again = forecaster.forecast(steps=1, data=pd.concat([frame, held]))
     assert again["forecast"].iloc[0] == forecast["forecast"].iloc[1]
     moved = held.assign(volume=frame["volume"].iloc[-1] + 50.0)  # another volume gives another forecast
@@ -208,8 +274,9 @@ def test_the_cli_writes_forecast_csv_and_png_and_prints_a_table(co2_run: Path, t
     url, name = _storage(co2_run)
     monkeypatch.chdir(tmp_path)
     assert main(["forecast", "--storage", url, "--study-name", name, "--steps", "30", "--quiet"]) == 0
-    again = pd.read_csv(tmp_path / "results" / name / "forecast" / "forecast.csv", parse_dates=["time"],
-                        float_precision="round_trip")  # fmt: skip
+    again = pd.read_csv(
+        tmp_path / "results" / name / "forecast" / "forecast.csv", parse_dates=["time"], float_precision="round_trip"
+    )
     pd.testing.assert_frame_equal(again, written, check_exact=True)
 
 
@@ -228,8 +295,9 @@ def _bad_inputs(co2_run: Path, comparison: Path, tmp: Path) -> dict[str, tuple[l
     frame.rename(columns={"co2": "ppm"}).to_csv(wrong_column, index=False)
     short = tmp / "short.csv"
     frame.iloc[:LOOKBACK].to_csv(short, index=False)  # lookback rows: one fewer than needed
-    pickled, garbage, not_json = (shutil.copytree(co2_run / "model", tmp / name / "model").parent
-                                  for name in ("pickled", "garbage", "not-json"))  # fmt: skip
+    pickled, garbage, not_json = (
+        shutil.copytree(co2_run / "model", tmp / name / "model").parent for name in ("pickled", "garbage", "not-json")
+    )
     import torch
 
     torch.save({"head.weight": torch.zeros(1, 4)}, pickled / "model" / "weights.safetensors")  # a pickle
@@ -240,8 +308,10 @@ def _bad_inputs(co2_run: Path, comparison: Path, tmp: Path) -> dict[str, tuple[l
     return {
         "no model folder": ([str(tmp / "empty"), "--steps", "3"], "holds no model/"),
         "a run without a saved model": ([str(no_model), "--steps", "3"], "holds no saved model"),
-        "a study recorded without a model": (["--storage", old, "--study-name", "old", "--steps", "3"],
-                                             "has no saved model"),  # fmt: skip
+        "a study recorded without a model": (
+            ["--storage", old, "--study-name", "old", "--steps", "3"],
+            "has no saved model",
+        ),
         "a missing column": ([run, "--steps", "3", "--data", str(wrong_column)], "Column 'co2' is not in the data"),
         "too few rows": ([run, "--steps", "3", "--data", str(short)], "needs at least lookback + 1 = 9"),
         "a missing csv": ([run, "--steps", "3", "--data", str(tmp / "nope.csv")], "does not exist"),

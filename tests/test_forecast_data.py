@@ -13,15 +13,34 @@ import pytest
 from hpo_lstm import load_forecaster
 from hpo_lstm.cli import main
 
-RUN = ["--target", "y", "--optimizer", "random", "--budget", "3", "--pop-size", "3", "--max-epochs", "2",
-       "--lookback", "10", "--workers", "1", "--quiet", "--final", "best"]  # fmt: skip
+RUN = [
+    "--target",
+    "y",
+    "--optimizer",
+    "random",
+    "--budget",
+    "3",
+    "--pop-size",
+    "3",
+    "--max-epochs",
+    "2",
+    "--lookback",
+    "10",
+    "--workers",
+    "1",
+    "--quiet",
+    "--final",
+    "best",
+]
 
 
 @pytest.fixture(scope="module")
 def daily_model(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("daily")
     t = pd.date_range("2020-01-01", periods=400, freq="D")
-    pd.DataFrame({"date": t.strftime("%Y-%m-%d"), "y": np.sin(np.arange(400) * 0.2)}).to_csv(tmp / "daily.csv", index=False)
+    pd.DataFrame({"date": t.strftime("%Y-%m-%d"), "y": np.sin(np.arange(400) * 0.2)}).to_csv(
+        tmp / "daily.csv", index=False
+    )
     assert main(["run", "--data", str(tmp / "daily.csv"), *RUN, "--out", str(tmp / "out")]) == 0
     return tmp / "out" / "daily-lstm-random-seed0"
 
@@ -32,8 +51,10 @@ def test_hourly_data_for_a_daily_model_is_refused_in_one_line(daily_model: Path,
     pd.DataFrame({"date": h.strftime("%Y-%m-%d %H:%M"), "y": np.sin(np.arange(300) * 0.2)}).to_csv(data, index=False)
     assert main(["forecast", str(daily_model), "--steps", "3", "--data", str(data), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err == ("hpo-lstm: error: The data's time step is 1 hour ('h'); this model was trained on steps of 1 day "
-                   "('D'), and forecasts at that step only. Give data at the model's step.\n")  # fmt: skip
+    assert err == (
+        "hpo-lstm: error: The data's time step is 1 hour ('h'); this model was trained on steps of 1 day "
+        "('D'), and forecasts at that step only. Give data at the model's step.\n"
+    )
     assert not (daily_model / "forecast").exists()
 
 

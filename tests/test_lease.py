@@ -8,8 +8,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_cli, write_study
+
 from hpo_lstm._errors import StorageError
 from hpo_lstm.lease import StudyLease
 from hpo_lstm.recording import open_storage
@@ -23,8 +23,21 @@ def _evaluations(db: Path, name: str) -> list[int]:
 @pytest.mark.parametrize("apart", [0.0, 0.15])
 def test_two_drivers_on_one_study_record_every_evaluation_once(tmp_path: Path, apart: float):
     study = write_study(tmp_path / "s.toml", 'name = "same"\n' + TINY_SPACE)
-    args = ["run", str(study), *TINY_ARGS, "--optimizer", "random", "--budget", "12", "--pop-size", "6",
-            "--workers", "1", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        *TINY_ARGS,
+        "--optimizer",
+        "random",
+        "--budget",
+        "12",
+        "--pop-size",
+        "6",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     first = start_cli(args)
     time.sleep(apart)
     second = start_cli(args)
@@ -37,8 +50,26 @@ def test_two_drivers_on_one_study_record_every_evaluation_once(tmp_path: Path, a
 
 def test_two_comparisons_of_one_name_do_not_run_a_cell_twice(tmp_path: Path):
     study = write_study(tmp_path / "c.toml", 'name = "cmp"\n' + TINY_SPACE)
-    args = ["compare", str(study), *TINY_ARGS, "--models", "lstm", "--optimizers", "random", "--seeds", "1",
-            "--budget", "12", "--pop-size", "6", "--workers", "1", "--no-untuned", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "compare",
+        str(study),
+        *TINY_ARGS,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "12",
+        "--pop-size",
+        "6",
+        "--workers",
+        "1",
+        "--no-untuned",
+        "--out",
+        str(tmp_path),
+    ]
     first, second = start_cli(args), start_cli(args)
     outcomes = sorted([wait_cli(first), wait_cli(second)])
     assert [code for code, _ in outcomes] == [0, 2], outcomes
@@ -124,16 +155,35 @@ def test_a_driver_in_another_pid_namespace_does_not_take_over_a_running_one(tmp_
     from conftest import completed_trials, wait_for
 
     unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
-                                         capture_output=True).returncode != 0:  # fmt: skip
+    if (
+        unshare is None
+        or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode != 0
+    ):
         pytest.skip("unshare --pid --fork --mount-proc is not available (needs util-linux and root or user namespaces)")
     study = write_study(tmp_path / "s.toml", 'name = "ns"\n' + TINY_SPACE)
-    args = ["run", str(study), *TINY_ARGS, "--optimizer", "random", "--budget", "40", "--pop-size", "4",
-            "--workers", "1", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        *TINY_ARGS,
+        "--optimizer",
+        "random",
+        "--budget",
+        "40",
+        "--pop-size",
+        "4",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     first = start_cli(args)
     wait_for(lambda: completed_trials(tmp_path / "hpo-lstm.db") >= 1, first, "the first driver's first trial")
-    second = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-m", "hpo_lstm.cli", *args],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    second = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-m", "hpo_lstm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 2, second.stderr
     assert "is being run by another driver" in second.stderr
     code, err = wait_cli(first)

@@ -62,8 +62,15 @@ def test_mealpy_lts_own_woa_asks_other_candidates_hence_hpo_lstm_keeps_its_own(t
 
 def _tiny(tmp_path: Path, optimizer: str, budget: int) -> StudyConfig:
     return StudyConfig(
-        optimizer=optimizer, data="sine", lookback=8, max_epochs=1, patience=1, budget=budget, pop_size=6,
-        out=str(tmp_path), name="old-" + optimizer.replace(":", "-"),
+        optimizer=optimizer,
+        data="sine",
+        lookback=8,
+        max_epochs=1,
+        patience=1,
+        budget=budget,
+        pop_size=6,
+        out=str(tmp_path),
+        name="old-" + optimizer.replace(":", "-"),
     )
 
 
@@ -82,7 +89,9 @@ def test_a_mealpy_class_study_recorded_with_mealpy_3_0_3_is_not_resumed(tmp_path
     config = _tiny(tmp_path, optimizer, budget=6)
     run_study(config, workers=1)
     _as_if_recorded_with_mealpy_3_0_3(config)
-    with pytest.raises(ConfigError, match=r"was recorded with mealpy 3\.0\.3, and optimizer .* proposes other candidates with mealpy"):
+    with pytest.raises(
+        ConfigError, match=r"was recorded with mealpy 3\.0\.3, and optimizer .* proposes other candidates with mealpy"
+    ):
         run_study(config.replace(budget=12), workers=1)
 
 

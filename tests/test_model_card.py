@@ -16,8 +16,27 @@ from hpo_lstm import load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.model_store import ModelFileError, read_model_folder, write_model_folder
 
-RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--optimizer", "random",
-       "--budget", "3", "--pop-size", "3", "--workers", "1", "--quiet", "--final", "best"]  # fmt: skip
+RUN = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--optimizer",
+    "random",
+    "--budget",
+    "3",
+    "--pop-size",
+    "3",
+    "--workers",
+    "1",
+    "--quiet",
+    "--final",
+    "best",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +80,17 @@ CASES = {
     "negative interval widths": (_set("intervals.95", [-0.5]), "interval half-widths are not 1 finite numbers >= 0"),
     "garbage freq": (_set("time.freq", "every now and then"), "time.freq 'every now and then'"),
     "null time": (_set("time", None), r"time None \(a table"),
-    "NaN history": (lambda c: {**c, "history": {**c["history"], "values": [[float("nan")]] * len(c["history"]["values"])}},
-                    "the history is not lookback . 1 = 9 rows of 1 finite numbers"),
+    "NaN history": (
+        lambda c: {**c, "history": {**c["history"], "values": [[float("nan")]] * len(c["history"]["values"])}},
+        "the history is not lookback . 1 = 9 rows of 1 finite numbers",
+    ),
     "NaN target scale": (_set("target_scale", [float("nan")]), "the target scalers are not 1 finite numbers"),
     "zero input scale": (_set("input_scale", [0.0]), r"the input scalers are not 1 finite numbers each \(scales > 0\)"),
     "fractional lookback": (_set("lookback", 10.7), r"lookback 10.7 \(an integer"),
     "a list card": (lambda c: [c], "is not an hpo-lstm model card"),
     "a null card": (lambda c: None, "is not an hpo-lstm model card"),
     "a number card": (lambda c: 7, "is not an hpo-lstm model card"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -15,8 +15,8 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-
 from conftest import write_study
+
 from hpo_lstm import ConfigError, StudyConfig, UnknownNameError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series, make_dataset
@@ -29,8 +29,25 @@ NEW = ("cnn-lstm", "attention-lstm", "seq2seq")
 OWN = {"cnn-lstm": ("channels", "kernel_size"), "attention-lstm": ("heads",), "seq2seq": ()}
 SMALL = {"learning_rate": 1e-2, "hidden_size": 6, "n_layers": 2, "dropout": 0.1}
 LOOKBACK = 8
-TINY = ["--data", "sine", "--lookback", str(LOOKBACK), "--max-epochs", "2", "--patience", "2", "--workers", "1",
-        "--quiet", "--budget", "2", "--pop-size", "2", "--final", "best"]  # fmt: skip  (the network's own forecasts, exactly)
+TINY = [
+    "--data",
+    "sine",
+    "--lookback",
+    str(LOOKBACK),
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+    "--budget",
+    "2",
+    "--pop-size",
+    "2",
+    "--final",
+    "best",
+]  # (the network's own forecasts, exactly)
 TINY_SPACE = """
 [space]
 learning_rate = { low = 1e-3, high = 3e-2, log = true }
@@ -65,9 +82,11 @@ def test_the_registry_lists_every_model_and_refuses_unknown_names():
 
 
 def test_the_registry_and_model_names_load_no_torch():
-    code = ("import sys; from hpo_lstm.models import registry; from hpo_lstm.config import StudyConfig; "
-            "from hpo_lstm.cli import main; StudyConfig(model='seq2seq', device='cpu'); main(['models']); "
-            "print('TORCH', 'torch' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys; from hpo_lstm.models import registry; from hpo_lstm.config import StudyConfig; "
+        "from hpo_lstm.cli import main; StudyConfig(model='seq2seq', device='cpu'); main(['models']); "
+        "print('TORCH', 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "TORCH False" in out
 
@@ -109,7 +128,9 @@ def test_the_cnn_lstm_convolution_is_causal():
     conv = lambda v: net.conv(torch.nn.functional.pad(v.transpose(1, 2), (3, 0)))  # noqa: E731
     later = x.clone()
     later[0, 8:, 0] += 5.0  # changes from step 8 on leave the convolution's steps 0..7 alone
-    assert torch.equal(conv(x)[..., :8], conv(later)[..., :8]) and not torch.equal(conv(x)[..., 8:], conv(later)[..., 8:])
+    assert torch.equal(conv(x)[..., :8], conv(later)[..., :8]) and not torch.equal(
+        conv(x)[..., 8:], conv(later)[..., 8:]
+    )
     assert not torch.equal(net(x), net(later))
 
 
@@ -178,7 +199,9 @@ def test_a_param_of_another_model_is_refused(param):
     table = {param: {"low": 2, "high": 4}}
     assert param in default_space(table, model=owner)
     for model in sorted(set(registry) - {owner}):
-        message = f"Search parameter '{param}' is taken by {owner} only, not by model '{model}'; remove it from the space."
+        message = (
+            f"Search parameter '{param}' is taken by {owner} only, not by model '{model}'; remove it from the space."
+        )
         with pytest.raises(ConfigError) as info:
             StudyConfig.from_mapping({"model": model, "space": table})
         assert str(info.value) == message
@@ -197,7 +220,9 @@ def test_a_space_follows_its_model_and_one_configuration_fixes_the_models_own_pa
     fixed = {k: {"low": v, "high": v} for k, v in {"learning_rate": 1e-3, "hidden_size": 50, "n_layers": 2}.items()}
     space = StudyConfig(model="cnn-lstm", space=default_space(fixed), device="cpu").space
     assert {p.name: (p.low, p.high) for p in space.params if p.name in ("channels", "kernel_size")} == {
-        "channels": (32, 32), "kernel_size": (3, 3)}  # fmt: skip
+        "channels": (32, 32),
+        "kernel_size": (3, 3),
+    }
     # The identity of a study of the existing models is what it was.
     assert StudyConfig().identity()["space"] == {
         "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True, "integer": False},
@@ -238,8 +263,21 @@ def comparison(tmp_path_factory) -> Path:
     """cnn-lstm, attention-lstm and seq2seq compared on the sine at horizon 3 (tuned + untuned)."""
     tmp = tmp_path_factory.mktemp("models-compare")
     study = write_study(tmp / "cmp.toml", 'name = "m"\nbatch_size = 256\n' + TINY_SPACE)
-    args = ["compare", str(study), *TINY, "--horizon", "3", "--models", ",".join(NEW), "--optimizers", "random",
-            "--seeds", "1", "--out", str(tmp / "out")]  # fmt: skip
+    args = [
+        "compare",
+        str(study),
+        *TINY,
+        "--horizon",
+        "3",
+        "--models",
+        ",".join(NEW),
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp / "out"),
+    ]
     assert main(args) == 0
     return tmp / "out" / "m"
 
@@ -282,7 +320,10 @@ def test_a_card_naming_an_unknown_model_is_refused_in_one_line(comparison: Path,
     from hpo_lstm.model_store import ModelFileError, read_model_folder, write_model_folder
 
     forecaster = load_forecaster(comparison, cell="seq2seq.random.0")
-    card, weights = dict(forecaster.card), {k: v.detach().numpy() for k, v in forecaster._networks[0][1].state_dict().items()}
+    card, weights = (
+        dict(forecaster.card),
+        {k: v.detach().numpy() for k, v in forecaster._networks[0][1].state_dict().items()},
+    )
     write_model_folder(tmp_path / "model", {**card, "model": "transformer"}, weights)
     with pytest.raises(ModelFileError, match=r"unknown model 'transformer' \(this hpo-lstm has attention-lstm, "):
         load_forecaster(tmp_path / "model")
@@ -308,9 +349,12 @@ def test_plateau_halves_the_learning_rate_when_validation_stalls():
 
 def test_the_plateau_option_changes_training_and_is_part_of_the_study(sine):
     params = {"learning_rate": 0.3, "hidden_size": 8, "n_layers": 1}  # a rate that stalls early
-    constant, _ = train_candidate("lstm", params, sine, TrainSettings(max_epochs=12, patience=4, batch_size=128), seed=0)
-    plateau, _ = train_candidate("lstm", params, sine, TrainSettings(max_epochs=12, patience=4, batch_size=128,
-                                                                     lr_schedule="plateau"), seed=0)  # fmt: skip
+    constant, _ = train_candidate(
+        "lstm", params, sine, TrainSettings(max_epochs=12, patience=4, batch_size=128), seed=0
+    )
+    plateau, _ = train_candidate(
+        "lstm", params, sine, TrainSettings(max_epochs=12, patience=4, batch_size=128, lr_schedule="plateau"), seed=0
+    )
     assert constant.final_learning_rate == 0.3
     assert plateau.final_learning_rate < 0.3
     first_cut = next(i for i, (a, b) in enumerate(zip(constant.val_curve, plateau.val_curve)) if a != b)

@@ -18,8 +18,21 @@ import pytest
 from hpo_lstm import StudyConfig, run_study
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--budget", "6",
-        "--pop-size", "3", "--quiet"]  # fmt: skip
+TINY = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--budget",
+    "6",
+    "--pop-size",
+    "3",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +55,9 @@ def code(tmp_path_factory) -> Path:
 
 def _cli(code: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(code)}
-    return subprocess.run([sys.executable, "-m", "hpo_lstm.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hpo_lstm.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_a_model_of_your_own_tunes_on_two_workers_and_forecasts_only_when_trusted(code: Path, tmp_path: Path):
@@ -63,12 +77,15 @@ def test_a_model_of_your_own_tunes_on_two_workers_and_forecasts_only_when_truste
     assert len(forecast) == 3 and np.isfinite(forecast["forecast"]).all()
 
 
-@pytest.mark.parametrize(("model", "message"), [
-    ("my_model:Missing", "module 'my_model' has no 'Missing'"),
-    ("no_such_module:Net", "cannot be imported: ModuleNotFoundError"),
-    ("bad_models:NoParams", "must take the keyword arguments n_features, horizon and params; it lacks ['params']"),
-    ("bad_models:WrongShape", "maps windows (2, 8, 2) to (2, 5); it must give (batch, horizon) = (2, 3)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("my_model:Missing", "module 'my_model' has no 'Missing'"),
+        ("no_such_module:Net", "cannot be imported: ModuleNotFoundError"),
+        ("bad_models:NoParams", "must take the keyword arguments n_features, horizon and params; it lacks ['params']"),
+        ("bad_models:WrongShape", "maps windows (2, 8, 2) to (2, 5); it must give (batch, horizon) = (2, 3)"),
+    ],
+)
 def test_a_model_that_cannot_be_imported_or_does_not_fit_is_one_line(code: Path, tmp_path: Path, model, message):
     run = _cli(code, tmp_path, "run", "--model", model, *TINY)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
@@ -93,8 +110,15 @@ def test_a_dataframe_is_data_with_the_checks_notes_and_fingerprint_of_its_csv(tm
     y[100] = np.nan
     pd.DataFrame({"date": t.strftime("%Y-%m-%d"), "y": y}).to_csv(tmp_path / "same.csv", index=False)
     frame = pd.read_csv(tmp_path / "same.csv")  # the very values a CSV path gives
-    settings = {"target": "y", "lookback": 8, "max_epochs": 2, "budget": 4, "pop_size": 2, "optimizer": "random",
-                "out": str(tmp_path / "out")}  # fmt: skip
+    settings = {
+        "target": "y",
+        "lookback": 8,
+        "max_epochs": 2,
+        "budget": 4,
+        "pop_size": 2,
+        "optimizer": "random",
+        "out": str(tmp_path / "out"),
+    }
     from_frame = StudyConfig.from_file(data=frame, **settings)
     from_csv = StudyConfig.from_file(data=str(tmp_path / "same.csv"), **settings)
     a, b = prepare_dataset(from_frame), prepare_dataset(from_csv)

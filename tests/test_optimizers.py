@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import CountingObjective
+
 from hpo_lstm import ConfigError, UnknownNameError
 from hpo_lstm.optimizers import PENALTY, get_optimizer, registry
 from hpo_lstm.space import Param, SearchSpace
@@ -118,7 +118,11 @@ def test_batched_pso_follows_mealpys_own_path():
     [
         ("woa", {"pop_size": 3}, "The 'pop_size' option of optimizer 'woa' must be an integer >= 5; got 3."),
         ("ga", {"pop_size": 9}, "GA's 'pop_size' must be even"),
-        ("pso", {"pop_size": 8, "inertia": 0.5}, "Unknown option(s) ['inertia'] for optimizer 'pso'; allowed: pop_size, c1, c2, w."),
+        (
+            "pso",
+            {"pop_size": 8, "inertia": 0.5},
+            "Unknown option(s) ['inertia'] for optimizer 'pso'; allowed: pop_size, c1, c2, w.",
+        ),
     ],
 )
 def test_bad_options_are_refused(name, options, message):
@@ -150,7 +154,9 @@ def test_cmaes_needs_four_per_generation_and_tells_failures_as_the_worst_rank():
 
 @pytest.mark.parametrize("name", ["tpe", "gp"])
 def test_a_bad_number_of_startup_trials_is_refused(name):
-    with pytest.raises(ConfigError, match=f"The 'n_startup_trials' option of optimizer '{name}' must be an integer >= 0; got -1."):
+    with pytest.raises(
+        ConfigError, match=f"The 'n_startup_trials' option of optimizer '{name}' must be an integer >= 0; got -1."
+    ):
         get_optimizer(name, n_startup_trials=-1)
 
 

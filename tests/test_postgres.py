@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import TINY_ARGS, TINY_SPACE, open_storage_together, start_cli, throwaway_postgres, wait_cli, write_study
+
 from hpo_lstm.cli import main
 
 TINY = TINY_ARGS
@@ -29,8 +29,23 @@ def postgres_url():
 
 def test_a_study_records_and_resumes_in_postgresql(tmp_path: Path, postgres_url: str):
     study = write_study(tmp_path / "s.toml", 'name = "pg-tiny"\nbatch_size = 256\n' + TINY_SPACE)
-    args = ["run", str(study), *TINY, "--optimizer", "tpe", "--budget", "6", "--pop-size", "3",
-            "--workers", "1", "--storage", postgres_url, "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        *TINY,
+        "--optimizer",
+        "tpe",
+        "--budget",
+        "6",
+        "--pop-size",
+        "3",
+        "--workers",
+        "1",
+        "--storage",
+        postgres_url,
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     trials = optuna.load_study(study_name="pg-tiny", storage=postgres_url).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 6
@@ -47,13 +62,28 @@ def test_a_study_records_and_resumes_in_postgresql(tmp_path: Path, postgres_url:
 
 def test_concurrent_compare_shards_share_one_postgresql_database(tmp_path: Path, postgres_url: str):
     compare = write_study(tmp_path / "cmp.toml", 'name = "pg-cmp"\nbatch_size = 256\n' + TINY_SPACE)
-    args = ["compare", str(compare), *TINY, "--models", "lstm", "--optimizers", "random,tpe", "--seeds", "2",
-            "--budget", "4", "--pop-size", "2", "--workers", "1", "--storage", postgres_url,
-            "--out", str(tmp_path)]  # fmt: skip
-    drivers = [
-        start_cli([*args, "--shard", f"{k}/2"])
-        for k in (1, 2)
+    args = [
+        "compare",
+        str(compare),
+        *TINY,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random,tpe",
+        "--seeds",
+        "2",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--storage",
+        postgres_url,
+        "--out",
+        str(tmp_path),
     ]
+    drivers = [start_cli([*args, "--shard", f"{k}/2"]) for k in (1, 2)]
     for proc in drivers:  # both at once, on one database
         code, err = wait_cli(proc, 300)
         assert code == 0, err

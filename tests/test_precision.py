@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import start_cli, wait_cli
+
 from hpo_lstm._errors import ConfigError
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import load_series, make_dataset
@@ -19,8 +19,25 @@ from hpo_lstm.training import TrainSettings, bf16_trains, resolve_precision, tra
 PARAMS = {"learning_rate": 0.01, "hidden_size": 8, "n_layers": 1}
 # oneDNN capped below AVX-512 has no bf16 LSTM, on any CPU: the same machine without bf16.
 NO_BF16 = {"DNNL_MAX_CPU_ISA": "AVX2"}
-TINY = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--optimizer", "random",
-        "--budget", "2", "--pop-size", "2", "--workers", "1", "--quiet"]  # fmt: skip
+TINY = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--optimizer",
+    "random",
+    "--budget",
+    "2",
+    "--pop-size",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +52,9 @@ def test_bf16_steps_train_the_same_network_in_float32_weights_or_are_refused(sin
             resolve_precision("bf16", "cpu")
         return
     fp32, _ = train_candidate("lstm", PARAMS, sine, settings, seed=0)
-    bf16, model = train_candidate("lstm", PARAMS, sine, TrainSettings(max_epochs=3, patience=3, precision="bf16"),
-                                  seed=0, keep_model=True)  # fmt: skip
+    bf16, model = train_candidate(
+        "lstm", PARAMS, sine, TrainSettings(max_epochs=3, patience=3, precision="bf16"), seed=0, keep_model=True
+    )
     again, _ = train_candidate("lstm", PARAMS, sine, TrainSettings(max_epochs=3, patience=3, precision="bf16"), seed=0)
     assert math.isfinite(bf16.val_rmse) and bf16.val_rmse != fp32.val_rmse  # other arithmetic ...
     assert bf16.val_rmse == pytest.approx(fp32.val_rmse, rel=0.05)  # ... the same network
@@ -62,6 +80,8 @@ def test_without_a_bf16_lstm_auto_trains_in_fp32_and_bf16_is_refused(tmp_path: P
     assert summary["precision"] == "fp32"
     code, err = wait_cli(start_cli(["run", *TINY, "--precision", "bf16", "--out", str(tmp_path / "bf16")], env=env))
     assert code == 2 and "Traceback" not in err
-    assert err.strip() == ("hpo-lstm: error: --precision bf16: torch cannot train an LSTM in bfloat16 on this cpu "
-                           "(oneDNN has no bf16 LSTM for its instruction set); use --precision fp32 or auto.")  # fmt: skip
+    assert err.strip() == (
+        "hpo-lstm: error: --precision bf16: torch cannot train an LSTM in bfloat16 on this cpu "
+        "(oneDNN has no bf16 LSTM for its instruction set); use --precision fp32 or auto."
+    )
     assert not (tmp_path / "bf16").exists() or not any((tmp_path / "bf16").glob("*/summary.json"))

@@ -75,8 +75,25 @@ def test_the_terminal_bar_fits_80_columns():
 
 
 def test_a_run_reports_each_training_as_it_ends_and_trials_last_as_long_as_their_training(tmp_path: Path, capsys):
-    args = ["run", "--data", "sine", "--lookback", "8", "--max-epochs", "3", "--optimizer", "random",
-            "--budget", "4", "--pop-size", "4", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "--data",
+        "sine",
+        "--lookback",
+        "8",
+        "--max-epochs",
+        "3",
+        "--optimizer",
+        "random",
+        "--budget",
+        "4",
+        "--pop-size",
+        "4",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hpo-lstm: random/lstm")]
     # One batch of 4 on 2 workers: a line per training as it ends, not one at the batch's end.

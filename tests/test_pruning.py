@@ -5,8 +5,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import write_study
+
 from hpo_lstm.cli import main
 from hpo_lstm.pruning import MIN_REFERENCE, WARMUP_EPOCHS, prune_thresholds
 
@@ -42,8 +42,27 @@ n_layers = { low = 1, high = 2 }
 
 def _run(tmp_path: Path, out: str, *extra: str) -> list[optuna.trial.FrozenTrial]:
     study = write_study(tmp_path / "p.toml", PRUNE_STUDY)
-    args = ["run", str(study), "--data", "sine", "--lookback", "8", "--max-epochs", "12", "--patience", "12",
-            "--optimizer", "random", "--budget", "16", "--pop-size", "4", "--quiet", "--out", str(tmp_path / out)]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        "--data",
+        "sine",
+        "--lookback",
+        "8",
+        "--max-epochs",
+        "12",
+        "--patience",
+        "12",
+        "--optimizer",
+        "random",
+        "--budget",
+        "16",
+        "--pop-size",
+        "4",
+        "--quiet",
+        "--out",
+        str(tmp_path / out),
+    ]
     assert main([*args, *extra]) == 0
     storage = f"sqlite:///{tmp_path / out / 'hpo-lstm.db'}"
     return sorted(optuna.load_study(study_name="prune", storage=storage).trials, key=lambda t: t.number)
@@ -61,7 +80,10 @@ def test_pruned_candidates_are_recorded_with_the_value_they_reached_and_workers_
     # The first batch has no reference and is never pruned.
     assert all(t.state.name == "COMPLETE" for t in serial if t.user_attrs["generation"] == 0)
     parallel = _run(tmp_path, "parallel", "--workers", "2")
-    key = lambda trials: sorted((t.user_attrs["evaluation"], t.state.name, t.value, tuple(t.params.items())) for t in trials)  # noqa: E731
+
+    def key(trials):
+        return sorted((t.user_attrs["evaluation"], t.state.name, t.value, tuple(t.params.items())) for t in trials)
+
     assert key(serial) == key(parallel)
 
 
@@ -83,7 +105,7 @@ def _halving_key(trials: list[optuna.trial.FrozenTrial]) -> list[tuple]:
         (t.user_attrs["evaluation"], t.state.name, t.value, tuple(t.params.items()), t.user_attrs.get("epochs"))
         for t in trials
         if t.user_attrs.get("failure") != "interrupted"
-    )  # fmt: skip
+    )
 
 
 def test_halving_decisions_are_independent_of_workers_and_replay_after_a_crash(tmp_path: Path):

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from reference_lstm import forecaster_backward, forecaster_forward, lstm_backward, lstm_forward
 from torch import nn
 
 from hpo_lstm.models import build_model
-from reference_lstm import forecaster_backward, forecaster_forward, lstm_backward, lstm_forward
 
 N_FEATURES, HIDDEN = 3, 4
 # Float64 round-off in these small networks is ~1e-15; 1e-8 leaves room for other kernels while
@@ -30,7 +30,9 @@ def _torch_lstm(n_layers: int, bidirectional: bool, seed: int = 0) -> nn.LSTM:
     # torch's own initialisation, seeded without touching the global generator afterwards
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return nn.LSTM(N_FEATURES, HIDDEN, num_layers=n_layers, bidirectional=bidirectional, batch_first=True, dtype=torch.float64)
+        return nn.LSTM(
+            N_FEATURES, HIDDEN, num_layers=n_layers, bidirectional=bidirectional, batch_first=True, dtype=torch.float64
+        )
 
 
 def _numpy(module: nn.Module) -> dict[str, np.ndarray]:
@@ -60,7 +62,11 @@ def compare_with_torch(n_layers: int, bidirectional: bool, batch: int, length: i
     x, r_out, r_h, r_c = _problem(n_layers, bidirectional, batch, length)
     x_t = torch.tensor(x, requires_grad=True)
     out, (h_n, c_n) = lstm(x_t)
-    loss = (torch.from_numpy(r_out) * out).sum() + (torch.from_numpy(r_h) * h_n).sum() + (torch.from_numpy(r_c) * c_n).sum()
+    loss = (
+        (torch.from_numpy(r_out) * out).sum()
+        + (torch.from_numpy(r_h) * h_n).sum()
+        + (torch.from_numpy(r_c) * c_n).sum()
+    )
     loss.backward()
 
     ref = lstm_forward(x, _numpy(lstm))
@@ -123,11 +129,18 @@ def _forecaster(model_name: str, n_layers: int, horizon: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
         # dropout between layers is off in eval mode, as when the tool forecasts
-        model = build_model(model_name, {"hidden_size": HIDDEN, "n_layers": n_layers, "dropout": 0.3}, n_features=N_FEATURES, horizon=horizon)
+        model = build_model(
+            model_name,
+            {"hidden_size": HIDDEN, "n_layers": n_layers, "dropout": 0.3},
+            n_features=N_FEATURES,
+            horizon=horizon,
+        )
     return model.double().eval()
 
 
-def compare_forecaster_with_torch(model_name: str, n_layers: int, batch: int, length: int, horizon: int = 2) -> dict[str, float]:
+def compare_forecaster_with_torch(
+    model_name: str, n_layers: int, batch: int, length: int, horizon: int = 2
+) -> dict[str, float]:
     """Max |numpy - torch| for the forecasts of build_model(model_name) and their gradients."""
     model = _forecaster(model_name, n_layers, horizon)
     rng = np.random.default_rng(4)
@@ -139,7 +152,10 @@ def compare_forecaster_with_torch(model_name: str, n_layers: int, batch: int, le
     head_weight, head_bias = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
     ref_forecast, ref = forecaster_forward(x, _numpy(model.rnn), head_weight, head_bias)
     grads, d_head_weight, d_head_bias, d_x = forecaster_backward(ref, head_weight, r)
-    diffs = {"forecast": _max_diff(ref_forecast, forecast), "d head.weight": _max_diff(d_head_weight, model.head.weight.grad)}
+    diffs = {
+        "forecast": _max_diff(ref_forecast, forecast),
+        "d head.weight": _max_diff(d_head_weight, model.head.weight.grad),
+    }
     diffs["d head.bias"] = _max_diff(d_head_bias, model.head.bias.grad)
     diffs.update({f"d rnn.{name}": _max_diff(grads[name], p.grad) for name, p in model.rnn.named_parameters()})
     diffs["d x"] = _max_diff(d_x, x_t.grad)
@@ -156,7 +172,10 @@ def test_the_tools_forecaster_matches_the_reference(model_name, n_layers, batch,
 
 def _gates_i_g_f_o(w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # TensorFlow's LSTMCell order (i, j, f, o) read as torch's (i, f, g, o)
-    return {name: np.concatenate([v[: HIDDEN], v[2 * HIDDEN : 3 * HIDDEN], v[HIDDEN : 2 * HIDDEN], v[3 * HIDDEN :]]) for name, v in w.items()}
+    return {
+        name: np.concatenate([v[:HIDDEN], v[2 * HIDDEN : 3 * HIDDEN], v[HIDDEN : 2 * HIDDEN], v[3 * HIDDEN :]])
+        for name, v in w.items()
+    }
 
 
 def _one_bias(w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import write_study
+
 from hpo_lstm.cli import main
 from hpo_lstm.report._run import KINDS, RUN_FILES, convergence_table
 
@@ -34,10 +34,33 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Out folder of one finished 15-evaluation study (batches of 5), outputs as ``run`` wrote them."""
     tmp = tmp_path_factory.mktemp("run")
     study = write_study(tmp / "mixed.toml", MIXED)
-    code = main(["run", str(study), "--data", "sine", "--lookback", "8", "--max-epochs", "8", "--patience", "8",
-                 "--optimizer", "woa", "--budget", "15", "--pop-size", "5", "--workers", "1", "--quiet",
-                 "--precision", "fp32",  # the mix of kinds above is that of float32 steps' path
-                 "--out", str(tmp / "out")])  # fmt: skip
+    code = main(
+        [
+            "run",
+            str(study),
+            "--data",
+            "sine",
+            "--lookback",
+            "8",
+            "--max-epochs",
+            "8",
+            "--patience",
+            "8",
+            "--optimizer",
+            "woa",
+            "--budget",
+            "15",
+            "--pop-size",
+            "5",
+            "--workers",
+            "1",
+            "--quiet",
+            "--precision",
+            "fp32",  # the mix of kinds above is that of float32 steps' path
+            "--out",
+            str(tmp / "out"),
+        ]
+    )
     assert code == 0
     return tmp / "out"
 
@@ -74,9 +97,12 @@ def test_an_interrupted_attempt_is_not_an_evaluation(run: Path, tmp_path: Path):
     shutil.copy(run / "hpo-lstm.db", tmp_path / "copy.db")
     study = optuna.load_study(study_name="mixed", storage=f"sqlite:///{tmp_path / 'copy.db'}")
     before = convergence_table(study.trials_dataframe())
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.FAIL, user_attrs={"evaluation": 3, "generation": 0, "failure": "interrupted"},
-    ))  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            user_attrs={"evaluation": 3, "generation": 0, "failure": "interrupted"},
+        )
+    )
     assert len(study.trials) == 16
     pd.testing.assert_frame_equal(convergence_table(study.trials_dataframe()), before)
     pd.testing.assert_frame_equal(convergence_table(study.trials), before)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import TINY_ARGS, TINY_SPACE, completed_trials, open_storage_together, start_cli, wait_for, write_study
+
 from hpo_lstm.cli import main
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
@@ -104,7 +104,9 @@ def test_diverging_candidates_fail_and_the_study_goes_on(tmp_path: Path):
 def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: Path, capsys):
     space = "[space]\nlearning_rate = { low = 1e3, high = 1e4, log = true }\nhidden_size = { low = 4, high = 8 }\nn_layers = { low = 1, high = 1 }\n"
     study = write_study(tmp_path / "s.toml", 'name = "doomed"\nbatch_size = 256\n' + space)
-    code = main(_args(study, tmp_path / "o", "--optimizer", "tpe", "--budget", "4", "--pop-size", "2", "--workers", "1"))
+    code = main(
+        _args(study, tmp_path / "o", "--optimizer", "tpe", "--budget", "4", "--pop-size", "2", "--workers", "1")
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "All 4 evaluations of study 'doomed' failed" in err and err.count("\n") == 1
@@ -131,7 +133,9 @@ def test_running_trials_left_by_an_earlier_version_are_closed_as_interrupted(rec
     running = []
     for index in (1, 2):
         template = create_trial(state=TrialState.RUNNING, user_attrs={"evaluation": index})
-        running.append(recorder._storage.get_trial_number_from_id(recorder._storage.create_new_trial(study_id, template)))
+        running.append(
+            recorder._storage.get_trial_number_from_id(recorder._storage.create_new_trial(study_id, template))
+        )
 
     assert recorder.close_open("interrupted") == 2
     trials = {t.number: t for t in recorder.study.get_trials()}
@@ -294,10 +298,14 @@ def test_a_study_resumes_where_its_recorded_params_differ_from_this_machines_in_
     out = tmp_path / "o"
     assert main(_args(study, out, *extra[:3], "6", *extra[4:])) == 0  # budget 6: one population and one more
     with sqlite3.connect(out / "hpo-lstm.db") as con:
-        rows = con.execute("SELECT param_id, param_value FROM trial_params WHERE param_name = 'learning_rate'").fetchall()
+        rows = con.execute(
+            "SELECT param_id, param_value FROM trial_params WHERE param_name = 'learning_rate'"
+        ).fetchall()
         assert rows
-        con.executemany("UPDATE trial_params SET param_value = ? WHERE param_id = ?",
-                        [(value * (1 + 8e-16), pid) for pid, value in rows])  # fmt: skip
+        con.executemany(
+            "UPDATE trial_params SET param_value = ? WHERE param_id = ?",
+            [(value * (1 + 8e-16), pid) for pid, value in rows],
+        )
     before = {t.number: t.value for t in _trials(out)}
     assert main(_args(study, out, *extra)) == 0
     after = _trials(out)
@@ -310,8 +318,25 @@ def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Pat
     # In its first seconds the driver imports torch and starts its workers, which import it too:
     # Ctrl-C there printed KeyboardInterrupt tracebacks (the workers'), or a half-imported torch's
     # AttributeError and exit 1 (the driver's).
-    args = ["run", "--data", "sine", "--lookback", "8", "--max-epochs", "2", "--optimizer", "random", "--budget", "8",
-            "--pop-size", "4", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "--data",
+        "sine",
+        "--lookback",
+        "8",
+        "--max-epochs",
+        "2",
+        "--optimizer",
+        "random",
+        "--budget",
+        "8",
+        "--pop-size",
+        "4",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     import os
 
     def own_group() -> None:  # as a terminal's foreground job: Ctrl-C reaches the driver and its workers

@@ -14,8 +14,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, wait_for, write_study
+
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series, make_dataset
 from hpo_lstm.model_store import read_model_folder
@@ -51,8 +51,21 @@ def _check_complete(out: Path, budget: int) -> dict:
 
 def test_the_saved_model_is_the_best_trials_weights_and_reproduces_the_predictions(tmp_path: Path):
     out = tmp_path / "out"
-    args = ["run", str(_study(tmp_path)), *RUN, "--optimizer", "tpe", "--budget", "6", "--pop-size", "3",
-            "--workers", "2", "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        str(_study(tmp_path)),
+        *RUN,
+        "--optimizer",
+        "tpe",
+        "--budget",
+        "6",
+        "--pop-size",
+        "3",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     summary = _check_complete(out, 6)
     card, weights = read_model_folder(out / "tiny" / "model")
@@ -93,8 +106,21 @@ def test_a_study_extended_on_another_instruction_set_completes_with_its_recorded
 
 def test_a_study_killed_and_resumed_on_another_instruction_set_completes(tmp_path: Path):
     out = tmp_path / "out"
-    args = ["run", str(_study(tmp_path)), *RUN, "--optimizer", "woa", "--budget", "10", "--pop-size", "5",
-            "--workers", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        str(_study(tmp_path)),
+        *RUN,
+        "--optimizer",
+        "woa",
+        "--budget",
+        "10",
+        "--pop-size",
+        "5",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     proc = start_cli(args)
     wait_for(lambda: completed_trials(out / "hpo-lstm.db") >= 3, proc, "three trials")
     proc.send_signal(signal.SIGKILL)
@@ -110,16 +136,46 @@ def test_dask_workers_on_another_instruction_set_than_the_driver(tmp_path: Path)
     out = tmp_path / "out"
     with LoopbackCluster(workdir=tmp_path / "cluster", worker_env=OTHER_ISA) as cluster:
         cluster.add_workers(2)
-        args = ["run", str(_study(tmp_path)), *RUN, "--optimizer", "random", "--budget", "4", "--pop-size", "2",
-                "--executor", "dask", "--scheduler", cluster.address, "--out", str(out)]  # fmt: skip
+        args = [
+            "run",
+            str(_study(tmp_path)),
+            *RUN,
+            "--optimizer",
+            "random",
+            "--budget",
+            "4",
+            "--pop-size",
+            "2",
+            "--executor",
+            "dask",
+            "--scheduler",
+            cluster.address,
+            "--out",
+            str(out),
+        ]
         assert main(args) == 0
     _check_complete(out, 4)
 
 
 def test_a_multi_step_run_gives_per_step_metrics_that_recompute_from_predictions_csv(tmp_path: Path):
     out = tmp_path / "out"
-    args = ["run", str(_study(tmp_path)), *RUN, "--horizon", "3", "--optimizer", "random", "--budget", "2",
-            "--pop-size", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        str(_study(tmp_path)),
+        *RUN,
+        "--horizon",
+        "3",
+        "--optimizer",
+        "random",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     summary = _summary(out)
     predictions = pd.read_csv(out / "tiny" / "predictions.csv")
@@ -129,14 +185,17 @@ def test_a_multi_step_run_gives_per_step_metrics_that_recompute_from_predictions
         rows = predictions[predictions["step"] == row["step"]]
         assert row["rmse"] == pytest.approx(math.sqrt(((rows["predicted"] - rows["actual"]) ** 2).mean()), rel=1e-12)
         assert row["mae"] == pytest.approx((rows["predicted"] - rows["actual"]).abs().mean(), rel=1e-12)
-        assert row["naive_rmse"] == pytest.approx(math.sqrt(((rows["naive_last"] - rows["actual"]) ** 2).mean()),
-                                                  rel=1e-12)  # fmt: skip
+        assert row["naive_rmse"] == pytest.approx(
+            math.sqrt(((rows["naive_last"] - rows["actual"]) ** 2).mean()), rel=1e-12
+        )
     overall = math.sqrt(((predictions["predicted"] - predictions["actual"]) ** 2).mean())
     assert summary["test"]["rmse"] == pytest.approx(overall, rel=1e-12)
     # The naive forecast of every step is the last observed value: its error grows with the step.
     assert summary["by_step"][0]["naive_rmse"] < summary["by_step"][2]["naive_rmse"]
     for level in ("80", "95"):
-        inside = (predictions["actual"] >= predictions[f"lower_{level}"]) & (predictions["actual"] <= predictions[f"upper_{level}"])
+        inside = (predictions["actual"] >= predictions[f"lower_{level}"]) & (
+            predictions["actual"] <= predictions[f"upper_{level}"]
+        )
         assert summary["intervals"][level]["test_coverage"] == pytest.approx(inside.mean(), rel=1e-12)
         widths = (predictions[f"upper_{level}"] - predictions[f"lower_{level}"]).groupby(predictions["step"]).mean()
         np.testing.assert_allclose(widths.to_numpy() / 2, summary["intervals"][level]["halfwidth"], rtol=1e-9)
@@ -154,17 +213,52 @@ def test_a_study_recorded_with_the_old_meaning_of_horizon_is_refused(tmp_path: P
     identity = json.loads(recorder.study.user_attrs["hpo_lstm_identity"])
     del identity["targets"]  # as an earlier hpo-lstm stored it
     recorder.study.set_user_attr("hpo_lstm_identity", json.dumps(identity, sort_keys=True))
-    args = ["run", "--optimizer", "random", "--data", "sine", "--horizon", "3", "--budget", "2", "--pop-size", "2",
-            "--quiet", "--out", str(tmp_path), "--study-name", config.study_name]  # fmt: skip
+    args = [
+        "run",
+        "--optimizer",
+        "random",
+        "--data",
+        "sine",
+        "--horizon",
+        "3",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+        "--study-name",
+        config.study_name,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "horizon 3 meant one value 3 steps ahead" in err, err
 
 
 def test_a_multi_step_comparison_reports_each_step_and_the_interval_coverage(tmp_path: Path):
-    args = ["compare", str(_study(tmp_path)), *RUN, "--horizon", "2", "--models", "lstm", "--optimizers", "random",
-            "--seeds", "1", "--budget", "2", "--pop-size", "2", "--workers", "1", "--no-untuned",
-            "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "compare",
+        str(_study(tmp_path)),
+        *RUN,
+        "--horizon",
+        "2",
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--no-untuned",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     cells = pd.read_csv(tmp_path / "tiny" / "cells.csv", float_precision="round_trip")
     study = optuna.load_study(study_name="tiny.lstm.random.seed0", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}")

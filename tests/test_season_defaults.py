@@ -11,16 +11,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TINY_SPACE, write_study
+
 from hpo_lstm import ConfigError, StudyConfig, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import Series, calendar_features, calendar_values, load_series, make_dataset
 from hpo_lstm.space import season_lookback
 from hpo_lstm.study import prepare_dataset
 
-TINY_RUN = ["--max-epochs", "2", "--patience", "2", "--workers", "1", "--quiet", "--optimizer", "random",
-            "--budget", "2", "--pop-size", "2", "--final", "best"]  # fmt: skip  (the network's own forecasts, exactly)
+TINY_RUN = [
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+    "--optimizer",
+    "random",
+    "--budget",
+    "2",
+    "--pop-size",
+    "2",
+    "--final",
+    "best",
+]  # (the network's own forecasts, exactly)
 
 
 def _times(start: str, step: str, n: int) -> np.ndarray:
@@ -55,7 +70,12 @@ def test_the_default_space_searches_a_lookback_that_reaches_the_inferred_season(
     assert config.space["lookback"].low == bounds[0] and config.space["lookback"].high == bounds[1]
     assert config.space["lookback"].high >= min(season, 168) and config.window_lookback == bounds[1]
     assert season_lookback(season, 10_000) == bounds
-    assert config.identity()["space"]["lookback"] == {"low": bounds[0], "high": bounds[1], "log": False, "integer": True}
+    assert config.identity()["space"]["lookback"] == {
+        "low": bounds[0],
+        "high": bounds[1],
+        "log": False,
+        "integer": True,
+    }
     assert config.for_data(times, len(times)) == config  # applying it again changes nothing
 
 
@@ -88,26 +108,62 @@ def test_an_explicit_lookback_or_space_is_honoured_unchanged():
 
 # As hpo-lstm recorded them before season-aware defaults (the code of that version printed these).
 OLD_STYLE_IDENTITY = {
-    "optimizer": "random", "pop_size": 2, "model": "lstm", "data": "prices.csv", "target": "close", "features": None,
-    "time_column": None, "split": [0.7, 0.15, 0.15], "lookback": 12, "horizon": 1, "transform": "diff", "seed": 0,
-    "max_epochs": 30, "patience": 5, "batch_size": 64, "dropout": 0.0, "pruning": "median", "optimizer_options": {},
-    "space": {"learning_rate": {"low": 0.001, "high": 0.03, "log": True, "integer": False},
-              "hidden_size": {"low": 4, "high": 12, "log": True, "integer": True},
-              "n_layers": {"low": 1, "high": 2, "log": False, "integer": True}},
-}  # fmt: skip
+    "optimizer": "random",
+    "pop_size": 2,
+    "model": "lstm",
+    "data": "prices.csv",
+    "target": "close",
+    "features": None,
+    "time_column": None,
+    "split": [0.7, 0.15, 0.15],
+    "lookback": 12,
+    "horizon": 1,
+    "transform": "diff",
+    "seed": 0,
+    "max_epochs": 30,
+    "patience": 5,
+    "batch_size": 64,
+    "dropout": 0.0,
+    "pruning": "median",
+    "optimizer_options": {},
+    "space": {
+        "learning_rate": {"low": 0.001, "high": 0.03, "log": True, "integer": False},
+        "hidden_size": {"low": 4, "high": 12, "log": True, "integer": True},
+        "n_layers": {"low": 1, "high": 2, "log": False, "integer": True},
+    },
+}
 OLD_SINE_IDENTITY = {
-    "optimizer": "woa", "pop_size": 8, "model": "lstm", "data": "sine", "target": None, "features": None,
-    "time_column": None, "split": [0.7, 0.15, 0.15], "lookback": 8, "horizon": 1, "transform": "diff", "seed": 0,
-    "max_epochs": 30, "patience": 5, "batch_size": 64, "dropout": 0.0, "pruning": "median", "optimizer_options": {},
-    "space": {"learning_rate": {"low": 0.0001, "high": 0.1, "log": True, "integer": False},
-              "hidden_size": {"low": 8, "high": 256, "log": True, "integer": True},
-              "n_layers": {"low": 1, "high": 4, "log": False, "integer": True}},
-}  # fmt: skip
+    "optimizer": "woa",
+    "pop_size": 8,
+    "model": "lstm",
+    "data": "sine",
+    "target": None,
+    "features": None,
+    "time_column": None,
+    "split": [0.7, 0.15, 0.15],
+    "lookback": 8,
+    "horizon": 1,
+    "transform": "diff",
+    "seed": 0,
+    "max_epochs": 30,
+    "patience": 5,
+    "batch_size": 64,
+    "dropout": 0.0,
+    "pruning": "median",
+    "optimizer_options": {},
+    "space": {
+        "learning_rate": {"low": 0.0001, "high": 0.1, "log": True, "integer": False},
+        "hidden_size": {"low": 8, "high": 256, "log": True, "integer": True},
+        "n_layers": {"low": 1, "high": 4, "log": False, "integer": True},
+    },
+}
 
 
 def test_an_old_style_study_keeps_its_identity(tiny_csv: Path, tmp_path: Path):
-    text = ('name = "old-style"\noptimizer = "random"\ndata = "prices.csv"\ntarget = "close"\nlookback = 12\n'
-            'budget = 4\npop_size = 2\ncalendar = false\n' + TINY_SPACE)  # fmt: skip
+    text = (
+        'name = "old-style"\noptimizer = "random"\ndata = "prices.csv"\ntarget = "close"\nlookback = 12\n'
+        "budget = 4\npop_size = 2\ncalendar = false\n" + TINY_SPACE
+    )
     config = StudyConfig.from_file(write_study(tmp_path / "old.toml", text))
     series = load_series(str(tiny_csv), target="close")
     assert config.for_data(series.times, len(series)).identity() == OLD_STYLE_IDENTITY
@@ -119,7 +175,8 @@ def test_an_old_style_study_keeps_its_identity(tiny_csv: Path, tmp_path: Path):
     assert sine.for_data(None, 3000).identity() == {**OLD_SINE_IDENTITY, "optimizer_impl": mealpy_distribution()}
     # Without `calendar = false`, a series with a time column gets calendar features: another study.
     assert StudyConfig.from_file(write_study(tmp_path / "new.toml", text.replace("calendar = false\n", ""))).for_data(
-        series.times, len(series)).identity() == {**OLD_STYLE_IDENTITY, "calendar": True}  # fmt: skip
+        series.times, len(series)
+    ).identity() == {**OLD_STYLE_IDENTITY, "calendar": True}
 
 
 # Calendar features ----------------------------------------------------------------------------
@@ -146,8 +203,14 @@ def test_calendar_values_are_the_sine_and_cosine_of_the_position_in_each_cycle()
     # 2024-01-03 18:00 is a Wednesday (day 2 of the week from Monday 0), day 3 of a leap year.
     times = np.array(["2024-01-03T18:00"], dtype="datetime64[ns]")
     values = calendar_values(times, ("time_of_day", "day_of_week", "day_of_year"))[0]
-    expected = [np.sin(2 * np.pi * 0.75), np.cos(2 * np.pi * 0.75), np.sin(2 * np.pi * 2 / 7), np.cos(2 * np.pi * 2 / 7),
-                np.sin(2 * np.pi * 2 / 366), np.cos(2 * np.pi * 2 / 366)]  # fmt: skip
+    expected = [
+        np.sin(2 * np.pi * 0.75),
+        np.cos(2 * np.pi * 0.75),
+        np.sin(2 * np.pi * 2 / 7),
+        np.cos(2 * np.pi * 2 / 7),
+        np.sin(2 * np.pi * 2 / 366),
+        np.cos(2 * np.pi * 2 / 366),
+    ]
     np.testing.assert_allclose(values, expected, atol=1e-12)
     assert calendar_features(None) == ()
 
@@ -220,11 +283,30 @@ def _recorded(folder: Path) -> pd.DataFrame:
 def test_a_saved_model_with_calendar_features_reproduces_its_predictions_and_forecasts(
     tiny_csv: Path, tmp_path: Path, transform: str
 ):
-    study = write_study(tmp_path / "s.toml", 'name = "cal"\nbatch_size = 128\n' + TINY_SPACE.replace(
-        "[space]\n", "[space]\nlookback = { low = 4, high = 9 }\n"))  # fmt: skip
+    study = write_study(
+        tmp_path / "s.toml",
+        'name = "cal"\nbatch_size = 128\n'
+        + TINY_SPACE.replace("[space]\n", "[space]\nlookback = { low = 4, high = 9 }\n"),
+    )
     out = tmp_path / "out"
-    assert main(["run", str(study), "--data", str(tiny_csv), "--target", "close", "--transform", transform,
-                 *TINY_RUN, "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(study),
+                "--data",
+                str(tiny_csv),
+                "--target",
+                "close",
+                "--transform",
+                transform,
+                *TINY_RUN,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "cal" / "summary.json").read_text())
     assert summary["protocol"]["calendar"] == ["day_of_week", "day_of_year"] and summary["season"] == 7
     forecaster = load_forecaster(out / "cal")
@@ -250,8 +332,23 @@ def test_a_saved_model_with_calendar_features_reproduces_its_predictions_and_for
 def test_the_cli_turns_calendar_features_off(tiny_csv: Path, tmp_path: Path):
     out = tmp_path / "out"
     study = write_study(tmp_path / "s.toml", 'name = "nocal"\nbatch_size = 128\nlookback = 6\n' + TINY_SPACE)
-    assert main(["run", str(study), "--data", str(tiny_csv), "--target", "close", "--no-calendar", *TINY_RUN,
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(study),
+                "--data",
+                str(tiny_csv),
+                "--target",
+                "close",
+                "--no-calendar",
+                *TINY_RUN,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "nocal" / "summary.json").read_text())
     assert summary["protocol"]["calendar"] == [] and "lookback" not in summary["protocol"]["space"]
     assert load_forecaster(out / "nocal").calendar == ()

@@ -15,13 +15,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import start_cli
+
 from hpo_lstm import ConfigError, DataError, load_forecaster
 from hpo_lstm.cli import main
 
-RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "2", "--patience", "2", "--optimizer", "random",
-       "--budget", "2", "--pop-size", "2", "--workers", "1", "--quiet", "--final", "best"]  # fmt: skip
+RUN = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "2",
+    "--patience",
+    "2",
+    "--optimizer",
+    "random",
+    "--budget",
+    "2",
+    "--pop-size",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+    "--final",
+    "best",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +56,14 @@ def _one_line(capsys, starts: str) -> str:
     return err
 
 
-@pytest.mark.parametrize(("args", "starts"), [
-    (["run", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
-    (["run", "--max-epochs", "-3"], "argument --max-epochs: expected an integer >= 1"),
-    (["forecast", "x", "--steps", str(10**23)], "--steps must be an integer from 1 to 100000"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (["run", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
+        (["run", "--max-epochs", "-3"], "argument --max-epochs: expected an integer >= 1"),
+        (["forecast", "x", "--steps", str(10**23)], "--steps must be an integer from 1 to 100000"),
+    ],
+)
 def test_flags_out_of_range_are_one_line(args, starts, capsys):
     assert main(args) == 2
     _one_line(capsys, starts)
@@ -77,8 +99,13 @@ def test_the_python_api_refuses_bad_arguments_with_its_own_errors(model: Path):
 
 
 def test_a_closed_pipe_ends_a_listing_quietly():
-    run = subprocess.run(f"{sys.executable} -m hpo_lstm.cli optimizers --all | head -2; echo rc=${{PIPESTATUS[0]}}",
-                         shell=True, executable="/bin/bash", capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        f"{sys.executable} -m hpo_lstm.cli optimizers --all | head -2; echo rc=${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+    )
     assert run.stderr == "", run.stderr
     assert run.stdout.splitlines()[-1] == "rc=141"
 
@@ -113,13 +140,45 @@ def test_a_full_disk_under_forecast_leaves_the_old_pair_of_files(model: Path, tm
 
 def test_a_manifest_pointing_a_cell_at_another_study_is_refused(tmp_path: Path, capsys):
     out = tmp_path / "out"
-    assert main(["compare", "--data", "sine", "--lookback", "8", "--max-epochs", "1", "--models", "lstm",
-                 "--optimizers", "random", "--seeds", "1", "--budget", "2", "--pop-size", "2", "--workers", "1",
-                 "--no-untuned", "--name", "cmp", "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                "--data",
+                "sine",
+                "--lookback",
+                "8",
+                "--max-epochs",
+                "1",
+                "--models",
+                "lstm",
+                "--optimizers",
+                "random",
+                "--seeds",
+                "1",
+                "--budget",
+                "2",
+                "--pop-size",
+                "2",
+                "--workers",
+                "1",
+                "--no-untuned",
+                "--name",
+                "cmp",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "cmp" / "compare.json").read_text())
     manifest["cells"][0]["study"] = "someone-elses-study"
     (out / "cmp" / "compare.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     assert main(["forecast", str(out / "cmp"), "--steps", "2", "--quiet"]) == 2
-    _one_line(capsys, f"'{out / 'cmp' / 'compare.json'}' is not a manifest hpo-lstm compare wrote: cells[0].study is "
-                      "'someone-elses-study', not 'cmp.lstm.random.seed0'")  # fmt: skip
+    _one_line(
+        capsys,
+        f"'{out / 'cmp' / 'compare.json'}' is not a manifest hpo-lstm compare wrote: cells[0].study is "
+        "'someone-elses-study', not 'cmp.lstm.random.seed0'",
+    )

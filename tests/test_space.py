@@ -65,12 +65,21 @@ def test_decode_clips_outside_the_unit_cube():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"learning_rate": {"low": 0.0, "high": 0.1}}, "'low' bound of search parameter 'learning_rate' must be > 0; got 0.0"),
-        ({"learning_rate": {"low": 0.1, "high": 0.01}}, "`low <= high` must hold for parameter 'learning_rate', but got (low=0.1, high=0.01)"),
+        (
+            {"learning_rate": {"low": 0.0, "high": 0.1}},
+            "'low' bound of search parameter 'learning_rate' must be > 0; got 0.0",
+        ),
+        (
+            {"learning_rate": {"low": 0.1, "high": 0.01}},
+            "`low <= high` must hold for parameter 'learning_rate', but got (low=0.1, high=0.01)",
+        ),
         ({"hidden_size": {"low": 0, "high": 8}}, "'low' bound of search parameter 'hidden_size' must be >= 1; got 0"),
         ({"n_layers": {"low": 0, "high": 2}}, "'low' bound of search parameter 'n_layers' must be >= 1; got 0"),
         ({"n_layers": {"low": 1.5, "high": 2}}, "Integer parameter 'n_layers' needs whole-number bounds"),
-        ({"momentum": {"low": 0.1, "high": 0.9}}, "Unknown search parameter 'momentum'; choose from batch_size, channels, dropout, heads, hidden_size, kernel_size"),
+        (
+            {"momentum": {"low": 0.1, "high": 0.9}},
+            "Unknown search parameter 'momentum'; choose from batch_size, channels, dropout, heads, hidden_size, kernel_size",
+        ),
         ({"dropout": {"low": 0.1}}, "Search parameter 'dropout' needs both 'low' and 'high'"),
         ({"dropout": {"low": 0.0, "high": 0.5, "step": 0.1}}, "Unknown key(s) ['step'] for search parameter 'dropout'"),
     ],

@@ -15,8 +15,23 @@ from hpo_lstm import load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series
 
-RUN = ["--target", "y", "--optimizer", "random", "--budget", "3", "--pop-size", "3", "--max-epochs", "2",
-       "--lookback", "10", "--workers", "1", "--quiet"]  # fmt: skip
+RUN = [
+    "--target",
+    "y",
+    "--optimizer",
+    "random",
+    "--budget",
+    "3",
+    "--pop-size",
+    "3",
+    "--max-epochs",
+    "2",
+    "--lookback",
+    "10",
+    "--workers",
+    "1",
+    "--quiet",
+]
 
 
 def _csv(path: Path, stamps: list[str]) -> Path:

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_ARGS, TINY_SPACE, write_study
+
 from hpo_lstm.cli import main
 
 
@@ -18,8 +18,21 @@ def _summary(out: Path) -> dict:
 
 def test_a_timed_out_study_keeps_its_first_batch_says_so_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture):
     study = write_study(tmp_path / "s.toml", TINY_SPACE)
-    args = ["run", str(study), *TINY_ARGS, "--optimizer", "random", "--budget", "6", "--pop-size", "2",
-            "--workers", "1", "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "run",
+        str(study),
+        *TINY_ARGS,
+        "--optimizer",
+        "random",
+        "--budget",
+        "6",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     # A limit shorter than any training: the first batch always runs (a study needs a result),
     # the second would start after the limit and does not.
     assert main([a for a in args if a != "--quiet"] + ["--timeout", "0.001"]) == 0  # with the printed table
@@ -49,8 +62,25 @@ def test_bad_timeouts_are_refused_in_one_line(tmp_path: Path, capsys: pytest.Cap
 
 def test_a_comparison_timeout_stops_the_running_cell_and_starts_no_other(tmp_path: Path):
     out = tmp_path / "cmp"
-    args = ["compare", *TINY_ARGS, "--models", "lstm", "--optimizers", "random", "--seeds", "2", "--budget", "4",
-            "--pop-size", "2", "--workers", "1", "--no-untuned", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        *TINY_ARGS,
+        "--models",
+        "lstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "2",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--workers",
+        "1",
+        "--no-untuned",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--timeout", "0.001"]) == 0  # no cell spent its budget: said, not an error
     manifest = json.loads(next(out.rglob("compare.json")).read_text())
     storage = manifest["storage"]
@@ -62,6 +92,4 @@ def test_a_comparison_timeout_stops_the_running_cell_and_starts_no_other(tmp_pat
     assert len(trials) == 2
     assert main([*args]) == 0  # no limit: the first cell resumes, the second runs
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
-    assert len(names) == 2 and all(
-        len(optuna.load_study(study_name=n, storage=storage).trials) == 4 for n in names
-    )
+    assert len(names) == 2 and all(len(optuna.load_study(study_name=n, storage=storage).trials) == 4 for n in names)

@@ -61,8 +61,14 @@ def test_training_is_deterministic_for_a_seed_and_returns_the_best_epoch(sine):
 
 def test_a_multi_step_fitness_is_the_rmse_over_every_step_in_series_units():
     ds = make_dataset(load_series("sine"), lookback=10, horizon=3)
-    result, model = train_candidate("lstm", {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1}, ds,
-                                    TrainSettings(max_epochs=3, batch_size=128), seed=1, keep_model=True)  # fmt: skip
+    result, model = train_candidate(
+        "lstm",
+        {"learning_rate": 1e-2, "hidden_size": 8, "n_layers": 1},
+        ds,
+        TrainSettings(max_epochs=3, batch_size=128),
+        seed=1,
+        keep_model=True,
+    )
     pred = predict(model, ds, "val")
     actual = ds.actual[ds.split("val")]
     assert pred.shape == actual.shape == (ds.n_windows("val"), 3)
@@ -71,11 +77,16 @@ def test_a_multi_step_fitness_is_the_rmse_over_every_step_in_series_units():
 
 def test_early_stopping_stops_after_patience(sine):
     # A wild learning rate overshoots; training stops once `patience` epochs bring no new best.
-    wild, _ = train_candidate("lstm", {"learning_rate": 0.5, "hidden_size": 16, "n_layers": 1}, sine,
-                              TrainSettings(max_epochs=30, patience=2, batch_size=256), seed=0)  # fmt: skip
+    wild, _ = train_candidate(
+        "lstm",
+        {"learning_rate": 0.5, "hidden_size": 16, "n_layers": 1},
+        sine,
+        TrainSettings(max_epochs=30, patience=2, batch_size=256),
+        seed=0,
+    )
     assert wild.epochs < 30
     assert wild.epochs - wild.best_epoch == 2
-    assert all(v >= wild.val_rmse for v in wild.val_curve[wild.best_epoch:])
+    assert all(v >= wild.val_rmse for v in wild.val_curve[wild.best_epoch :])
 
 
 def test_jobs_start_cheap_ones_first_then_largest_first_and_outcomes_keep_their_index(sine):
@@ -84,8 +95,9 @@ def test_jobs_start_cheap_ones_first_then_largest_first_and_outcomes_keep_their_
 
     settings = TrainSettings(max_epochs=2, patience=2)
     params = [(8, 1), (48, 2), (16, 1), (48, 1)]
-    jobs = [TrainJob("lstm", {"learning_rate": 1e-2, "hidden_size": h, "n_layers": n}, settings, seed=0)
-            for h, n in params]  # fmt: skip
+    jobs = [
+        TrainJob("lstm", {"learning_rate": 1e-2, "hidden_size": h, "n_layers": n}, settings, seed=0) for h, n in params
+    ]
     jobs.append(TrainJob("bilstm", {"learning_rate": 1e-2, "hidden_size": 48, "n_layers": 2}, settings, seed=0))
     # Costs (hidden 8 < 16 < 48 < 48x2 < BiLSTM 48x2): the first two are under a tenth of the
     # mean, so they start first; the rest largest first. One slot: cheapest first.

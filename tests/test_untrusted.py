@@ -17,8 +17,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import TINY_ARGS, TINY_SPACE, free_port, start_cli, throwaway_postgres, wait_cli, write_study
+
 from hpo_lstm._urls import mask_secrets, mask_url, resolve_url
 from hpo_lstm.cli import main
 
@@ -58,18 +58,21 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
 # Masking --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("url", "masked"), [
-    ("postgresql+psycopg://alice:s3cret@db.example:5432/hpo", "postgresql+psycopg://alice:***@db.example:5432/hpo"),
-    ("postgresql://:s3cret@db/hpo", "postgresql://:***@db/hpo"),
-    ("mysql+pymysql://bob:pa/ss@db/hpo?charset=utf8", "mysql+pymysql://bob:***@db/hpo?charset=utf8"),
-    ("postgresql://alice:p@s3cret@db/hpo", "postgresql://alice:***@db/hpo"),  # a raw "@" inside the password
-    ("postgresql://db/hpo?user=alice&password=s3cret", "postgresql://db/hpo?user=alice&password=***"),
-    # No password: exactly as given (a manifest keeps its usable URL).
-    ("postgresql://alice@db/hpo", "postgresql://alice@db/hpo"),
-    ("sqlite:///results/hpo-lstm.db", "sqlite:///results/hpo-lstm.db"),
-    ("sqlite:////tmp/odd:name@x.db", "sqlite:////tmp/odd:name@x.db"),
-    ("not a url", "not a url"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+psycopg://alice:s3cret@db.example:5432/hpo", "postgresql+psycopg://alice:***@db.example:5432/hpo"),
+        ("postgresql://:s3cret@db/hpo", "postgresql://:***@db/hpo"),
+        ("mysql+pymysql://bob:pa/ss@db/hpo?charset=utf8", "mysql+pymysql://bob:***@db/hpo?charset=utf8"),
+        ("postgresql://alice:p@s3cret@db/hpo", "postgresql://alice:***@db/hpo"),  # a raw "@" inside the password
+        ("postgresql://db/hpo?user=alice&password=s3cret", "postgresql://db/hpo?user=alice&password=***"),
+        # No password: exactly as given (a manifest keeps its usable URL).
+        ("postgresql://alice@db/hpo", "postgresql://alice@db/hpo"),
+        ("sqlite:///results/hpo-lstm.db", "sqlite:///results/hpo-lstm.db"),
+        ("sqlite:////tmp/odd:name@x.db", "sqlite:////tmp/odd:name@x.db"),
+        ("not a url", "not a url"),
+    ],
+)
 def test_mask_url_hides_passwords_and_leaves_other_urls_alone(url: str, masked: str):
     assert mask_url(url) == masked
     assert "s3cret" not in mask_secrets(f"Cannot open storage {url!r}: refused ({url})")
@@ -196,14 +199,18 @@ MALFORMED = {
     "no cells": (_manifest_without("cells"), "key 'cells' is missing"),
     "no storage": (_manifest_without("storage"), "key 'storage' is missing"),
     "cells is not a list": (_manifest_with("cells", {"a": 1}), "cells must be a list"),
-    "a cell without its seed": (_manifest_with("cells.0", {"study": "x", "kind": "tuned", "model": "lstm",
-                                                           "optimizer": "tpe"}), "key 'cells[0].seed' is missing"),
+    "a cell without its seed": (
+        _manifest_with("cells.0", {"study": "x", "kind": "tuned", "model": "lstm", "optimizer": "tpe"}),
+        "key 'cells[0].seed' is missing",
+    ),
     "a cell of an unknown kind": (_manifest_with("cells.1.kind", "other"), "cells[1].kind must be 'tuned' or"),
     "a budget as text": (_manifest_with("base.budget", "16"), 'base.budget must be an integer, not "16"'),
-    "a baseline without its RMSE": (_manifest_with("data.baselines.naive_last", {}),
-                                    "key 'data.baselines.naive_last.rmse' is missing"),
+    "a baseline without its RMSE": (
+        _manifest_with("data.baselines.naive_last", {}),
+        "key 'data.baselines.naive_last.rmse' is missing",
+    ),
     "a list, not an object": ([1, 2], "the file must be a JSON object"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("command", ["report", "forecast"])
@@ -351,16 +358,21 @@ def _files_holding(folder: Path, secret: str) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
-def test_a_password_is_written_to_no_file_and_printed_nowhere(password_postgres: str, tmp_path: Path, capsys,
-                                                               monkeypatch):  # fmt: skip
+def test_a_password_is_written_to_no_file_and_printed_nowhere(
+    password_postgres: str, tmp_path: Path, capsys, monkeypatch
+):
     url = password_postgres
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps at 80 columns otherwise: a split password would hide
     with pytest.raises(Exception, match="password authentication failed"):  # the server does check it
         optuna.storages.RDBStorage(url.replace(PASSWORD, "wrong"))
     # A run with the URL on the command line, a comparison with it in the environment only.
     study = write_study(tmp_path / "s.toml", 'name = "pw-run"\nbatch_size = 256\n' + TINY_SPACE)
-    assert main(["run", str(study), *[a for a in TINY if a != "--quiet"], "--storage", url,
-                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    assert (
+        main(
+            ["run", str(study), *[a for a in TINY if a != "--quiet"], "--storage", url, "--out", str(tmp_path / "out")]
+        )
+        == 0
+    )
     monkeypatch.setenv("HPO_LSTM_STORAGE", url)
     cmp = write_study(tmp_path / "c.toml", 'name = "pw-cmp"\nbatch_size = 256\n' + TINY_SPACE)
     loud = [a for a in SMALL if a != "--quiet"]
@@ -397,8 +409,9 @@ def test_a_password_is_written_to_no_file_and_printed_nowhere(password_postgres:
     for folder in (out / "pw-run", out / "pw-cmp"):
         code, err = wait_cli(start_cli(["report", str(folder), "--quiet"], env=env), timeout=120)
         assert code == 2 and "set HPO_LSTM_STORAGE to its full URL" in err and PASSWORD not in err, err
-        code, err = wait_cli(start_cli(["report", str(folder), "--quiet"], env={**env, "HPO_LSTM_STORAGE": url}),
-                             timeout=120)  # fmt: skip
+        code, err = wait_cli(
+            start_cli(["report", str(folder), "--quiet"], env={**env, "HPO_LSTM_STORAGE": url}), timeout=120
+        )
         assert code == 0, err
     assert _files_holding(out, PASSWORD) == []
     forecast = ["forecast", "--study-name", "pw-run", "--steps", "2", "--quiet", "--out", str(tmp_path / "fc")]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import TINY_ARGS, completed_trials, start_cli, wait_cli, wait_for, write_study
+
 from hpo_lstm import ConfigError, StudyConfig
 from hpo_lstm.cli import main
 
@@ -64,9 +64,13 @@ def _limited(file_size: int | None = None, memory: int | None = None):
 
 def _run_limited(args: list[str], timeout: float = 300, **limits: int) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "hpo_lstm.cli", *args], preexec_fn=_limited(**limits), capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "hpo_lstm.cli", *args],
+        preexec_fn=_limited(**limits),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     return done.returncode, done.stderr
 
 
@@ -75,10 +79,12 @@ def _run_limited(args: list[str], timeout: float = 300, **limits: int) -> tuple[
 
 @pytest.mark.parametrize(
     ("optimizer", "option", "value", "rule"),
-    [("pso", "c1", "-5", "must be a float from 0 to 5.0, both excluded"),
-     ("ga", "pc", "7", "must be a float from 0 to 1.0, both excluded"),
-     ("ga", "selection", '"best"', "must be a string, one of ['tournament', 'random', 'roulette']")],
-)  # fmt: skip
+    [
+        ("pso", "c1", "-5", "must be a float from 0 to 5.0, both excluded"),
+        ("ga", "pc", "7", "must be a float from 0 to 1.0, both excluded"),
+        ("ga", "selection", '"best"', "must be a string, one of ['tournament', 'random', 'roulette']"),
+    ],
+)
 def test_a_bad_optimizer_option_is_refused_before_the_study_exists(tmp_path, capsys, optimizer, option, value, rule):
     study = write_study(tmp_path / "s.toml", f'optimizer = "{optimizer}"\n[optimizer_options]\n{option} = {value}\n')
     out = tmp_path / "out"
@@ -101,8 +107,10 @@ def test_mealpy_options_are_checked_through_the_registry_too():
 
 def test_a_budget_past_mealpys_generation_limit_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
-    err = _refused(capsys, ["run", *TINY_ARGS, "--optimizer", "woa", "--budget", "1000000000", "--pop-size", "6",
-                            "--out", str(out)])  # fmt: skip
+    err = _refused(
+        capsys,
+        ["run", *TINY_ARGS, "--optimizer", "woa", "--budget", "1000000000", "--pop-size", "6", "--out", str(out)],
+    )
     assert "--budget 1000000000 is more than optimizer 'woa' can spend with pop_size=6: at most 600006" in err
     assert not out.exists()
 
@@ -125,8 +133,23 @@ def test_the_generation_limit_is_mealpys(key):
 @pytest.mark.parametrize("optimizer", ["tpe", "random", "woa"])
 def test_a_seed_past_32_bits_is_refused(tmp_path, capsys, optimizer):
     out = tmp_path / "out"
-    err = _refused(capsys, ["run", *TINY_ARGS, "--optimizer", optimizer, "--seed", "4294967296", "--budget", "6",
-                            "--pop-size", "6", "--out", str(out)])  # fmt: skip
+    err = _refused(
+        capsys,
+        [
+            "run",
+            *TINY_ARGS,
+            "--optimizer",
+            optimizer,
+            "--seed",
+            "4294967296",
+            "--budget",
+            "6",
+            "--pop-size",
+            "6",
+            "--out",
+            str(out),
+        ],
+    )
     assert "seed must be an integer from 0 to 4294967295 (2**32 - 1); got 4294967296." in err
     assert not out.exists()
     StudyConfig(optimizer=optimizer, seed=2**32 - 1)  # the largest is fine
@@ -141,8 +164,21 @@ def test_an_optimizer_refuses_a_seed_past_32_bits_from_python():
 
 
 def test_a_comparison_seed_past_32_bits_is_refused(tmp_path, capsys):
-    err = _refused(capsys, ["compare", *TINY_ARGS, "--models", "lstm", "--optimizers", "random",
-                            "--seeds", "4294967296,", "--out", str(tmp_path / "out")])  # fmt: skip
+    err = _refused(
+        capsys,
+        [
+            "compare",
+            *TINY_ARGS,
+            "--models",
+            "lstm",
+            "--optimizers",
+            "random",
+            "--seeds",
+            "4294967296,",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert "got 4294967296" in err
     assert not (tmp_path / "out").exists()
 
@@ -151,8 +187,9 @@ def test_a_billion_comparison_seeds_are_refused_before_they_are_built(tmp_path):
     """seeds = 1000000000 once grew to 24 GB: refused in one line, in a child process whose
     address space is limited (an old hpo-lstm fails there with MemoryError, not the OOM killer)."""
     study = write_study(tmp_path / "c.toml", 'data = "sine"\nseeds = 1000000000\n')
-    line = _one_line(*_run_limited(["compare", str(study), "--quiet", "--out", str(tmp_path / "out")],
-                                   timeout=300, memory=6 * 2**30))  # fmt: skip
+    line = _one_line(
+        *_run_limited(["compare", str(study), "--quiet", "--out", str(tmp_path / "out")], timeout=300, memory=6 * 2**30)
+    )
     assert "The number of --seeds must be at most 10000 (cells of one comparison); got 1000000000." in line
     assert not (tmp_path / "out").exists()
 
@@ -189,9 +226,24 @@ def test_a_study_file_nested_2000_deep_is_refused(tmp_path, capsys, nested):
 def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder\n")
     storage = tmp_path / "elsewhere.db"  # the storage is fine: only the result folder is not
-    err = _refused(capsys, ["run", *RANDOM, "--budget", "2", "--pop-size", "2", "--out", str(tmp_path / "file"),
-                            "--storage", f"sqlite:///{storage}"])  # fmt: skip
-    assert f"Output folder {str(tmp_path / 'file' / STUDY)!r} cannot be made: {str(tmp_path / 'file')!r} is a file" in err
+    err = _refused(
+        capsys,
+        [
+            "run",
+            *RANDOM,
+            "--budget",
+            "2",
+            "--pop-size",
+            "2",
+            "--out",
+            str(tmp_path / "file"),
+            "--storage",
+            f"sqlite:///{storage}",
+        ],
+    )
+    assert (
+        f"Output folder {str(tmp_path / 'file' / STUDY)!r} cannot be made: {str(tmp_path / 'file')!r} is a file" in err
+    )
     assert not storage.exists()
 
 
@@ -209,8 +261,10 @@ def test_a_read_only_out_is_refused_before_training(tmp_path, capsys):
     out = tmp_path / "ro"
     out.mkdir(mode=0o555)
     storage = tmp_path / "elsewhere.db"
-    err = _refused(capsys, ["run", *RANDOM, "--budget", "2", "--pop-size", "2", "--out", str(out),
-                            "--storage", f"sqlite:///{storage}"])  # fmt: skip
+    err = _refused(
+        capsys,
+        ["run", *RANDOM, "--budget", "2", "--pop-size", "2", "--out", str(out), "--storage", f"sqlite:///{storage}"],
+    )
     assert f"Output folder {str(out / STUDY)!r} cannot be written: Permission denied." in err
     assert not storage.exists()
 
@@ -233,8 +287,11 @@ def test_a_corrupted_storage_gives_one_line_and_trains_nothing(finished, tmp_pat
     shutil.copy(finished / "hpo-lstm.db", db)
     with sqlite3.connect(db) as con:
         page_size = con.execute("PRAGMA page_size").fetchone()[0]
-        roots = [root for name, root in con.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'table'")
-                 if name not in ("version_info", "alembic_version")]  # fmt: skip
+        roots = [
+            root
+            for name, root in con.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'table'")
+            if name not in ("version_info", "alembic_version")
+        ]
     con.close()
     with db.open("r+b") as handle:  # every table's root page but the schema version's: garbage
         for root in roots:
@@ -264,22 +321,26 @@ def test_a_full_storage_during_the_search_gives_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     url = f"sqlite:///{out / 'hpo-lstm.db'}"
-    subprocess.run([sys.executable, "-c", f"from hpo_lstm.recording import open_storage; open_storage({url!r})"],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", f"from hpo_lstm.recording import open_storage; open_storage({url!r})"], check=True
+    )
     with sqlite3.connect(out / "hpo-lstm.db") as con:
         pages = con.execute("PRAGMA page_count").fetchone()[0]
     con.close()
     # hidden 64, 2 layers: about 50,000 parameters, 200 kB of weights; 16 more pages hold 64 kB
-    study = write_study(tmp_path / "s.toml", "[space]\nhidden_size = { low = 64, high = 64 }\n"
-                                             "n_layers = { low = 2, high = 2 }\n")  # fmt: skip
+    study = write_study(
+        tmp_path / "s.toml", "[space]\nhidden_size = { low = 64, high = 64 }\nn_layers = { low = 2, high = 2 }\n"
+    )
 
     def limit(connection, record):
         connection.execute(f"PRAGMA max_page_count = {pages + 16}")
 
     sqlalchemy.event.listen(Engine, "connect", limit)
     try:
-        err = _refused(capsys, ["run", str(study), *RANDOM, "--budget", "2", "--pop-size", "2", "--max-epochs", "1",
-                                "--out", str(out)])  # fmt: skip
+        err = _refused(
+            capsys,
+            ["run", str(study), *RANDOM, "--budget", "2", "--pop-size", "2", "--max-epochs", "1", "--out", str(out)],
+        )
     finally:
         sqlalchemy.event.remove(Engine, "connect", limit)
     assert err == "hpo-lstm: error: The study storage failed: (sqlite3.OperationalError) database or disk is full.\n"
@@ -299,8 +360,21 @@ def test_a_full_disk_while_drawing_a_plot_gives_one_line(finished, tmp_path):
 
 # Trainings of about a second, several batches: the driver is killed while its workers train
 # (or wait for the next batch), after they have been set up.
-LONG = ["--data", "sine", "--lookback", "8", "--max-epochs", "4", "--patience", "4", "--pruning", "off",
-        "--optimizer", "random", "--quiet"]  # fmt: skip
+LONG = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "4",
+    "--patience",
+    "4",
+    "--pruning",
+    "off",
+    "--optimizer",
+    "random",
+    "--quiet",
+]
 
 
 def _running(process: psutil.Process) -> bool:
@@ -363,13 +437,18 @@ def test_stale_folders_of_dead_drivers_only_are_removed(tmp_path):
 
     from hpo_lstm.executors._local import remove_stale_folders
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(dead.stdout)
     host = socket.gethostname()
     folders = {}
-    for name, text in [("dead", f"{dead_pid}\n{host}\n"), ("alive", f"{os.getppid()}\n{host}\n"),
-                       ("other-host", f"{dead_pid}\nanother-{host}\n"), ("no-pid", None)]:  # fmt: skip
+    for name, text in [
+        ("dead", f"{dead_pid}\n{host}\n"),
+        ("alive", f"{os.getppid()}\n{host}\n"),
+        ("other-host", f"{dead_pid}\nanother-{host}\n"),
+        ("no-pid", None),
+    ]:
         folders[name] = Path(tempfile.mkdtemp(prefix="hpo-lstm-", dir=tmp_path))
         (folders[name] / "dataset.pickle").write_bytes(b"x")
         if text is not None:
@@ -387,8 +466,31 @@ def test_an_empty_study_left_by_a_refused_run_is_not_stuck(tmp_path):
     from hpo_lstm.config import StudyConfig
     from hpo_lstm.recording import Recorder
 
-    Recorder(StudyConfig(optimizer="random", data="sine", budget=2, pop_size=2, max_epochs=5, name="stuck",
-                         out=str(tmp_path))).close()  # fmt: skip
-    args = ["run", "--optimizer", "random", "--data", "sine", "--budget", "2", "--pop-size", "2", "--max-epochs", "1",
-            "--lookback", "8", "--workers", "1", "--study-name", "stuck", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    Recorder(
+        StudyConfig(
+            optimizer="random", data="sine", budget=2, pop_size=2, max_epochs=5, name="stuck", out=str(tmp_path)
+        )
+    ).close()
+    args = [
+        "run",
+        "--optimizer",
+        "random",
+        "--data",
+        "sine",
+        "--budget",
+        "2",
+        "--pop-size",
+        "2",
+        "--max-epochs",
+        "1",
+        "--lookback",
+        "8",
+        "--workers",
+        "1",
+        "--study-name",
+        "stuck",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0

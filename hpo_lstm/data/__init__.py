@@ -3,6 +3,9 @@ its season and calendar features from its time stamps."""
 
 from __future__ import annotations
 
+from hpo_lstm.data._calendar import CALENDAR_FEATURES, calendar_columns, calendar_features, calendar_values
+from hpo_lstm.data._folds import MAX_FOLDS, fold_of, fold_rows, with_folds
+from hpo_lstm.data._season import Seasonality, infer_seasonality, resolve_season
 from hpo_lstm.data._series import (
     BUILTIN_DATASETS,
     MAX_GAP,
@@ -12,9 +15,6 @@ from hpo_lstm.data._series import (
     describe_builtin,
     load_series,
 )
-from hpo_lstm.data._calendar import CALENDAR_FEATURES, calendar_columns, calendar_features, calendar_values
-from hpo_lstm.data._folds import MAX_FOLDS, fold_of, fold_rows, with_folds
-from hpo_lstm.data._season import Seasonality, infer_seasonality, resolve_season
 from hpo_lstm.data._windows import (
     SPLITS,
     TRANSFORMS,

@@ -63,8 +63,7 @@ def calendar_values(times: np.ndarray, names: tuple[str, ...] | list[str]) -> np
     position = {
         "time_of_day": seconds / _DAY,
         "day_of_week": index.dayofweek.to_numpy(dtype=float) / 7.0,
-        "day_of_year": (index.dayofyear.to_numpy(dtype=float) - 1.0)
-        / np.where(index.is_leap_year, 366.0, 365.0),
+        "day_of_year": (index.dayofyear.to_numpy(dtype=float) - 1.0) / np.where(index.is_leap_year, 366.0, 365.0),
     }
     columns = []
     for name in names:

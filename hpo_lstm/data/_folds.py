@@ -63,7 +63,6 @@ def with_folds(dataset: Dataset, series: Series, *, folds: int, split: tuple[flo
     return replace(dataset, folds=tuple(earlier))
 
 
-
 def fold_of(dataset: Dataset, fold: int) -> Dataset:
     """Fold ``fold`` (0-based) of a dataset made by :func:`with_folds`; the last is ``dataset``."""
     return dataset.folds[fold] if fold < len(dataset.folds) else dataset

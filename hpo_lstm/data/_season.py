@@ -31,7 +31,7 @@ class Seasonality:
         return self.seasons[0] if self.seasons else None
 
     def describe(self) -> str:
-        """"monthly: season 12", "half-hourly: seasons 48 and 336", "yearly: no season"."""
+        """ "monthly: season 12", "half-hourly: seasons 48 and 336", "yearly: no season"."""
         if not self.seasons:
             return f"{self.frequency}: no season"
         if len(self.seasons) == 1:
@@ -102,12 +102,26 @@ def resolve_season(season: int | None, times: np.ndarray | None, *, time_column:
     where = f"time column {time_column!r}" if time_column else "the time column"
     if season is not None:
         text = f"season {season} (set)" + (f"; {where} says {seasonality.describe()}" if times is not None else "")
-        return {"season": int(season), "source": "setting", "frequency": seasonality.frequency, "inferred": inferred,
-                "text": text}
+        return {
+            "season": int(season),
+            "source": "setting",
+            "frequency": seasonality.frequency,
+            "inferred": inferred,
+            "text": text,
+        }
     if seasonality.season is not None:
-        return {"season": seasonality.season, "source": "time column", "frequency": seasonality.frequency,
-                "inferred": inferred, "text": f"season {seasonality.season}, inferred from {where} "
-                f"({seasonality.describe()})"}
+        return {
+            "season": seasonality.season,
+            "source": "time column",
+            "frequency": seasonality.frequency,
+            "inferred": inferred,
+            "text": f"season {seasonality.season}, inferred from {where} ({seasonality.describe()})",
+        }
     reason = "no time column" if times is None else f"{where} says {seasonality.describe()}"
-    return {"season": None, "source": "none", "frequency": seasonality.frequency, "inferred": inferred,
-            "text": f"no season ({reason}; set one with --season N)"}
+    return {
+        "season": None,
+        "source": "none",
+        "frequency": seasonality.frequency,
+        "inferred": inferred,
+        "text": f"no season ({reason}; set one with --season N)",
+    }

@@ -146,7 +146,9 @@ def check_data_name(data: Any) -> None:
             raise DataError("The DataFrame given as data has no rows.")
         return
     if not isinstance(data, str):
-        raise ConfigError(f"data must be a built-in dataset's name, a CSV path or a pandas DataFrame; got {type(data).__name__}.")
+        raise ConfigError(
+            f"data must be a built-in dataset's name, a CSV path or a pandas DataFrame; got {type(data).__name__}."
+        )
     if data in BUILTIN_DATASETS:
         return
     if Path(data).suffix.lower() != ".csv" and not Path(data).exists():
@@ -207,7 +209,9 @@ def _from_frame(
         frame = frame.assign(**{time_column: parsed}).sort_values(time_column, kind="stable")
         if frame[time_column].duplicated().any():
             dup = frame[time_column][frame[time_column].duplicated()].iloc[0]
-            raise DataError(f"Time column {time_column!r} repeats the time stamp {dup}; each row must be one time step.")
+            raise DataError(
+                f"Time column {time_column!r} repeats the time stamp {dup}; each row must be one time step."
+            )
         frame = frame.reset_index(drop=True)
         times = frame[time_column].to_numpy()
         notes += _spacing_notes(frame[time_column])
@@ -252,11 +256,22 @@ def _from_frame(
             rows = np.flatnonzero(np.isnan(values[:, j]))
             if len(rows):
                 where = str(times[rows[0]])[:19] if times is not None else f"row {rows[0]}"
-                notes.append(f"column {column!r}: {len(rows)} missing value(s) filled by interpolation "
-                             f"{'in time' if times is not None else 'between rows'}, the first at {where}")  # fmt: skip
+                notes.append(
+                    f"column {column!r}: {len(rows)} missing value(s) filled by interpolation "
+                    f"{'in time' if times is not None else 'between rows'}, the first at {where}"
+                )
         values = _fill_gaps(values, times, wanted, max_gap)
-    return Series(name=name, values=values, feature_names=tuple(wanted), target=target, times=times,
-                  n_filled=n_filled, notes=tuple(notes), time_column=time_column, time_zone=time_zone)  # fmt: skip
+    return Series(
+        name=name,
+        values=values,
+        feature_names=tuple(wanted),
+        target=target,
+        times=times,
+        n_filled=n_filled,
+        notes=tuple(notes),
+        time_column=time_column,
+        time_zone=time_zone,
+    )
 
 
 def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
@@ -323,15 +338,20 @@ def _parse_times(column, name: str) -> tuple[object, str | None, str | None]:
             if parsed is None or parsed.dtype == object:  # several offsets: read as UTC
                 utc = pd.to_datetime(column, errors="coerce", utc=True)
                 offsets = sorted({_offset_text(t) for t in _zoned_stamps(column)})
-                note = (f"time column {name!r}: stamps with several UTC offsets ({', '.join(offsets[:4])}: a "
-                        "daylight-saving change?) were read as UTC; forecasts are written in UTC")  # fmt: skip
+                note = (
+                    f"time column {name!r}: stamps with several UTC offsets ({', '.join(offsets[:4])}: a "
+                    "daylight-saving change?) were read as UTC; forecasts are written in UTC"
+                )
                 return utc.dt.tz_localize(None), "UTC", note
     zone = getattr(parsed.dt, "tz", None)
     if zone is None:
         return parsed, None, None
     label = _zone_label(parsed)
-    note = (f"time column {name!r}: stamps in {label} were converted to UTC; forecasts are written in {label}"
-            if label != "UTC" else None)  # fmt: skip
+    note = (
+        f"time column {name!r}: stamps in {label} were converted to UTC; forecasts are written in {label}"
+        if label != "UTC"
+        else None
+    )
     return parsed.dt.tz_convert("UTC").dt.tz_localize(None), label, note
 
 
@@ -426,7 +446,11 @@ def _span(delta) -> str:
 
 def _fill_gaps(values: np.ndarray, times: np.ndarray | None, names: Sequence[str], max_gap: int) -> np.ndarray:
     """Interpolate interior gaps linearly in time; refuse leading, trailing or long gaps."""
-    x = times.astype("datetime64[ns]").astype(np.int64).astype(float) if times is not None else np.arange(len(values), dtype=float)
+    x = (
+        times.astype("datetime64[ns]").astype(np.int64).astype(float)
+        if times is not None
+        else np.arange(len(values), dtype=float)
+    )
     out = values.copy()
     for j, name in enumerate(names):
         missing = np.isnan(out[:, j])

@@ -13,10 +13,15 @@ from hpo_lstm.data._season import Seasonality, infer_seasonality
 from hpo_lstm.data._series import Series
 
 __all__ = [
-    "Dataset", "SPLITS", "TRANSFORMS", "check_season_transform", "check_transform", "input_lag", "make_dataset",
+    "Dataset",
+    "SPLITS",
+    "TRANSFORMS",
+    "check_season_transform",
+    "check_transform",
+    "input_lag",
+    "make_dataset",
     "scale_inputs",
-]  # fmt: skip
-
+]
 SPLITS = ("train", "val", "test")
 TRANSFORMS = ("diff", "level", "sdiff")
 # A split with fewer windows than this cannot train or judge a model.
@@ -79,7 +84,7 @@ class Dataset:
     time_column: str | None = None  # the column the time stamps came from, when there is one
     time_zone: str | None = None  # the zone the stamps were written in (they are held in UTC): Series.time_zone
     # Rolling-origin validation: the K - 1 earlier folds (hpo_lstm.data._folds); this dataset is the last.
-    folds: tuple["Dataset", ...] = ()
+    folds: tuple[Dataset, ...] = ()
     calendar: tuple[str, ...] = ()  # calendar features among the inputs (hpo_lstm.data._calendar)
     season: int | None = None  # the study's season (Series.season); the lag of transform "sdiff"
 
@@ -102,7 +107,9 @@ class Dataset:
 
     def to_level(self, y_scaled: np.ndarray, split: str) -> np.ndarray:
         """Scaled model outputs ``(n, horizon)`` for ``split`` -> forecasts in the series' own units."""
-        change_or_level = np.asarray(y_scaled, dtype=float).reshape(-1, self.horizon) * self.target_scale + self.target_mean
+        change_or_level = (
+            np.asarray(y_scaled, dtype=float).reshape(-1, self.horizon) * self.target_scale + self.target_mean
+        )
         if self.transform == "diff":
             return self.last_value[self.split(split)][:, None] + change_or_level
         if self.transform == "sdiff":

@@ -103,7 +103,9 @@ def make_executor(
     if kind == "local":
         from hpo_lstm.executors._local import LocalExecutor
 
-        return LocalExecutor(dataset=dataset, workers=workers or default_workers(device), device=device, threads=threads)
+        return LocalExecutor(
+            dataset=dataset, workers=workers or default_workers(device), device=device, threads=threads
+        )
     try:
         from hpo_lstm.executors._dask import DaskExecutor
     except ModuleNotFoundError as exc:

@@ -43,6 +43,7 @@ def _connection_error(exc: BaseException) -> bool:
     is an OSError), not a bug of ours."""
     return isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError))
 
+
 CONNECT_TIMEOUT_S = 10.0  # to reach the scheduler
 WORKERS_TIMEOUT_S = 60.0  # for a scheduler without workers to get one
 _CLOSE_TIMEOUT_S = 10.0

@@ -118,9 +118,14 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 def _init_worker(
-    dataset_file: str, threads: int, device: str, counter: Any, started: Any, driver_pid: int = 0,
+    dataset_file: str,
+    threads: int,
+    device: str,
+    counter: Any,
+    started: Any,
+    driver_pid: int = 0,
     kernel_signal: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     import pickle
     import signal
 
@@ -211,7 +216,15 @@ class LocalExecutor:
             max_workers=workers,
             mp_context=self._context,
             initializer=_init_worker,
-            initargs=(self._dataset_file, self.threads, self.device, self._rank, self._started, os.getpid(), main_thread),
+            initargs=(
+                self._dataset_file,
+                self.threads,
+                self.device,
+                self._rank,
+                self._started,
+                os.getpid(),
+                main_thread,
+            ),
         )
         if main_thread:
             # Start every worker now, from this thread: the pool starts one per submit while
@@ -333,7 +346,7 @@ class LocalExecutor:
                     raise WorkerStartError(
                         "hpo-lstm's worker processes die before they can train (see the error above this "
                         "line). From a Python script, put the code that starts a study under "
-                        "`if __name__ == \"__main__\":` (workers are started with spawn), or use workers=1."
+                        '`if __name__ == "__main__":` (workers are started with spawn), or use workers=1.'
                     ) from None
             except (CancelledError, RuntimeError):
                 self._check_stopping()  # interrupted: the pool was stopped under us
@@ -342,5 +355,3 @@ class LocalExecutor:
             f"WorkerDied: the training killed its worker process {KILLS_TO_FAIL} times in a row, alone "
             "(the kernel kills a process that runs out of memory; try a smaller hidden_size or n_layers bound)"
         )
-
-

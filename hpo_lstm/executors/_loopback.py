@@ -70,8 +70,19 @@ class LoopbackCluster:
         scheduler_file.unlink(missing_ok=True)
         self._scheduler = self._spawn(
             "scheduler",
-            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
-             "--scheduler-file", str(scheduler_file), "--idle-timeout", "600"],  # fmt: skip
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--idle-timeout",
+                "600",
+            ],
             self.scheduler_env,
         )
         try:
@@ -96,9 +107,24 @@ class LoopbackCluster:
             name = f"worker-{len(self._workers)}"
             self._workers[name] = self._spawn(
                 name,
-                ["worker", self.address, "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
-                 "--nthreads", "1", "--name", name, "--memory-limit", self.memory_limit,
-                 "--local-directory", str(self.workdir / name), "--death-timeout", "60"],  # fmt: skip
+                [
+                    "worker",
+                    self.address,
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                    "--nthreads",
+                    "1",
+                    "--name",
+                    name,
+                    "--memory-limit",
+                    self.memory_limit,
+                    "--local-directory",
+                    str(self.workdir / name),
+                    "--death-timeout",
+                    "60",
+                ],
                 self.worker_env,
             )
             names.append(name)

@@ -24,21 +24,52 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelSpec", "Registry", "build_model", "register", "registry"]
 
-registry = Registry()
+
+def _resolve_user(name: str) -> ModelSpec:
+    from hpo_lstm.models import _user
+
+    return _user.resolve(name, registry)
+
+
+registry = Registry(resolve=_resolve_user)
 for _spec in (
-    ModelSpec(name="lstm", summary="LSTM stack; linear head on the last state", network="recurrent",
-              options={"cell": "lstm", "bidirectional": False}),
-    ModelSpec(name="bilstm", summary="bidirectional LSTM stack; head on both directions' final states",
-              network="recurrent", options={"cell": "lstm", "bidirectional": True}),
-    ModelSpec(name="gru", summary="GRU stack; linear head on the last state", network="recurrent",
-              options={"cell": "gru", "bidirectional": False}),
-    ModelSpec(name="cnn-lstm", summary="causal 1-D convolution (ReLU) over the window, then an LSTM stack; linear head",
-              network="cnn_lstm", params={"channels": 32, "kernel_size": 3}),
-    ModelSpec(name="attention-lstm", summary="LSTM stack, multi-head self-attention over its outputs at every step; "
-              "head on the last step's attended output", network="attention_lstm", params={"heads": 2}),
-    ModelSpec(name="seq2seq", summary="LSTM encoder; LSTM decoder emits steps 1..horizon one by one from its own "
-              "previous output", network="seq2seq"),
-):  # fmt: skip
+    ModelSpec(
+        name="lstm",
+        summary="LSTM stack; linear head on the last state",
+        network="recurrent",
+        options={"cell": "lstm", "bidirectional": False},
+    ),
+    ModelSpec(
+        name="bilstm",
+        summary="bidirectional LSTM stack; head on both directions' final states",
+        network="recurrent",
+        options={"cell": "lstm", "bidirectional": True},
+    ),
+    ModelSpec(
+        name="gru",
+        summary="GRU stack; linear head on the last state",
+        network="recurrent",
+        options={"cell": "gru", "bidirectional": False},
+    ),
+    ModelSpec(
+        name="cnn-lstm",
+        summary="causal 1-D convolution (ReLU) over the window, then an LSTM stack; linear head",
+        network="cnn_lstm",
+        params={"channels": 32, "kernel_size": 3},
+    ),
+    ModelSpec(
+        name="attention-lstm",
+        summary="LSTM stack, multi-head self-attention over its outputs at every step; "
+        "head on the last step's attended output",
+        network="attention_lstm",
+        params={"heads": 2},
+    ),
+    ModelSpec(
+        name="seq2seq",
+        summary="LSTM encoder; LSTM decoder emits steps 1..horizon one by one from its own previous output",
+        network="seq2seq",
+    ),
+):
     registry.register(_spec)
 
 
@@ -63,4 +94,4 @@ def register(cls: type) -> str:
     ``model``. Checked now: a class that does not build and run on a tiny window is refused."""
     from hpo_lstm.models._user import register as _register
 
-    return _register(cls).name
+    return _register(cls, registry=registry).name

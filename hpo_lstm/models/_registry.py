@@ -41,8 +41,11 @@ class ModelSpec:
 class Registry(Mapping[str, ModelSpec]):
     """``registry["cnn-lstm"]`` is the spec; an unknown name raises an error listing valid ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolve: Any = None) -> None:
         self._specs: dict[str, ModelSpec] = {}
+        # module:Class -> its spec, imported, checked and registered (hpo_lstm.models wires in
+        # hpo_lstm.models._user.resolve): your own model, by name.
+        self._resolve = resolve
 
     def register(self, spec: ModelSpec) -> ModelSpec:
         if spec.name != spec.name.lower() and ":" not in spec.name:  # (module:Class names keep their case)
@@ -55,10 +58,8 @@ class Registry(Mapping[str, ModelSpec]):
     def __getitem__(self, name: str) -> ModelSpec:
         if name in self._specs:
             return self._specs[name]
-        if isinstance(name, str) and ":" in name:  # a user's model: imported, checked, registered
-            from hpo_lstm.models._user import resolve
-
-            return resolve(name, self)
+        if isinstance(name, str) and ":" in name and self._resolve is not None:  # a user's model
+            return self._resolve(name)
         raise UnknownNameError(
             f"Unknown model {name!r}; choose from {', '.join(sorted(self._specs))}, or name your own as "
             "module:Class (docs/models.md)."

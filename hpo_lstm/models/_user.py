@@ -45,19 +45,19 @@ def resolve(name: str, registry: Any) -> Any:
         for part in qualname.split("."):
             target = getattr(target, part)
     except ImportError as exc:
-        raise ConfigError(f"Model {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?).") from None
+        raise ConfigError(
+            f"Model {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?)."
+        ) from None
     except AttributeError:
         raise ConfigError(f"Model {name!r}: module {module_name!r} has no {qualname!r}.") from None
     return register(target, registry=registry, name=name)
 
 
-def register(cls: type, *, registry: Any = None, name: str | None = None) -> Any:
-    """Register the model class ``cls`` (see the module doc) and return its spec; its name is
-    ``module:Class``, which studies and saved models use."""
-    from hpo_lstm.models import registry as default_registry
+def register(cls: type, *, registry: Any, name: str | None = None) -> Any:
+    """Register the model class ``cls`` (see the module doc) in ``registry`` and return its
+    spec; its name is ``module:Class``, which studies and saved models use."""
     from hpo_lstm.models._registry import ModelSpec
 
-    registry = default_registry if registry is None else registry
     name = name or import_path(cls)
     if name in registry:
         return registry[name]
@@ -70,8 +70,14 @@ def register(cls: type, *, registry: Any = None, name: str | None = None) -> Any
     unknown = sorted(set(search) - set(params))
     if unknown:
         raise ConfigError(f"Model {name!r}: `search` bounds {unknown} are not among its `params` {sorted(params)}.")
-    spec = ModelSpec(name=name, summary=str(getattr(cls, "summary", "") or f"your own model {name}"), network="",
-                     params=params, builder=cls, search=search)  # fmt: skip
+    spec = ModelSpec(
+        name=name,
+        summary=str(getattr(cls, "summary", "") or f"your own model {name}"),
+        network="",
+        params=params,
+        builder=cls,
+        search=search,
+    )
     _smoke(spec)
     return registry.register(spec)
 
@@ -98,8 +104,15 @@ def _smoke(spec: Any) -> None:
     """Build the model small and run it on a tiny window: (2, 8, 2) -> (2, 3)."""
     import torch
 
-    params = {"learning_rate": 1e-3, "hidden_size": 4, "n_layers": 1, "dropout": 0.0, "lookback": 8, "batch_size": 2,
-              **dict(spec.params)}  # fmt: skip
+    params = {
+        "learning_rate": 1e-3,
+        "hidden_size": 4,
+        "n_layers": 1,
+        "dropout": 0.0,
+        "lookback": 8,
+        "batch_size": 2,
+        **dict(spec.params),
+    }
     try:
         net = spec.builder(n_features=2, horizon=3, params=params)
         with torch.no_grad():
@@ -114,5 +127,3 @@ def _smoke(spec: Any) -> None:
             f"Model {spec.name!r} maps windows (2, 8, 2) to {tuple(getattr(out, 'shape', ()))}; it must give "
             "(batch, horizon) = (2, 3)."
         )
-
-

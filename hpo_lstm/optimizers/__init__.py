@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo_lstm.optimizers._base import MEALPY_PREFIX, PENALTY, EvaluateBatch, Evaluation, OptimizeResult, Optimizer, SearchStopped
+from hpo_lstm.optimizers._base import (
+    MEALPY_PREFIX,
+    PENALTY,
+    EvaluateBatch,
+    Evaluation,
+    Optimizer,
+    OptimizeResult,
+    SearchStopped,
+)
 from hpo_lstm.optimizers._mealpy import GA, GWO, PSO, WOA
 from hpo_lstm.optimizers._optuna import GP, TPE, CmaEs, RandomSearch
 from hpo_lstm.optimizers._registry import Registry

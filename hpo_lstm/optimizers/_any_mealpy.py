@@ -122,8 +122,11 @@ def _adapter(class_name: str) -> type[AnyMealpy]:
     user = class_name in _USER_CLASSES
     namespace = {
         "name": class_name if user else PREFIX + class_name,
-        "summary": (f"your own mealpy optimizer {class_name}" if user
-                    else f"mealpy {class_name} ({family}); batching: `hpo-lstm optimizers --all`"),  # fmt: skip
+        "summary": (
+            f"your own mealpy optimizer {class_name}"
+            if user
+            else f"mealpy {class_name} ({family}); batching: `hpo-lstm optimizers --all`"
+        ),
         "_key": class_name if user else PREFIX + class_name,
         "_class_name": class_name,
         "_option_names": options,
@@ -374,10 +377,13 @@ def listing() -> list[tuple[str, Probe]]:
                     break
                 reasons.setdefault(larger.refusal, pop_size)
             else:  # unusable at every size: each distinct reason, from the size it starts at
-                found = dataclasses.replace(found, refusal="; ".join(
-                    reason if size == LISTING_POP_SIZE else f"with pop_size >= {size}, it {reason}"
-                    for reason, size in reasons.items()
-                ))  # fmt: skip
+                found = dataclasses.replace(
+                    found,
+                    refusal="; ".join(
+                        reason if size == LISTING_POP_SIZE else f"with pop_size >= {size}, it {reason}"
+                        for reason, size in reasons.items()
+                    ),
+                )
         rows.append((PREFIX + class_name, found))
     return rows
 
@@ -458,7 +464,8 @@ class AnyMealpy(_MealpyOptimizer):
             fewest = fewest_generations(self._class_name, self.pop_size, self.options)
             hint = (
                 f"; it accepts them from {fewest} generations on (budget {found.initial + fewest * found.per_generation})"
-                if fewest is not None else ""
+                if fewest is not None
+                else ""
             )
             raise ConfigError(
                 f"Budget {budget} gives optimizer '{self.name}' {epoch} generation(s) of pop_size={self.pop_size}, too "

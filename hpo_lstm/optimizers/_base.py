@@ -169,9 +169,7 @@ class Optimizer(abc.ABC):
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {seed!r}.")
 
-    def optimize(
-        self, evaluate_batch: EvaluateBatch, space: SearchSpace, *, budget: int, seed: int
-    ) -> OptimizeResult:
+    def optimize(self, evaluate_batch: EvaluateBatch, space: SearchSpace, *, budget: int, seed: int) -> OptimizeResult:
         """Minimise ``evaluate_batch`` over ``space`` with exactly ``budget`` evaluations."""
         self.check_budget(budget)
         self.check_seed(seed)

@@ -159,13 +159,15 @@ def _batched_classes() -> dict[str, type]:
             for idx in range(self.pop_size):
                 r = self.generator.random()
                 A, C = 2 * a * r - a, 2 * r
-                l = self.generator.uniform(-1, 1)
+                spiral = self.generator.uniform(-1, 1)
                 here = self.pop[idx].solution
                 if self.generator.uniform() < 0.5:
                     towards = self.g_best.solution if abs(A) < 1 else self.problem.generate_solution()
                     pos = towards - A * np.abs(C * towards - here)
                 else:
-                    pos = self.g_best.solution + np.exp(l) * np.cos(2 * np.pi * l) * np.abs(self.g_best.solution - here)
+                    pos = self.g_best.solution + np.exp(spiral) * np.cos(2 * np.pi * spiral) * np.abs(
+                        self.g_best.solution - here
+                    )
                 moved.append(self.generate_empty_agent(self.correct_solution(pos)))
             moved = self.update_target_for_population(moved)
             self.pop = self.greedy_selection_population(self.pop, moved, self.problem.minmax)
@@ -339,4 +341,3 @@ class GA(_MealpyOptimizer):
                 f"(int(k_way * pop_size) >= 2); got k_way={k_way!r} with pop_size={pop_size}."
             )
         return options
-

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from hpo_lstm._logging import quiet_optuna
 from hpo_lstm._errors import ConfigError
+from hpo_lstm._logging import quiet_optuna
 from hpo_lstm.optimizers._base import PENALTY, Optimizer, _Ledger
 from hpo_lstm.space import SearchSpace
 
@@ -52,7 +52,9 @@ class _OptunaOptimizer(Optimizer):
 
 def _check_startup(name: str, n_startup_trials: Any) -> int:
     if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
-        raise ConfigError(f"The 'n_startup_trials' option of optimizer '{name}' must be an integer >= 0; got {n_startup_trials!r}.")
+        raise ConfigError(
+            f"The 'n_startup_trials' option of optimizer '{name}' must be an integer >= 0; got {n_startup_trials!r}."
+        )
     return n_startup_trials
 
 

@@ -25,14 +25,18 @@ def resolve(name: str) -> type:
     if name in _RESOLVED:
         return _RESOLVED[name]
     if not _PATH.fullmatch(name):
-        raise ConfigError(f"An optimizer of your own is named module:Class (e.g. my_optimizer:MyOptimizer); got {name!r}.")
+        raise ConfigError(
+            f"An optimizer of your own is named module:Class (e.g. my_optimizer:MyOptimizer); got {name!r}."
+        )
     module_name, _, qualname = name.partition(":")
     try:
         target = importlib.import_module(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
     except ImportError as exc:
-        raise ConfigError(f"Optimizer {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?).") from None
+        raise ConfigError(
+            f"Optimizer {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?)."
+        ) from None
     except AttributeError:
         raise ConfigError(f"Optimizer {name!r}: module {module_name!r} has no {qualname!r}.") from None
     from hpo_lstm.optimizers._base import Optimizer

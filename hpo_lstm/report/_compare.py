@@ -17,8 +17,8 @@ import pandas as pd
 
 from hpo_lstm._files import write_csv, write_text
 from hpo_lstm._urls import mask_url
-from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
+from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._tables import (
     best_so_far,
     convergence_bands,
@@ -74,16 +74,21 @@ def load_comparison(folder: str | Path) -> Comparison:
         precision = summary.get("precision", "fp32")  # summaries recorded before --precision trained in fp32
         devices.add(summary["device"] if precision == "fp32" else f"{summary['device']} ({precision} training steps)")
         predictions[cell["study"]] = predicted
-        cell_rows.append({
-            **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},
-            "best_val_rmse": summary["best_val_rmse"],
-            **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
-            **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
-            **{f"test_coverage_{level}": v["test_coverage"] for level, v in (summary.get("intervals") or {}).items()},
-            **_by_step_columns(summary.get("by_step") or []),
-            **{f"param_{k}": v for k, v in summary["best_params"].items()},
-            **_fold_columns(summary.get("folds")),
-        })  # fmt: skip
+        cell_rows.append(
+            {
+                **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},
+                "best_val_rmse": summary["best_val_rmse"],
+                **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
+                **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
+                **{
+                    f"test_coverage_{level}": v["test_coverage"]
+                    for level, v in (summary.get("intervals") or {}).items()
+                },
+                **_by_step_columns(summary.get("by_step") or []),
+                **{f"param_{k}": v for k, v in summary["best_params"].items()},
+                **_fold_columns(summary.get("folds")),
+            }
+        )
         if cell["kind"] != "tuned":
             continue
         labels = {k: cell[k] for k in ("model", "optimizer", "seed")}
@@ -92,11 +97,16 @@ def load_comparison(folder: str | Path) -> Comparison:
         for trial, value, best in zip(evaluations, values, best_so_far(values)):
             position = trial.user_attrs["evaluation"] + 1
             curve_rows.append({**labels, "evaluation": position, "value": value, "best_so_far": best})
-            trial_rows.append({
-                **labels, "evaluation": position, "value": value, "state": trial.state.name,
-                "duplicate": "duplicate_of" in trial.user_attrs,
-                **{f"param_{k}": v for k, v in trial.params.items()},
-            })  # fmt: skip
+            trial_rows.append(
+                {
+                    **labels,
+                    "evaluation": position,
+                    "value": value,
+                    "state": trial.state.name,
+                    "duplicate": "duplicate_of" in trial.user_attrs,
+                    **{f"param_{k}": v for k, v in trial.params.items()},
+                }
+            )
     cells = pd.DataFrame(cell_rows)
     return Comparison(
         manifest=manifest,
@@ -114,7 +124,10 @@ def _fold_columns(folds: dict[str, Any] | None) -> dict[str, Any]:
     values = (folds or {}).get("chosen_fold_val_rmse") or []
     if not values:
         return {}
-    return {**{f"fold{k + 1}_val_rmse": v for k, v in enumerate(values)}, "fold_val_rmse_spread": max(values) - min(values)}
+    return {
+        **{f"fold{k + 1}_val_rmse": v for k, v in enumerate(values)},
+        "fold_val_rmse_spread": max(values) - min(values),
+    }
 
 
 def _fitness_text(base: dict[str, Any], cells: pd.DataFrame) -> str:
@@ -122,17 +135,23 @@ def _fitness_text(base: dict[str, Any], cells: pd.DataFrame) -> str:
     if folds == 1:
         return "fitness = validation RMSE."
     spread = cells["fold_val_rmse_spread"].mean() if "fold_val_rmse_spread" in cells else math.nan
-    return (f"fitness = mean validation RMSE over {folds} rolling-origin folds (docs/backtesting.md); the chosen "
-            f"candidates' RMSE differs by {fmt(spread)} between their best and worst fold on average (per cell in "
-            "cells.csv).")  # fmt: skip
+    return (
+        f"fitness = mean validation RMSE over {folds} rolling-origin folds (docs/backtesting.md); the chosen "
+        f"candidates' RMSE differs by {fmt(spread)} between their best and worst fold on average (per cell in "
+        "cells.csv)."
+    )
 
 
 def _by_step_columns(by_step: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """A multi-step cell's test RMSE and MAE per forecast step, and the naive forecast's."""
     if len(by_step) < 2:
         return {}
-    return {f"{prefix}{metric}_step{row['step']}": row[f"{'naive_' if prefix == 'naive_' else ''}{metric}"]
-            for row in by_step for prefix in ("test_", "naive_") for metric in ("rmse", "mae")}  # fmt: skip
+    return {
+        f"{prefix}{metric}_step{row['step']}": row[f"{'naive_' if prefix == 'naive_' else ''}{metric}"]
+        for row in by_step
+        for prefix in ("test_", "naive_")
+        for metric in ("rmse", "mae")
+    }
 
 
 def _evaluations(study: Any) -> list[Any]:
@@ -143,8 +162,9 @@ def _evaluations(study: Any) -> list[Any]:
     return sorted(trials, key=lambda t: t.user_attrs["evaluation"])
 
 
-def _best_predictions(cells: pd.DataFrame, predictions: Mapping[str, Mapping[str, list]],
-                      models: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+def _best_predictions(
+    cells: pd.DataFrame, predictions: Mapping[str, Mapping[str, list]], models: Sequence[str]
+) -> pd.DataFrame:
     frames = []
     if cells.empty:
         return pd.DataFrame()
@@ -157,8 +177,10 @@ def _best_predictions(cells: pd.DataFrame, predictions: Mapping[str, Mapping[str
         frame = pd.DataFrame(predictions[best["study"]])
         if not pd.api.types.is_numeric_dtype(frame["time"]):  # ISO time stamps (str or object dtype)
             frame["time"] = pd.to_datetime(frame["time"])
-        label = (f"{model} + {best['optimizer']}, seed {best['seed']} (best validation RMSE of {model}): "
-                 f"test RMSE {best['test_rmse']:.4g}")  # fmt: skip
+        label = (
+            f"{model} + {best['optimizer']}, seed {best['seed']} (best validation RMSE of {model}): "
+            f"test RMSE {best['test_rmse']:.4g}"
+        )
         frames.append(frame.assign(label=label, model=model, optimizer=best["optimizer"], seed=best["seed"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -197,25 +219,38 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
     single_batch = manifest["base"]["budget"] <= manifest["base"]["pop_size"]
     target = manifest["data"]["target"]
     if tables["convergence_bands"] is not None:
-        plot_convergence_bands(tables["convergence_bands"], folder / "convergence.png", models=models,
-                               optimizers=optimizers, naive_val_rmse=naive_val,
-                               note=SINGLE_BATCH_NOTE if single_batch else None)  # fmt: skip
+        plot_convergence_bands(
+            tables["convergence_bands"],
+            folder / "convergence.png",
+            models=models,
+            optimizers=optimizers,
+            naive_val_rmse=naive_val,
+            note=SINGLE_BATCH_NOTE if single_batch else None,
+        )
         caption = "Convergence: best-so-far validation RMSE over evaluations, median and IQR over seeds"
         if single_batch:
             caption += " (the budget is one batch: 'convergence' is only the order within that batch)"
         plots.append((caption, "convergence.png"))
     if not comparison.predictions.empty:
         plot_best_predictions(comparison.predictions, folder / "predictions.png", unit_label=manifest["data"]["target"])
-        plots.append(("Predicted vs actual on the test split, each model's best cell by validation RMSE",
-                      "predictions.png"))  # fmt: skip
+        plots.append(
+            ("Predicted vs actual on the test split, each model's best cell by validation RMSE", "predictions.png")
+        )
     if not comparison.trials.empty:
         space = manifest["base"]["space"]
         searched = [(name, spec["log"], spec["integer"]) for name, spec in space.items() if spec["low"] != spec["high"]]
         if searched:
-            plot_params(comparison.trials, folder / "params.png", params=searched, optimizers=optimizers,
-                        models=models, value_label=f"validation RMSE ({target})")  # fmt: skip
-            plots.append(("Searched parameters against validation RMSE (every evaluation of every tuned cell)",
-                          "params.png"))  # fmt: skip
+            plot_params(
+                comparison.trials,
+                folder / "params.png",
+                params=searched,
+                optimizers=optimizers,
+                models=models,
+                value_label=f"validation RMSE ({target})",
+            )
+            plots.append(
+                ("Searched parameters against validation RMSE (every evaluation of every tuned cell)", "params.png")
+            )
     text = render_markdown(comparison, tables, plots)
     write_text(folder / "report.md", text)
     return {"folder": folder, "comparison": comparison, **tables}
@@ -266,13 +301,21 @@ def _protocol(comparison: Comparison) -> str:
         f"{split} % -> windows train {windows['train']:,} / validation {windows['val']:,} / test {windows['test']:,}.",
         f"- **Windows**: lookback {lookback_text(base.get('lookback'), base.get('space'))} -> horizon {base['horizon']}, transform `{base['transform']}`; "
         "scaler fitted on the training rows only.",
-        *([f"- **Season**: {data['season']['text']}."] if isinstance(data.get("season"), dict)
-          and isinstance(data["season"].get("text"), str) else []),
+        *(
+            [f"- **Season**: {data['season']['text']}."]
+            if isinstance(data.get("season"), dict) and isinstance(data["season"].get("text"), str)
+            else []
+        ),
         f"- **Search**: {space}; budget {base['budget']} evaluations per study (batches of {base['pop_size']}); "
         + _fitness_text(base, comparison.cells),
-        *(["- **One batch**: the budget fits in a single batch, so every candidate is chosen before any result is "
-           "known; the convergence plot shows only the order within that batch, not convergence."]
-          if base["budget"] <= base["pop_size"] else []),
+        *(
+            [
+                "- **One batch**: the budget fits in a single batch, so every candidate is chosen before any result is "
+                "known; the convergence plot shows only the order within that batch, not convergence."
+            ]
+            if base["budget"] <= base["pop_size"]
+            else []
+        ),
         f"- **Training**: Adam, at most {base['max_epochs']} epochs, early stopping patience {base['patience']}, "
         f"batch {base['batch_size']}, pruning `{base['pruning']}`; device {comparison.device}.",
         f"- **Cells**: models {', '.join(manifest['models'])} x optimizers {', '.join(manifest['optimizers'])} x "
@@ -284,8 +327,10 @@ def _protocol(comparison: Comparison) -> str:
         f"in the series' own units (`{data['target']}`); RMSE = sqrt(MSE). Mean ± sample std over seeds.",
     ]
     if comparison.unfinished:
-        lines.append(f"- **Unfinished**: {len(comparison.unfinished)} cell(s) have no result yet and are left out; "
-                     "run the same compare command again to finish them.")  # fmt: skip
+        lines.append(
+            f"- **Unfinished**: {len(comparison.unfinished)} cell(s) have no result yet and are left out; "
+            "run the same compare command again to finish them."
+        )
     return "\n".join(lines)
 
 
@@ -305,8 +350,9 @@ def _baseline_label(name: str, entry: Mapping[str, Any]) -> str:
     return LABELS.get(name, name.replace("_", " "))  # seasonal_naive_52 of an earlier hpo-lstm
 
 
-def _statistical_verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]],
-                         unscored: Mapping[str, Mapping[str, Any]]) -> str:  # fmt: skip
+def _statistical_verdict(
+    metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]], unscored: Mapping[str, Mapping[str, Any]]
+) -> str:
     from hpo_lstm.baselines import BASELINES, statistical_verdict
 
     tuned = metrics[(metrics["model"] != "-") & (metrics["method"] != "untuned")]
@@ -314,12 +360,16 @@ def _statistical_verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[
     if tuned.empty or not entries:
         return ""
     best = tuned.loc[tuned["test_rmse_mean"].idxmin()]
-    return " " + statistical_verdict(float(best["test_rmse_mean"]), entries,
-                                     model=f"best tuned row ({best['model']} + {best['method']}, mean over seeds)")  # fmt: skip
+    return " " + statistical_verdict(
+        float(best["test_rmse_mean"]),
+        entries,
+        model=f"best tuned row ({best['model']} + {best['method']}, mean over seeds)",
+    )
 
 
-def _statistical_section(table: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]],
-                         unscored: Mapping[str, Mapping[str, Any]]) -> list[str]:  # fmt: skip
+def _statistical_section(
+    table: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]], unscored: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
     """### Against statistical models: each row's mean test RMSE relative to each scored
     statistical baseline, and the seeds that beat it; the baselines not scored, and why."""
     from hpo_lstm.baselines import BASELINES
@@ -327,27 +377,54 @@ def _statistical_section(table: pd.DataFrame, baselines: Mapping[str, Mapping[st
     parts = ["### Against statistical models", ""]
     statistical = {k: v for k, v in baselines.items() if k in BASELINES}
     if table.empty or not statistical:
-        parts += ["No statistical baseline was scored on this comparison's test points."
-                  if not statistical else "No cell has finished yet.", ""]  # fmt: skip
+        parts += [
+            "No statistical baseline was scored on this comparison's test points."
+            if not statistical
+            else "No cell has finished yet.",
+            "",
+        ]
     else:
         order = sorted(statistical, key=lambda n: float(statistical[n]["rmse"]))
-        header = ["model", "optimizer", "seeds", "mean test RMSE",
-                  *(f"vs {_baseline_label(n, statistical[n])}, RMSE {fmt(statistical[n]['rmse'])}"
-                    + (" (best)" if i == 0 else "") for i, n in enumerate(order))]  # fmt: skip
+        header = [
+            "model",
+            "optimizer",
+            "seeds",
+            "mean test RMSE",
+            *(
+                f"vs {_baseline_label(n, statistical[n])}, RMSE {fmt(statistical[n]['rmse'])}"
+                + (" (best)" if i == 0 else "")
+                for i, n in enumerate(order)
+            ),
+        ]
         rows = []
         for _, row in table.iterrows():
-            rows.append([row["model"], row["method"], str(int(row["n_seeds"])), fmt(row["test_rmse_mean"]),
-                         *(f"{row[f'relative_to_{n}']:+.1%}, {int(row[f'seeds_better_than_{n}'])}/{int(row['n_seeds'])} "
-                           "seeds better" for n in order)])  # fmt: skip
+            rows.append(
+                [
+                    row["model"],
+                    row["method"],
+                    str(int(row["n_seeds"])),
+                    fmt(row["test_rmse_mean"]),
+                    *(
+                        f"{row[f'relative_to_{n}']:+.1%}, {int(row[f'seeds_better_than_{n}'])}/{int(row['n_seeds'])} "
+                        "seeds better"
+                        for n in order
+                    ),
+                ]
+            )
         parts += [_table(header, rows), ""]
-        described = [f"{_baseline_label(n, statistical[n])}: {statistical[n].get('model') or '-'}"
-                     + (f", fitted in {fmt(statistical[n]['fit_seconds'], 3)} s" if statistical[n].get("fit_seconds") else "")
-                     for n in order]  # fmt: skip
-        parts += ["Relative: the row's mean test RMSE over seeds against the baseline's (negative: the network is "
-                  "better); seeds better: cells whose own test RMSE is below the baseline's. The baselines are "
-                  "fitted once on the training and validation rows and forecast every test point from the same "
-                  "origin as the networks, with every observation up to it and no refit "
-                  f"({'; '.join(described)}).", ""]  # fmt: skip
+        described = [
+            f"{_baseline_label(n, statistical[n])}: {statistical[n].get('model') or '-'}"
+            + (f", fitted in {fmt(statistical[n]['fit_seconds'], 3)} s" if statistical[n].get("fit_seconds") else "")
+            for n in order
+        ]
+        parts += [
+            "Relative: the row's mean test RMSE over seeds against the baseline's (negative: the network is "
+            "better); seeds better: cells whose own test RMSE is below the baseline's. The baselines are "
+            "fitted once on the training and validation rows and forecast every test point from the same "
+            "origin as the networks, with every observation up to it and no refit "
+            f"({'; '.join(described)}).",
+            "",
+        ]
     for name, entry in unscored.items():
         parts += [f"- **{_baseline_label(name, entry)} not scored** ({entry.get('status')}): {entry.get('reason')}"]
     if unscored:
@@ -363,13 +440,17 @@ def _verdict(metrics: pd.DataFrame, baselines: Mapping[str, Mapping[str, Any]]) 
     beat = tuned[tuned["test_rmse_mean"] < naive]
     best = tuned.loc[tuned["test_rmse_mean"].idxmin()]
     ratio = best["test_rmse_mean"] / naive
-    text = (f"{len(beat)} of {len(tuned)} tuned model x optimizer rows beat the last-value naive forecast "
-            f"(test RMSE {fmt(naive)}) on mean test RMSE; ")  # fmt: skip
+    text = (
+        f"{len(beat)} of {len(tuned)} tuned model x optimizer rows beat the last-value naive forecast "
+        f"(test RMSE {fmt(naive)}) on mean test RMSE; "
+    )
     if best["test_rmse_mean"] < naive:
         text += f"the lowest, {best['model']} + {best['method']}, is {ratio:.1%} of naive."
     else:
-        text += (f"none does: the lowest, {best['model']} + {best['method']}, is {ratio:.1%} of naive. "
-                 "A tuned network is not worth having on this series with this protocol.")  # fmt: skip
+        text += (
+            f"none does: the lowest, {best['model']} + {best['method']}, is {ratio:.1%} of naive. "
+            "A tuned network is not worth having on this series with this protocol."
+        )
     return text
 
 
@@ -382,13 +463,31 @@ def _by_step_section(cells: pd.DataFrame) -> list[str]:
     header = ["model", "optimizer", *(f"step {k} RMSE / MAE" for k in steps)]
     rows = []
     for (model, optimizer), group in cells.groupby(["model", "optimizer"], sort=False):
-        rows.append([model, optimizer, *(f"{fmt(group[f'test_rmse_step{k}'].mean())} / "
-                                         f"{fmt(group[f'test_mae_step{k}'].mean())}" for k in steps)])  # fmt: skip
+        rows.append(
+            [
+                model,
+                optimizer,
+                *(
+                    f"{fmt(group[f'test_rmse_step{k}'].mean())} / {fmt(group[f'test_mae_step{k}'].mean())}"
+                    for k in steps
+                ),
+            ]
+        )
     first = cells.iloc[0]
-    rows.append(["naive: last value", "", *(f"{fmt(first[f'naive_rmse_step{k}'])} / {fmt(first[f'naive_mae_step{k}'])}"
-                                           for k in steps)])  # fmt: skip
-    return ["**Per forecast step** (test, mean over seeds; every model forecasts steps 1.."
-            f"{steps[-1]} at once from the same windows)", "", _table(header, rows), ""]
+    rows.append(
+        [
+            "naive: last value",
+            "",
+            *(f"{fmt(first[f'naive_rmse_step{k}'])} / {fmt(first[f'naive_mae_step{k}'])}" for k in steps),
+        ]
+    )
+    return [
+        "**Per forecast step** (test, mean over seeds; every model forecasts steps 1.."
+        f"{steps[-1]} at once from the same windows)",
+        "",
+        _table(header, rows),
+        "",
+    ]
 
 
 def _coverage_line(cells: pd.DataFrame) -> list[str]:
@@ -396,8 +495,11 @@ def _coverage_line(cells: pd.DataFrame) -> list[str]:
     if not levels:
         return []
     text = ", ".join(f"{level}% intervals covered {cells[f'test_coverage_{level}'].mean():.1%}" for level in levels)
-    return [f"**Prediction intervals** (split conformal, from validation residuals): on test, {text} of the actual "
-            "values (mean over cells).", ""]
+    return [
+        f"**Prediction intervals** (split conformal, from validation residuals): on test, {text} of the actual "
+        "values (mean over cells).",
+        "",
+    ]
 
 
 def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str:
@@ -412,21 +514,65 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
     rows = []
     for _, row in metrics.iterrows():
         if row["model"] == "-":
-            label = ("naive: last value" if row["method"] == "naive_last"
-                     else _baseline_label(row["method"], baselines.get(row["method"], {})))  # fmt: skip
-            rows.append([label, "", "-", fmt(row["test_rmse_mean"]), fmt(row["test_mae_mean"]),
-                         fmt(row["test_mape_mean"]), "-", "-", "-", "-"])  # fmt: skip
+            label = (
+                "naive: last value"
+                if row["method"] == "naive_last"
+                else _baseline_label(row["method"], baselines.get(row["method"], {}))
+            )
+            rows.append(
+                [
+                    label,
+                    "",
+                    "-",
+                    fmt(row["test_rmse_mean"]),
+                    fmt(row["test_mae_mean"]),
+                    fmt(row["test_mape_mean"]),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                ]
+            )
             continue
-        rows.append([row["model"], row["method"], str(int(row["n_seeds"])), mean_std(row, "test_rmse"),
-                     mean_std(row, "test_mae"), mean_std(row, "test_mape"), mean_std(row, "best_val_rmse"),
-                     fmt(row["n_evaluations_mean"], 3), fmt(row["n_trained_mean"], 3),
-                     fmt(row["wall_seconds_mean"], 3)])  # fmt: skip
-    parts.append(_table(["model", "optimizer", "seeds", "test RMSE", "test MAE", "test MAPE %", "best val RMSE",
-                         "evaluations", "distinct trainings", "wall s / cell"], rows))  # fmt: skip
-    parts += ["", "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
-              "same epochs and early stopping. Wall s / cell: each cell's own wall time; a comparison runs "
-              "as many cells at once as it has local workers, so these overlap and add up to more than "
-              "the comparison took.", ""]  # fmt: skip
+        rows.append(
+            [
+                row["model"],
+                row["method"],
+                str(int(row["n_seeds"])),
+                mean_std(row, "test_rmse"),
+                mean_std(row, "test_mae"),
+                mean_std(row, "test_mape"),
+                mean_std(row, "best_val_rmse"),
+                fmt(row["n_evaluations_mean"], 3),
+                fmt(row["n_trained_mean"], 3),
+                fmt(row["wall_seconds_mean"], 3),
+            ]
+        )
+    parts.append(
+        _table(
+            [
+                "model",
+                "optimizer",
+                "seeds",
+                "test RMSE",
+                "test MAE",
+                "test MAPE %",
+                "best val RMSE",
+                "evaluations",
+                "distinct trainings",
+                "wall s / cell",
+            ],
+            rows,
+        )
+    )
+    parts += [
+        "",
+        "MAPE is left out (-) where the actual values cross zero. Untuned: fixed textbook settings, "
+        "same epochs and early stopping. Wall s / cell: each cell's own wall time; a comparison runs "
+        "as many cells at once as it has local workers, so these overlap and add up to more than "
+        "the comparison took.",
+        "",
+    ]
     parts += _statistical_section(tables["against_statistical"], baselines, unscored)
     parts += _by_step_section(comparison.cells)
     parts += _coverage_line(comparison.cells)
@@ -439,39 +585,80 @@ def render_markdown(comparison: Comparison, tables: Mapping[str, Any], plots: Se
             rows = []
             part = comparison_table[(comparison_table["model_a"] == model_a) & (comparison_table["model_b"] == model_b)]
             for _, row in part.iterrows():
-                rows.append([row["method"], fmt(row["test_rmse_a"]), fmt(row["test_rmse_b"]),
-                             f"{row['relative_difference']:+.1%}", f"{row['b_better_in']}/{row['n_pairs']}",
-                             fmt(row["p_value"], 3), row["note"]])  # fmt: skip
-            parts.append(_table(["optimizer", f"{model_a} test RMSE", f"{model_b} test RMSE",
-                                 f"{model_b} vs {model_a}", f"seeds {model_b} better", "Wilcoxon p", "note"], rows))  # fmt: skip
+                rows.append(
+                    [
+                        row["method"],
+                        fmt(row["test_rmse_a"]),
+                        fmt(row["test_rmse_b"]),
+                        f"{row['relative_difference']:+.1%}",
+                        f"{row['b_better_in']}/{row['n_pairs']}",
+                        fmt(row["p_value"], 3),
+                        row["note"],
+                    ]
+                )
+            parts.append(
+                _table(
+                    [
+                        "optimizer",
+                        f"{model_a} test RMSE",
+                        f"{model_b} test RMSE",
+                        f"{model_b} vs {model_a}",
+                        f"seeds {model_b} better",
+                        "Wilcoxon p",
+                        "note",
+                    ],
+                    rows,
+                )
+            )
             parts.append("")
-        parts += ["Paired over seeds (the same seed trains both models). With fewer than 6 seeds no "
-                  "two-sided signed-rank test can reach p < 0.05.", ""]  # fmt: skip
-
+        parts += [
+            "Paired over seeds (the same seed trains both models). With fewer than 6 seeds no "
+            "two-sided signed-rank test can reach p < 0.05.",
+            "",
+        ]
     ranking = tables["optimizer_ranking"]
     parts += ["## 3. Optimizer ranking", ""]
     rows = []
     for _, row in ranking.iterrows():
         versus = "-"
         if isinstance(row.get("vs_baseline_note"), str):
-            versus = (f"{int(row['vs_baseline_wins'])}/{int(row['vs_baseline_pairs'])} wins, "
-                      f"{row['vs_baseline_relative']:+.1%}, p {fmt(row['vs_baseline_p_value'], 3)}")  # fmt: skip
-        rows.append([row["optimizer"], fmt(row["mean_rank"], 3), fmt(row["best_val_rmse_mean"]),
-                     fmt(row["test_rmse_mean"]), versus])  # fmt: skip
-    parts.append(_table(["optimizer", "mean rank", "mean best val RMSE", "mean test RMSE",
-                         "vs random search (best val RMSE)"], rows))  # fmt: skip
-    parts += ["", f"Rank 1 = lowest best validation RMSE within a model x seed block, at equal budget "
-              f"({int(ranking['n_blocks'].max()) if len(ranking) else 0} blocks); ties share ranks. "
-              "'vs random search': blocks where the optimizer found a lower validation RMSE than random search, the "
-              "mean relative difference, and a paired Wilcoxon test.", ""]  # fmt: skip
-
+            versus = (
+                f"{int(row['vs_baseline_wins'])}/{int(row['vs_baseline_pairs'])} wins, "
+                f"{row['vs_baseline_relative']:+.1%}, p {fmt(row['vs_baseline_p_value'], 3)}"
+            )
+        rows.append(
+            [
+                row["optimizer"],
+                fmt(row["mean_rank"], 3),
+                fmt(row["best_val_rmse_mean"]),
+                fmt(row["test_rmse_mean"]),
+                versus,
+            ]
+        )
+    parts.append(
+        _table(
+            ["optimizer", "mean rank", "mean best val RMSE", "mean test RMSE", "vs random search (best val RMSE)"], rows
+        )
+    )
+    parts += [
+        "",
+        f"Rank 1 = lowest best validation RMSE within a model x seed block, at equal budget "
+        f"({int(ranking['n_blocks'].max()) if len(ranking) else 0} blocks); ties share ranks. "
+        "'vs random search': blocks where the optimizer found a lower validation RMSE than random search, the "
+        "mean relative difference, and a paired Wilcoxon test.",
+        "",
+    ]
     if plots:
         parts += ["## 4. Plots", ""]
         for caption, path in plots:
             parts += [f"**{caption}**", "", f"![{caption}]({path})", ""]
-    parts += ["## Files", "",
-              "`cells.csv` (one row per study: the numbers every table is computed from), `test_metrics.csv`, "
-              "`model_comparison.csv`, `optimizer_ranking.csv`, `against_statistical.csv`, `baselines.csv`, `convergence.csv` and "
-              "`convergence_bands.csv`, `trials.csv`, `predictions.csv`; every trial is in the Optuna storage "
-              f"`{mask_url(manifest['storage'])}`. Rebuild this report with `hpo-lstm report <this folder>`.", ""]  # fmt: skip
+    parts += [
+        "## Files",
+        "",
+        "`cells.csv` (one row per study: the numbers every table is computed from), `test_metrics.csv`, "
+        "`model_comparison.csv`, `optimizer_ranking.csv`, `against_statistical.csv`, `baselines.csv`, `convergence.csv` and "
+        "`convergence_bands.csv`, `trials.csv`, `predictions.csv`; every trial is in the Optuna storage "
+        f"`{mask_url(manifest['storage'])}`. Rebuild this report with `hpo-lstm report <this folder>`.",
+        "",
+    ]
     return "\n".join(parts)

@@ -57,15 +57,22 @@ _KIND_STYLE = {
     # names the two kinds of it.
     "trained": {"marker": "o", "color": "C0", "s": 18, "alpha": 0.6, "label": "trained to the end"},
     "pruned": {"marker": "v", "color": "C1", "s": 26, "alpha": 0.9, "label": "trained, pruned (best value reached)"},
-    "memo": {"marker": "s", "facecolors": "none", "edgecolors": "0.35", "s": 26, "linewidths": 0.8,
-             "label": "memo (repeated candidate)"},
+    "memo": {
+        "marker": "s",
+        "facecolors": "none",
+        "edgecolors": "0.35",
+        "s": 26,
+        "linewidths": 0.8,
+        "label": "memo (repeated candidate)",
+    },
     "failed": {"marker": "x", "color": "k", "s": 30, "linewidths": 1.2, "label": "failed (no value; drawn at the top)"},
-}  # fmt: skip
+}
 SINGLE_BATCH_NOTE = "one batch: the order within the batch, not convergence"
 
 
-def plot_convergence(table: Any, path: Path, *, title: str, value_label: str = "validation RMSE",
-                     naive_val_rmse: float | None = None) -> None:  # fmt: skip
+def plot_convergence(
+    table: Any, path: Path, *, title: str, value_label: str = "validation RMSE", naive_val_rmse: float | None = None
+) -> None:
     """One study: each evaluation's validation RMSE by kind (trained, pruned, memo, failed),
     the best so far, and the batch (generation) boundaries.
 
@@ -92,14 +99,27 @@ def plot_convergence(table: Any, path: Path, *, title: str, value_label: str = "
             above = mine & (values > top)
             if above.any():
                 label = f"{kind}, above the plot: {int(above.sum())}"
-                ax.scatter(x[above], np.full(int(above.sum()), top), zorder=3, clip_on=False,
-                           **{**style, "marker": "^", "label": label})  # fmt: skip
+                ax.scatter(
+                    x[above],
+                    np.full(int(above.sum()), top),
+                    zorder=3,
+                    clip_on=False,
+                    **{**style, "marker": "^", "label": label},
+                )
         ax.step(x, table["best_so_far"], where="post", color="C3", linewidth=1.5, label="best so far", zorder=2)
         if naive_val_rmse is not None:
             ax.axhline(naive_val_rmse, color="0.4", linestyle="--", linewidth=1, label="naive last value")
         if len(x) > 1 and len(set(batches.tolist())) == 1:
-            ax.text(1.01, 0.0, textwrap.fill(SINGLE_BATCH_NOTE, 26), transform=ax.transAxes, va="bottom", fontsize=9,
-                    style="italic", color="0.2")  # fmt: skip
+            ax.text(
+                1.01,
+                0.0,
+                textwrap.fill(SINGLE_BATCH_NOTE, 26),
+                transform=ax.transAxes,
+                va="bottom",
+                fontsize=9,
+                style="italic",
+                color="0.2",
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("evaluation")
         ax.set_ylabel(value_label)
@@ -121,13 +141,21 @@ def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: st
     with _figure(path, nrows=2, figsize=(9, 6), dpi=120, gridspec_kw={"height_ratios": [3, 2]}) as (_, axes):
         for ax, rows in zip(axes, (predictions, last)):
             ax.plot(rows["time"], rows["actual"], color="0.15", linewidth=1.1, label="actual")
-            ax.plot(rows["time"], rows["naive_last"], color="C0", linewidth=0.9, linestyle="--",
-                    label="naive: last value")  # fmt: skip
-            ax.plot(rows["time"], rows["predicted"], color="C3", linewidth=1.1,
-                    label="predicted" if far is None else f"predicted, step {steps[0]}")  # fmt: skip
+            ax.plot(
+                rows["time"], rows["naive_last"], color="C0", linewidth=0.9, linestyle="--", label="naive: last value"
+            )
+            ax.plot(
+                rows["time"],
+                rows["predicted"],
+                color="C3",
+                linewidth=1.1,
+                label="predicted" if far is None else f"predicted, step {steps[0]}",
+            )
             if far is not None:
                 span = far[(far["time"] >= rows["time"].iloc[0]) & (far["time"] <= rows["time"].iloc[-1])]
-                ax.plot(span["time"], span["predicted"], color="C2", linewidth=0.9, label=f"predicted, step {steps[-1]}")
+                ax.plot(
+                    span["time"], span["predicted"], color="C2", linewidth=0.9, label=f"predicted, step {steps[-1]}"
+                )
             ax.set_ylabel(unit_label)
             ax.grid(alpha=0.3)
         if len(last) < n:
@@ -138,8 +166,15 @@ def plot_predictions(predictions: Any, path: Path, *, title: str, unit_label: st
         axes[1].set_xlabel("time")
 
 
-def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], optimizers: Sequence[str],
-                           naive_val_rmse: float | None = None, note: str | None = None) -> None:  # fmt: skip
+def plot_convergence_bands(
+    bands: Any,
+    path: Path,
+    *,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    naive_val_rmse: float | None = None,
+    note: str | None = None,
+) -> None:
     """Median and inter-quartile band of best-so-far validation RMSE over seeds; a panel per model.
     ``note`` (e.g. ``SINGLE_BATCH_NOTE``) is written in the first panel's lower left corner."""
     with _figure(path, ncols=len(models), figsize=(5.5 * len(models), 4), dpi=120, sharey=True, squeeze=False) as (
@@ -165,8 +200,16 @@ def plot_convergence_bands(bands: Any, path: Path, *, models: Sequence[str], opt
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("best-so-far validation RMSE\n(median, IQR band over seeds)")
         if note:
-            axes[0][0].text(0.02, 0.03, note, transform=axes[0][0].transAxes, fontsize=8, style="italic", color="0.2",
-                            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
+            axes[0][0].text(
+                0.02,
+                0.03,
+                note,
+                transform=axes[0][0].transAxes,
+                fontsize=8,
+                style="italic",
+                color="0.2",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
         axes[0][-1].legend(fontsize=8, loc="upper right")
 
 
@@ -176,15 +219,28 @@ def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str, zoom
     labels = list(dict.fromkeys(predictions["label"]))
     if "step" in predictions.columns:  # several forecast steps: the first step's forecasts
         predictions = predictions[predictions["step"] == predictions["step"].min()]
-    with _figure(path, nrows=len(labels), ncols=2, figsize=(13, 3 * len(labels)), dpi=120, squeeze=False,
-                 gridspec_kw={"width_ratios": [3, 1]}) as (_, axes):  # fmt: skip
+    with _figure(
+        path,
+        nrows=len(labels),
+        ncols=2,
+        figsize=(13, 3 * len(labels)),
+        dpi=120,
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, 1]},
+    ) as (_, axes):
         for (whole, near), label in zip(axes, labels):
             rows = predictions[predictions["label"] == label]
             last = rows.iloc[max(0, len(rows) - max(20, math.ceil(zoom * len(rows)))) :]
             for ax, part in ((whole, rows), (near, last)):
                 ax.plot(part["time"], part["actual"], color="0.2", linewidth=1, label="actual")
-                ax.plot(part["time"], part["naive_last"], color="0.6", linewidth=0.8, linestyle=":",
-                        label="naive last value")  # fmt: skip
+                ax.plot(
+                    part["time"],
+                    part["naive_last"],
+                    color="0.6",
+                    linewidth=0.8,
+                    linestyle=":",
+                    label="naive last value",
+                )
                 ax.plot(part["time"], part["predicted"], color="C3", linewidth=1, label="predicted")
                 ax.tick_params(axis="x", labelrotation=30, labelsize=8)
             whole.set_title(label, fontsize=10)
@@ -194,8 +250,15 @@ def plot_best_predictions(predictions: Any, path: Path, *, unit_label: str, zoom
         axes[-1][0].set_xlabel("time")
 
 
-def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bool]], optimizers: Sequence[str],
-                models: Sequence[str] | None = None, value_label: str = "validation RMSE") -> None:  # fmt: skip
+def plot_params(
+    trials: Any,
+    path: Path,
+    *,
+    params: Sequence[tuple[str, bool, bool]],
+    optimizers: Sequence[str],
+    models: Sequence[str] | None = None,
+    value_label: str = "validation RMSE",
+) -> None:
     """Each searched parameter against validation RMSE, every evaluation of every tuned cell:
     a row of panels per model (``models``; by default those of the ``model`` column, in order
     of appearance), a colour per optimizer.
@@ -209,14 +272,28 @@ def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bo
     rows_of = [(m, trials[trials["model"] == m]) for m in models] or [(None, trials)]
     n = len(params)
     limits = _value_limits(trials["value"])
-    with _figure(path, nrows=len(rows_of), ncols=n, figsize=(4.2 * n + 1.2, 3.3 * len(rows_of)), dpi=120,
-                 squeeze=False, sharey=True) as (_, axes):  # fmt: skip
+    with _figure(
+        path,
+        nrows=len(rows_of),
+        ncols=n,
+        figsize=(4.2 * n + 1.2, 3.3 * len(rows_of)),
+        dpi=120,
+        squeeze=False,
+        sharey=True,
+    ) as (_, axes):
         for axes_row, (model, of_model) in zip(axes, rows_of):
             for ax, (name, log, integer) in zip(axes_row, params):
                 for i, optimizer in enumerate(optimizers):
                     rows = of_model[of_model["optimizer"] == optimizer]
-                    ax.scatter(rows[f"param_{name}"], rows["value"], s=10, alpha=0.55, color=f"C{i}", linewidths=0,
-                               label=optimizer)  # fmt: skip
+                    ax.scatter(
+                        rows[f"param_{name}"],
+                        rows["value"],
+                        s=10,
+                        alpha=0.55,
+                        color=f"C{i}",
+                        linewidths=0,
+                        label=optimizer,
+                    )
                 if log:
                     ax.set_xscale("log")
                     if integer:  # plain numbers (8, 16, 32, ...) read better than powers of ten
@@ -232,8 +309,14 @@ def plot_params(trials: Any, path: Path, *, params: Sequence[tuple[str, bool, bo
                 if model is not None:
                     ax.set_title(f"{model}: {name}", fontsize=10)
             axes_row[0].set_ylabel(value_label if model is None else f"{model}\n{value_label}")
-        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="optimizer",
-                           title_fontsize=8, markerscale=1.5)  # fmt: skip
+        axes[0][-1].legend(
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=8,
+            title="optimizer",
+            title_fontsize=8,
+            markerscale=1.5,
+        )
 
 
 def _wall_clock(frame: Any) -> Any:
@@ -255,20 +338,49 @@ def plot_forecast(history: Any, forecast: Any, path: Path, *, title: str, unit_l
     history, forecast = _wall_clock(history), _wall_clock(forecast)
     with _figure(path, figsize=(9, 4.2), dpi=120) as (_, ax):
         ax.plot(history["time"], history["value"], color="0.15", linewidth=1.1, label="observed")
-        ax.fill_between(forecast["time"], forecast["lower_95"], forecast["upper_95"], color="C3", alpha=0.15,
-                        linewidth=0, label="95% interval")  # fmt: skip
-        ax.fill_between(forecast["time"], forecast["lower_80"], forecast["upper_80"], color="C3", alpha=0.3,
-                        linewidth=0, label="80% interval")  # fmt: skip
+        ax.fill_between(
+            forecast["time"],
+            forecast["lower_95"],
+            forecast["upper_95"],
+            color="C3",
+            alpha=0.15,
+            linewidth=0,
+            label="95% interval",
+        )
+        ax.fill_between(
+            forecast["time"],
+            forecast["lower_80"],
+            forecast["upper_80"],
+            color="C3",
+            alpha=0.3,
+            linewidth=0,
+            label="80% interval",
+        )
         # Joined to the last observation, so the forecast reads as its continuation.
         times = [history["time"].iloc[-1], *forecast["time"]]
         values = [history["value"].iloc[-1], *forecast["forecast"]]
-        ax.plot(times, values, color="C3", linewidth=1.3, marker="o" if len(forecast) <= 30 else None, markersize=3,
-                markevery=list(range(1, len(values))), label="forecast")  # fmt: skip
-        ax.axvline(history["time"].iloc[-1], color="0.5", linewidth=0.8, linestyle="--", zorder=0,
-                   label="last observation")
+        ax.plot(
+            times,
+            values,
+            color="C3",
+            linewidth=1.3,
+            marker="o" if len(forecast) <= 30 else None,
+            markersize=3,
+            markevery=list(range(1, len(values))),
+            label="forecast",
+        )
+        ax.axvline(
+            history["time"].iloc[-1], color="0.5", linewidth=0.8, linestyle="--", zorder=0, label="last observation"
+        )
         if len(forecast) > horizon:
-            ax.axvline(forecast["time"].iloc[horizon - 1], color="0.5", linewidth=0.8, linestyle=":", zorder=0,
-                       label=f"past step {horizon}: recursive, approximate bands")  # fmt: skip
+            ax.axvline(
+                forecast["time"].iloc[horizon - 1],
+                color="0.5",
+                linewidth=0.8,
+                linestyle=":",
+                zorder=0,
+                label=f"past step {horizon}: recursive, approximate bands",
+            )
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit_label)
         ax.set_xlabel("time")

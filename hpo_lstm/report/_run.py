@@ -43,8 +43,15 @@ __all__ = [
     "write_run_outputs",
 ]
 
-RUN_FILES = ("summary.json", "report.md", "trials.csv", "predictions.csv", "convergence.csv", "convergence.png",
-             "predictions.png")
+RUN_FILES = (
+    "summary.json",
+    "report.md",
+    "trials.csv",
+    "predictions.csv",
+    "convergence.csv",
+    "convergence.png",
+    "predictions.png",
+)
 MODEL_FOLDER = "model"  # the final model: model.json and weights.safetensors
 KINDS = ("trained", "pruned", "memo", "failed")
 
@@ -52,10 +59,27 @@ KINDS = ("trained", "pruned", "memo", "failed")
 _UNITS = {("co2", "co2"): "ppmv"}
 # summary.json lists these first (the storage keeps the summary with sorted keys).
 _SUMMARY_FIRST = (
-    "study_name", "optimizer", "model", "dataset", "target", "features", "budget", "pop_size", "n_evaluations",
-    "n_trained", "n_duplicates", "n_replayed", "n_pruned", "n_failed", "best_params", "best_val_rmse", "test",
-    "baselines", "val_baselines", "beats_naive",
-)  # fmt: skip
+    "study_name",
+    "optimizer",
+    "model",
+    "dataset",
+    "target",
+    "features",
+    "budget",
+    "pop_size",
+    "n_evaluations",
+    "n_trained",
+    "n_duplicates",
+    "n_replayed",
+    "n_pruned",
+    "n_failed",
+    "best_params",
+    "best_val_rmse",
+    "test",
+    "baselines",
+    "val_baselines",
+    "beats_naive",
+)
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -79,16 +103,18 @@ def convergence_table(trials: Any) -> pd.DataFrame:
     col = {name: frame.get(f"user_attrs_{name}", empty) for name in attrs}
     state = frame.get("state", empty).astype(str)
     keep = col["evaluation"].notna() & (col["failure"] != "interrupted") & state.isin(_FINISHED)
-    rows = pd.DataFrame({
-        "evaluation": col["evaluation"][keep].astype(int) + 1,
-        "batch": col["generation"][keep].astype(int),
-        "value": frame.get("value", empty)[keep].astype(float).where(state[keep] != "FAIL"),
-        "kind": np.select(
-            [col["duplicate_of"][keep].notna(), state[keep] == "FAIL", state[keep] == "PRUNED"],
-            ["memo", "failed", "pruned"],
-            "trained",
-        ),
-    }).sort_values("evaluation", kind="stable")  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "evaluation": col["evaluation"][keep].astype(int) + 1,
+            "batch": col["generation"][keep].astype(int),
+            "value": frame.get("value", empty)[keep].astype(float).where(state[keep] != "FAIL"),
+            "kind": np.select(
+                [col["duplicate_of"][keep].notna(), state[keep] == "FAIL", state[keep] == "PRUNED"],
+                ["memo", "failed", "pruned"],
+                "trained",
+            ),
+        }
+    ).sort_values("evaluation", kind="stable")
     rows.insert(3, "best_so_far", best_so_far(rows["value"].to_numpy()))
     return rows.reset_index(drop=True)
 
@@ -98,13 +124,24 @@ def _trials_frame(trials: Iterable[Any]) -> pd.DataFrame:
     rows = []
     for trial in trials:
         attrs = trial.user_attrs
-        rows.append({
-            "value": trial.value if trial.value is not None else math.nan,
-            "state": trial.state.name,
-            **{f"user_attrs_{k}": attrs.get(k) for k in ("evaluation", "generation", "duplicate_of", "failure")},
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["value", "state", "user_attrs_evaluation", "user_attrs_generation",
-                                       "user_attrs_duplicate_of", "user_attrs_failure"])  # fmt: skip
+        rows.append(
+            {
+                "value": trial.value if trial.value is not None else math.nan,
+                "state": trial.state.name,
+                **{f"user_attrs_{k}": attrs.get(k) for k in ("evaluation", "generation", "duplicate_of", "failure")},
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "value",
+            "state",
+            "user_attrs_evaluation",
+            "user_attrs_generation",
+            "user_attrs_duplicate_of",
+            "user_attrs_failure",
+        ],
+    )
 
 
 def lookback_text(lookback: Any, space: Mapping[str, Any] | None) -> str:
@@ -257,7 +294,11 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         f"# Run `{summary['study_name']}`",
         "",
         f"- **Data**: `{summary['dataset']}`, target `{summary['target']}`"
-        + (f", inputs {', '.join(f'`{f}`' for f in summary.get('features', []))}" if len(summary.get("features", [])) > 1 else "")
+        + (
+            f", inputs {', '.join(f'`{f}`' for f in summary.get('features', []))}"
+            if len(summary.get("features", [])) > 1
+            else ""
+        )
         + (f"; chronological split {split} % -> test windows {windows.get('test')}" if windows else "")
         + ".",
         f"- **Windows**: lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}, transform "
@@ -265,15 +306,21 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         f"- **Season**: {protocol.get('season_text') or 'not recorded (a run of an earlier hpo-lstm)'}.",
         f"- **Search**: {summary['model']} tuned by {summary['optimizer']}, {summary['n_evaluations']} evaluations "
         f"({summary['n_trained']} trained), seed {summary['seed']}; fitness = "
-        + (f"mean validation RMSE over {summary['folds']['k']} rolling-origin folds." if summary.get("folds")
-           else "validation RMSE."),
+        + (
+            f"mean validation RMSE over {summary['folds']['k']} rolling-origin folds."
+            if summary.get("folds")
+            else "validation RMSE."
+        ),
         f"- **Training**: device {summary.get('device', 'cpu')}, "
-        + ("training steps in bf16 autocast (weights and every score in float32)."
-           if summary.get("precision") == "bf16" else "float32."),
+        + (
+            "training steps in bf16 autocast (weights and every score in float32)."
+            if summary.get("precision") == "bf16"
+            else "float32."
+        ),
         "- **Test**: the best candidate's own weights, scored once on the test windows. The statistical baselines are "
         "fitted on the training and validation rows only and forecast every test point from the same origin as the "
         "network, with every observation up to it and no refit.",
-    ]  # fmt: skip
+    ]
     if final:
         lines.append(
             f"- **Final forecast**: chosen on validation among {len(final.get('candidates') or {})} candidates "
@@ -293,14 +340,20 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     lines += [f"**Verdict.** {verdict}", ""]
     stopped = summary.get("stopped_early")
     if stopped:
-        lines += [f"**Stopped early** at the time limit of {_num(stopped['timeout_seconds'], 6)} s after "
-                  f"{stopped['evaluations']} of {stopped['budget']} evaluations; running the same command again "
-                  "continues the study.", ""]  # fmt: skip
+        lines += [
+            f"**Stopped early** at the time limit of {_num(stopped['timeout_seconds'], 6)} s after "
+            f"{stopped['evaluations']} of {stopped['budget']} evaluations; running the same command again "
+            "continues the study.",
+            "",
+        ]
     folds = (summary.get("folds") or {}).get("chosen_fold_val_rmse")
     if folds:
-        lines += [f"**Folds.** The chosen candidate's validation RMSE on each fold, oldest first: "
-                  f"{', '.join(_num(v) for v in folds)} (spread {_num(max(folds) - min(folds))}); the final model is "
-                  "its weights on the last fold.", ""]  # fmt: skip
+        lines += [
+            f"**Folds.** The chosen candidate's validation RMSE on each fold, oldest first: "
+            f"{', '.join(_num(v) for v in folds)} (spread {_num(max(folds) - min(folds))}); the final model is "
+            "its weights on the last fold.",
+            "",
+        ]
     lines += ["## Test metrics", ""]
     header = "| forecast | test RMSE | test MAE | test MAPE % | status | fit s | model |"
     lines += [header, "|---|---|---|---|---|---|---|"]
@@ -308,26 +361,39 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     lines.append(f"| {model} | {_num(test['rmse'])} | {_num(test['mae'])} | {_num(test['mape'])} | ok | - | {params} |")
     for kind, candidate in (final.get("candidates") or {}).items():
         if kind != final.get("kind"):
-            lines.append(f"| {candidate_label(candidate, summary['model'])} (not chosen; validation RMSE "
-                         f"{_num(candidate['val_rmse'])}) | {_num(candidate.get('test_rmse'))} | - | - | ok | - | "
-                         f"{weights_text(candidate, summary['model'])} |")  # fmt: skip
-    lines.append(f"| naive last value | {_num(naive['rmse'])} | {_num(naive['mae'])} | {_num(naive['mape'])} | ok | - | "
-                 "the last input value |")  # fmt: skip
+            lines.append(
+                f"| {candidate_label(candidate, summary['model'])} (not chosen; validation RMSE "
+                f"{_num(candidate['val_rmse'])}) | {_num(candidate.get('test_rmse'))} | - | - | ok | - | "
+                f"{weights_text(candidate, summary['model'])} |"
+            )
+    lines.append(
+        f"| naive last value | {_num(naive['rmse'])} | {_num(naive['mae'])} | {_num(naive['mape'])} | ok | - | "
+        "the last input value |"
+    )
     for name in (n for n in BASELINES if n in statistical):
         e = statistical[name]
         label = LABELS[name] + (f" ({e['season']})" if name == "seasonal_naive" and e.get("season") else "")
         detail = e.get("model") if e.get("status") == "ok" else e.get("reason")
-        lines.append(f"| {label} | {_num(e.get('rmse'))} | {_num(e.get('mae'))} | {_num(e.get('mape'))} | "
-                     f"{e.get('status')} | {_num(e.get('fit_seconds'), 3)} | {(detail or '-').replace('|', '/')} |")  # fmt: skip
-    lines += ["", "MAPE is left out (-) where the actual values cross zero. fit s: seconds to fit on train + "
-              "validation (in a child process under the time limit of "
-              f"{_num(protocol.get('baseline_timeout'), 3)} s each).", ""]  # fmt: skip
+        lines.append(
+            f"| {label} | {_num(e.get('rmse'))} | {_num(e.get('mae'))} | {_num(e.get('mape'))} | "
+            f"{e.get('status')} | {_num(e.get('fit_seconds'), 3)} | {(detail or '-').replace('|', '/')} |"
+        )
+    lines += [
+        "",
+        "MAPE is left out (-) where the actual values cross zero. fit s: seconds to fit on train + "
+        "validation (in a child process under the time limit of "
+        f"{_num(protocol.get('baseline_timeout'), 3)} s each).",
+        "",
+    ]
     by_step = summary.get("by_step") or []
     if len(by_step) > 1:
         scored = [n for n in BASELINES if f"{n}_rmse" in by_step[0]]
-        lines += ["## Test RMSE per forecast step", "",
-                  "| step | " + " | ".join([model, "naive last value", *(LABELS[n] for n in scored)]) + " |",
-                  "|---|" + "---|" * (2 + len(scored))]  # fmt: skip
+        lines += [
+            "## Test RMSE per forecast step",
+            "",
+            "| step | " + " | ".join([model, "naive last value", *(LABELS[n] for n in scored)]) + " |",
+            "|---|" + "---|" * (2 + len(scored)),
+        ]
         for row in by_step:
             values = [row["rmse"], row["naive_rmse"], *(row[f"{n}_rmse"] for n in scored)]
             lines.append(f"| {row['step']} | " + " | ".join(_num(v) for v in values) + " |")
@@ -335,10 +401,15 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     notes = protocol.get("data_notes") or []
     if notes:
         lines += ["## Data notes", "", *(f"- {note}" for note in notes), ""]
-    lines += ["## Files", "", "`summary.json` (every number here), `predictions.csv` (one row per test window and "
-              "step: actual, the tuned model, its intervals, and a column per scored baseline), `trials.csv`, "
-              "`convergence.csv`, `convergence.png`, `predictions.png`, `model/`. Rebuild with `hpo-lstm report "
-              "<this folder>`.", ""]  # fmt: skip
+    lines += [
+        "## Files",
+        "",
+        "`summary.json` (every number here), `predictions.csv` (one row per test window and "
+        "step: actual, the tuned model, its intervals, and a column per scored baseline), `trials.csv`, "
+        "`convergence.csv`, `convergence.png`, `predictions.png`, `model/`. Rebuild with `hpo-lstm report "
+        "<this folder>`.",
+        "",
+    ]
     return "\n".join(lines)
 
 

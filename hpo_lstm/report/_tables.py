@@ -123,22 +123,26 @@ def model_comparison_table(cells: pd.DataFrame, *, models: Sequence[str], optimi
                 continue
             a, b = a.loc[seeds].astype(float), b.loc[seeds].astype(float)
             test = paired_test(a.to_numpy(), b.to_numpy())
-            rows.append({
-                "method": method,
-                "model_a": model_a,
-                "model_b": model_b,
-                "n_pairs": len(seeds),
-                "test_rmse_a": a.mean(),
-                "test_rmse_b": b.mean(),
-                "relative_difference": (b.mean() - a.mean()) / a.mean(),
-                "b_better_in": int((b < a).sum()),
-                "p_value": test.p_value,
-                "note": test.note,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "model_a": model_a,
+                    "model_b": model_b,
+                    "n_pairs": len(seeds),
+                    "test_rmse_a": a.mean(),
+                    "test_rmse_b": b.mean(),
+                    "relative_difference": (b.mean() - a.mean()) / a.mean(),
+                    "b_better_in": int((b < a).sum()),
+                    "p_value": test.p_value,
+                    "note": test.note,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def optimizer_ranking_table(cells: pd.DataFrame, *, optimizers: Sequence[str], baseline: str = "random") -> pd.DataFrame:
+def optimizer_ranking_table(
+    cells: pd.DataFrame, *, optimizers: Sequence[str], baseline: str = "random"
+) -> pd.DataFrame:
     """Mean rank by best validation RMSE (equal budgets) within each model x seed, and each
     optimizer paired with ``baseline`` (random search) over the same model x seed blocks."""
     tuned = cells[cells["kind"] == "tuned"]
@@ -176,12 +180,14 @@ def convergence_bands(convergence: pd.DataFrame) -> pd.DataFrame:
     """Median and quartiles over seeds of the best-so-far validation RMSE, per model, optimizer
     and evaluation number (the data of the convergence plot)."""
     grouped = convergence.groupby(["model", "optimizer", "evaluation"], sort=False)["best_so_far"]
-    return pd.DataFrame({
-        "median": grouped.median(),
-        "q25": grouped.quantile(0.25),
-        "q75": grouped.quantile(0.75),
-        "n_seeds": grouped.count(),
-    }).reset_index()  # fmt: skip
+    return pd.DataFrame(
+        {
+            "median": grouped.median(),
+            "q25": grouped.quantile(0.25),
+            "q75": grouped.quantile(0.75),
+            "n_seeds": grouped.count(),
+        }
+    ).reset_index()
 
 
 def statistical_comparison_table(
@@ -202,10 +208,26 @@ def statistical_comparison_table(
 
     best = best_statistical(baselines)
     if best is None or cells.empty:
-        return pd.DataFrame(columns=["model", "method", "n_seeds", "test_rmse_mean", "best_baseline",
-                                     "best_baseline_rmse", "relative_to_best", "seeds_better_than_best"])  # fmt: skip
-    scored = sorted(((n, float(baselines[n]["rmse"])) for n in BASELINES if n in baselines
-                     and baselines[n].get("rmse") is not None), key=lambda item: item[1])  # fmt: skip
+        return pd.DataFrame(
+            columns=[
+                "model",
+                "method",
+                "n_seeds",
+                "test_rmse_mean",
+                "best_baseline",
+                "best_baseline_rmse",
+                "relative_to_best",
+                "seeds_better_than_best",
+            ]
+        )
+    scored = sorted(
+        (
+            (n, float(baselines[n]["rmse"]))
+            for n in BASELINES
+            if n in baselines and baselines[n].get("rmse") is not None
+        ),
+        key=lambda item: item[1],
+    )
     rows = []
     for model in models:
         for method in [*optimizers, "untuned"]:
@@ -213,10 +235,16 @@ def statistical_comparison_table(
             if values.empty:
                 continue
             mean = values.mean()
-            row: dict[str, Any] = {"model": model, "method": method, "n_seeds": len(values), "test_rmse_mean": mean,
-                                   "best_baseline": best[0], "best_baseline_rmse": best[1],
-                                   "relative_to_best": mean / best[1] - 1.0,
-                                   "seeds_better_than_best": int((values < best[1]).sum())}  # fmt: skip
+            row: dict[str, Any] = {
+                "model": model,
+                "method": method,
+                "n_seeds": len(values),
+                "test_rmse_mean": mean,
+                "best_baseline": best[0],
+                "best_baseline_rmse": best[1],
+                "relative_to_best": mean / best[1] - 1.0,
+                "seeds_better_than_best": int((values < best[1]).sum()),
+            }
             for name, rmse in scored:
                 row[f"relative_to_{name}"] = mean / rmse - 1.0
                 row[f"seeds_better_than_{name}"] = int((values < rmse).sum())
