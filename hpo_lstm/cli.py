@@ -506,7 +506,7 @@ def _run(options: dict[str, Any]) -> int:
 
 
 def _compare(options: dict[str, Any]) -> int:
-    from hpo_lstm.compare import CompareConfig, parse_shard, run_compare, shard_cells
+    from hpo_lstm.compare import CompareConfig, cell_label, parse_shard, run_compare, shard_cells
 
     options.pop("command", None)
     quiet = options.pop("quiet", False)
@@ -528,8 +528,8 @@ def _compare(options: dict[str, Any]) -> int:
             shard=shard,
             replace_report=replace_report,
             **execution,
-            progress=lambda cell, index, total: progress.study(_cell_label(cell), cell.config.budget),
-            on_cell_done=lambda cell, status: progress.cell_done(status, _cell_label(cell)),
+            progress=lambda cell, index, total: progress.study(cell_label(cell), cell.config.budget),
+            on_cell_done=lambda cell, status: progress.cell_done(status, cell_label(cell)),
         )
     from hpo_lstm.report import write_comparison_report
 
@@ -547,10 +547,6 @@ def _compare(options: dict[str, Any]) -> int:
     if not quiet:
         _print_comparison(report)
     return 0
-
-
-def _cell_label(cell: Any) -> str:
-    return f"{cell.model}/{cell.optimizer} seed {cell.seed}"
 
 
 def _report(folder: str, *, quiet: bool) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "MANIFEST",
     "read_manifest",
     "Cell",
+    "cell_label",
     "CompareConfig",
     "CompareResult",
     "load_compare_file",
@@ -286,6 +287,11 @@ class CompareResult:
 
 
 @interrupts_outside_storage()
+def cell_label(cell: Cell) -> str:
+    """How progress displays name a cell: "lstm/woa seed 0"."""
+    return f"{cell.model}/{cell.optimizer} seed {cell.seed}"
+
+
 def run_compare(
     config: CompareConfig,
     *,
@@ -294,10 +300,23 @@ def run_compare(
     scheduler: str | None = None,
     shard: tuple[int, int] | None = None,
     replace_report: bool = False,
-    progress: ProgressFactory | None = None,
+    progress: ProgressFactory | bool | None = None,
     on_cell_done: Callable[[Cell, str], None] | None = None,
 ) -> CompareResult:
-    """Run every unfinished cell of a comparison; the report is the caller's next step.
+    """
+    if progress is True:  # the display the command draws, around this very call
+        from hpo_lstm.progress import Progress
+
+        with Progress(enabled=True) as display:
+            display.cells(len(config.cells()), config.compare_name)
+            return run_compare(
+                config, executor=executor, workers=workers, scheduler=scheduler, shard=shard,
+                replace_report=replace_report,
+                progress=lambda cell, index, total: display.study(cell_label(cell), cell.config.budget),
+                on_cell_done=lambda cell, status: (display.cell_done(status, cell_label(cell)),
+                                                   on_cell_done(cell, status) if on_cell_done else None),
+            )
+    progress = progress or NoneRun every unfinished cell of a comparison; the report is the caller's next step.
 
     Parameters
     ----------
@@ -314,8 +333,9 @@ def run_compare(
         would be replaced by a smaller one without a word) unless this is set; a comparison
         that only adds cells extends it.
     progress, on_cell_done:
-        ``progress(cell, index, total)`` returns the progress sink of one cell's study (or
-        None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier), "done", or
+        ``progress=True``: the display ``hpo-lstm compare`` draws (cells, then each cell's
+        study). Or ``progress(cell, index, total)`` returns the progress sink of one cell's study
+        (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier), "done", or
         "timeout" (not started: the comparison's ``timeout`` had passed).
 
     Returns

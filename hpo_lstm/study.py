@@ -460,7 +460,7 @@ def run_study(
     executor: str | Executor = "local",
     workers: int | None = None,
     scheduler: str | None = None,
-    progress: ProgressSink | None = None,
+    progress: ProgressSink | bool | None = None,
     threads: int = 1,
     dataset: Dataset | None = None,
     baselines: Any = None,
@@ -485,7 +485,9 @@ def run_study(
     workers, scheduler:
         See ``executor``.
     progress:
-        Receives each evaluation as it ends (:class:`hpo_lstm.evaluation.ProgressSink`;
+        ``True``: the progress bar ``hpo-lstm run`` draws (plain lines when stderr is not a
+        terminal, as in a log or a notebook's captured output). Or a sink that receives each
+        evaluation as it ends (:class:`hpo_lstm.evaluation.ProgressSink`;
         :class:`hpo_lstm.progress.Progress` draws one).
     threads:
         torch's intra-op threads per training (1: see docs/design.md).
@@ -507,6 +509,22 @@ def run_study(
     From a script, run it under ``if __name__ == "__main__":`` when ``workers > 1`` (workers
     are started with spawn, which runs the script's top level again).
     """
+    if progress is True:  # the display the command draws, around this very call
+        from hpo_lstm.progress import Progress
+
+        with Progress(enabled=True) as display:
+            sink = display.study(f"{config.optimizer}/{config.model}", config.budget)
+            return run_study(
+                config,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+                progress=sink,
+                threads=threads,
+                dataset=dataset,
+                baselines=baselines,
+            )
+    progress = progress or None
     import torch
 
     from hpo_lstm.executors import default_workers, make_executor

@@ -79,6 +79,7 @@ def load_comparison(folder: str | Path) -> Comparison:
                 **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},
                 "best_val_rmse": summary["best_val_rmse"],
                 **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
+                **_final_columns(summary.get("final_forecast")),
                 **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
                 **{
                     f"test_coverage_{level}": v["test_coverage"]
@@ -140,6 +141,15 @@ def _fitness_text(base: dict[str, Any], cells: pd.DataFrame) -> str:
         f"candidates' RMSE differs by {fmt(spread)} between their best and worst fold on average (per cell in "
         "cells.csv)."
     )
+
+
+def _final_columns(final: Any) -> dict[str, Any]:
+    """A cell's final forecast: its kind and the best network's own test RMSE (absent for
+    studies recorded before final forecasts)."""
+    if not isinstance(final, dict) or not final:
+        return {}
+    best = (final.get("candidates") or {}).get("best") or {}
+    return {"final_forecast": final.get("kind"), "network_test_rmse": best.get("test_rmse")}
 
 
 def _by_step_columns(by_step: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -326,6 +336,13 @@ def _protocol(comparison: Comparison) -> str:
         "once on the test split, "
         f"in the series' own units (`{data['target']}`); RMSE = sqrt(MSE). Mean ± sample std over seeds.",
     ]
+    kinds = sorted(set(comparison.cells["final_forecast"].dropna())) if "final_forecast" in comparison.cells else []
+    if kinds and kinds != ["best"]:
+        lines.append(
+            f"- **Final forecasts**: each cell's test metrics are those of its final forecast ({', '.join(kinds)}: "
+            "docs/panel.md), which combines its networks with AutoETS and AutoARIMA; `cells.csv` also gives "
+            "`network_test_rmse`, the best network alone."
+        )
     if comparison.unfinished:
         lines.append(
             f"- **Unfinished**: {len(comparison.unfinished)} cell(s) have no result yet and are left out; "
