@@ -35,3 +35,20 @@ def test_no_committed_file_names_a_path_of_the_machine_that_wrote_it():
                 found.append(f"{name}:{number}: {line[:120].decode(errors='replace')}")
                 break
     assert not found, "absolute paths of one machine in the repository:\n" + "\n".join(found)
+
+
+EXAMPLES = ("compare-sine", "compare-prices", "compare-co2-models", "compare-co2")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_an_example_report_rebuilds_from_its_committed_storage_byte_for_byte(tmp_path: Path, name: str):
+    from hpo_lstm.cli import main
+
+    committed = ROOT / "results" / "examples" / name
+    files = sorted(p.relative_to(committed) for p in committed.iterdir() if p.is_file())
+    assert (committed / "hpo-lstm.db").is_file(), f"{name} has no committed storage"
+    copy = tmp_path / name
+    shutil.copytree(committed, copy)
+    assert main(["report", str(copy), "--quiet"]) == 0
+    changed = [str(f) for f in files if (copy / f).read_bytes() != (committed / f).read_bytes()]
+    assert not changed, f"rebuilt differently: {changed}"
