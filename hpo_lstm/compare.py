@@ -303,34 +303,33 @@ def run_compare(
     progress: ProgressFactory | bool | None = None,
     on_cell_done: Callable[[Cell, str], None] | None = None,
 ) -> CompareResult:
-    """
-    Run every unfinished cell of a comparison; the report is the caller's next step.
+    """Run every unfinished cell of a comparison; the report is the caller's next step.
 
-        Parameters
-        ----------
-        config:
-            The comparison (:meth:`CompareConfig.from_file`).
-        executor, workers, scheduler:
-            Where the tuned cells' candidates train, as for :func:`hpo_lstm.run_study`; the worker
-            processes start (or the dataset reaches the cluster) once for all cells.
-        shard:
-            ``(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
-            one storage (PostgreSQL) split a comparison without running a cell twice.
-        replace_report:
-            A folder whose report showed cells this comparison leaves out is refused (its report
-            would be replaced by a smaller one without a word) unless this is set; a comparison
-            that only adds cells extends it.
-        progress, on_cell_done:
-            ``progress=True``: the display ``hpo-lstm compare`` draws (cells, then each cell's
-            study). Or ``progress(cell, index, total)`` returns the progress sink of one cell's study
-            (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier), "done", or
-            "timeout" (not started: the comparison's ``timeout`` had passed).
+    Parameters
+    ----------
+    config:
+        The comparison (:meth:`CompareConfig.from_file`).
+    executor, workers, scheduler:
+        Where the tuned cells' candidates train, as for :func:`hpo_lstm.run_study`; the worker
+        processes start (or the dataset reaches the cluster) once for all cells.
+    shard:
+        ``(k, n)`` runs only cells k, k + n, k + 2n, ... (k from 1), so that n drivers sharing
+        one storage (PostgreSQL) split a comparison without running a cell twice.
+    replace_report:
+        A folder whose report showed cells this comparison leaves out is refused (its report
+        would be replaced by a smaller one without a word) unless this is set; a comparison
+        that only adds cells extends it.
+    progress, on_cell_done:
+        ``progress=True``: the display ``hpo-lstm compare`` draws (cells, then each cell's
+        study). Or ``progress(cell, index, total)`` returns the progress sink of one cell's study
+        (or None); ``on_cell_done(cell, status)`` hears "skipped" (finished earlier), "done", or
+        "timeout" (not started: the comparison's ``timeout`` had passed).
 
-        Returns
-        -------
-        CompareResult
-            Write the report with :func:`hpo_lstm.report.write_comparison_report` on its ``folder``
-            (``hpo-lstm compare`` does; it reads everything back from the storage).
+    Returns
+    -------
+    CompareResult
+        Write the report with :func:`hpo_lstm.report.write_comparison_report` on its ``folder``
+        (``hpo-lstm compare`` does; it reads everything back from the storage).
     """
     if progress is True:  # the display the command draws, around this very call
         from hpo_lstm.progress import Progress
