@@ -162,12 +162,10 @@ def main() -> None:
             continue
         scores = candidates(m)
         naive = _rmse(m["test_actual"], m["naive_test"])
-        stat = [
-            _rmse(m["test_actual"], m[f"{n}_test"])
-            for n in ("seasonal_naive", "auto_ets", "auto_arima")
-            if f"{n}_test" in m
-        ]
         snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
+        stat = [snaive] + [
+            _rmse(m["test_actual"], m[f"{n}_test"]) for n in ("auto_ets", "auto_arima") if f"{n}_test" in m
+        ]
         for rule in RULES:
             if rule in _POOLS:
                 pool = [k for k in _POOLS[rule] if k in scores]
