@@ -19,7 +19,7 @@ from typing import Any
 
 from hpo_lstm._errors import ConfigError
 
-__all__ = ["check_real_folder", "replacing", "write_bytes", "write_text"]
+__all__ = ["check_real_folder", "ensure_writable", "replacing", "write_bytes", "write_text"]
 
 
 def _umask() -> int:
@@ -88,3 +88,26 @@ def check_real_folder(folder: str | Path, inside: str | Path) -> Path:
             f"{str(inside)!r}: remove the link and run the command again."
         )
     return folder
+
+
+def ensure_writable(folder: Path, *, create: bool = True) -> None:
+    """Refuse a folder that cannot be made or written (a regular file in its place or above it,
+    no permission, a read-only disk) in one line. ``create``: make it; else nothing is created
+    and a probe file is made and removed in the nearest folder that exists (before a run trains,
+    for a folder written after the training)."""
+    existing = folder
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise ConfigError(
+                    f"Output folder {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder."
+                )
+        # A name of its own: drivers sharing the folder (shards) probe it at the same time.
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".hpo-lstm-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None

@@ -383,26 +383,6 @@ def _environment_failure(exc: BaseException) -> str | None:
     return None
 
 
-def _check_result_folder(folder: Path) -> None:
-    """Refuse, before anything trains, a result folder that cannot be made or written: a
-    regular file in its place or above it, no permission, a read-only disk. Nothing is created:
-    a probe file is made and removed in the nearest folder that exists."""
-    import tempfile
-
-    existing = folder
-    try:
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise ConfigError(
-                f"Output folder {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder."
-            )
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".hpo-lstm-write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None
-
-
 def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     """A library error names settings as `name` (``budget``, ``study_name``); here they become
     the flags that set them (``--budget``, ``--study-name``). Other `quoted` text stays."""
@@ -426,11 +406,11 @@ def _list_optimizers(every_mealpy_class: bool = False) -> int:
     if not every_mealpy_class:
         print_rows(rows + [("mealpy:<ClassName>", "any mealpy class by name (hpo-lstm optimizers --all lists them)")])
         return 0
-    from hpo_lstm.optimizers._any_mealpy import listing_rows  # imports mealpy
+    from hpo_lstm.optimizers import mealpy_listing
 
     print_rows(rows)
     print()
-    header, classes, footer = listing_rows()
+    header, classes, footer = mealpy_listing()
     print_rows(classes, header=header, footer=[footer])
     return 0
 
@@ -484,7 +464,9 @@ def _run(options: dict[str, Any]) -> int:
     quiet = options.pop("quiet", False)
     execution = _pop_execution(options)
     config = _make_config(options)
-    _check_result_folder(Path(config.out) / config.study_name)  # written after the training: checked before it
+    from hpo_lstm._files import ensure_writable
+
+    ensure_writable(Path(config.out) / config.study_name, create=False)  # written after the training: checked before it
 
     from hpo_lstm.progress import Progress
     from hpo_lstm.report import write_run_outputs
@@ -497,9 +479,13 @@ def _run(options: dict[str, Any]) -> int:
     summary = write_run_outputs(result, folder)
     if not quiet:
         if result.was_complete:
+            from hpo_lstm._terminal import wrap
+
             print(
-                f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations, recorded in "
-                f"{mask_url(config.storage_url)}); nothing was trained. Its stored result:"
+                wrap(
+                    f"Study {config.study_name!r} is complete ({summary['n_evaluations']} evaluations); nothing "
+                    "was trained. Its stored result (storage on the last line):"
+                )
             )
         _print_summary(summary, folder)
     return 0
@@ -566,7 +552,7 @@ def _report(folder: str, *, quiet: bool) -> int:
             f"{folder!r} holds no {MANIFEST} (a comparison's folder) and no summary.json (a run's folder); give a "
             "folder that hpo-lstm compare or run wrote, e.g. results/compare-co2 or results/<study name>."
         )
-    from hpo_lstm.report._run import RUN_FILES, rebuild_run_outputs
+    from hpo_lstm.report import RUN_FILES, rebuild_run_outputs
 
     summary = rebuild_run_outputs(folder)
     if not quiet:
@@ -611,15 +597,13 @@ def _forecast(args: argparse.Namespace) -> int:
         out = Path(args.result) / "forecast"
     else:
         out = Path("results") / args.study_name / "forecast"
-    from hpo_lstm._files import check_real_folder, write_csv
-    from hpo_lstm.recording import ensure_writable
+    from hpo_lstm._files import check_real_folder, ensure_writable, write_csv
 
     if args.out is None and args.result is not None:
         check_real_folder(out, args.result)  # RESULT/forecast -> elsewhere: not followed
     ensure_writable(out)
     from hpo_lstm._files import replacing
-    from hpo_lstm.report._plots import plot_forecast
-    from hpo_lstm.report._run import target_label
+    from hpo_lstm.report import plot_forecast, target_label
 
     card = forecaster.card
     history = forecaster.recent(max(3 * forecaster.lookback, 100), data=args.data)
@@ -696,8 +680,8 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
 
     from hpo_lstm._terminal import console as terminal_console
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
-    from hpo_lstm.ensemble import candidate_label, final_description, weights_text
-    from hpo_lstm.report._run import lookback_text
+    from hpo_lstm.ensemble import candidate_label, choice_text, final_description
+    from hpo_lstm.report import fmt, lookback_text
 
     console = terminal_console()
     protocol = summary.get("protocol", {})
@@ -708,13 +692,13 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
             f"{windows.get('test')}, lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}"
             + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else "")
         )
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items())
+    params = ", ".join(f"{k}={fmt(v)}" for k, v in summary["best_params"].items())
     table = Table(
         title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
         f"{summary['n_trained']} trained, {summary['wall_seconds']:.0f} s)"
     )
-    table.add_column("")
-    for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE %", "fit s"):
+    table.add_column("", no_wrap=True)  # "  mean of 5 best lstm" stays whole; the headers give way
+    for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE%", "fit s"):
         table.add_column(column, justify="right")
     test, naive = summary["test"], summary["baselines"]["naive_last"]
     final = summary.get("final_forecast") or {}
@@ -722,38 +706,38 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     if final.get("kind", "best") == "best":
         table.add_row(
             f"tuned {model}",
-            _fmt(summary["best_val_rmse"]),
-            _fmt(test["rmse"]),
-            _fmt(test["mae"]),
-            _fmt(test["mape"]),
+            fmt(summary["best_val_rmse"]),
+            fmt(test["rmse"]),
+            fmt(test["mae"]),
+            fmt(test["mape"]),
             "",
         )
     else:
         chosen = final["candidates"][final["kind"]]
         table.add_row(
             escape(f"final: {candidate_label(final, model)}"),
-            _fmt(chosen["val_rmse"]),
-            _fmt(test["rmse"]),
-            _fmt(test["mae"]),
-            _fmt(test["mape"]),
+            fmt(chosen["val_rmse"]),
+            fmt(test["rmse"]),
+            fmt(test["mae"]),
+            fmt(test["mape"]),
             "",
         )
     for kind, candidate in (final.get("candidates") or {}).items():  # the others considered, chosen on validation
         if kind != final.get("kind"):
             table.add_row(
                 escape(f"  {candidate_label(candidate, model)}"),
-                _fmt(candidate["val_rmse"]),
-                _fmt(candidate.get("test_rmse")),
+                fmt(candidate["val_rmse"]),
+                fmt(candidate.get("test_rmse")),
                 "",
                 "",
                 "",
             )
     table.add_row(
         "naive last value",
-        _fmt(summary["val_baselines"]["naive_last"]["rmse"]),
-        _fmt(naive["rmse"]),
-        _fmt(naive["mae"]),
-        _fmt(naive["mape"]),
+        fmt(summary["val_baselines"]["naive_last"]["rmse"]),
+        fmt(naive["rmse"]),
+        fmt(naive["mae"]),
+        fmt(naive["mape"]),
         "",
     )
     statistical = {k: v for k, v in summary["baselines"].items() if k in BASELINES}
@@ -764,10 +748,10 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         )
         if entry.get("status") == "ok":
             table.add_row(
-                label, "", _fmt(entry["rmse"]), _fmt(entry["mae"]), _fmt(entry["mape"]), _fmt(entry.get("fit_seconds"))
+                label, "", fmt(entry["rmse"]), fmt(entry["mae"]), fmt(entry["mape"]), fmt(entry.get("fit_seconds"))
             )
         else:
-            table.add_row(label, "", entry.get("status", "-"), "", "", _fmt(entry.get("fit_seconds")))
+            table.add_row(label, "", entry.get("status", "-"), "", "", fmt(entry.get("fit_seconds")))
     console.print(table)
     fitted = [
         f"{LABELS[n]} {statistical[n]['model']}"
@@ -786,11 +770,11 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         for row in by_step:
             steps.add_row(
                 str(row["step"]),
-                _fmt(row["rmse"]),
-                _fmt(row["naive_rmse"]),
+                fmt(row["rmse"]),
+                fmt(row["naive_rmse"]),
                 f"{row['rmse'] / row['naive_rmse']:.1%}",
-                _fmt(row["mae"]),
-                _fmt(row["naive_mae"]),
+                fmt(row["mae"]),
+                fmt(row["naive_mae"]),
             )
         console.print(steps)
     intervals = summary.get("intervals") or {}
@@ -806,23 +790,18 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     if folds.get("chosen_fold_val_rmse"):
         values = folds["chosen_fold_val_rmse"]
         console.print(
-            f"validation RMSE on each of the {folds['k']} folds: {', '.join(_fmt(v) for v in values)} "
-            f"(spread {_fmt(max(values) - min(values))})"
+            f"validation RMSE on each of the {folds['k']} folds: {', '.join(fmt(v) for v in values)} "
+            f"(spread {fmt(max(values) - min(values))})"
         )
     stopped = summary.get("stopped_early")
     if stopped:
         console.print(
-            f"[bold]Stopped at the time limit[/] (--timeout {_fmt(stopped['timeout_seconds'])} s) after "
+            f"[bold]Stopped at the time limit[/] (--timeout {fmt(stopped['timeout_seconds'])} s) after "
             f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
             "same command again (with a larger --timeout if you like) to continue the study."
         )
     if final.get("kind", "best") != "best":
-        console.print(
-            escape(
-                f"final forecast, chosen on validation among {len(final['candidates'])}: "
-                f"{candidate_label(final, model)} ({weights_text(final, model)})"
-            )
-        )
+        console.print(escape(f"final forecast, {choice_text(final, model)}"))
     ratio = test["rmse"] / naive["rmse"]
     who = "tuned model" if final.get("kind", "best") == "best" else "final forecast"
     if summary["beats_naive"] and ratio > 0.98:
@@ -849,7 +828,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
 
     from hpo_lstm._terminal import console as terminal_console
     from hpo_lstm.baselines import LABELS
-    from hpo_lstm.report._compare import fmt, mean_std
+    from hpo_lstm.report import fmt, mean_std
 
     comparison = result["comparison"]
     console = terminal_console()
@@ -878,14 +857,6 @@ def _print_comparison(result: dict[str, Any]) -> None:
     console.print(f"report: {result['folder'] / 'report.md'}")
     console.print(f"storage: {mask_url(comparison.manifest['storage'])}")
     console.file.flush()
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

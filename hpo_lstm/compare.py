@@ -350,8 +350,9 @@ def run_compare(
                 ),
             )
     progress = progress or None
+    from hpo_lstm._files import ensure_writable
     from hpo_lstm.executors import default_workers, make_executor
-    from hpo_lstm.recording import ensure_writable, load_finished, open_storage
+    from hpo_lstm.recording import load_finished, open_storage
     from hpo_lstm.study import prepare_dataset, run_study, study_baselines
     from hpo_lstm.training import resolve_device
 

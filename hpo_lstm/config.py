@@ -30,7 +30,6 @@ LR_SCHEDULES = ("constant", "plateau")
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 _PRECISIONS = ("auto", "fp32", "bf16")  # hpo_lstm.training.PRECISIONS, without importing torch here
-MAX_SEED = 2**32 - 1  # hpo_lstm.optimizers.MAX_SEED, without importing the optimizers here
 
 
 DIRECT_STEPS = "steps 1..horizon, one output each"
@@ -116,7 +115,6 @@ class StudyConfig:
 
         if self.folds > MAX_FOLDS:
             raise ConfigError(f"folds must be an integer from 1 to {MAX_FOLDS}; got {self.folds!r}.")
-        _require_int("seed", self.seed, minimum=0)
         if self.top_k > 100:
             raise ConfigError(
                 f"top_k must be an integer from 1 to 100 (each keeps a trained model); got {self.top_k!r}."
@@ -129,8 +127,9 @@ class StudyConfig:
             or not 0 < self.baseline_timeout < math.inf
         ):
             raise ConfigError(f"baseline_timeout must be a positive number of seconds; got {self.baseline_timeout!r}.")
-        if self.seed > MAX_SEED:  # numpy's legacy generator (Optuna's samplers) takes 32 bits
-            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got {self.seed!r}.")
+        from hpo_lstm.optimizers import Optimizer  # numpy only: mealpy and optuna load on first use
+
+        Optimizer.check_seed(self.seed)  # the optimizers own the rule (Optuna's samplers take 32 bits)
         if not isinstance(self.model, str):
             raise ConfigError(f"Setting 'model' must be a string; got {self.model!r}.")
         MODELS[self.model]  # a built-in name, or module:Class imported and checked (hpo_lstm.models._user)

@@ -249,6 +249,15 @@ def weights_text(candidate: Mapping[str, Any], model: str) -> str:
     return ", ".join(words)
 
 
+def choice_text(final: Mapping[str, Any], model: str) -> str:
+    """How the final forecast was chosen, in words: "chosen on validation among 5 candidates:
+    ..." under ``--final auto``, else the rule that named it ("--final combination: ...")."""
+    what = f"{candidate_label(final, model)} ({weights_text(final, model)})"
+    if final.get("rule") == "auto":
+        return f"chosen on validation among {len(final.get('candidates') or {})} candidates: {what}"
+    return f"--final {final.get('rule', final.get('kind'))}: {what}"
+
+
 def final_description(final: Mapping[str, Any] | None, model: str) -> str:
     """The final forecast in words for verdicts: "the tuned lstm" when it is the best network,
     else e.g. "the final forecast (fitted combination: lstm 0.42, AutoETS 0.58)"."""

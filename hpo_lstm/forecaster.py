@@ -632,16 +632,13 @@ def _open(url: str, folder: Path, named_in: Path | None) -> Any:
 
 
 def _load_study(storage: Any, study_name: str, shown: str) -> tuple[Any, Any]:
-    import optuna
-
-    from hpo_lstm._logging import quiet_optuna
     from hpo_lstm._urls import mask_url
+    from hpo_lstm.recording import find_study
 
-    try:
-        with quiet_optuna():
-            return optuna.load_study(study_name=study_name, storage=storage), storage
-    except KeyError:
-        raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.") from None
+    study = find_study(storage, study_name)
+    if study is None:
+        raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.")
+    return study, storage
 
 
 def _read_model(study: Any, storage: Any, shown: str, trust_model_code: bool = False) -> Forecaster:
@@ -672,11 +669,9 @@ def _cell_label(cell: Mapping[str, Any]) -> str:
 
 def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = False) -> Forecaster:
     """A cell's model from the comparison in ``folder``: ``cell`` or the best finished one."""
-    import optuna
 
-    from hpo_lstm._logging import quiet_optuna
     from hpo_lstm.manifest import MANIFEST, read_manifest
-    from hpo_lstm.recording import MODEL_ATTR, read_final
+    from hpo_lstm.recording import MODEL_ATTR, find_study, read_final
 
     manifest = read_manifest(folder)  # checked: storage and cells present, of the right types
     cells, shown = manifest["cells"], manifest["storage"]
@@ -691,10 +686,8 @@ def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = Fa
     best: tuple[float, Any] | None = None
     stopped: list[str] = []
     for entry in cells:
-        try:
-            with quiet_optuna():
-                study = optuna.load_study(study_name=entry["study"], storage=storage)
-        except KeyError:  # not started
+        study = find_study(storage, entry["study"])
+        if study is None:  # not started
             continue
         final = read_final(study)
         if final is None or MODEL_ATTR not in study.user_attrs:

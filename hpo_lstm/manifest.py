@@ -52,9 +52,8 @@ def portable_sqlite(url: str, folder: Path) -> str:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    from hpo_lstm._files import write_text
+    from hpo_lstm._files import ensure_writable, write_text
     from hpo_lstm._urls import mask_url
-    from hpo_lstm.recording import ensure_writable
 
     ensure_writable(folder)
     manifest = dict(manifest)
@@ -254,58 +253,49 @@ def _missing_tables(tables: set[str]) -> str | None:
 
 def _sqlite_problem(path: Path) -> str | None:
     """Why the SQLite file ``path`` is not an hpo-lstm storage (None: it is); read-only."""
-    import sqlite3
+    import sqlalchemy as sa
 
-    from hpo_lstm.recording import IDENTITY_ATTR
-
+    # SQLite's own URI, read-only; SQLAlchemy hands it to sqlite3 as it is (uri=true).
+    url = f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
     try:
-        connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        return first_line(exc)
-    try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        problem = _missing_tables(tables)
-        if problem is not None:
-            return problem
-        for table in _FILLED:
-            if connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0:  # noqa: S608 (fixed names)
-                return f"Optuna's {table} table is empty"
-        count = "SELECT COUNT(*) FROM study_user_attributes WHERE key = ?"
-        if connection.execute(count, (IDENTITY_ATTR,)).fetchone()[0] == 0:
-            return "an Optuna database without a study hpo-lstm recorded"
-    except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file
-        return f"not an SQLite database: {first_line(exc)}"
-    finally:
-        connection.close()
-    return None
+        return _read_problem(url)
+    except sa.exc.DBAPIError as exc:  # "file is not a database", a damaged file
+        return f"not an SQLite database: {first_line(exc.orig)}"
 
 
 def _server_problem(url: str, shown: str) -> str | None:
     """Why the database at ``url`` (PostgreSQL, MySQL, ...) is not an hpo-lstm storage (None:
     it is); only reads. One that cannot be reached: a one-line StorageError."""
+    from hpo_lstm._urls import mask_secrets
+
+    try:
+        return _read_problem(url)
+    except Exception as exc:  # sqlalchemy and its drivers raise many kinds; all mean "cannot read it"
+        raise StorageError(f"Cannot open storage {shown!r}: {mask_secrets(first_line(exc))}") from None
+
+
+def _read_problem(url: str) -> str | None:
+    """Why the database at ``url`` is not an hpo-lstm storage (None: it is), for SQLite files
+    and servers alike: Optuna's tables, filled, with a study hpo-lstm recorded. Only reads."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from hpo_lstm._urls import mask_secrets
     from hpo_lstm.recording import IDENTITY_ATTR
 
+    engine = sa.create_engine(url, poolclass=NullPool)
     try:
-        engine = sa.create_engine(url, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                problem = _missing_tables(set(sa.inspect(connection).get_table_names()))
-                if problem is not None:
-                    return problem
-                for table in _FILLED:
-                    if connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0:  # noqa: S608
-                        return f"Optuna's {table} table is empty"
-                count = sa.text("SELECT COUNT(*) FROM study_user_attributes WHERE key = :key")
-                if connection.execute(count, {"key": IDENTITY_ATTR}).scalar() == 0:
-                    return "an Optuna database without a study hpo-lstm recorded"
-        finally:
-            engine.dispose()
-    except Exception as exc:  # sqlalchemy and its drivers raise many kinds; all mean "cannot read it"
-        raise StorageError(f"Cannot open storage {shown!r}: {mask_secrets(first_line(exc))}") from None
+        with engine.connect() as connection:
+            problem = _missing_tables(set(sa.inspect(connection).get_table_names()))
+            if problem is not None:
+                return problem
+            for table in _FILLED:
+                if connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0:  # noqa: S608
+                    return f"Optuna's {table} table is empty"
+            count = sa.text("SELECT COUNT(*) FROM study_user_attributes WHERE key = :key")
+            if connection.execute(count, {"key": IDENTITY_ATTR}).scalar() == 0:
+                return "an Optuna database without a study hpo-lstm recorded"
+    finally:
+        engine.dispose()
     return None
 
 

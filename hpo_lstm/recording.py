@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
+from hpo_lstm._files import ensure_writable
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
 from hpo_lstm._urls import mask_secrets, mask_url, remember_url
@@ -29,7 +29,7 @@ __all__ = [
     "Recorder",
     "StoredEvaluation",
     "counts_as_evaluation",
-    "ensure_writable",
+    "find_study",
     "load_finished",
     "open_storage",
     "predictions_frame",
@@ -461,12 +461,8 @@ def load_finished(
     None when the study does not exist, has not finished, ran with another budget or was made
     with other settings or data (then running it again extends, resumes or refuses it).
     """
-    import optuna
-
-    try:
-        with quiet_optuna():
-            study = optuna.load_study(study_name=config.study_name, storage=storage)
-    except KeyError:
+    study = find_study(storage, config.study_name)
+    if study is None:
         return None
     final = read_final(study)
     stored_identity = study.user_attrs.get(IDENTITY_ATTR)
@@ -525,6 +521,18 @@ def read_baselines(study: Any) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def find_study(storage: Any, study_name: str) -> Any:
+    """The Optuna study of this name in ``storage``, or None when there is none (Optuna's own
+    log lines kept quiet): the one way every command loads a recorded study."""
+    import optuna
+
+    try:
+        with quiet_optuna():
+            return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+
+
 def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
     """The final summary and test predictions recorded with an Optuna ``study``, or None."""
     attrs = study.user_attrs
@@ -543,13 +551,3 @@ def predictions_frame(columns: Mapping[str, list]) -> Any:
     if not pd.api.types.is_numeric_dtype(frame["time"]):
         frame["time"] = pd.to_datetime(frame["time"])
     return frame
-
-
-def ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # A name of its own: drivers sharing the folder (shards) probe it at the same time.
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hpo-lstm-write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"Output folder {str(folder)!r} cannot be written: {exc.strerror}.") from None

@@ -106,16 +106,23 @@ def test_duplicate_candidates_are_not_retrained(tmp_path: Path):
     assert summary["n_trained"] == 2 and summary["n_duplicates"] == 6
 
 
-def test_a_complete_study_run_again_trains_nothing_and_keeps_its_result(tmp_path: Path, capsys):
+def test_a_complete_study_run_again_trains_nothing_and_keeps_its_result(tmp_path: Path, capsys, monkeypatch):
     args = ("--optimizer", "tpe", "--budget", "6", "--pop-size", "3")
     assert _run(tmp_path, "r", *args) == 0
     first = _trials(tmp_path / "r", "tiny")
     summary = (tmp_path / "r" / "tiny" / "summary.json").read_text()
     (tmp_path / "r" / "tiny" / "summary.json").unlink()
     loud = [a for a in TINY_RUN if a != "--quiet"]
+    monkeypatch.setenv("COLUMNS", "80")
     assert main(["run", str(_study(tmp_path, "")), *loud, "--out", str(tmp_path / "r"), *args]) == 0
     out = capsys.readouterr().out
     assert "Study 'tiny' is complete (6 evaluations" in out and "nothing was trained" in out
+    # The summary fits 80 columns (but for a path longer than that, on a line of its own), each
+    # candidate's name on one line, no trailing spaces.
+    lines = out.splitlines()
+    assert [line for line in lines if len(line) > 80 and len(line.split()) > 2] == []
+    assert [line for line in lines if line != line.rstrip()] == []
+    assert any("  mean of " in line and " best lstm " in line for line in lines), out
     again = _trials(tmp_path / "r", "tiny")
     assert [(t.number, t.datetime_complete) for t in again] == [(t.number, t.datetime_complete) for t in first]
     # The stored result, wall time included: not a replay's few seconds.

@@ -106,9 +106,7 @@ def test_every_figure_quoted_for_command_1_is_the_readme_s():
     block = _command_1_block()
     printed = set(_FIGURE.findall(block))
     assert len(printed) >= 10, printed
-    other_kernels = [
-        p for p in _sentences(DOCS["reliability.md"]) if "command 1" in p and "DNNL_MAX_CPU_ISA=AVX2" in p
-    ]
+    other_kernels = [p for p in _sentences(DOCS["reliability.md"]) if "command 1" in p and "DNNL_MAX_CPU_ISA=AVX2" in p]
     assert len(other_kernels) == 1, "reliability.md shows command 1 with other kernels in one sentence"
     elsewhere = set(_FIGURE.findall(other_kernels[0])) - printed
     quoted = 0

@@ -45,6 +45,7 @@ __all__ = [
     "Registry",
     "SearchStopped",
     "get_optimizer",
+    "mealpy_listing",
     "optimizer_implementation",
     "registry",
 ]
@@ -71,3 +72,11 @@ def optimizer_implementation(name: str) -> str | None:
         return registry[name].implementation()
     except KeyError:
         return None
+
+
+def mealpy_listing() -> tuple[Any, Any, Any]:
+    """(header, rows, footer) of every mealpy class usable as ``mealpy:<ClassName>``: batched,
+    one agent at a time, or why it cannot run (``hpo-lstm optimizers --all``; imports mealpy)."""
+    from hpo_lstm.optimizers._any_mealpy import listing_rows
+
+    return listing_rows()

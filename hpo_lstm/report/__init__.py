@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from hpo_lstm.report._compare import Comparison, load_comparison, write_comparison_report
-from hpo_lstm.report._run import convergence_table, rebuild_run_outputs, write_run_outputs
+from hpo_lstm.report._compare import Comparison, load_comparison, mean_std, write_comparison_report
+from hpo_lstm.report._plots import plot_forecast
+from hpo_lstm.report._run import (
+    RUN_FILES,
+    convergence_table,
+    lookback_text,
+    rebuild_run_outputs,
+    target_label,
+    write_run_outputs,
+)
+from hpo_lstm.report._tables import fmt
 
 __all__ = [
+    "RUN_FILES",
     "Comparison",
     "convergence_table",
+    "fmt",
     "load_comparison",
+    "lookback_text",
+    "mean_std",
+    "plot_forecast",
     "rebuild_run_outputs",
+    "target_label",
     "write_comparison_report",
     "write_run_outputs",
 ]

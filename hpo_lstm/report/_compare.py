@@ -22,6 +22,7 @@ from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._tables import (
     best_so_far,
     convergence_bands,
+    fmt,
     model_comparison_table,
     optimizer_ranking_table,
     statistical_comparison_table,
@@ -47,11 +48,9 @@ class Comparison:
 def load_comparison(folder: str | Path) -> Comparison:
     """Read the manifest in ``folder`` and every cell it names from the storage (checked, then
     opened read-only: :func:`hpo_lstm.manifest.open_recorded`)."""
-    import optuna
 
-    from hpo_lstm._logging import quiet_optuna
     from hpo_lstm.manifest import MANIFEST, open_recorded, read_manifest
-    from hpo_lstm.recording import read_final
+    from hpo_lstm.recording import find_study, read_final
 
     manifest = read_manifest(folder)
     storage = open_recorded(manifest["storage"], folder=Path(folder), named_in=Path(folder) / MANIFEST)
@@ -59,10 +58,8 @@ def load_comparison(folder: str | Path) -> Comparison:
     cell_rows, curve_rows, trial_rows, unfinished, devices = [], [], [], [], set()
     predictions: dict[str, dict[str, list]] = {}
     for cell in manifest["cells"]:
-        try:
-            with quiet_optuna():
-                study = optuna.load_study(study_name=cell["study"], storage=storage)
-        except KeyError:
+        study = find_study(storage, cell["study"])
+        if study is None:
             unfinished.append(cell["study"])
             continue
         final = read_final(study)
@@ -267,15 +264,6 @@ def write_comparison_report(folder: str | Path) -> dict[str, Any]:
 
 
 # Markdown ---------------------------------------------------------------------------------------
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number as the report prints it (4 significant digits); missing values as '-'."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        return str(value)
-    return f"{float(value):.{digits}g}"
 
 
 def mean_std(row: Mapping[str, Any], metric: str) -> str:

@@ -26,7 +26,7 @@ from hpo_lstm._urls import mask_url
 from hpo_lstm.model_store import write_model_folder
 from hpo_lstm.recording import predictions_frame, read_model
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
-from hpo_lstm.report._tables import best_so_far
+from hpo_lstm.report._tables import best_so_far, fmt
 
 if TYPE_CHECKING:
     from hpo_lstm.study import StudyResult
@@ -235,17 +235,13 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
 
 
 def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> dict[str, Any]:
-    import optuna
 
-    from hpo_lstm._logging import quiet_optuna
-    from hpo_lstm.recording import read_final
+    from hpo_lstm.recording import find_study, read_final
 
     model_folder = check_real_folder(folder / MODEL_FOLDER, folder)  # before anything is written
-    try:
-        with quiet_optuna():
-            study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        raise ConfigError(f"Storage {mask_url(url)!r} holds no study {study_name!r}.") from None
+    study = find_study(storage, study_name)
+    if study is None:
+        raise ConfigError(f"Storage {mask_url(url)!r} holds no study {study_name!r}.")
     final = read_final(study)
     if final is None:
         raise ConfigError(
@@ -269,12 +265,6 @@ def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> di
     return written
 
 
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{float(value):.{digits}g}"
-
-
 def run_report_markdown(summary: Mapping[str, Any]) -> str:
     """report.md of a run, from its summary alone: the protocol, the verdicts, and the tuned
     model's test metrics next to every baseline's (those not scored with their status and why)."""
@@ -282,7 +272,7 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
 
     protocol = summary.get("protocol") or {}
     windows = protocol.get("windows") or {}
-    from hpo_lstm.ensemble import candidate_label, final_description, weights_text
+    from hpo_lstm.ensemble import candidate_label, choice_text, final_description, weights_text
 
     test, baselines = summary["test"], summary["baselines"]
     naive = baselines["naive_last"]
@@ -317,16 +307,16 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
             if summary.get("precision") == "bf16"
             else "float32."
         ),
-        "- **Test**: the best candidate's own weights, scored once on the test windows. The statistical baselines are "
+        "- **Test**: the networks keep the weights the search trained (no retraining); the final forecast is scored "
+        "once on the test windows. The statistical baselines are "
         "fitted on the training and validation rows only and forecast every test point from the same origin as the "
         "network, with every observation up to it and no refit.",
     ]
     if final:
         lines.append(
-            f"- **Final forecast**: chosen on validation among {len(final.get('candidates') or {})} candidates "
-            "(the best network, the mean of the best ones, their combinations with the statistical models, whose "
-            "validation forecasts come from fits on the training rows only): "
-            f"{candidate_label(final, summary['model'])} ({weights_text(final, summary['model'])})."
+            f"- **Final forecast**: {choice_text(final, summary['model'])}. Every candidate (the best network, the "
+            "mean of the best ones, their combinations with the statistical models, whose validation forecasts come "
+            "from fits on the training rows only) is scored on validation and test below."
         )
     lines.append("")
     ratio = test["rmse"] / naive["rmse"]
@@ -341,7 +331,7 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     stopped = summary.get("stopped_early")
     if stopped:
         lines += [
-            f"**Stopped early** at the time limit of {_num(stopped['timeout_seconds'], 6)} s after "
+            f"**Stopped early** at the time limit of {fmt(stopped['timeout_seconds'], 6)} s after "
             f"{stopped['evaluations']} of {stopped['budget']} evaluations; running the same command again "
             "continues the study.",
             "",
@@ -350,24 +340,24 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     if folds:
         lines += [
             f"**Folds.** The chosen candidate's validation RMSE on each fold, oldest first: "
-            f"{', '.join(_num(v) for v in folds)} (spread {_num(max(folds) - min(folds))}); the final model is "
+            f"{', '.join(fmt(v) for v in folds)} (spread {fmt(max(folds) - min(folds))}); the final model is "
             "its weights on the last fold.",
             "",
         ]
     lines += ["## Test metrics", ""]
     header = "| forecast | test RMSE | test MAE | test MAPE % | status | fit s | model |"
     lines += [header, "|---|---|---|---|---|---|---|"]
-    params = ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in summary["best_params"].items())
-    lines.append(f"| {model} | {_num(test['rmse'])} | {_num(test['mae'])} | {_num(test['mape'])} | ok | - | {params} |")
+    params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in summary["best_params"].items())
+    lines.append(f"| {model} | {fmt(test['rmse'])} | {fmt(test['mae'])} | {fmt(test['mape'])} | ok | - | {params} |")
     for kind, candidate in (final.get("candidates") or {}).items():
         if kind != final.get("kind"):
             lines.append(
                 f"| {candidate_label(candidate, summary['model'])} (not chosen; validation RMSE "
-                f"{_num(candidate['val_rmse'])}) | {_num(candidate.get('test_rmse'))} | - | - | ok | - | "
+                f"{fmt(candidate['val_rmse'])}) | {fmt(candidate.get('test_rmse'))} | - | - | ok | - | "
                 f"{weights_text(candidate, summary['model'])} |"
             )
     lines.append(
-        f"| naive last value | {_num(naive['rmse'])} | {_num(naive['mae'])} | {_num(naive['mape'])} | ok | - | "
+        f"| naive last value | {fmt(naive['rmse'])} | {fmt(naive['mae'])} | {fmt(naive['mape'])} | ok | - | "
         "the last input value |"
     )
     for name in (n for n in BASELINES if n in statistical):
@@ -375,14 +365,14 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         label = LABELS[name] + (f" ({e['season']})" if name == "seasonal_naive" and e.get("season") else "")
         detail = e.get("model") if e.get("status") == "ok" else e.get("reason")
         lines.append(
-            f"| {label} | {_num(e.get('rmse'))} | {_num(e.get('mae'))} | {_num(e.get('mape'))} | "
-            f"{e.get('status')} | {_num(e.get('fit_seconds'), 3)} | {(detail or '-').replace('|', '/')} |"
+            f"| {label} | {fmt(e.get('rmse'))} | {fmt(e.get('mae'))} | {fmt(e.get('mape'))} | "
+            f"{e.get('status')} | {fmt(e.get('fit_seconds'), 3)} | {(detail or '-').replace('|', '/')} |"
         )
     lines += [
         "",
         "MAPE is left out (-) where the actual values cross zero. fit s: seconds to fit on train + "
         "validation (in a child process under the time limit of "
-        f"{_num(protocol.get('baseline_timeout'), 3)} s each).",
+        f"{fmt(protocol.get('baseline_timeout'), 3)} s each).",
         "",
     ]
     by_step = summary.get("by_step") or []
@@ -396,7 +386,7 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         ]
         for row in by_step:
             values = [row["rmse"], row["naive_rmse"], *(row[f"{n}_rmse"] for n in scored)]
-            lines.append(f"| {row['step']} | " + " | ".join(_num(v) for v in values) + " |")
+            lines.append(f"| {row['step']} | " + " | ".join(fmt(v) for v in values) + " |")
         lines.append("")
     notes = protocol.get("data_notes") or []
     if notes:

@@ -250,3 +250,13 @@ def statistical_comparison_table(
                 row[f"seeds_better_than_{name}"] = int((values < rmse).sum())
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number as every table and line of hpo-lstm prints it: an integer whole, anything else to
+    ``digits`` significant digits; missing and non-finite values as '-'."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return str(value)
+    return f"{float(value):.{digits}g}"
