@@ -632,15 +632,19 @@ def _forecast(args: argparse.Namespace) -> int:
 def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
     import math
 
+    from rich.markup import escape
     from rich.table import Table
 
     from hpo_lstm._terminal import console as terminal_console
+    from hpo_lstm.ensemble import candidate_label, weights_text
 
     card = forecaster.card
-    table = Table(
-        title=f"{card['target']}: {len(frame)}-step forecast of {card['model']} "
-        f"({card.get('study_name')}, horizon {forecaster.horizon})"
-    )
+    what = card["model"]
+    if forecaster.final_kind != "best":  # "combination (5 lstm 0.43, AutoETS 0.26, AutoARIMA 0.31)"
+        final = {"kind": forecaster.final_kind, "members": list(forecaster.weights)}
+        final["weights"] = list(forecaster.weights.values())
+        what = f"{candidate_label(final, what)} ({weights_text(final, what)})"
+    table = Table(title=f"{card['target']}: {len(frame)}-step forecast of {card.get('study_name')}")
     for column in ("step", "time", "forecast", "80% interval", "95% interval"):
         table.add_column(column, justify="left" if column == "time" else "right")
     times = frame["time"]
@@ -664,6 +668,7 @@ def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
             f"{num(row['lower_95'])} .. {num(row['upper_95'])}",
         )
     console = terminal_console()
+    console.print(escape(f"model: {what}, horizon {forecaster.horizon}"))
     console.print(table)
     if len(frame) > forecaster.horizon:
         console.print(

@@ -180,6 +180,15 @@ def test_a_saved_combination_forecasts_past_the_data_and_reloads_bit_for_bit(com
     assert half[0] == pytest.approx(forecaster.card["intervals"]["80"][0], rel=1e-12)
 
 
+
+def test_hpo_lstm_forecast_names_the_combination_it_forecasts_with(combined_run: Path, tmp_path: Path, capsys):
+    from hpo_lstm.cli import main
+
+    assert main(["forecast", str(combined_run), "--steps", "3", "--out", str(tmp_path / "fc")]) == 0
+    printed = capsys.readouterr().out
+    assert "model: equal combination (3 lstm " in printed and "AutoETS" in printed and "AutoARIMA" in printed
+
+
 def test_a_saved_combination_reproduces_its_test_predictions(combined_run: Path):
     forecaster = load_forecaster(combined_run)
     recorded = _predictions(combined_run)

@@ -269,6 +269,9 @@ def test_the_cli_writes_forecast_csv_and_png_and_prints_a_table(co2_run: Path, t
         assert time.strftime("%Y-%m-%d") in printed
     assert expected["time"].iloc[15].strftime("%Y-%m-%d") not in printed
     assert "forecast.csv" in printed
+    # It names what forecasts: the study's final forecast (here the best network alone: --final best).
+    assert json.loads((co2_run / "summary.json").read_text())["final_forecast"]["kind"] == "best"
+    assert "model: lstm, horizon 1" in printed
 
     # From --storage/--study-name: written to results/<study>/forecast under the current folder.
     url, name = _storage(co2_run)
