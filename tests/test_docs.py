@@ -91,7 +91,7 @@ _FIGURE = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")
 
 def _sentences(text: str) -> list[str]:
     """The sentences of the text, and each item of a list or table row as one."""
-    pieces = re.split(r"\n\s*\n|\n(?=[*-|] |\d+\. )|(?<=[.!?:;])\s+(?=[A-Z(`*])", text)
+    pieces = re.split(r"\n\s*\n|\n(?=[*|-] |\d+\. )|(?<=[.!?:;])\s+(?=[A-Z(`*])", text)
     return [" ".join(p.split()) for p in pieces if p.strip()]
 
 
@@ -109,7 +109,6 @@ def test_every_figure_quoted_for_command_1_is_the_readme_s():
     other_kernels = [p for p in _sentences(DOCS["reliability.md"]) if "command 1" in p and "DNNL_MAX_CPU_ISA=AVX2" in p]
     assert len(other_kernels) == 1, "reliability.md shows command 1 with other kernels in one sentence"
     elsewhere = set(_FIGURE.findall(other_kernels[0])) - printed
-    quoted = 0
     for name, text in {"README.md": README.replace(block, ""), **DOCS}.items():
         for sentence in _sentences(text):
             if "command 1" not in sentence:
@@ -117,13 +116,13 @@ def test_every_figure_quoted_for_command_1_is_the_readme_s():
             if name == "reliability.md" and sentence == other_kernels[0]:
                 continue
             for figure in _FIGURE.findall(sentence):
-                quoted += 1
                 assert figure in printed, (
                     f"{name} quotes {figure} for command 1, which its output in the README does not print:"
                     f" {' '.join(sentence.split())[:200]}"
                 )
                 assert figure not in elsewhere, (name, figure)
-    assert quoted >= 2, "the docs quote command 1's figures somewhere (forecasting.md, reliability.md)"
+    # The other kernels' run is set against the README's own figures, which it quotes as printed.
+    assert set(_FIGURE.findall(other_kernels[0])) & printed, other_kernels[0]
 
 
 @pytest.mark.parametrize("name", ["README.md", *sorted(DOCS)])
