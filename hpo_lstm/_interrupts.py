@@ -7,8 +7,11 @@ lost: the run goes on). So while the main thread is in SQLAlchemy or an Optuna s
 handler holds the interrupt back: it sends the signal to the main thread again 20 ms later,
 until it lands outside, where it raises KeyboardInterrupt as usual. A storage call takes
 milliseconds; one that hangs (a database that stopped answering) is interrupted anyway after
-``HOLD_AT_MOST`` seconds. (Written by hand: neither Optuna nor SQLAlchemy offers interrupt-safe
-calls.)
+``HOLD_AT_MOST`` seconds. An interrupt that still lands in a finalizer or a weakref callback
+(``__del__`` of any library, or SQLAlchemy's after the hold: a slow start on a busy machine
+imports it for seconds), where Python can only print "Exception ignored" and drop it, is caught
+by ``sys.unraisablehook`` and sent again, so it is never lost. (Written by hand: neither Optuna
+nor SQLAlchemy offers interrupt-safe calls.)
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 __all__ = ["HOLD_AT_MOST", "interrupts_outside_storage"]
 
@@ -30,6 +34,7 @@ HOLD_AT_MOST = 2.0
 
 _retries: list[threading.Timer] = []
 _held_since: float | None = None  # when the interrupt now held back first arrived
+_last_signum: int = signal.SIGINT  # of the interrupt raised last (sent again if it was dropped)
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -51,7 +56,7 @@ def _send_to_main_thread(signum: int) -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    global _held_since
+    global _held_since, _last_signum
     now = time.monotonic()
     if _in_storage_code(frame) and (_held_since is None or now - _held_since < HOLD_AT_MOST):
         _held_since = _held_since if _held_since is not None else now
@@ -61,7 +66,28 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         retry.start()
         return
     _held_since = None
+    _last_signum = signum
     raise KeyboardInterrupt
+
+
+def _send_again(signum: int) -> None:
+    retry = threading.Timer(_RETRY_SECONDS, _send_to_main_thread, (signum,))
+    retry.daemon = True
+    _retries.append(retry)
+    retry.start()
+
+
+def _unraisable(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that sends a dropped interrupt again and leaves the rest to
+    ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _send_again(_last_signum)
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def _stop_retries() -> None:
@@ -85,14 +111,18 @@ def interrupts_outside_storage() -> Iterator[None]:
         return
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     previous = {}
+    unraisable_hook = sys.unraisablehook
     try:
         for signum, default in defaults.items():
             if signal.getsignal(signum) is default:
                 previous[signum] = signal.signal(signum, _interrupt)
+        if previous:
+            sys.unraisablehook = _unraisable(unraisable_hook)
         yield
     finally:
         try:
             if previous:  # the outermost block
+                sys.unraisablehook = unraisable_hook
                 _stop_retries()
         finally:
             for signum, handler in previous.items():

@@ -180,7 +180,6 @@ def test_a_saved_combination_forecasts_past_the_data_and_reloads_bit_for_bit(com
     assert half[0] == pytest.approx(forecaster.card["intervals"]["80"][0], rel=1e-12)
 
 
-
 def test_hpo_lstm_forecast_names_the_combination_it_forecasts_with(combined_run: Path, tmp_path: Path, capsys):
     from hpo_lstm.cli import main
 

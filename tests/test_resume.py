@@ -248,6 +248,27 @@ def test_ctrl_c_in_a_storage_call_that_hangs_interrupts_it_after_a_while(storage
     assert time.monotonic() - started < 10
 
 
+def test_an_interrupt_that_lands_in_a_finalizer_is_not_lost():
+    """Python drops an exception raised in ``__del__`` or a weakref callback ("Exception ignored
+    in ..."): a Ctrl-C that lands there must come again, outside."""
+    import gc
+
+    from hpo_lstm._interrupts import interrupts_outside_storage
+
+    class Finalized:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # the handler runs inside this __del__
+            for _ in range(1000):  # (a few more bytecodes here for it to land on)
+                pass
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
+        Finalized()  # dropped at once: __del__ runs here
+        gc.collect()
+        time.sleep(5)  # the interrupt sent again lands here
+    assert time.monotonic() - started < 4
+
+
 def test_a_callers_own_signal_handlers_stay_in_charge():
     from hpo_lstm._interrupts import interrupts_outside_storage
 
