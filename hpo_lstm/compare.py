@@ -406,7 +406,7 @@ def run_compare(
         )
         mine = shard_cells(cells, shard)
         pending = [
-            c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint))
+            c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint), c)
         ]
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
@@ -479,9 +479,11 @@ def _stop_cells(futures: list[Any], pool: Any, threads: Any) -> None:
     threads.shutdown(wait=True)
 
 
-def _complete(finished: tuple[dict[str, Any], Any] | None) -> bool:
-    """Whether a cell's recorded result is final: recorded, and not ended early by ``timeout``."""
-    return finished is not None and not finished[0].get("stopped_early")
+def _complete(finished: tuple[dict[str, Any], Any] | None, cell: Cell) -> bool:
+    """Whether a cell's recorded result is final (hpo_lstm.recording.is_complete)."""
+    from hpo_lstm.recording import is_complete
+
+    return finished is not None and is_complete(finished[0], cell.config.budget)
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:

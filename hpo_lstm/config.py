@@ -86,7 +86,7 @@ class StudyConfig:
     top_k: int = 5
 
     def __post_init__(self) -> None:
-        from hpo_lstm.data import check_data_name, check_transform
+        from hpo_lstm.data import check_data_name, check_season_transform, check_transform
         from hpo_lstm.ensemble import FINAL_RULES
         from hpo_lstm.pruning import PRUNING_MODES
 
@@ -98,11 +98,6 @@ class StudyConfig:
             _require_int("lookback", self.lookback, minimum=1, maximum=_MAXIMA["lookback"])
         if self.calendar is not None and not isinstance(self.calendar, bool):
             raise ConfigError(f"calendar must be true or false; got {self.calendar!r}.")
-        if self.transform == "sdiff" and self.season is not None and self.season < self.horizon:
-            raise ConfigError(
-                f"transform 'sdiff' needs season >= horizon (the value one season before each forecast step must be "
-                f"known when forecasting); got season {self.season}, horizon {self.horizon}."
-            )
         from hpo_lstm.data import MAX_FOLDS
 
         if self.timeout is not None and (
@@ -121,6 +116,7 @@ class StudyConfig:
             )
         if self.season is not None:
             _require_int("season", self.season, minimum=1)
+            check_season_transform(self.transform, self.season, self.horizon)  # else when the data gives one
         if (
             isinstance(self.baseline_timeout, bool)
             or not isinstance(self.baseline_timeout, (int, float))

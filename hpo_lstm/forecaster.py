@@ -671,7 +671,7 @@ def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = Fa
     """A cell's model from the comparison in ``folder``: ``cell`` or the best finished one."""
 
     from hpo_lstm.manifest import MANIFEST, read_manifest
-    from hpo_lstm.recording import MODEL_ATTR, find_study, read_final
+    from hpo_lstm.recording import MODEL_ATTR, find_study, is_complete, read_final
 
     manifest = read_manifest(folder)  # checked: storage and cells present, of the right types
     cells, shown = manifest["cells"], manifest["storage"]
@@ -692,8 +692,9 @@ def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = Fa
         final = read_final(study)
         if final is None or MODEL_ATTR not in study.user_attrs:
             continue
-        if final[0].get("stopped_early"):  # stopped at its time limit: not finished, not chosen unasked
-            stopped.append(_cell_label(entry))
+        if not is_complete(final[0], manifest["base"]["budget"] if entry.get("kind", "tuned") == "tuned" else 1):
+            if final[0].get("stopped_early"):  # stopped at its time limit with its best so far: not chosen unasked
+                stopped.append(_cell_label(entry))
             continue
         value = final[0].get("best_val_rmse")
         if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or value < best[0]):

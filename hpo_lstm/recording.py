@@ -30,6 +30,7 @@ __all__ = [
     "StoredEvaluation",
     "counts_as_evaluation",
     "find_study",
+    "is_complete",
     "load_finished",
     "open_storage",
     "predictions_frame",
@@ -519,6 +520,13 @@ def read_baselines(study: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
+
+
+def is_complete(summary: Mapping[str, Any], budget: int) -> bool:
+    """Whether a recorded final result (``read_final``'s summary) is a finished study's: its whole
+    budget spent, not ended early by ``timeout`` with its best so far. The one rule for a run, a
+    comparison's cells, its report and ``hpo-lstm forecast`` alike."""
+    return not summary.get("stopped_early") and summary.get("n_evaluations") == budget
 
 
 def find_study(storage: Any, study_name: str) -> Any:

@@ -50,7 +50,7 @@ def load_comparison(folder: str | Path) -> Comparison:
     opened read-only: :func:`hpo_lstm.manifest.open_recorded`)."""
 
     from hpo_lstm.manifest import MANIFEST, open_recorded, read_manifest
-    from hpo_lstm.recording import find_study, read_final
+    from hpo_lstm.recording import find_study, is_complete, read_final
 
     manifest = read_manifest(folder)
     storage = open_recorded(manifest["storage"], folder=Path(folder), named_in=Path(folder) / MANIFEST)
@@ -63,8 +63,7 @@ def load_comparison(folder: str | Path) -> Comparison:
             unfinished.append(cell["study"])
             continue
         final = read_final(study)
-        expected = budget if cell["kind"] == "tuned" else 1
-        if final is None or final[0]["n_evaluations"] != expected:
+        if final is None or not is_complete(final[0], budget if cell["kind"] == "tuned" else 1):
             unfinished.append(cell["study"])
             continue
         summary, predicted = final
