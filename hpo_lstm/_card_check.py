@@ -191,7 +191,7 @@ def _check_time(time: Any, zone: Any, problems: list[str]) -> None:
         except (TypeError, ValueError):
             problems.append(f"time.last {last!r} (a time stamp or a row number)")
     if zone is not None:
-        from hpo_lstm.data._series import zone_times
+        from hpo_lstm.data import zone_times
 
         try:
             zone_times(["2000-01-01"], zone) if isinstance(zone, str) else None

@@ -570,27 +570,18 @@ def _report(folder: str, *, quiet: bool) -> int:
 
 def _forecast(args: argparse.Namespace) -> int:
     """``hpo-lstm forecast``: forecast.csv, forecast.png and a short table."""
-    from hpo_lstm.forecaster import MAX_STEPS
+    from hpo_lstm.forecaster import check_steps, load_forecaster
 
-    if not 1 <= args.steps <= MAX_STEPS:
-        raise ConfigError(f"--steps must be an integer from 1 to {MAX_STEPS}; got {args.steps}.")
-    from hpo_lstm._urls import env_storage
-
-    storage = args.storage if args.storage is not None or args.result is not None else env_storage()
-    if (args.result is None) == (storage is None):
-        raise ConfigError(
-            "Give either a RESULT folder or --storage URL (or HPO_LSTM_STORAGE) with --study-name NAME "
-            "(not both, not neither)."
-        )
-    if args.data is not None and not Path(args.data).is_file():
-        raise ConfigError(f"--data {args.data!r} does not exist or is not a file.")
-
-    from hpo_lstm.forecaster import load_forecaster
-
+    check_steps(args.steps, "--steps")  # before anything is read; the rest load_forecaster and the data check
     forecaster = load_forecaster(
-        args.result, storage=storage, study_name=args.study_name, cell=args.cell, trust_model_code=args.trust_model_code
+        args.result,
+        storage=args.storage,
+        study_name=args.study_name,
+        cell=args.cell,
+        trust_model_code=args.trust_model_code,
     )
-    frame = forecaster.forecast(steps=args.steps, data=args.data)
+    data = forecaster.read_data(args.data) if args.data is not None else None  # read once, used twice
+    frame = forecaster.forecast(steps=args.steps, data=data)
     if args.out is not None:
         out = Path(args.out)
     elif args.result is not None:
@@ -606,7 +597,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from hpo_lstm.report import plot_forecast, target_label
 
     card = forecaster.card
-    history = forecaster.recent(max(3 * forecaster.lookback, 100), data=args.data)
+    history = forecaster.recent(max(3 * forecaster.lookback, 100), data=data)
     source = args.data if args.data is not None else card.get("data")
     # Both files or neither: each is written whole beside its place, and both are renamed into
     # place only once both are written (a full disk left a new forecast.csv beside the old png).

@@ -178,7 +178,7 @@ class StudyConfig:
     def data_name(self) -> str:
         """``data`` as text: the name or path given, or "frame" for a pandas DataFrame (whose
         content is in the study's data fingerprint, not in its settings)."""
-        from hpo_lstm.data._series import FRAME_NAME, is_frame
+        from hpo_lstm.data import FRAME_NAME, is_frame
 
         return FRAME_NAME if is_frame(self.data) else self.data
 

@@ -29,13 +29,13 @@ import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.baselines import forecast_from_state, forecasts_from_state
-from hpo_lstm.data._series import zone_times
+from hpo_lstm.data import zone_times
 from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LEVELS", "MAX_STEPS", "Forecaster", "load_forecaster"]
+__all__ = ["LEVELS", "MAX_STEPS", "Forecaster", "check_steps", "load_forecaster"]
 
 LEVELS = ("80", "95")  # interval levels a card holds, in percent
 # The longest forecast: a year of hourly steps ten times over; recursive steps take about a
@@ -149,7 +149,7 @@ class Forecaster:
         the horizon, the held features and the intervals."""
         import pandas as pd
 
-        steps = _check_steps(steps)
+        steps = check_steps(steps)
         values, times, time_info = self._history(data)
         H, target = self.horizon, self.features.index(self.target)
         rows = values.copy()
@@ -198,7 +198,7 @@ class Forecaster:
         conformal half-widths for steps 1..H, then ``halfwidth[H] * sqrt(k / H)`` (approximate)."""
         if level not in LEVELS:
             raise ConfigError(f"Interval level must be one of {', '.join(map(repr, LEVELS))}; got {level!r}.")
-        steps = _check_steps(steps)
+        steps = check_steps(steps)
         card = np.asarray(self.card["intervals"][level], dtype=float)
         k = np.arange(1, steps + 1)
         grown = card[-1] * np.sqrt(k / self.horizon)
@@ -251,6 +251,13 @@ class Forecaster:
         if len(self.weights) > 1 or self._states:
             frame.update({name: np.asarray(f).ravel() for name, f in members.items() if name in self.weights})
         return pd.DataFrame(frame)
+
+    def read_data(self, data: Any) -> Any:
+        """``data`` (a CSV path, a built-in dataset name or a DataFrame) read with the study's
+        columns, as :class:`hpo_lstm.data.Series`: pass it to :meth:`forecast`, :meth:`recent`
+        or :meth:`predict` as ``data`` to read a file once for several calls. Refused in one line
+        (:class:`~hpo_lstm.DataError`) when a column is missing or the file does not exist."""
+        return self._series(data)
 
     def recent(self, points: int, data: Any = None) -> pd.DataFrame:
         """The last ``points`` observations of the target (time, value): of ``data`` when given;
@@ -334,12 +341,12 @@ class Forecaster:
         if own["step_seconds"] and abs(math.log(own["step_seconds"] / float(card_step))) > math.log(1.25):
             import pandas as pd
 
-            from hpo_lstm.data._series import _span
+            from hpo_lstm.data import step_text
 
             raise DataError(
-                f"The data's time step is {_span(pd.Timedelta(seconds=own['step_seconds']))}"
+                f"The data's time step is {step_text(pd.Timedelta(seconds=own['step_seconds']))}"
                 + (f" ({own['freq']!r})" if own["freq"] else "")
-                + f"; this model was trained on steps of {_span(pd.Timedelta(seconds=float(card_step)))}"
+                + f"; this model was trained on steps of {step_text(pd.Timedelta(seconds=float(card_step)))}"
                 + (f" ({self.card['time']['freq']!r})" if self.card["time"].get("freq") else "")
                 + ", and forecasts at that step only. Give data at the model's step."
             )
@@ -352,7 +359,7 @@ class Forecaster:
             return []
         import pandas as pd
 
-        from hpo_lstm.data._series import _span
+        from hpo_lstm.data import step_text
 
         window = pd.DatetimeIndex(series.times[-self._rows :])
         steps = np.diff(window.asi8) / 1e9
@@ -362,27 +369,23 @@ class Forecaster:
         k = long[np.argmax(steps[long])]
         return [
             f"the input window (the last {self._rows} rows, {str(window[0])[:19]} to {str(window[-1])[:19]}) has "
-            f"a step of {_span(pd.Timedelta(seconds=float(steps[k])))} (ending {str(window[k + 1])[:19]}) where "
-            f"the model's step is {_span(pd.Timedelta(seconds=float(card_step)))}: its rows are read as "
+            f"a step of {step_text(pd.Timedelta(seconds=float(steps[k])))} (ending {str(window[k + 1])[:19]}) where "
+            f"the model's step is {step_text(pd.Timedelta(seconds=float(card_step)))}: its rows are read as "
             "consecutive observations"
         ]
 
     def _series(self, data: Any) -> Any:
-        """``data`` (CSV path, built-in name, DataFrame) loaded with the study's columns."""
+        """``data`` (CSV path, built-in name, DataFrame) loaded with the study's columns; a
+        Series :meth:`read_data` gave, as it is."""
         import pandas as pd
 
-        from hpo_lstm.data import BUILTIN_DATASETS, load_series
-        from hpo_lstm.data._series import _TIME_NAMES, _from_frame
+        from hpo_lstm.data import BUILTIN_DATASETS, Series, load_series
 
+        if isinstance(data, Series):
+            return data
         target, features, time_column = self.target, list(self.features), self.card.get("time_column")
-        if isinstance(data, pd.DataFrame):
-            frame = data.copy()
-            names = [str(c).strip().lower() for c in frame.columns]
-            has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
-            if not has_time and isinstance(frame.index, pd.DatetimeIndex):
-                time_column = time_column or "time"
-                frame = frame.rename_axis(time_column).reset_index()
-            return _from_frame(frame, name="data", target=target, features=features, time_column=time_column)
+        if isinstance(data, pd.DataFrame):  # as a study reads one (a DatetimeIndex as its time column)
+            return load_series(data, target=target, features=features, time_column=time_column)
         if isinstance(data, (str, Path)):
             text = str(data)
             if text in BUILTIN_DATASETS and not Path(text).is_file():
@@ -411,8 +414,7 @@ class Forecaster:
         return self.lookback + max(1, self._lag)
 
     def _scale(self, values: np.ndarray, times: np.ndarray | None) -> np.ndarray:
-        from hpo_lstm.data import calendar_values
-        from hpo_lstm.data._windows import scale_inputs
+        from hpo_lstm.data import calendar_values, scale_inputs
 
         calendar = None
         if self.calendar:
@@ -517,9 +519,11 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _check_steps(steps: Any) -> int:
+def check_steps(steps: Any, name: str = "`steps`") -> int:
+    """``steps`` as an int, or a one-line ConfigError naming it as ``name``: 1 to MAX_STEPS
+    forecast steps."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-        raise ConfigError(f"The number of forecast steps must be an integer from 1 to {MAX_STEPS}; got {steps!r}.")
+        raise ConfigError(f"{name} must be an integer from 1 to {MAX_STEPS:,}; got {steps!r}.")
     return int(steps)
 
 

@@ -217,7 +217,7 @@ class _StopAfter:
         if self.seen == self.n:
             raise KeyboardInterrupt
 
-    def final(self, *, done: bool) -> None:
+    def final(self, *, done: bool, stage: str = "") -> None:
         pass
 
 

@@ -231,10 +231,16 @@ def test_arima_multi_step_forecasts_equal_the_library_forward_from_each_origin(s
 
     y = _SERIES[series](300, np.random.default_rng(11))
     origins = np.arange(249, 296)
-    got = _fit_arima({"y": y, "n_fit": 250, "origins": origins, "horizon": 4, "season": 12})  # as in the child
+    task = {"y": y, "n_fit": 250, "origins": origins, "horizon": 4, "season": 12,
+            "n_train": 200, "val_origins": np.arange(199, 246)}  # fmt: skip
+    got = _fit_arima(task)  # as in the child
     model = AutoARIMA(season_length=12, approximation=None).fit(y[:250])
     expected = np.stack([model.forward(y=y[: t + 1], h=4)["mean"] for t in origins])
     np.testing.assert_allclose(got["forecast"], expected, rtol=1e-6)
+    # The validation forecasts come from the same search on the training rows alone.
+    on_train = AutoARIMA(season_length=12, approximation=None).fit(y[:200])
+    expected_val = np.stack([on_train.forward(y=y[: t + 1], h=4)["mean"] for t in task["val_origins"]])
+    np.testing.assert_allclose(got["val_forecast"], expected_val, rtol=1e-6)
     # The difference equation is the Kalman forecast once the filter has settled (not yet for the
     # seasonal MA of the first series after 250 points, where the check sends it to forward).
     one_step = model.forward(y=y, h=1, fitted=True)["fitted"]
@@ -424,7 +430,7 @@ class _WatchFits:
         if self.interrupt:
             raise KeyboardInterrupt
 
-    def final(self, *, done: bool) -> None:
+    def final(self, *, done: bool, stage: str = "") -> None:
         pass
 
 

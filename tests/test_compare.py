@@ -305,7 +305,7 @@ BAD_COMPARE = [
     (["--models", "lstm,lstm"], "Each model may appear once in a comparison; got ['lstm', 'lstm']."),
     (["--seeds", "0"], "The number of seeds must be >= 1; got 0."),
     (["--seeds", "a,b"], "seeds must be a count like 5 or a list like 0,1,2; got 'a,b'."),
-    (["--season", "0"], "season must be an integer >= 1; got 0."),
+    (["--season", "0"], "argument --season: expected an integer >= 1, got '0'"),
     (["--baseline-timeout", "0"], "baseline_timeout must be a positive number of seconds; got 0.0."),
     (["--optimizers", "ga", "--pop-size", "5", "--budget", "10"], "GA's 'pop_size' must be even"),
     (["--data", "co3"], "Unknown dataset 'co3'"),

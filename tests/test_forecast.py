@@ -318,7 +318,7 @@ def _bad_inputs(co2_run: Path, comparison: Path, tmp: Path) -> dict[str, tuple[l
         "a missing column": ([run, "--steps", "3", "--data", str(wrong_column)], "Column 'co2' is not in the data"),
         "too few rows": ([run, "--steps", "3", "--data", str(short)], "needs at least lookback + 1 = 9"),
         "a missing csv": ([run, "--steps", "3", "--data", str(tmp / "nope.csv")], "does not exist"),
-        "zero steps": ([run, "--steps", "0"], "--steps must be >= 1"),
+        "zero steps": ([run, "--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
         "no steps": ([run], "--steps"),
         "pickled weights": ([str(pickled), "--steps", "3"], "is not a readable weights file"),
         "truncated weights": ([str(garbage), "--steps", "3"], "is not a readable weights file"),
@@ -347,7 +347,7 @@ def test_every_bad_input_is_one_line_and_exit_status_2(co2_run: Path, sine_compa
     assert not any((tmp_path / name / "forecast").exists() for name in ("empty", "pickled", "garbage", "not-json"))
     with pytest.raises(ModelFileError):  # the same refusals from Python
         load_forecaster(tmp_path / "pickled")
-    with pytest.raises(ConfigError, match="integer >= 1"):
+    with pytest.raises(ConfigError, match="`steps` must be an integer from 1 to 100,000; got 0"):
         load_forecaster(co2_run).forecast(steps=0)
 
 

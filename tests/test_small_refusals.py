@@ -61,7 +61,7 @@ def _one_line(capsys, starts: str) -> str:
     [
         (["run", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
         (["run", "--max-epochs", "-3"], "argument --max-epochs: expected an integer >= 1"),
-        (["forecast", "x", "--steps", str(10**23)], "--steps must be an integer from 1 to 100000"),
+        (["forecast", "x", "--steps", str(10**23)], "--steps must be an integer from 1 to 100,000"),
     ],
 )
 def test_flags_out_of_range_are_one_line(args, starts, capsys):
@@ -129,9 +129,9 @@ def test_a_full_disk_under_forecast_leaves_the_old_pair_of_files(model: Path, tm
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    from hpo_lstm.report import _plots
+    import hpo_lstm.report
 
-    monkeypatch.setattr(_plots, "plot_forecast", full)
+    monkeypatch.setattr(hpo_lstm.report, "plot_forecast", full)  # what the command calls
     assert main(["forecast", str(model), "--steps", "5", "--out", str(out), "--quiet"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert {name: (out / name).read_bytes() for name in before} == before

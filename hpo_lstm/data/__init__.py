@@ -8,12 +8,16 @@ from hpo_lstm.data._folds import MAX_FOLDS, fold_of, fold_rows, with_folds
 from hpo_lstm.data._season import Seasonality, infer_seasonality, resolve_season
 from hpo_lstm.data._series import (
     BUILTIN_DATASETS,
+    FRAME_NAME,
     MAX_GAP,
     SINE_SEED,
     Series,
     check_data_name,
     describe_builtin,
+    is_frame,
     load_series,
+    step_text,
+    zone_times,
 )
 from hpo_lstm.data._windows import (
     SPLITS,
@@ -23,11 +27,13 @@ from hpo_lstm.data._windows import (
     check_transform,
     input_lag,
     make_dataset,
+    scale_inputs,
 )
 
 __all__ = [
     "BUILTIN_DATASETS",
     "CALENDAR_FEATURES",
+    "FRAME_NAME",
     "MAX_FOLDS",
     "MAX_GAP",
     "SINE_SEED",
@@ -47,8 +53,12 @@ __all__ = [
     "fold_rows",
     "infer_seasonality",
     "input_lag",
+    "is_frame",
     "load_series",
     "make_dataset",
     "resolve_season",
+    "scale_inputs",
+    "step_text",
     "with_folds",
+    "zone_times",
 ]

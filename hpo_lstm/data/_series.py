@@ -12,7 +12,17 @@ import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError, UnknownNameError
 
-__all__ = ["BUILTIN_DATASETS", "Series", "check_data_name", "load_series", "MAX_GAP", "zone_times"]
+__all__ = [
+    "BUILTIN_DATASETS",
+    "FRAME_NAME",
+    "MAX_GAP",
+    "Series",
+    "check_data_name",
+    "is_frame",
+    "load_series",
+    "step_text",
+    "zone_times",
+]
 
 # Longest run of missing values that is filled by interpolation; longer gaps are refused,
 # since a straight line across them would be invented data.
@@ -427,13 +437,13 @@ def _spacing_notes(times) -> list[str]:
         return []
     at = index[1:][long.idxmax()]
     return [
-        f"time steps are irregular: {len(long)} step(s) longer than 1.5x the usual {_span(usual)}, the longest "
-        f"{_span(long.max())} (ending {str(at)[:19]}); rows are treated as consecutive observations, nothing was "
+        f"time steps are irregular: {len(long)} step(s) longer than 1.5x the usual {step_text(usual)}, the longest "
+        f"{step_text(long.max())} (ending {str(at)[:19]}); rows are treated as consecutive observations, nothing was "
         "filled"
     ]
 
 
-def _span(delta) -> str:
+def step_text(delta) -> str:
     """A time step in words: "1 day", "52 days", "30 minutes"."""
     seconds = delta.total_seconds()
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
