@@ -435,15 +435,10 @@ class Forecaster:
 
     def _base(self, target: np.ndarray, ends: Any) -> np.ndarray:
         """What a forecast's change is added to, per window ending at row(s) ``ends`` of the
-        target column ``target``: diff, the last value (batch,); sdiff, the value one season
-        before each step (batch, H); level, nothing (zeros)."""
-        ends = np.asarray(ends)
-        if self.transform == "diff":
-            return np.asarray(target[ends], dtype=float)
-        if self.transform == "sdiff":
-            rows = ends[..., None] + np.arange(1, self.horizon + 1) - int(self.season)
-            return np.asarray(target[rows], dtype=float)
-        return np.zeros(ends.shape)
+        target column ``target`` (:func:`hpo_lstm.data.level_base`)."""
+        from hpo_lstm.data import level_base
+
+        return level_base(target, ends, self.transform, self.season, self.horizon)
 
     def _combine(self, members: Mapping[str, np.ndarray]) -> np.ndarray:
         """The final forecast: the members' forecasts weighted as the card says, in its order
@@ -496,14 +491,11 @@ class Forecaster:
         return out
 
     def _levels(self, out: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """Scaled outputs (batch, H) -> levels in the series' units, as ``Dataset.to_level``
-        (``base``: :meth:`_base`)."""
-        change_or_level = np.asarray(out, dtype=float) * self._target_scale + self._target_mean
-        if self.transform == "diff":
-            return np.asarray(base, dtype=float)[:, None] + change_or_level
-        if self.transform == "sdiff":
-            return np.asarray(base, dtype=float) + change_or_level
-        return change_or_level
+        """Scaled outputs (batch, H) -> levels in the series' units, by the study's own rule
+        (:func:`hpo_lstm.data.restore_level`; ``base``: :meth:`_base`)."""
+        from hpo_lstm.data import restore_level
+
+        return restore_level(out, base, self.transform, self._target_mean, self._target_scale, self.horizon)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,9 @@ from hpo_lstm.data._windows import (
     check_season_transform,
     check_transform,
     input_lag,
+    level_base,
     make_dataset,
+    restore_level,
     scale_inputs,
 )
 
@@ -54,8 +56,10 @@ __all__ = [
     "infer_seasonality",
     "input_lag",
     "is_frame",
+    "level_base",
     "load_series",
     "make_dataset",
+    "restore_level",
     "resolve_season",
     "scale_inputs",
     "step_text",

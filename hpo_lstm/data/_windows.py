@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -107,14 +107,8 @@ class Dataset:
 
     def to_level(self, y_scaled: np.ndarray, split: str) -> np.ndarray:
         """Scaled model outputs ``(n, horizon)`` for ``split`` -> forecasts in the series' own units."""
-        change_or_level = (
-            np.asarray(y_scaled, dtype=float).reshape(-1, self.horizon) * self.target_scale + self.target_mean
-        )
-        if self.transform == "diff":
-            return self.last_value[self.split(split)][:, None] + change_or_level
-        if self.transform == "sdiff":
-            return self.level[self.target_row[self.split(split)] - self.season] + change_or_level
-        return change_or_level
+        base = level_base(self.level, self.origins[self.split(split)], self.transform, self.season, self.horizon)
+        return restore_level(y_scaled, base, self.transform, self.target_mean, self.target_scale, self.horizon)
 
     def seasonal_naive(self, season: int, split: str) -> np.ndarray:
         """The seasonal naive forecast of every step of ``split``'s windows: (n, horizon).
@@ -140,6 +134,32 @@ class Dataset:
     def origins(self) -> np.ndarray:
         """(n_windows,) the last input row of each window: the row its forecast is made from."""
         return self.target_row[:, 0] - 1
+
+
+def level_base(level: np.ndarray, origins: Any, transform: str, season: int | None, horizon: int) -> np.ndarray:
+    """What a forecast's change is added to, per window whose last input row is ``origins``
+    (a row or an array of rows) of the target's ``level``: diff, the last value (batch,);
+    sdiff, the value one season before each step (batch, horizon); level, nothing (zeros).
+    The one rule for the study (:meth:`Dataset.to_level`) and the saved model's forecasts."""
+    origins = np.asarray(origins)
+    if transform == "diff":
+        return np.asarray(level[origins], dtype=float)
+    if transform == "sdiff":
+        return np.asarray(level[origins[..., None] + np.arange(1, horizon + 1) - int(season)], dtype=float)
+    return np.zeros(origins.shape)
+
+
+def restore_level(
+    y_scaled: np.ndarray, base: np.ndarray, transform: str, target_mean: float, target_scale: float, horizon: int
+) -> np.ndarray:
+    """Scaled model outputs (batch, horizon) -> forecasts in the series' units: unscaled, then
+    added to ``base`` (:func:`level_base`) for the diff and sdiff transforms."""
+    change_or_level = np.asarray(y_scaled, dtype=float).reshape(-1, horizon) * target_scale + target_mean
+    if transform == "diff":
+        return np.asarray(base, dtype=float)[:, None] + change_or_level
+    if transform == "sdiff":
+        return np.asarray(base, dtype=float) + change_or_level
+    return change_or_level
 
 
 def check_transform(transform: str) -> None:
