@@ -368,5 +368,10 @@ def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Pat
     time.sleep(after)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    # 130, or death by SIGINT after the same clean shutdown (a shell's $? is 130 for both): when
+    # the Ctrl-C lands in code a C extension runs through PyRun_String while the driver imports,
+    # CPython notes an unhandled KeyboardInterrupt, though hpo-lstm handles it, and a process
+    # started as `python -m` (as here; not the installed `hpo-lstm` script) then ends by SIGINT
+    # after Py_FinalizeEx (seen 2 times in 12 at 1.5 s on a busy machine).
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert err.count("\n") == 1 and err.startswith("hpo-lstm: interrupted"), err
