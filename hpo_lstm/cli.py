@@ -333,26 +333,47 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"hpo-lstm: error: {mask_secrets(_as_flags(str(exc), parser))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # the storage or the disk failing under the command: one line too
+        interrupt = _wrapped_interrupt(exc)
+        if interrupt is not None:
+            return _interrupted(interrupt, getattr(locals().get("args"), "command", None))
         message = _environment_failure(exc)
         if message is None:
             raise
         print(f"hpo-lstm: error: {mask_secrets(message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        # Not imported here: Ctrl-C may have stopped the import of torch half-way, and importing
-        # hpo_lstm.study again would fail on the half-made module (a traceback, exit 1).
-        study = sys.modules.get("hpo_lstm.study")
-        if study is not None and isinstance(exc, getattr(study, "StudyInterrupted", ())):
-            print(
-                f"hpo-lstm: interrupted; {exc.n_finished} evaluations of study {exc.study_name!r} are recorded in "
-                f"{mask_url(exc.storage)}. Run the same command again to resume.",
-                file=sys.stderr,
-            )
-        elif getattr(locals().get("args"), "command", None) in ("run", "compare", None):
-            print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
-        else:  # forecast, report, listings: nothing to resume; files are written whole or not at all
-            print("hpo-lstm: interrupted; no file was left half-written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(exc, getattr(locals().get("args"), "command", None))
+
+
+def _wrapped_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C behind ``exc``, when Python wrapped one in another error: raised in a class's
+    ``__set_name__`` while a library is imported, it becomes a RuntimeError with the
+    KeyboardInterrupt as its cause (Python 3.11)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt, command: str | None) -> int:
+    """The one line of an interrupted command, and its exit status."""
+    # Not imported here: Ctrl-C may have stopped the import of torch half-way, and importing
+    # hpo_lstm.study again would fail on the half-made module (a traceback, exit 1).
+    study = sys.modules.get("hpo_lstm.study")
+    if study is not None and isinstance(exc, getattr(study, "StudyInterrupted", ())):
+        print(
+            f"hpo-lstm: interrupted; {exc.n_finished} evaluations of study {exc.study_name!r} are recorded in "
+            f"{mask_url(exc.storage)}. Run the same command again to resume.",
+            file=sys.stderr,
+        )
+    elif command in ("run", "compare", None):
+        print("hpo-lstm: interrupted; run the same command again to resume the study.", file=sys.stderr)
+    else:  # forecast, report, listings: nothing to resume; files are written whole or not at all
+        print("hpo-lstm: interrupted; no file was left half-written.", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _environment_failure(exc: BaseException) -> str | None:

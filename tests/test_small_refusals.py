@@ -121,6 +121,25 @@ def test_an_interrupted_forecast_says_nothing_of_resuming_and_writes_nothing(mod
     assert not (out / "forecast.csv").exists() and not (out / "forecast.png").exists()
 
 
+def test_a_ctrl_c_that_python_wraps_in_another_error_is_still_an_interrupt(tmp_path: Path, monkeypatch, capsys):
+    # Ctrl-C while a class body is made (as when torch is imported) lands in __set_name__, and
+    # Python 3.11 turns it into "RuntimeError: Error calling __set_name__" with the
+    # KeyboardInterrupt as its cause: a traceback and exit 1 before. Here a model module of the
+    # user's raises it the same way while it is imported.
+    (tmp_path / "ctrl_c_model.py").write_text(
+        "class Pressed:\n"
+        "    def __set_name__(self, owner, name):\n"
+        "        raise KeyboardInterrupt\n\n\n"
+        "class Net:\n"
+        "    field = Pressed()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["run", "--data", "sine", "--model", "ctrl_c_model:Net", "--budget", "2", "--out", str(tmp_path / "out")]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err == "hpo-lstm: interrupted; run the same command again to resume the study.\n", err
+
+
 def test_a_full_disk_under_forecast_leaves_the_old_pair_of_files(model: Path, tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "f"
     assert main(["forecast", str(model), "--steps", "3", "--out", str(out), "--quiet"]) == 0
