@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hpo_lstm._imports import USER_CODE_NAME
 from hpo_lstm.model_store import ModelFileError
 
 __all__ = ["check_card", "check_weights"]
@@ -80,7 +81,7 @@ def _check(card: Mapping[str, Any], problems: list[str]) -> None:
     from hpo_lstm.models import registry
 
     model = card["model"]
-    user = isinstance(model, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", model)
+    user = isinstance(model, str) and USER_CODE_NAME.fullmatch(model)
     if not isinstance(model, str) or (
         model not in registry and not user
     ):  # (a user's model: the forecaster asks for trust)

@@ -18,16 +18,13 @@ line when the study is set up, before anything is written.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import re
 from typing import Any
 
 from hpo_lstm._errors import ConfigError
+from hpo_lstm._imports import import_user_code
 
 __all__ = ["import_path", "register", "resolve"]
-
-_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def import_path(cls: type) -> str:
@@ -37,19 +34,7 @@ def import_path(cls: type) -> str:
 
 def resolve(name: str, registry: Any) -> Any:
     """Import ``module:Class``, check it, register it under that name; its spec."""
-    if not _PATH.fullmatch(name):
-        raise ConfigError(f"A model of your own is named module:Class (e.g. my_model:TinyNet); got {name!r}.")
-    module_name, _, qualname = name.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except ImportError as exc:
-        raise ConfigError(
-            f"Model {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?)."
-        ) from None
-    except AttributeError:
-        raise ConfigError(f"Model {name!r}: module {module_name!r} has no {qualname!r}.") from None
+    target = import_user_code(name, "model", "my_model:TinyNet")
     return register(target, registry=registry, name=name)
 
 

@@ -8,15 +8,13 @@ starts. Anything else is refused in one line.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import re
 
 from hpo_lstm._errors import ConfigError
+from hpo_lstm._imports import import_user_code
 
 __all__ = ["resolve"]
 
-_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _RESOLVED: dict[str, type] = {}
 
 
@@ -24,21 +22,7 @@ def resolve(name: str) -> type:
     """The optimizer class ``module:Class`` names, imported and checked."""
     if name in _RESOLVED:
         return _RESOLVED[name]
-    if not _PATH.fullmatch(name):
-        raise ConfigError(
-            f"An optimizer of your own is named module:Class (e.g. my_optimizer:MyOptimizer); got {name!r}."
-        )
-    module_name, _, qualname = name.partition(":")
-    try:
-        target = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except ImportError as exc:
-        raise ConfigError(
-            f"Optimizer {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?)."
-        ) from None
-    except AttributeError:
-        raise ConfigError(f"Optimizer {name!r}: module {module_name!r} has no {qualname!r}.") from None
+    target = import_user_code(name, "optimizer", "my_optimizer:MyOptimizer")
     from hpo_lstm.optimizers._base import Optimizer
 
     if inspect.isclass(target) and issubclass(target, Optimizer):
