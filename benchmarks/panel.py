@@ -73,8 +73,8 @@ def run_series(entry: dict[str, str], *, out: Path, variant: str, overrides: dic
 
     from hpo_lstm import StudyConfig, run_study
     from hpo_lstm.baselines import Baselines
-    from hpo_lstm.recording import BASELINES_ATTR
     from hpo_lstm.space import default_space
+    from hpo_lstm.store.record import BASELINES_ATTR
 
     storage = f"sqlite:///{(out / f'{variant}.db').resolve()}"
     base = dict(_data(entry), out=str(out / variant), storage=storage)

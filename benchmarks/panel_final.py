@@ -42,8 +42,8 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
 
     from hpo_lstm.baselines import Baselines
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.model_store import trial_weights
-    from hpo_lstm.recording import BASELINES_ATTR, counts_as_evaluation, read_final
+    from hpo_lstm.store.model_store import trial_weights
+    from hpo_lstm.store.record import BASELINES_ATTR, StudyRecord, counts_as_evaluation
     from hpo_lstm.study import _settings, prepare_dataset
     from hpo_lstm.training import model_from_weights, predict
 
@@ -52,7 +52,7 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
         study = optuna.load_study(study_name=entry["name"], storage=storage)
     except KeyError:
         return None
-    final = read_final(study)
+    final = StudyRecord(study, study._storage, storage).final
     if final is None:
         return None
     recorded = json.loads(study.user_attrs["config"])

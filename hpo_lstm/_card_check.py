@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo_lstm._imports import USER_CODE_NAME
-from hpo_lstm.model_store import ModelFileError
+from hpo_lstm.store.model_store import ModelFileError
 
 __all__ = ["check_card", "check_weights"]
 
@@ -272,7 +272,7 @@ def check_weights(card: Mapping[str, Any], weights: Mapping[str, Any], source: s
     """Refuse weights that are not the ones the card was written with (its ``weights_sha256``):
     weights of another study's model of the same shapes, say. A card without the digest (an
     earlier hpo-lstm) is not checked."""
-    from hpo_lstm.model_store import weights_digest
+    from hpo_lstm.store.model_store import weights_digest
 
     expected = card.get("weights_sha256")
     if expected is not None and weights_digest(weights) != expected:

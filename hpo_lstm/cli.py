@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from hpo_lstm import __version__
 from hpo_lstm._errors import ConfigError, HpoLstmError, StudyFailedError, first_line
 from hpo_lstm._interrupts import interrupts_outside_storage
-from hpo_lstm._urls import mask_secrets, mask_url
+from hpo_lstm.store._urls import mask_secrets, mask_url
 
 __all__ = ["main"]
 
@@ -557,7 +557,7 @@ def _compare(options: dict[str, Any]) -> int:
 
 
 def _report(folder: str, *, quiet: bool) -> int:
-    from hpo_lstm.manifest import MANIFEST, read_manifest
+    from hpo_lstm.store.manifest import MANIFEST, read_manifest
 
     # A wrong folder is refused before pandas, optuna and torch load.
     if (Path(folder) / MANIFEST).exists():

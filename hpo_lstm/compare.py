@@ -22,8 +22,8 @@ from hpo_lstm._errors import ConfigError
 from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm.config import StudyConfig, read_toml
 from hpo_lstm.data import Dataset
-from hpo_lstm.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 from hpo_lstm.space import SearchSpace, default_space
+from hpo_lstm.store.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
 
 __all__ = [
     "MANIFEST",
@@ -352,7 +352,7 @@ def run_compare(
     progress = progress or None
     from hpo_lstm._files import ensure_writable
     from hpo_lstm.executors import default_workers, make_executor
-    from hpo_lstm.recording import load_finished, open_storage
+    from hpo_lstm.store.record import open_storage
     from hpo_lstm.study import prepare_dataset, run_study, study_baselines
     from hpo_lstm.training import resolve_device
 
@@ -405,9 +405,7 @@ def run_compare(
             {**manifest, "data": data_facts(dataset, season=season["season"], baselines=baselines, season_info=season)},
         )
         mine = shard_cells(cells, shard)
-        pending = [
-            c for c in mine if not _complete(load_finished(c.config, storage, data_fingerprint=dataset.fingerprint), c)
-        ]
+        pending = [c for c in mine if not _complete(c, storage, dataset.fingerprint)]
         for cell in mine:
             if cell not in pending and on_cell_done is not None:
                 on_cell_done(cell, "skipped")
@@ -479,11 +477,17 @@ def _stop_cells(futures: list[Any], pool: Any, threads: Any) -> None:
     threads.shutdown(wait=True)
 
 
-def _complete(finished: tuple[dict[str, Any], Any] | None, cell: Cell) -> bool:
-    """Whether a cell's recorded result is final (hpo_lstm.recording.is_complete)."""
-    from hpo_lstm.recording import is_complete
+def _complete(cell: Cell, storage: Any, fingerprint: str) -> bool:
+    """Whether a cell's study holds its final result, recorded with its settings on this data
+    with the whole budget spent (:meth:`hpo_lstm.store.StudyRecord.matches` and ``is_complete``)."""
+    from hpo_lstm.store.record import StudyRecord
 
-    return finished is not None and is_complete(finished[0], cell.config.budget)
+    record = StudyRecord.load(storage, cell.study_name, cell.config.storage_url)
+    return (
+        record is not None
+        and record.matches(cell.config, data_fingerprint=fingerprint)
+        and record.is_complete(cell.config.budget)
+    )
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
@@ -543,21 +547,14 @@ def data_facts(
 def _stored_baselines(cells: list[Cell], storage: Any) -> Any:
     """Baselines a cell of this comparison stored with its study (the first found), or None."""
     from hpo_lstm.baselines import Baselines
-    from hpo_lstm.recording import BASELINES_ATTR
+    from hpo_lstm.store.record import StudyRecord
 
     for cell in cells:
-        try:
-            study_id = storage.get_study_id_from_name(cell.study_name)
-        except KeyError:
-            continue
-        text = storage.get_study_user_attrs(study_id).get(BASELINES_ATTR)
-        if isinstance(text, str):
-            try:
-                found = Baselines.from_record(json.loads(text))
-            except ValueError:
-                found = None
-            if found is not None:
-                return found
+        record = StudyRecord.load(storage, cell.study_name, cell.config.storage_url)
+        stored = record.baselines if record is not None else None
+        found = Baselines.from_record(stored) if stored is not None else None
+        if found is not None:
+            return found
     return None
 
 

@@ -26,7 +26,7 @@ from hpo_lstm.data import Dataset
 from hpo_lstm.jobs import TrainJob, run_job
 from hpo_lstm.optimizers import SearchStopped
 from hpo_lstm.pruning import halving_keep, halving_rungs, projected_value, prune_thresholds, stops_after_fold
-from hpo_lstm.recording import Recorder
+from hpo_lstm.store.recording import Recorder
 from hpo_lstm.training import TrainResult, TrainSettings
 
 __all__ = ["Evaluator", "ProgressSink"]

@@ -3,7 +3,7 @@
 A finished study saves its final model twice: as files in the run's folder (``model/model.json``
 and ``model/weights.safetensors``) and in its storage (the card as the study attribute
 ``hpo_lstm_model``, the weights as an artifact of the trial the card names); see
-:mod:`hpo_lstm.model_store`. Either loads here, without unpickling anything (JSON and
+:mod:`hpo_lstm.store.model_store`. Either loads here, without unpickling anything (JSON and
 safetensors only) and without writing anything: SQLite storages are opened read-only.
 
 The network and the rules it was trained under come from the card: columns, lookback, the
@@ -30,7 +30,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.baselines import forecast_from_state, forecasts_from_state
 from hpo_lstm.data import zone_times
-from hpo_lstm.model_store import META_FILE, ModelFileError, time_step
+from hpo_lstm.store.model_store import META_FILE, ModelFileError, time_step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,7 @@ class Forecaster:
     """A study's final model, ready to forecast.
 
     ``card`` is the model card (``model.json``, documented in
-    :func:`hpo_lstm.model_store.model_card`); ``source`` says where it was loaded from.
+    :func:`hpo_lstm.store.model_store.model_card`); ``source`` says where it was loaded from.
 
     * :meth:`forecast` continues a series past its last observation: steps 1..H (the model's
       horizon) come from the model directly; past H it forecasts recursively, feeding its own
@@ -94,7 +94,7 @@ class Forecaster:
         # The final forecast's members (hpo_lstm.ensemble): networks, each with its own lookback
         # within the card's, and statistical models; one network with weight 1 for a card of the
         # best network alone (and every card written before combinations).
-        from hpo_lstm.model_store import split_member_weights
+        from hpo_lstm.store.model_store import split_member_weights
 
         by_member = split_member_weights(weights)
         final = self.card.get("final_forecast") or {}
@@ -560,12 +560,12 @@ def load_forecaster(
     transformers' ``trust_remote_code``. Built-in models never import anything a card names.
 
     Storages are only read (SQLite files are opened read-only), after a check that they are
-    hpo-lstm storages (:func:`hpo_lstm.manifest.open_recorded`); a URL whose password files
+    hpo-lstm storages (:func:`hpo_lstm.store.manifest.open_recorded`); a URL whose password files
     mask (``***``) takes it from ``HPO_LSTM_STORAGE``. Refused with a one-line
     :class:`~hpo_lstm.ConfigError` (or its subclass ``ModelFileError``) when there is no saved
     model, e.g. a study recorded by an hpo-lstm older than saved models.
     """
-    from hpo_lstm._urls import env_storage
+    from hpo_lstm.store._urls import env_storage
 
     for name, value, kinds in (
         ("result", result, (str, Path)),
@@ -596,13 +596,13 @@ def load_forecaster(
     folder = Path(result)
     if not folder.is_dir():
         raise ConfigError(f"{str(folder)!r} is not a folder; give a run's or a comparison's result folder.")
-    from hpo_lstm.manifest import MANIFEST
+    from hpo_lstm.store.manifest import MANIFEST
 
     if (folder / MANIFEST).is_file():
         return _from_comparison(folder, cell, trust_model_code)
     if cell is not None:
         raise ConfigError(f"`cell` picks a cell of a comparison folder; {str(folder)!r} holds no {MANIFEST}.")
-    from hpo_lstm.model_store import read_model_folder
+    from hpo_lstm.store.model_store import read_model_folder
 
     for candidate in (folder / "model", folder):
         if (candidate / META_FILE).is_file():
@@ -620,30 +620,20 @@ def load_forecaster(
 
 
 def _open(url: str, folder: Path, named_in: Path | None) -> Any:
-    """The storage at ``url``, checked and opened read-only (:func:`hpo_lstm.manifest.open_recorded`):
+    """The storage at ``url``, checked and opened read-only (:func:`hpo_lstm.store.manifest.open_recorded`):
     a missing SQLite file, or a database hpo-lstm did not record, is refused without a write."""
-    from hpo_lstm.manifest import open_recorded
+    from hpo_lstm.store.manifest import open_recorded
 
     return open_recorded(url, folder=folder, named_in=named_in)
 
 
-def _load_study(storage: Any, study_name: str, shown: str) -> tuple[Any, Any]:
-    from hpo_lstm._urls import mask_url
-    from hpo_lstm.recording import find_study
+def _read_model(record: Any, shown: str, trust_model_code: bool = False) -> Forecaster:
+    """The forecaster of a study's record (:class:`hpo_lstm.store.StudyRecord`)."""
+    from hpo_lstm.store._urls import mask_url
 
-    study = find_study(storage, study_name)
-    if study is None:
-        raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.")
-    return study, storage
-
-
-def _read_model(study: Any, storage: Any, shown: str, trust_model_code: bool = False) -> Forecaster:
-    from hpo_lstm._urls import mask_url
-    from hpo_lstm.recording import read_model
-
-    source = f"study {study.study_name!r} in {mask_url(shown)!r}"
+    source = f"study {record.name!r} in {mask_url(shown)!r}"
     try:
-        model = read_model(study, storage)
+        model = record.model()
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"The model card of {source} is not readable JSON ({exc}).") from None
     if model is None:
@@ -655,8 +645,13 @@ def _read_model(study: Any, storage: Any, shown: str, trust_model_code: bool = F
 
 
 def _from_storage(storage: Any, study_name: str, *, shown: str, trust_model_code: bool = False) -> Forecaster:
-    study, storage = _load_study(storage, study_name, shown)
-    return _read_model(study, storage, shown, trust_model_code)
+    from hpo_lstm.store._urls import mask_url
+    from hpo_lstm.store.record import StudyRecord
+
+    record = StudyRecord.load(storage, study_name, shown)
+    if record is None:
+        raise ConfigError(f"Storage {mask_url(shown)!r} holds no study {study_name!r}.")
+    return _read_model(record, shown, trust_model_code)
 
 
 def _cell_label(cell: Mapping[str, Any]) -> str:
@@ -666,8 +661,8 @@ def _cell_label(cell: Mapping[str, Any]) -> str:
 def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = False) -> Forecaster:
     """A cell's model from the comparison in ``folder``: ``cell`` or the best finished one."""
 
-    from hpo_lstm.manifest import MANIFEST, read_manifest
-    from hpo_lstm.recording import MODEL_ATTR, find_study, is_complete, read_final
+    from hpo_lstm.store.manifest import MANIFEST, read_manifest
+    from hpo_lstm.store.record import StudyRecord
 
     manifest = read_manifest(folder)  # checked: storage and cells present, of the right types
     cells, shown = manifest["cells"], manifest["storage"]
@@ -682,19 +677,18 @@ def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = Fa
     best: tuple[float, Any] | None = None
     stopped: list[str] = []
     for entry in cells:
-        study = find_study(storage, entry["study"])
-        if study is None:  # not started
+        record = StudyRecord.load(storage, entry["study"], shown)
+        if record is None or record.summary is None or not record.has_model:  # not started, or not finished
             continue
-        final = read_final(study)
-        if final is None or MODEL_ATTR not in study.user_attrs:
-            continue
-        if not is_complete(final[0], manifest["base"]["budget"] if entry.get("kind", "tuned") == "tuned" else 1):
-            if final[0].get("stopped_early"):  # stopped at its time limit with its best so far: not chosen unasked
+        if not record.is_complete(manifest["base"]["budget"] if entry.get("kind", "tuned") == "tuned" else 1):
+            if record.summary.get(
+                "stopped_early"
+            ):  # stopped at its time limit with its best so far: not chosen unasked
                 stopped.append(_cell_label(entry))
             continue
-        value = final[0].get("best_val_rmse")
+        value = record.summary.get("best_val_rmse")
         if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or value < best[0]):
-            best = (float(value), study)
+            best = (float(value), record)
     if best is None:
         if stopped:
             raise ModelFileError(
@@ -706,4 +700,4 @@ def _from_comparison(folder: Path, cell: str | None, trust_model_code: bool = Fa
             f"No cell of the comparison in {str(folder)!r} has a saved model yet (none finished, or they were "
             "recorded by an hpo-lstm that did not save models)."
         )
-    return _read_model(best[1], storage, shown, trust_model_code)
+    return _read_model(best[1], shown, trust_model_code)

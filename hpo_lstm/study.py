@@ -14,14 +14,15 @@ import numpy as np
 from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
 from hpo_lstm._interrupts import interrupts_outside_storage
-from hpo_lstm._urls import mask_url
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset, load_series, make_dataset, with_folds
 from hpo_lstm.evaluation import Evaluator, ProgressSink
 from hpo_lstm.executors import Executor
 from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
-from hpo_lstm.recording import Recorder
+from hpo_lstm.store._urls import mask_url
+from hpo_lstm.store.record import StudyRecord
+from hpo_lstm.store.recording import Recorder
 
 __all__ = [
     "FinalModel",
@@ -86,6 +87,9 @@ class StudyResult:
     stored_summary: dict[str, Any] | None = None  # set when the study was complete before this call
     stopped_early: dict[str, Any] | None = None  # why the search ended before its budget (--timeout)
     precision: str = "fp32"  # the training steps' arithmetic, resolved ("fp32" or "bf16")
+    # What the storage holds of the study once its final result is recorded (read through the
+    # storage the run held open): the run's files are written from it (hpo_lstm.report).
+    record: StudyRecord | None = field(default=None, repr=False, compare=False)
 
     @property
     def was_complete(self) -> bool:
@@ -156,7 +160,7 @@ class StudyResult:
             "seed": config.seed,
             "device": self.device,
             "precision": self.precision,
-            "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
+            "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm.store._urls)
             "wall_seconds": round(self.wall_seconds, 2),
             "stopped_early": self.stopped_early,
             "folds": self._folds(),
@@ -270,9 +274,9 @@ def _refresh_baselines(result: StudyResult) -> StudyResult:
             ],
             axis=1,
         )
-        recorder.record_final(summary, predictions)
+        record = recorder.record_final(summary, predictions)
     final = dataclasses.replace(result.final, baselines=summary["baselines"], predictions=predictions, season=season)
-    return dataclasses.replace(result, final=final, stored_summary=summary)
+    return dataclasses.replace(result, final=final, stored_summary=summary, record=record)
 
 
 def _versus_statistical(test_rmse: float, baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -634,34 +638,28 @@ def run_study(
                 else None
             ),
         )
-        recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final, baselines))
-    return result
+        record = recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final, baselines))
+    return dataclasses.replace(result, record=record)
 
 
 def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     """The recorded result of ``config``'s study when it is complete with this budget, else None."""
     from pathlib import Path
 
-    from hpo_lstm._urls import sqlite_path
     from hpo_lstm.optimizers import Evaluation
-    from hpo_lstm.recording import counts_as_evaluation, load_finished, open_storage, predictions_frame
+    from hpo_lstm.store._urls import sqlite_path
+    from hpo_lstm.store.record import open_storage
 
     url = config.storage_url
     path = sqlite_path(url)
     if path is not None and not Path(path).is_file():
         return None  # a new study: nothing is created here (a cluster is reached first)
-    storage = open_storage(url)
-    finished = load_finished(config, storage, data_fingerprint=dataset.fingerprint)
-    if finished is None or finished[0].get("stopped_early"):  # ended by --timeout: it resumes
+    record = StudyRecord.load(open_storage(url), config.study_name, url)
+    if record is None or not record.matches(config, data_fingerprint=dataset.fingerprint):
         return None
-    summary, columns = finished
-    import optuna
-
-    study = optuna.load_study(study_name=config.study_name, storage=storage)
-    trials = sorted(
-        (t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t) and t.state.is_finished()),
-        key=lambda t: t.user_attrs["evaluation"],
-    )
+    summary = record.summary
+    if summary.get("stopped_early"):  # ended by --timeout: it resumes
+        return None
     evaluations = tuple(
         Evaluation(
             index=t.user_attrs["evaluation"],
@@ -669,7 +667,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
             params=dict(t.params),
             value=t.value if t.value is not None and t.state.name != "FAIL" else math.nan,
         )
-        for t in trials
+        for t in record.evaluations()
     )
     searched = {p.name for p in config.space.params}
     best_params = {k: v for k, v in summary["best_params"].items() if k in searched}
@@ -679,7 +677,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         val_rmse=summary["best_val_rmse"],
         test=summary["test"],
         baselines=summary["baselines"],
-        predictions=predictions_frame(columns),
+        predictions=record.predictions(),
         trial=model.get("trial"),
         source=model.get("weights", "retrained"),
         note=model.get("note"),
@@ -693,7 +691,7 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         dataset=dataset,
         search=OptimizeResult(best_params=best_params, best_value=summary["best_val_rmse"], evaluations=evaluations),
         final=final,
-        trials=study.trials_dataframe(),
+        trials=record.trials_frame,
         n_trained=0,
         n_replayed=summary.get("n_evaluations", len(evaluations)),
         n_duplicates=summary.get("n_duplicates", 0),
@@ -702,13 +700,14 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
         wall_seconds=float(summary.get("wall_seconds", 0.0)),
         stored_summary=summary,
         precision=summary.get("precision", "fp32"),
+        record=record,
     )
 
 
 def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: Any = None) -> dict[str, Any]:
     import torch
 
-    from hpo_lstm.model_store import model_card, weights_digest
+    from hpo_lstm.store.model_store import model_card, weights_digest
 
     return model_card(
         config=config,
@@ -730,8 +729,8 @@ def _card(config: StudyConfig, dataset: Dataset, final: FinalModel, baselines: A
 
 def _model_weights(final: FinalModel) -> dict[str, Any]:
     """The saved model's weights: the best network's, and those of the other networks of the
-    final forecast (as :func:`hpo_lstm.recording.read_model` gives them back)."""
-    from hpo_lstm.model_store import merge_member_weights
+    final forecast (as :meth:`hpo_lstm.store.StudyRecord.model` gives them back)."""
+    from hpo_lstm.store.model_store import merge_member_weights
 
     included = (
         set(final.final_forecast.get("members") or ()) if final.final_forecast.get("kind", "best") != "best" else set()

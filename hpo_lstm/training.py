@@ -347,7 +347,7 @@ def model_from_weights(
     try:
         model.load_state_dict({name: torch.from_numpy(np.asarray(array)) for name, array in weights.items()})
     except RuntimeError as exc:  # missing, unexpected or misshapen tensors
-        from hpo_lstm.model_store import ModelFileError
+        from hpo_lstm.store.model_store import ModelFileError
 
         raise ModelFileError(
             f"The saved weights do not fit a {model_name} with {dict(params)}: {str(exc).splitlines()[0]}"

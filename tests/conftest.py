@@ -116,7 +116,7 @@ def wait_cli(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 def open_storage_together(url: str, drivers: int = 6) -> None:
     """Open the storage at ``url`` from ``drivers`` processes started at the same moment; fail
     with their error messages unless every one succeeds."""
-    code = f"from hpo_lstm.recording import open_storage; open_storage({url!r})"
+    code = f"from hpo_lstm.store.record import open_storage; open_storage({url!r})"
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(drivers)]
     errors = [proc.communicate(timeout=120)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * drivers, "\n".join(errors)

@@ -19,8 +19,8 @@ from conftest import TINY_SPACE, write_study
 from hpo_lstm import ConfigError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series
-from hpo_lstm.model_store import ModelFileError
-from hpo_lstm.recording import read_final
+from hpo_lstm.store import StudyRecord
+from hpo_lstm.store.model_store import ModelFileError
 
 LOOKBACK = 8
 # --final best: these tests check the network's own forecasting exactly (the final forecast of
@@ -373,7 +373,7 @@ def test_a_comparison_folder_gives_its_best_cell_or_the_one_named(sine_compariso
     # Its predictions of the test windows are the cell's recorded ones, bit for bit, both steps.
     url = json.loads((sine_comparison / "compare.json").read_text())["storage"]
     study = optuna.load_study(study_name="tiny.lstm.untuned.seed0", storage=url)
-    recorded = pd.DataFrame(read_final(study)[1])
+    recorded = pd.DataFrame(StudyRecord(study, study._storage, url).final[1])
     series = load_series("sine")
     frame = pd.DataFrame({"y": series.values[:, 0]})
     first = int(recorded["time"].iloc[0])  # row numbers are the times

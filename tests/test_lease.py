@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY_ARGS, TINY_SPACE, start_cli, wait_cli, write_study
 
 from hpo_lstm._errors import StorageError
-from hpo_lstm.lease import StudyLease
-from hpo_lstm.recording import open_storage
+from hpo_lstm.store.lease import StudyLease
+from hpo_lstm.store.record import open_storage
 
 
 def _evaluations(db: Path, name: str) -> list[int]:
@@ -109,7 +109,7 @@ def test_a_dead_process_of_this_host_is_taken_over_at_once(tmp_path: Path):
     storage = _storage(tmp_path)
     url = f"sqlite:///{tmp_path / 'lease.db'}"
     code = (
-        "from hpo_lstm.recording import open_storage; from hpo_lstm.lease import StudyLease; import os; "
+        "from hpo_lstm.store.record import open_storage; from hpo_lstm.store.lease import StudyLease; import os; "
         f"StudyLease(open_storage({url!r}), 's').acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # took the lease and died holding it
@@ -118,7 +118,7 @@ def test_a_dead_process_of_this_host_is_taken_over_at_once(tmp_path: Path):
 
 def test_an_evaluation_is_never_recorded_twice(tmp_path: Path):
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder
+    from hpo_lstm.store.recording import Recorder
 
     with Recorder(StudyConfig(optimizer="random", data="sine", budget=2, pop_size=2, out=str(tmp_path))) as recorder:
         params = {"learning_rate": 1e-3, "hidden_size": 8, "n_layers": 1}
@@ -128,7 +128,7 @@ def test_an_evaluation_is_never_recorded_twice(tmp_path: Path):
 
 
 def test_a_holder_in_another_pid_namespace_of_this_host_is_alive_until_its_heartbeat_goes_stale(tmp_path: Path):
-    from hpo_lstm.lease import machine_key
+    from hpo_lstm.store.lease import machine_key
 
     storage = _storage(tmp_path)
     name, boot, _ = machine_key().split("|")

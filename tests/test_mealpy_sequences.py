@@ -16,7 +16,7 @@ import pytest
 
 from hpo_lstm import ConfigError, StudyConfig, run_study
 from hpo_lstm.optimizers._mealpy import SAME_PATH_AS_MEALPY_3_0_3, mealpy_distribution
-from hpo_lstm.recording import IDENTITY_ATTR
+from hpo_lstm.store.record import IDENTITY_ATTR
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))

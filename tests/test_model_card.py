@@ -14,7 +14,7 @@ import pytest
 
 from hpo_lstm import load_forecaster
 from hpo_lstm.cli import main
-from hpo_lstm.model_store import ModelFileError, read_model_folder, write_model_folder
+from hpo_lstm.store.model_store import ModelFileError, read_model_folder, write_model_folder
 
 RUN = [
     "--data",

@@ -21,8 +21,8 @@ from hpo_lstm import ConfigError, StudyConfig, UnknownNameError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series, make_dataset
 from hpo_lstm.models import build_model, registry
-from hpo_lstm.recording import read_final
 from hpo_lstm.space import MODEL_PARAMS, Param, SearchSpace, default_space
+from hpo_lstm.store import StudyRecord
 from hpo_lstm.training import TrainSettings, make_adam, make_lr_scheduler, predict, train_candidate
 
 NEW = ("cnn-lstm", "attention-lstm", "seq2seq")
@@ -294,7 +294,7 @@ def test_a_compared_model_round_trips_and_forecasts_at_horizon_3(comparison: Pat
             assert {k: card["params"][k] for k in OWN[model]} == dict(registry[model].params)
         study = optuna.load_study(study_name=card["study_name"], storage=url)
         assert all(set(OWN[model]) <= set(t.params) for t in study.trials)  # searched (tuned) or fixed (untuned)
-        _check_reproduces(forecaster, pd.DataFrame(read_final(study)[1]))
+        _check_reproduces(forecaster, pd.DataFrame(StudyRecord(study, study._storage, url).final[1]))
         forecast = forecaster.forecast(steps=5)  # steps 1..3 from the model, 4..5 recursively
         assert forecast["time"].tolist() == [3000, 3001, 3002, 3003, 3004]
         assert np.isfinite(forecast.drop(columns="time").to_numpy()).all()
@@ -317,7 +317,7 @@ def test_a_run_saves_a_model_that_forecasts_from_the_cli(tmp_path: Path, model):
 
 
 def test_a_card_naming_an_unknown_model_is_refused_in_one_line(comparison: Path, tmp_path: Path):
-    from hpo_lstm.model_store import ModelFileError, read_model_folder, write_model_folder
+    from hpo_lstm.store.model_store import ModelFileError, read_model_folder, write_model_folder
 
     forecaster = load_forecaster(comparison, cell="seq2seq.random.0")
     card, weights = (

@@ -117,7 +117,7 @@ def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: P
 def recorder(tmp_path: Path):
     """A Recorder of a new study in a SQLite storage of its own."""
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder
+    from hpo_lstm.store.recording import Recorder
 
     return Recorder(StudyConfig(optimizer="random", data="sine", budget=4, pop_size=2, out=str(tmp_path)))
 
@@ -164,17 +164,18 @@ def test_a_final_result_killed_half_way_through_recording_counts_as_unfinished(r
     # reported with its predictions missing (or with another run's predictions).
     import pandas as pd
 
-    from hpo_lstm.recording import read_final
+    from hpo_lstm.store import StudyRecord
 
     predictions = pd.DataFrame({"time": [0, 1], "actual": [1.0, 2.0], "predicted": [1.5, 2.5]})
-    recorder.record_final({"best_val_rmse": 0.5}, predictions)
-    summary, columns = read_final(recorder.study)
+    record = recorder.record_final({"best_val_rmse": 0.5}, predictions)
+    summary, columns = record.final
+    assert StudyRecord(recorder.study, recorder.study._storage, "").final == record.final
     assert summary == {"best_val_rmse": 0.5} and columns["predicted"] == [1.5, 2.5] and columns["time"] == [0, 1]
 
     for kept in ("hpo_lstm_final", "hpo_lstm_predictions"):
         study = optuna.create_study(storage=recorder.study._storage, study_name=f"half-{kept}")
         study.set_user_attr(kept, recorder.study.user_attrs[kept])
-        assert read_final(study) is None
+        assert StudyRecord(study, study._storage, "").final is None
 
 
 def test_drivers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path):
@@ -191,7 +192,7 @@ def storage_with_ctrl_c(tmp_path: Path):
     hangs there that many seconds."""
     import sqlalchemy
 
-    from hpo_lstm.recording import open_storage
+    from hpo_lstm.store.record import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'calls.db'}")
     study = optuna.create_study(storage=storage, study_name="calls")

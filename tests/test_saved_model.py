@@ -18,8 +18,8 @@ from conftest import TINY_SPACE, completed_trials, start_cli, wait_cli, wait_for
 
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series, make_dataset
-from hpo_lstm.model_store import read_model_folder
-from hpo_lstm.recording import read_model
+from hpo_lstm.store import StudyRecord
+from hpo_lstm.store.model_store import read_model_folder
 
 RUN = ["--data", "sine", "--lookback", "8", "--max-epochs", "3", "--patience", "3", "--quiet"]
 # oneDNN picks its kernels by instruction set; capped at AVX2 the same training gives other
@@ -70,13 +70,13 @@ def test_the_saved_model_is_the_best_trials_weights_and_reproduces_the_predictio
     summary = _check_complete(out, 6)
     card, weights = read_model_folder(out / "tiny" / "model")
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'hpo-lstm.db'}")
-    stored_card, stored_weights = read_model(study, study._storage)
+    stored_card, stored_weights = StudyRecord(study, study._storage, "").model()
     assert card == stored_card and card["trial"] == summary["final_model"]["trial"]
     assert study.trials[card["trial"]].value == summary["best_val_rmse"]
     assert weights.keys() == stored_weights.keys()
     assert all(np.array_equal(weights[k], stored_weights[k]) for k in weights)
     # The best network's weights, loaded again, give its test predictions bit for bit.
-    from hpo_lstm.model_store import split_member_weights
+    from hpo_lstm.store.model_store import split_member_weights
     from hpo_lstm.training import model_from_weights, predict
 
     dataset = make_dataset(load_series("sine"), lookback=8)
@@ -206,7 +206,7 @@ def test_a_study_recorded_with_the_old_meaning_of_horizon_is_refused(tmp_path: P
     # Before, --horizon 3 meant one value 3 steps ahead; a replay under the new meaning (steps
     # 1..3) would mix two kinds of fitness. Such a study is refused, naming the change.
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder
+    from hpo_lstm.store.recording import Recorder
 
     config = StudyConfig(optimizer="random", data="sine", horizon=3, budget=2, pop_size=2, out=str(tmp_path))
     recorder = Recorder(config)

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from conftest import TINY_ARGS, TINY_SPACE, free_port, start_cli, throwaway_postgres, wait_cli, write_study
 
-from hpo_lstm._urls import mask_secrets, mask_url, resolve_url
 from hpo_lstm.cli import main
+from hpo_lstm.store._urls import mask_secrets, mask_url, resolve_url
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_MANIFEST = REPO / "results" / "examples" / "compare-sine" / "compare.json"
@@ -393,7 +393,7 @@ def test_a_password_is_written_to_no_file_and_printed_nowhere(
         assert PASSWORD not in json.dumps(attrs), name
 
     # What report and forecast open is a read-only session: a write is refused by the server.
-    from hpo_lstm.manifest import open_recorded
+    from hpo_lstm.store.manifest import open_recorded
 
     reader = open_recorded(url, folder=tmp_path, named_in=None)
     with pytest.raises(Exception) as refused:

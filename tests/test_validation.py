@@ -322,7 +322,7 @@ def test_a_full_storage_during_the_search_gives_one_line(tmp_path, capsys):
     out.mkdir()
     url = f"sqlite:///{out / 'hpo-lstm.db'}"
     subprocess.run(
-        [sys.executable, "-c", f"from hpo_lstm.recording import open_storage; open_storage({url!r})"], check=True
+        [sys.executable, "-c", f"from hpo_lstm.store.record import open_storage; open_storage({url!r})"], check=True
     )
     with sqlite3.connect(out / "hpo-lstm.db") as con:
         pages = con.execute("PRAGMA page_count").fetchone()[0]
@@ -464,7 +464,7 @@ def test_an_empty_study_left_by_a_refused_run_is_not_stuck(tmp_path):
     # An earlier hpo-lstm created the study before it found a bad setting, so the study holds
     # settings and no trial; the corrected command takes it over instead of being refused.
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.recording import Recorder
+    from hpo_lstm.store.recording import Recorder
 
     Recorder(
         StudyConfig(

@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 
 from hpo_lstm._files import write_csv, write_text
-from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._tables import (
@@ -28,6 +27,7 @@ from hpo_lstm.report._tables import (
     statistical_comparison_table,
     test_metrics_table,
 )
+from hpo_lstm.store._urls import mask_url
 
 __all__ = ["Comparison", "load_comparison", "write_comparison_report"]
 
@@ -47,10 +47,10 @@ class Comparison:
 
 def load_comparison(folder: str | Path) -> Comparison:
     """Read the manifest in ``folder`` and every cell it names from the storage (checked, then
-    opened read-only: :func:`hpo_lstm.manifest.open_recorded`)."""
+    opened read-only: :func:`hpo_lstm.store.manifest.open_recorded`)."""
 
-    from hpo_lstm.manifest import MANIFEST, open_recorded, read_manifest
-    from hpo_lstm.recording import find_study, is_complete, read_final
+    from hpo_lstm.store.manifest import MANIFEST, open_recorded, read_manifest
+    from hpo_lstm.store.record import StudyRecord
 
     manifest = read_manifest(folder)
     storage = open_recorded(manifest["storage"], folder=Path(folder), named_in=Path(folder) / MANIFEST)
@@ -58,15 +58,11 @@ def load_comparison(folder: str | Path) -> Comparison:
     cell_rows, curve_rows, trial_rows, unfinished, devices = [], [], [], [], set()
     predictions: dict[str, dict[str, list]] = {}
     for cell in manifest["cells"]:
-        study = find_study(storage, cell["study"])
-        if study is None:
+        record = StudyRecord.load(storage, cell["study"], manifest["storage"])
+        if record is None or not record.is_complete(budget if cell["kind"] == "tuned" else 1):
             unfinished.append(cell["study"])
             continue
-        final = read_final(study)
-        if final is None or not is_complete(final[0], budget if cell["kind"] == "tuned" else 1):
-            unfinished.append(cell["study"])
-            continue
-        summary, predicted = final
+        summary, predicted = record.final
         precision = summary.get("precision", "fp32")  # summaries recorded before --precision trained in fp32
         devices.add(summary["device"] if precision == "fp32" else f"{summary['device']} ({precision} training steps)")
         predictions[cell["study"]] = predicted
@@ -89,7 +85,7 @@ def load_comparison(folder: str | Path) -> Comparison:
         if cell["kind"] != "tuned":
             continue
         labels = {k: cell[k] for k in ("model", "optimizer", "seed")}
-        evaluations = _evaluations(study)
+        evaluations = record.evaluations()
         values = [t.value if t.state.name in ("COMPLETE", "PRUNED") else math.nan for t in evaluations]
         for trial, value, best in zip(evaluations, values, best_so_far(values)):
             position = trial.user_attrs["evaluation"] + 1
@@ -158,14 +154,6 @@ def _by_step_columns(by_step: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         for prefix in ("test_", "naive_")
         for metric in ("rmse", "mae")
     }
-
-
-def _evaluations(study: Any) -> list[Any]:
-    """The study's evaluations in the optimizer's order (interrupted attempts left out)."""
-    from hpo_lstm.recording import counts_as_evaluation
-
-    trials = [t for t in study.get_trials(deepcopy=False) if counts_as_evaluation(t)]
-    return sorted(trials, key=lambda t: t.user_attrs["evaluation"])
 
 
 def _best_predictions(

@@ -22,13 +22,14 @@ import pandas as pd
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._files import check_real_folder, write_csv, write_text
 from hpo_lstm._json import dumps
-from hpo_lstm._urls import mask_url
-from hpo_lstm.model_store import write_model_folder
-from hpo_lstm.recording import predictions_frame, read_model
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far, fmt
+from hpo_lstm.store._urls import mask_url
+from hpo_lstm.store.model_store import write_model_folder
+from hpo_lstm.store.record import predictions_frame
 
 if TYPE_CHECKING:
+    from hpo_lstm.store.record import StudyRecord
     from hpo_lstm.study import StudyResult
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "rebuild_run_outputs",
     "run_report_markdown",
     "target_label",
+    "write_record",
     "write_run_files",
     "write_run_outputs",
 ]
@@ -202,12 +204,18 @@ def write_run_files(
 
 
 def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
-    """Write the run's files into ``folder`` from what its storage recorded (as ``hpo-lstm
-    report FOLDER`` does later); returns the summary written to summary.json."""
-    from hpo_lstm.recording import open_storage
+    """Write the run's files into ``folder`` from what its storage recorded (``result.record``,
+    read through the storage the run held open; as ``hpo-lstm report FOLDER`` does later from
+    the storage it opens); returns the summary written to summary.json."""
+    record = result.record
+    if record is None:  # a result made by hand, not by run_study: read the storage it names
+        from hpo_lstm.store.record import StudyRecord, open_storage
 
-    config = result.config
-    return _write_recorded(Path(folder), config.study_name, open_storage(config.storage_url), config.storage_url)
+        url = result.config.storage_url
+        record = StudyRecord.load(open_storage(url), result.config.study_name, url)
+        if record is None:
+            raise ConfigError(f"Storage {mask_url(url)!r} holds no study {result.config.study_name!r}.")
+    return write_record(Path(folder), record)
 
 
 def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
@@ -215,9 +223,10 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
     study is only read; SQLite files are opened read-only); returns the summary written.
 
     Refused (:class:`ConfigError`) when summary.json is missing or unreadable, the storage is
-    not an hpo-lstm storage (:func:`hpo_lstm.manifest.open_recorded`: checked before it is
+    not an hpo-lstm storage (:func:`hpo_lstm.store.manifest.open_recorded`: checked before it is
     opened, never written), or it holds no such study or no final result of it."""
-    from hpo_lstm.manifest import open_recorded
+    from hpo_lstm.store.manifest import open_recorded
+    from hpo_lstm.store.record import StudyRecord
 
     folder = Path(folder)
     path = folder / "summary.json"
@@ -231,32 +240,31 @@ def rebuild_run_outputs(folder: str | Path) -> dict[str, Any]:
     url = written.get("storage") if isinstance(written, dict) else None
     if not isinstance(name, str) or not isinstance(url, str):
         raise ConfigError(f"{str(path)!r} names no study_name and storage; it was not written by hpo-lstm run.")
-    return _write_recorded(folder, name, open_recorded(url, folder=folder, named_in=path), url)
+    record = StudyRecord.load(open_recorded(url, folder=folder, named_in=path), name, url)
+    if record is None:
+        raise ConfigError(f"Storage {mask_url(url)!r} holds no study {name!r}.")
+    return write_record(folder, record)
 
 
-def _write_recorded(folder: Path, study_name: str, storage: Any, url: str) -> dict[str, Any]:
-
-    from hpo_lstm.recording import find_study, read_final
-
+def write_record(folder: Path, record: StudyRecord) -> dict[str, Any]:
+    """Write a run's files (``RUN_FILES``, and the model folder when the study has a model)
+    into ``folder`` from ``record``; returns the summary written to summary.json. Refused when
+    the study has no final result."""
     model_folder = check_real_folder(folder / MODEL_FOLDER, folder)  # before anything is written
-    study = find_study(storage, study_name)
-    if study is None:
-        raise ConfigError(f"Storage {mask_url(url)!r} holds no study {study_name!r}.")
-    final = read_final(study)
-    if final is None:
+    if record.final is None:
         raise ConfigError(
-            f"Study {study_name!r} in {mask_url(url)!r} has no final result (its run has not finished); "
+            f"Study {record.name!r} in {mask_url(record.url)!r} has no final result (its run has not finished); "
             "run the same command again to finish it."
         )
-    summary, columns = final
+    summary = record.summary
     written = write_run_files(
         folder,
         summary=summary,
-        predictions=predictions_frame(columns),
-        trials=study.trials_dataframe(),
+        predictions=record.predictions(),
+        trials=record.trials_frame,
         target=target_label(summary),
     )
-    model = read_model(study, storage)
+    model = record.model()
     if model is not None:
         card, weights = model
         if isinstance(card.get("storage"), str):  # recorded unmasked by an earlier hpo-lstm

@@ -13,37 +13,29 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._errors import ConfigError, StorageError, first_line
+from hpo_lstm._errors import ConfigError, StorageError
 from hpo_lstm._files import ensure_writable
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
-from hpo_lstm._urls import mask_secrets, mask_url, remember_url
 from hpo_lstm.config import StudyConfig
+from hpo_lstm.store._urls import mask_url
+from hpo_lstm.store.record import (
+    BASELINES_ATTR,
+    FINAL_ATTR,
+    IDENTITY_ATTR,
+    MODEL_ATTR,
+    PREDICTIONS_ATTR,
+    StudyRecord,
+    counts_as_evaluation,
+    open_storage,
+)
 
-__all__ = [
-    "Recorder",
-    "StoredEvaluation",
-    "counts_as_evaluation",
-    "find_study",
-    "is_complete",
-    "load_finished",
-    "open_storage",
-    "predictions_frame",
-    "read_baselines",
-    "read_final",
-    "read_model",
-]
-
-IDENTITY_ATTR = "hpo_lstm_identity"  # the settings a resumed run must match; marks an hpo-lstm study
-_FINAL_ATTR = "hpo_lstm_final"
-_PREDICTIONS_ATTR = "hpo_lstm_predictions"
-MODEL_ATTR = "hpo_lstm_model"  # the final model's card (model.json); its weights are an artifact of a trial
-BASELINES_ATTR = "hpo_lstm_baselines"  # the statistical baselines' test forecasts (hpo_lstm.baselines)
+__all__ = ["Recorder", "StoredEvaluation"]
 
 
 @dataclass(frozen=True)
@@ -60,14 +52,14 @@ class Recorder:
     """Opens (or creates) the study in its storage and writes one trial per evaluation."""
 
     def __init__(self, config: StudyConfig, *, data_fingerprint: str | None = None) -> None:
-        """Open the study and take its lease (:mod:`hpo_lstm.lease`: one driver per study);
+        """Open the study and take its lease (:mod:`hpo_lstm.store.lease`: one driver per study);
         ``close()`` gives the lease back. ``data_fingerprint`` (:attr:`Dataset.fingerprint`) is
         part of the study's identity: a study is never resumed on other data."""
         import optuna
         from optuna.distributions import FloatDistribution, IntDistribution
         from optuna.study import StudyDirection
 
-        from hpo_lstm.lease import StudyLease
+        from hpo_lstm.store.lease import StudyLease
 
         self.config = config
         self.data_fingerprint = data_fingerprint
@@ -259,7 +251,7 @@ class Recorder:
             return self._storage.get_trial_number_from_id(trial_id)
         # Optuna attaches artifacts to unfinished trials only: create it RUNNING (with the
         # training's start), attach the weights, then finish it.
-        from hpo_lstm.model_store import attach_weights
+        from hpo_lstm.store.model_store import attach_weights
 
         finished_state, template.state, template.datetime_complete = template.state, TrialState.RUNNING, None
         values = template.values
@@ -272,7 +264,7 @@ class Recorder:
     def attach_weights(self, number: int, weights: Any) -> None:
         """Attach weights to finished trial ``number``: Optuna takes artifacts only for unfinished
         trials, so they go to the study, named for the trial (see :func:`model_store.trial_weights`)."""
-        from hpo_lstm.model_store import attach_study_weights
+        from hpo_lstm.store.model_store import attach_study_weights
 
         attach_study_weights(self._storage, self.study, number, weights)
 
@@ -280,7 +272,7 @@ class Recorder:
         """The trial that trained ``params`` (not a memo copy) and the weights attached to it
         (None when it has none: recorded by an earlier hpo-lstm, or stopped before they were
         stored); None when no trial trained them."""
-        from hpo_lstm.model_store import trial_weights
+        from hpo_lstm.store.model_store import trial_weights
 
         trained = [
             t
@@ -300,7 +292,7 @@ class Recorder:
         """Up to ``k`` trained (not memo) evaluations that completed, best validation RMSE first
         (earliest of equals), that have weights attached: (trial number, params, weights). Trial
         ``exclude`` (the final model, loaded already) is left out."""
-        from hpo_lstm.model_store import trial_weights
+        from hpo_lstm.store.model_store import trial_weights
 
         trained = sorted(
             (
@@ -366,11 +358,14 @@ class Recorder:
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if counts_as_evaluation(t))
 
-    def record_final(self, summary: dict[str, Any], predictions: Any, model_card: dict[str, Any] | None = None) -> None:
-        """Store the final model's summary, test predictions and model card with the study.
+    def record_final(
+        self, summary: dict[str, Any], predictions: Any, model_card: dict[str, Any] | None = None
+    ) -> StudyRecord:
+        """Store the final model's summary, test predictions and model card with the study;
+        returns the study's record as it now stands.
 
         The storage then holds everything a report needs (``hpo-lstm report`` and comparisons
-        read it back with :func:`read_final`), on whichever machine wrote it.
+        read it back as a :class:`StudyRecord`), on whichever machine wrote it.
         """
         self._lease.check()
         columns = {c: predictions[c].tolist() for c in predictions.columns if c != "time"}
@@ -378,12 +373,13 @@ class Recorder:
         # Time stamps as ISO text, row numbers (series without a time column) as integers.
         columns["time"] = [str(t) for t in times] if times.dtype.kind == "M" else [int(t) for t in times]
         # Two writes: the predictions first, so that a run killed between them leaves no
-        # summary of this run without its predictions (read_final wants both; a resumed run
+        # summary of this run without its predictions (a record wants both; a resumed run
         # with a larger budget is told apart by the summary's budget).
-        self.study.set_user_attr(_PREDICTIONS_ATTR, dumps(columns))
+        self.study.set_user_attr(PREDICTIONS_ATTR, dumps(columns))
         if model_card is not None:
             self.study.set_user_attr(MODEL_ATTR, dumps(model_card, sort_keys=True))
-        self.study.set_user_attr(_FINAL_ATTR, dumps(summary, sort_keys=True))
+        self.study.set_user_attr(FINAL_ATTR, dumps(summary, sort_keys=True))
+        return self.study_record()
 
     def record_baselines(self, record: dict[str, Any]) -> None:
         """Store the statistical baselines (:meth:`hpo_lstm.baselines.Baselines.to_record`) with the
@@ -392,170 +388,13 @@ class Recorder:
         self.study.set_user_attr(BASELINES_ATTR, dumps(record, sort_keys=True))
 
     def stored_baselines(self) -> dict[str, Any] | None:
-        return read_baselines(self.study)
+        return self.study_record().baselines
+
+    def study_record(self) -> StudyRecord:
+        """What the storage holds of the study now, read through the study this recorder holds
+        open (the storage is not opened again)."""
+        return StudyRecord(self.study, self._storage, self.config.storage_url)
 
     def trials_frame(self) -> Any:
         """All trials of the study as a pandas DataFrame (Optuna's layout)."""
         return self.study.trials_dataframe()
-
-
-def counts_as_evaluation(trial: Any) -> bool:
-    """Whether an Optuna trial stands for one evaluation of the optimizer's path: recorded by
-    hpo-lstm, and not an attempt a crash interrupted (that evaluation was made again)."""
-    return "evaluation" in trial.user_attrs and trial.user_attrs.get("failure") != "interrupted"
-
-
-_STORAGES: dict[str, Any] = {}
-_OPEN_ATTEMPTS = 5
-
-
-def open_storage(url: str) -> Any:
-    """The Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, any SQLAlchemy URL).
-
-    One per URL and process: the cells of a comparison share its engine and connection pool
-    (with PostgreSQL, one pool per cell would pile up server connections)."""
-    import optuna
-
-    if "://" not in url:
-        raise StorageError(f"Storage {mask_url(url)!r} is not a database URL (e.g. sqlite:///results/hpo-lstm.db).")
-    remember_url(url)  # a report this process writes finds it again from its masked form
-    if url not in _STORAGES:
-        # Opening an empty database creates Optuna's tables. Drivers started together race to
-        # create them (PostgreSQL's CREATE TABLE is not atomic against a concurrent one: the
-        # losers get a unique violation or "already exists"); once a winner has made them, a
-        # second try finds them.
-        for attempt in range(_OPEN_ATTEMPTS):
-            try:
-                # SQLite: a comparison's cells write from several threads at once; wait for a
-                # writer up to a minute rather than Python's 5 s before "database is locked".
-                kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-                _STORAGES[url] = optuna.storages.RDBStorage(url, engine_kwargs=kwargs or None)
-                break
-            except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
-                if not _lost_creation_race(exc) or attempt + 1 == _OPEN_ATTEMPTS:
-                    raise StorageError(
-                        f"Cannot open storage {mask_url(url)!r}: {mask_secrets(first_line(exc))}"
-                    ) from None
-                time.sleep(0.2 * (attempt + 1))
-    return _STORAGES[url]
-
-
-def _lost_creation_race(exc: BaseException) -> bool:
-    """Whether opening a storage failed because another process was creating Optuna's tables:
-    PostgreSQL's "already exists" or a unique violation in its catalog, SQLite's "already
-    exists", a UNIQUE failure on the version table, or a lock held by the creator."""
-    signs = ("already exists", "duplicate key", "unique constraint failed", "database is locked")
-    cause: BaseException | None = exc
-    while cause is not None:
-        if any(sign in str(cause).lower() for sign in signs):
-            return True
-        cause = cause.__cause__
-    return False
-
-
-def load_finished(
-    config: StudyConfig, storage: Any, *, data_fingerprint: str | None = None
-) -> tuple[dict[str, Any], dict[str, list]] | None:
-    """The recorded final result of ``config``'s study if it finished with exactly this config
-    (and, given ``data_fingerprint``, on this data).
-
-    None when the study does not exist, has not finished, ran with another budget or was made
-    with other settings or data (then running it again extends, resumes or refuses it).
-    """
-    study = find_study(storage, config.study_name)
-    if study is None:
-        return None
-    final = read_final(study)
-    stored_identity = study.user_attrs.get(IDENTITY_ATTR)
-    if final is None or stored_identity is None:
-        return None
-    stored = json.loads(stored_identity)
-    recorded_on = stored.pop("data_fingerprint", None)
-    if stored != config.identity() or final[0].get("budget") != config.budget:
-        return None
-    if data_fingerprint is not None and recorded_on not in (None, data_fingerprint):
-        return None
-    return final
-
-
-def read_model(study: Any, storage: Any) -> tuple[dict[str, Any], Any] | None:
-    """The final model recorded with ``study``: its card (model.json) and the weights attached
-    to the trial the card names; None for a study without one (unfinished, or recorded by an
-    earlier hpo-lstm)."""
-    from hpo_lstm.model_store import ModelFileError, trial_weights
-
-    card_json = study.user_attrs.get(MODEL_ATTR)
-    if card_json is None:
-        return None
-    card = json.loads(card_json)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-
-    def weights_of(number: Any) -> Any:
-        trial = trials.get(number) if isinstance(number, int) else None
-        weights = trial_weights(storage, trial, study) if trial is not None else None
-        if weights is None:
-            raise ModelFileError(
-                f"Study {study.study_name!r} names trial {number} as its model, but no weights are attached to it."
-            )
-        return weights
-
-    from hpo_lstm.model_store import merge_member_weights
-
-    if not isinstance(card, dict):
-        return card, {}  # refused by the forecaster, naming what it is
-    members = (
-        (card.get("final_forecast") or {}).get("members") if isinstance(card.get("final_forecast"), dict) else None
-    )
-    others = {m["name"]: weights_of(m.get("trial")) for m in members or () if isinstance(m, dict) and "params" in m}
-    return card, merge_member_weights(weights_of(card.get("trial")), others)
-
-
-def read_baselines(study: Any) -> dict[str, Any] | None:
-    """The statistical baselines' record stored with ``study`` (see :meth:`Recorder.record_baselines`), or None."""
-    text = study.user_attrs.get(BASELINES_ATTR)
-    if not isinstance(text, str):
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def is_complete(summary: Mapping[str, Any], budget: int) -> bool:
-    """Whether a recorded final result (``read_final``'s summary) is a finished study's: its whole
-    budget spent, not ended early by ``timeout`` with its best so far. The one rule for a run, a
-    comparison's cells, its report and ``hpo-lstm forecast`` alike."""
-    return not summary.get("stopped_early") and summary.get("n_evaluations") == budget
-
-
-def find_study(storage: Any, study_name: str) -> Any:
-    """The Optuna study of this name in ``storage``, or None when there is none (Optuna's own
-    log lines kept quiet): the one way every command loads a recorded study."""
-    import optuna
-
-    try:
-        with quiet_optuna():
-            return optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        return None
-
-
-def read_final(study: Any) -> tuple[dict[str, Any], dict[str, list]] | None:
-    """The final summary and test predictions recorded with an Optuna ``study``, or None."""
-    attrs = study.user_attrs
-    summary, predictions = attrs.get(_FINAL_ATTR), attrs.get(_PREDICTIONS_ATTR)
-    if summary is None or predictions is None:  # not finished (or written by an older hpo-lstm, half-way)
-        return None
-    return json.loads(summary), json.loads(predictions)
-
-
-def predictions_frame(columns: Mapping[str, list]) -> Any:
-    """The test predictions as recorded with the study (columns of plain values; time stamps as
-    ISO text) -> a frame: time (datetime64 or row number), then the recorded columns."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"time": columns["time"], **{k: v for k, v in columns.items() if k != "time"}})
-    if not pd.api.types.is_numeric_dtype(frame["time"]):
-        frame["time"] = pd.to_datetime(frame["time"])
-    return frame

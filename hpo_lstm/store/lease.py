@@ -82,7 +82,7 @@ class StudyLease:
         """Take the lease or raise :class:`StorageError` naming the driver that holds it."""
         import sqlalchemy as sa
 
-        from hpo_lstm._sql import create_table
+        from hpo_lstm.store._sql import create_table
 
         create_table(self._table, self._engine)
         table, now = self._table, time.time()

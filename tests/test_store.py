@@ -1,0 +1,85 @@
+"""The study's record (hpo_lstm.store.StudyRecord): what run, compare, report and forecast read of
+a storage, loaded once; the run writes its files from the record it ends with, without opening
+the storage again, and they are the bytes `hpo-lstm report` writes from the storage later."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from hpo_lstm import StudyConfig, rebuild_run_outputs, run_study, write_run_outputs
+from hpo_lstm.report import RUN_FILES
+from hpo_lstm.store import StudyRecord, open_storage
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("store")
+    config = StudyConfig.from_file(
+        data="sine",
+        optimizer="random",
+        budget=4,
+        pop_size=2,
+        lookback=8,
+        max_epochs=2,
+        patience=2,
+        out=str(out),
+    )
+    return run_study(config, workers=1)
+
+
+def test_the_run_ends_with_the_record_of_what_it_stored(finished):
+    record = finished.record
+    config = finished.config
+    assert record is not None and record.name == config.study_name
+    assert set(record.summary) == set(finished.summary())  # the summary, as stored (JSON)
+    assert record.summary["test"]["rmse"] == pytest.approx(finished.final.test["rmse"], rel=1e-12)
+    assert [t.user_attrs["evaluation"] for t in record.evaluations()] == list(range(config.budget))
+    assert record.is_complete(config.budget) and not record.is_complete(config.budget + 1)
+    assert record.matches(config, data_fingerprint=finished.dataset.fingerprint)
+    assert not record.matches(config, data_fingerprint="another-data")
+    assert not record.matches(config.replace(budget=config.budget + 2))
+    assert not record.matches(config.replace(max_epochs=3))
+    assert record.baselines is not None and set(record.baselines["results"]) >= {"auto_ets", "auto_arima"}
+    card, weights = record.model()
+    assert card["trial"] == finished.final.trial
+    best = finished.final.weights
+    assert all(np.array_equal(weights[k], best[k]) for k in best)
+    np.testing.assert_array_equal(record.predictions()["predicted"], finished.final.predictions["predicted"])
+
+
+def test_loaded_again_the_record_answers_the_same(finished):
+    url = finished.config.storage_url
+    again = StudyRecord.load(open_storage(url), finished.config.study_name, url)
+    assert again.final == finished.record.final and again.identity == finished.record.identity
+    assert [t.number for t in again.evaluations()] == [t.number for t in finished.record.evaluations()]
+    assert StudyRecord.load(open_storage(url), "no-such-study", url) is None
+
+
+def test_the_run_writes_its_files_from_its_record_and_report_rebuilds_them(finished, tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise AssertionError("the storage was opened or its study loaded again")
+
+    with monkeypatch.context() as patch:  # while the run's files are written from its record
+        patch.setattr(optuna, "load_study", refused)
+        patch.setattr("hpo_lstm.store.record.open_storage", refused)
+        patch.setattr("hpo_lstm.store.record.find_study", refused)
+        write_run_outputs(finished, tmp_path / "run")
+    shutil.copytree(tmp_path / "run", tmp_path / "report")
+    rebuild_run_outputs(tmp_path / "report")  # from the storage, opened read-only
+    for name in [n for n in RUN_FILES if not n.endswith(".png")] + ["model/model.json", "model/weights.safetensors"]:
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "report" / name).read_bytes(), name
+
+
+def test_a_study_that_is_not_final_has_no_final_record(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    optuna.create_study(study_name="open", storage=url)
+    record = StudyRecord.load(open_storage(url), "open", url)
+    assert record.final is None and record.summary is None and record.model() is None
+    assert not record.is_complete(4) and record.identity is None and record.baselines is None
+    with pytest.raises(Exception, match="has no final result"):
+        record.predictions()
