@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from hpo_lstm import __version__
 from hpo_lstm._errors import ConfigError, HpoLstmError, StudyFailedError, first_line
 from hpo_lstm._interrupts import interrupts_outside_storage
-from hpo_lstm.store._urls import mask_secrets, mask_url
+from hpo_lstm.store import mask_secrets, mask_url
 
 __all__ = ["main"]
 
@@ -557,7 +557,7 @@ def _compare(options: dict[str, Any]) -> int:
 
 
 def _report(folder: str, *, quiet: bool) -> int:
-    from hpo_lstm.store.manifest import MANIFEST, read_manifest
+    from hpo_lstm.store import MANIFEST, read_manifest
 
     # A wrong folder is refused before pandas, optuna and torch load.
     if (Path(folder) / MANIFEST).exists():
@@ -692,6 +692,7 @@ def _print_forecast(frame: Any, forecaster: Any, out: Path) -> None:
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
+    """The run's table and verdicts, from its summary as recorded (typed: hpo_lstm.results.RunSummary)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -699,31 +700,29 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
     from hpo_lstm.ensemble import candidate_label, choice_text, final_description
     from hpo_lstm.report import fmt, lookback_text
+    from hpo_lstm.results import RunSummary
 
     console = terminal_console()
-    protocol = summary.get("protocol", {})
-    windows = protocol.get("windows", {})
+    run = RunSummary.from_dict(summary)
+    protocol, windows = run.protocol, run.protocol.windows
     if windows:  # the protocol header: what was scored, and the season the seasonal baselines used
         console.print(
-            f"protocol: {summary['dataset']}, target {summary['target']}; test windows "
-            f"{windows.get('test')}, lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}"
-            + escape(f"; {protocol['season_text']}" if protocol.get("season_text") else "")
+            f"protocol: {run.dataset}, target {run.target}; test windows "
+            f"{windows.get('test')}, lookback {lookback_text(protocol.lookback, protocol.space)} -> horizon "
+            f"{protocol.horizon}" + escape(f"; {protocol.season_text}" if protocol.season_text else "")
         )
-    params = ", ".join(f"{k}={fmt(v)}" for k, v in summary["best_params"].items())
+    params = ", ".join(f"{k}={fmt(v)}" for k, v in run.best_params.items())
     table = Table(
-        title=f"{summary['study_name']}  ({summary['n_evaluations']} evaluations, "
-        f"{summary['n_trained']} trained, {summary['wall_seconds']:.0f} s)"
+        title=f"{run.study_name}  ({run.n_evaluations} evaluations, {run.n_trained} trained, {run.wall_seconds:.0f} s)"
     )
     table.add_column("", no_wrap=True)  # "  mean of 5 best lstm" stays whole; the headers give way
     for column in ("val RMSE", "test RMSE", "test MAE", "test MAPE%", "fit s"):
         table.add_column(column, justify="right")
-    test, naive = summary["test"], summary["baselines"]["naive_last"]
-    final = summary.get("final_forecast") or {}
-    model = summary["model"]
-    if final.get("kind", "best") == "best":
+    test, naive, final, model = run.test, run.naive, run.final_forecast, run.model
+    if not run.combined:
         table.add_row(
             f"tuned {model}",
-            fmt(summary["best_val_rmse"]),
+            fmt(run.best_val_rmse),
             fmt(test["rmse"]),
             fmt(test["mae"]),
             fmt(test["mape"]),
@@ -751,13 +750,13 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
             )
     table.add_row(
         "naive last value",
-        fmt(summary["val_baselines"]["naive_last"]["rmse"]),
+        fmt(run.val_baselines["naive_last"]["rmse"]),
         fmt(naive["rmse"]),
         fmt(naive["mae"]),
         fmt(naive["mape"]),
         "",
     )
-    statistical = {k: v for k, v in summary["baselines"].items() if k in BASELINES}
+    statistical = {k: v for k, v in run.baselines.items() if k in BASELINES}
     for name in (n for n in BASELINES if n in statistical):  # one row per statistical baseline, scored or not
         entry = statistical[name]
         label = escape(
@@ -779,7 +778,7 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         console.print(escape("fitted on train + validation: " + "; ".join(fitted)))
     for name in (n for n in BASELINES if n in statistical and statistical[n].get("status") != "ok"):
         console.print(escape(f"{LABELS[name]}: {statistical[name].get('status')}: {statistical[name].get('reason')}"))
-    by_step = summary.get("by_step") or []
+    by_step = run.by_step
     if len(by_step) > 1:  # a multi-step model: each step's error next to the naive forecast's
         steps = Table(title="test RMSE and MAE per forecast step")
         for column in ("step", "RMSE", "naive RMSE", "% of naive", "MAE", "naive MAE"):
@@ -794,49 +793,48 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
                 fmt(row["naive_mae"]),
             )
         console.print(steps)
-    intervals = summary.get("intervals") or {}
-    if intervals:
+    if run.intervals:
         console.print(
             "intervals, test coverage: "
-            + ", ".join(f"{level}% -> {values['test_coverage']:.1%}" for level, values in intervals.items())
+            + ", ".join(f"{level}% -> {values['test_coverage']:.1%}" for level, values in run.intervals.items())
         )
-    for note in summary.get("protocol", {}).get("data_notes", []):
+    for note in protocol.data_notes:
         console.print(f"data: {note}")
     console.print(f"best params: {params}")
-    folds = summary.get("folds") or {}
+    folds = run.folds or {}
     if folds.get("chosen_fold_val_rmse"):
         values = folds["chosen_fold_val_rmse"]
         console.print(
             f"validation RMSE on each of the {folds['k']} folds: {', '.join(fmt(v) for v in values)} "
             f"(spread {fmt(max(values) - min(values))})"
         )
-    stopped = summary.get("stopped_early")
+    stopped = run.stopped_early
     if stopped:
         console.print(
             f"[bold]Stopped at the time limit[/] (--timeout {fmt(stopped['timeout_seconds'])} s) after "
             f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
             "same command again (with a larger --timeout if you like) to continue the study."
         )
-    if final.get("kind", "best") != "best":
+    if run.combined:
         console.print(escape(f"final forecast, {choice_text(final, model)}"))
     ratio = test["rmse"] / naive["rmse"]
-    who = "tuned model" if final.get("kind", "best") == "best" else "final forecast"
-    if summary["beats_naive"] and ratio > 0.98:
+    who = "final forecast" if run.combined else "tuned model"
+    if run.beats_naive and ratio > 0.98:
         console.print(
             f"The {who} is only marginally better than the naive forecast on test: RMSE {ratio:.1%} of naive."
         )
-    elif summary["beats_naive"]:
+    elif run.beats_naive:
         console.print(f"The {who} beats the naive forecast on test: RMSE {ratio:.1%} of naive.")
     else:
         console.print(f"[bold]The {who} does NOT beat the naive forecast on test[/] (RMSE {ratio:.1%} of naive).")
     if statistical:
         verdict = statistical_verdict(test["rmse"], statistical, model=final_description(final, model))
-        console.print(escape(verdict) if summary.get("beats_statistical_baselines") else f"[bold]{escape(verdict)}[/]")
-        if final.get("kind", "best") != "best":  # the network alone, plainly
+        console.print(escape(verdict) if run.beats_statistical_baselines else f"[bold]{escape(verdict)}[/]")
+        if run.combined:  # the network alone, plainly
             alone = final["candidates"]["best"].get("test_rmse")
             console.print(escape(statistical_verdict(alone, statistical, model=f"best {model} alone")))
     console.print(f"results: {folder}/")
-    console.print(f"storage: {mask_url(summary['storage'])}")
+    console.print(f"storage: {mask_url(run.storage)}")
     console.file.flush()
 
 

@@ -20,6 +20,7 @@ from hpo_lstm.evaluation import Evaluator, ProgressSink
 from hpo_lstm.executors import Executor
 from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
+from hpo_lstm.results import Protocol, RunSummary
 from hpo_lstm.store._urls import mask_url
 from hpo_lstm.store.record import StudyRecord
 from hpo_lstm.store.recording import Recorder
@@ -105,67 +106,78 @@ class StudyResult:
         values = list(chosen[column].iloc[0]) if chosen is not None and len(chosen) and column in chosen else []
         return {"k": self.config.folds, "chosen_fold_val_rmse": values}
 
-    def summary(self) -> dict[str, Any]:
-        """Everything ``summary.json`` holds: plain JSON values, also recorded in the storage."""
+    @property
+    def run_summary(self) -> RunSummary:
+        """The run's summary, typed (:class:`hpo_lstm.results.RunSummary`): built from this
+        result's parts, or read back from the storage for a study that was complete before."""
         if self.stored_summary is not None:
-            return dict(self.stored_summary)
+            return RunSummary.from_dict(self.stored_summary)
         config, dataset, final = self.config, self.dataset, self.final
         distinct = {tuple(sorted(e.params.items())) for e in self.search.evaluations}
         val = dataset.split("val")
-        return {
-            "study_name": config.study_name,
-            "optimizer": config.optimizer,
-            "model": config.model,
-            "dataset": config.data_name,
-            "target": dataset.target,
-            "features": list(dataset.feature_names),
-            "budget": config.budget,
-            "pop_size": config.pop_size,
-            "n_evaluations": self.search.n_evaluations,
-            "n_trained": len(distinct),
-            "n_duplicates": self.search.n_evaluations - len(distinct),
-            "n_replayed": self.n_replayed,
-            "n_pruned": self.n_pruned,
-            "n_failed": sum(1 for e in self.search.evaluations if not math.isfinite(e.value)),
-            "best_params": final.params,
-            "best_val_rmse": self.search.best_value,
-            "final_forecast": final.final_forecast,
-            "test": final.test,
-            "baselines": final.baselines,
-            "val_baselines": {"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
-            "by_step": final.by_step,
-            "beats_naive": bool(final.test["rmse"] < final.baselines["naive_last"]["rmse"]),
-            **_versus_statistical(final.test["rmse"], final.baselines),
-            "season": final.season.get("season"),
-            "protocol": {
-                "split": list(config.split),
-                "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
-                "lookback": dataset.lookback,
-                "horizon": dataset.horizon,
-                "transform": dataset.transform,
-                "calendar": list(dataset.calendar),
-                "max_epochs": config.max_epochs,
-                "patience": config.patience,
-                "batch_size": config.batch_size,
-                "pruning": config.pruning,
-                "space": config.space.to_dict(),
-                "gaps_filled": dataset.n_filled,
-                "data_notes": list(dataset.notes),
-                "season": {k: v for k, v in final.season.items() if k != "text"},
-                "season_text": final.season.get("text"),
-                "baseline_timeout": config.baseline_timeout,
-            },
-            "final_model": {"trial": final.trial, "weights": final.source, "note": final.note},
-            "intervals": final.intervals,
-            "seed": config.seed,
-            "device": self.device,
-            "precision": self.precision,
-            "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm.store._urls)
-            "wall_seconds": round(self.wall_seconds, 2),
-            "stopped_early": self.stopped_early,
-            "folds": self._folds(),
-            "hpo_lstm_version": __version__,
-        }
+        versus = _versus_statistical(final.test["rmse"], final.baselines)
+        return RunSummary(
+            study_name=config.study_name,
+            optimizer=config.optimizer,
+            model=config.model,
+            dataset=config.data_name,
+            target=dataset.target,
+            features=list(dataset.feature_names),
+            budget=config.budget,
+            pop_size=config.pop_size,
+            n_evaluations=self.search.n_evaluations,
+            n_trained=len(distinct),
+            n_duplicates=self.search.n_evaluations - len(distinct),
+            n_replayed=self.n_replayed,
+            n_pruned=self.n_pruned,
+            n_failed=sum(1 for e in self.search.evaluations if not math.isfinite(e.value)),
+            best_params=final.params,
+            best_val_rmse=self.search.best_value,
+            final_forecast=final.final_forecast,
+            test=final.test,
+            baselines=final.baselines,
+            val_baselines={"naive_last": forecast_metrics(dataset.actual[val], dataset.naive("val"))},
+            by_step=final.by_step,
+            beats_naive=bool(final.test["rmse"] < final.baselines["naive_last"]["rmse"]),
+            best_statistical_baseline=versus["best_statistical_baseline"],
+            beats_statistical_baselines=versus["beats_statistical_baselines"],
+            season=final.season.get("season"),
+            protocol=Protocol(
+                split=list(config.split),
+                windows={s: dataset.n_windows(s) for s in ("train", "val", "test")},
+                lookback=dataset.lookback,
+                horizon=dataset.horizon,
+                transform=dataset.transform,
+                calendar=list(dataset.calendar),
+                max_epochs=config.max_epochs,
+                patience=config.patience,
+                batch_size=config.batch_size,
+                pruning=config.pruning,
+                space=config.space.to_dict(),
+                gaps_filled=dataset.n_filled,
+                data_notes=list(dataset.notes),
+                season={k: v for k, v in final.season.items() if k != "text"},
+                season_text=final.season.get("text"),
+                baseline_timeout=config.baseline_timeout,
+            ),
+            final_model={"trial": final.trial, "weights": final.source, "note": final.note},
+            intervals=final.intervals,
+            seed=config.seed,
+            device=self.device,
+            precision=self.precision,
+            storage=mask_url(config.storage_url),  # never a password in a file (hpo_lstm.store._urls)
+            wall_seconds=round(self.wall_seconds, 2),
+            stopped_early=self.stopped_early,
+            folds=self._folds(),
+            hpo_lstm_version=__version__,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Everything ``summary.json`` holds: plain JSON values, also recorded in the storage
+        (:attr:`run_summary` as a dict, with the same keys)."""
+        if self.stored_summary is not None:
+            return dict(self.stored_summary)
+        return self.run_summary.to_dict()
 
 
 def study_baselines(

@@ -4,6 +4,7 @@ the storage again, and they are the bytes `hpo-lstm report` writes from the stor
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from hpo_lstm import StudyConfig, rebuild_run_outputs, run_study, write_run_outputs
+from hpo_lstm import ConfigError, StudyConfig, rebuild_run_outputs, run_study, write_run_outputs
 from hpo_lstm.report import RUN_FILES
 from hpo_lstm.store import StudyRecord, open_storage
 
@@ -83,3 +84,34 @@ def test_a_study_that_is_not_final_has_no_final_record(tmp_path: Path):
     assert not record.is_complete(4) and record.identity is None and record.baselines is None
     with pytest.raises(Exception, match="has no final result"):
         record.predictions()
+
+
+def test_the_summary_is_typed_and_written_with_the_keys_summary_json_has(finished):
+    from hpo_lstm.results import Protocol, RunSummary
+
+    typed = finished.run_summary
+    assert isinstance(typed, RunSummary) and isinstance(typed.protocol, Protocol)
+    assert typed.n_evaluations == finished.config.budget and typed.protocol.horizon == finished.dataset.horizon
+    assert typed.best_params == finished.final.params and typed.test == finished.final.test
+    summary = finished.summary()
+    assert list(summary) == list(RunSummary._ORDER) and list(summary["protocol"]) == [
+        f.name for f in dataclasses.fields(Protocol)
+    ]
+    assert RunSummary.from_dict(summary) == typed and RunSummary.from_dict(finished.record.summary) == typed
+
+
+def test_a_summary_of_an_earlier_hpo_lstm_reads_with_what_its_missing_keys_meant(finished):
+    from hpo_lstm.report._run import run_report_markdown
+    from hpo_lstm.results import RunSummary
+
+    old = {k: v for k, v in finished.summary().items() if k not in ("precision", "device", "folds", "final_forecast")}
+    old["protocol"] = {k: v for k, v in old["protocol"].items() if k != "season_text"}
+    old["unit"] = "ppmv"  # a key this hpo-lstm does not know is kept, not dropped
+    typed = RunSummary.from_dict(old)
+    assert (typed.precision, typed.device, typed.folds, typed.final_forecast) == ("fp32", "cpu", None, {})
+    assert typed.protocol.season_text is None and typed.extra == {"unit": "ppmv"}
+    assert typed.to_dict()["unit"] == "ppmv"
+    text = run_report_markdown(old)
+    assert "not recorded (a run of an earlier hpo-lstm)" in text and "device cpu, float32." in text
+    with pytest.raises(ConfigError, match="lacks best_val_rmse, test: it was not written by hpo-lstm run"):
+        RunSummary.from_dict({k: v for k, v in old.items() if k not in ("best_val_rmse", "test")})

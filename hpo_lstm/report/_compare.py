@@ -27,6 +27,7 @@ from hpo_lstm.report._tables import (
     statistical_comparison_table,
     test_metrics_table,
 )
+from hpo_lstm.results import RunSummary
 from hpo_lstm.store._urls import mask_url
 
 __all__ = ["Comparison", "load_comparison", "write_comparison_report"]
@@ -62,24 +63,27 @@ def load_comparison(folder: str | Path) -> Comparison:
         if record is None or not record.is_complete(budget if cell["kind"] == "tuned" else 1):
             unfinished.append(cell["study"])
             continue
-        summary, predicted = record.final
-        precision = summary.get("precision", "fp32")  # summaries recorded before --precision trained in fp32
-        devices.add(summary["device"] if precision == "fp32" else f"{summary['device']} ({precision} training steps)")
+        summary, predicted = RunSummary.from_dict(record.summary), record.final[1]
+        device = (
+            summary.device if summary.precision == "fp32" else f"{summary.device} ({summary.precision} training steps)"
+        )
+        devices.add(device)
         predictions[cell["study"]] = predicted
         cell_rows.append(
             {
                 **{k: cell[k] for k in ("study", "kind", "model", "optimizer", "seed")},
-                "best_val_rmse": summary["best_val_rmse"],
-                **{f"test_{k}": summary["test"][k] for k in ("rmse", "mae", "mape")},
-                **_final_columns(summary.get("final_forecast")),
-                **{k: summary[k] for k in ("n_evaluations", "n_trained", "n_pruned", "n_failed", "wall_seconds")},
-                **{
-                    f"test_coverage_{level}": v["test_coverage"]
-                    for level, v in (summary.get("intervals") or {}).items()
-                },
-                **_by_step_columns(summary.get("by_step") or []),
-                **{f"param_{k}": v for k, v in summary["best_params"].items()},
-                **_fold_columns(summary.get("folds")),
+                "best_val_rmse": summary.best_val_rmse,
+                **{f"test_{k}": summary.test[k] for k in ("rmse", "mae", "mape")},
+                **_final_columns(summary.final_forecast),
+                "n_evaluations": summary.n_evaluations,
+                "n_trained": summary.n_trained,
+                "n_pruned": summary.n_pruned,
+                "n_failed": summary.n_failed,
+                "wall_seconds": summary.wall_seconds,
+                **{f"test_coverage_{level}": v["test_coverage"] for level, v in summary.intervals.items()},
+                **_by_step_columns(summary.by_step),
+                **{f"param_{k}": v for k, v in summary.best_params.items()},
+                **_fold_columns(summary.folds),
             }
         )
         if cell["kind"] != "tuned":

@@ -24,6 +24,7 @@ from hpo_lstm._files import check_real_folder, write_csv, write_text
 from hpo_lstm._json import dumps
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far, fmt
+from hpo_lstm.results import RunSummary
 from hpo_lstm.store._urls import mask_url
 from hpo_lstm.store.model_store import write_model_folder
 from hpo_lstm.store.record import predictions_frame
@@ -273,46 +274,34 @@ def write_record(folder: Path, record: StudyRecord) -> dict[str, Any]:
     return written
 
 
-def run_report_markdown(summary: Mapping[str, Any]) -> str:
+def run_report_markdown(summary: Mapping[str, Any] | RunSummary) -> str:
     """report.md of a run, from its summary alone: the protocol, the verdicts, and the tuned
     model's test metrics next to every baseline's (those not scored with their status and why)."""
     from hpo_lstm.baselines import BASELINES, LABELS, statistical_verdict
-
-    protocol = summary.get("protocol") or {}
-    windows = protocol.get("windows") or {}
     from hpo_lstm.ensemble import candidate_label, choice_text, final_description, weights_text
 
-    test, baselines = summary["test"], summary["baselines"]
-    naive = baselines["naive_last"]
-    final = summary.get("final_forecast") or {}
-    combined = final.get("kind", "best") != "best"
-    model = final_description(final, summary["model"])
-    split = "/".join(f"{round(100 * s)}" for s in protocol.get("split", ()))
+    run = summary if isinstance(summary, RunSummary) else RunSummary.from_dict(summary)
+    protocol, windows = run.protocol, run.protocol.windows
+    test, naive, final = run.test, run.naive, run.final_forecast
+    model = final_description(final, run.model)
+    split = "/".join(f"{round(100 * s)}" for s in protocol.split)
     lines = [
-        f"# Run `{summary['study_name']}`",
+        f"# Run `{run.study_name}`",
         "",
-        f"- **Data**: `{summary['dataset']}`, target `{summary['target']}`"
-        + (
-            f", inputs {', '.join(f'`{f}`' for f in summary.get('features', []))}"
-            if len(summary.get("features", [])) > 1
-            else ""
-        )
+        f"- **Data**: `{run.dataset}`, target `{run.target}`"
+        + (f", inputs {', '.join(f'`{f}`' for f in run.features)}" if len(run.features) > 1 else "")
         + (f"; chronological split {split} % -> test windows {windows.get('test')}" if windows else "")
         + ".",
-        f"- **Windows**: lookback {lookback_text(protocol.get('lookback'), protocol.get('space'))} -> horizon {protocol.get('horizon')}, transform "
-        f"`{protocol.get('transform')}`.",
-        f"- **Season**: {protocol.get('season_text') or 'not recorded (a run of an earlier hpo-lstm)'}.",
-        f"- **Search**: {summary['model']} tuned by {summary['optimizer']}, {summary['n_evaluations']} evaluations "
-        f"({summary['n_trained']} trained), seed {summary['seed']}; fitness = "
-        + (
-            f"mean validation RMSE over {summary['folds']['k']} rolling-origin folds."
-            if summary.get("folds")
-            else "validation RMSE."
-        ),
-        f"- **Training**: device {summary.get('device', 'cpu')}, "
+        f"- **Windows**: lookback {lookback_text(protocol.lookback, protocol.space)} -> horizon {protocol.horizon}, "
+        f"transform `{protocol.transform}`.",
+        f"- **Season**: {protocol.season_text or 'not recorded (a run of an earlier hpo-lstm)'}.",
+        f"- **Search**: {run.model} tuned by {run.optimizer}, {run.n_evaluations} evaluations "
+        f"({run.n_trained} trained), seed {run.seed}; fitness = "
+        + (f"mean validation RMSE over {run.folds['k']} rolling-origin folds." if run.folds else "validation RMSE."),
+        f"- **Training**: device {run.device}, "
         + (
             "training steps in bf16 autocast (weights and every score in float32)."
-            if summary.get("precision") == "bf16"
+            if run.precision == "bf16"
             else "float32."
         ),
         "- **Test**: the networks keep the weights the search trained (no retraining); the final forecast is scored "
@@ -322,21 +311,21 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     ]
     if final:
         lines.append(
-            f"- **Final forecast**: {choice_text(final, summary['model'])}. Every candidate (the best network, the "
+            f"- **Final forecast**: {choice_text(final, run.model)}. Every candidate (the best network, the "
             "mean of the best ones, their combinations with the statistical models, whose validation forecasts come "
             "from fits on the training rows only) is scored on validation and test below."
         )
     lines.append("")
     ratio = test["rmse"] / naive["rmse"]
     verdict = f"The {model}'s test RMSE is {ratio:.1%} of the last-value naive forecast's."
-    statistical = {k: v for k, v in baselines.items() if k in BASELINES}
+    statistical = {k: v for k, v in run.baselines.items() if k in BASELINES}
     if statistical:
         verdict += " " + statistical_verdict(test["rmse"], statistical, model=model)
-        if combined:
+        if run.combined:
             alone = final["candidates"]["best"].get("test_rmse")
-            verdict += " " + statistical_verdict(alone, statistical, model=f"best {summary['model']} alone")
+            verdict += " " + statistical_verdict(alone, statistical, model=f"best {run.model} alone")
     lines += [f"**Verdict.** {verdict}", ""]
-    stopped = summary.get("stopped_early")
+    stopped = run.stopped_early
     if stopped:
         lines += [
             f"**Stopped early** at the time limit of {fmt(stopped['timeout_seconds'], 6)} s after "
@@ -344,7 +333,7 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
             "continues the study.",
             "",
         ]
-    folds = (summary.get("folds") or {}).get("chosen_fold_val_rmse")
+    folds = (run.folds or {}).get("chosen_fold_val_rmse")
     if folds:
         lines += [
             f"**Folds.** The chosen candidate's validation RMSE on each fold, oldest first: "
@@ -355,14 +344,14 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
     lines += ["## Test metrics", ""]
     header = "| forecast | test RMSE | test MAE | test MAPE % | status | fit s | model |"
     lines += [header, "|---|---|---|---|---|---|---|"]
-    params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in summary["best_params"].items())
+    params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in run.best_params.items())
     lines.append(f"| {model} | {fmt(test['rmse'])} | {fmt(test['mae'])} | {fmt(test['mape'])} | ok | - | {params} |")
     for kind, candidate in (final.get("candidates") or {}).items():
         if kind != final.get("kind"):
             lines.append(
-                f"| {candidate_label(candidate, summary['model'])} (not chosen; validation RMSE "
+                f"| {candidate_label(candidate, run.model)} (not chosen; validation RMSE "
                 f"{fmt(candidate['val_rmse'])}) | {fmt(candidate.get('test_rmse'))} | - | - | ok | - | "
-                f"{weights_text(candidate, summary['model'])} |"
+                f"{weights_text(candidate, run.model)} |"
             )
     lines.append(
         f"| naive last value | {fmt(naive['rmse'])} | {fmt(naive['mae'])} | {fmt(naive['mape'])} | ok | - | "
@@ -380,10 +369,10 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
         "",
         "MAPE is left out (-) where the actual values cross zero. fit s: seconds to fit on train + "
         "validation (in a child process under the time limit of "
-        f"{fmt(protocol.get('baseline_timeout'), 3)} s each).",
+        f"{fmt(protocol.baseline_timeout, 3)} s each).",
         "",
     ]
-    by_step = summary.get("by_step") or []
+    by_step = run.by_step
     if len(by_step) > 1:
         scored = [n for n in BASELINES if f"{n}_rmse" in by_step[0]]
         lines += [
@@ -396,9 +385,8 @@ def run_report_markdown(summary: Mapping[str, Any]) -> str:
             values = [row["rmse"], row["naive_rmse"], *(row[f"{n}_rmse"] for n in scored)]
             lines.append(f"| {row['step']} | " + " | ".join(fmt(v) for v in values) + " |")
         lines.append("")
-    notes = protocol.get("data_notes") or []
-    if notes:
-        lines += ["## Data notes", "", *(f"- {note}" for note in notes), ""]
+    if protocol.data_notes:
+        lines += ["## Data notes", "", *(f"- {note}" for note in protocol.data_notes), ""]
     lines += [
         "## Files",
         "",

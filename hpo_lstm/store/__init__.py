@@ -24,8 +24,11 @@ _LAZY = {
     "is_complete": "hpo_lstm.store.record",
     "Recorder": "hpo_lstm.store.recording",
     "StudyLease": "hpo_lstm.store.lease",
+    "MANIFEST": "hpo_lstm.store.manifest",
     "open_recorded": "hpo_lstm.store.manifest",
+    "read_manifest": "hpo_lstm.store.manifest",
     "mask_url": "hpo_lstm.store._urls",
+    "mask_secrets": "hpo_lstm.store._urls",
 }
 
 __all__ = sorted(_LAZY)
