@@ -186,7 +186,7 @@ class StudyConfig:
     def storage_url(self) -> str:
         """The given storage (flag or study file), else ``HPO_LSTM_STORAGE``, else an SQLite file
         in the output folder. An in-memory database is refused: its studies would be lost."""
-        from hpo_lstm.store._urls import ENV_VAR, check_persistent, env_storage
+        from hpo_lstm._urls import ENV_VAR, check_persistent, env_storage
 
         if self.storage:
             return check_persistent(self.storage)
@@ -305,7 +305,7 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = self.identity()
-        from hpo_lstm.store._urls import mask_url  # recorded and written: never a password (hpo_lstm.store._urls)
+        from hpo_lstm._urls import mask_url  # recorded and written: never a password (hpo_lstm._urls)
 
         out.update(
             name=self.study_name,

@@ -565,7 +565,7 @@ def load_forecaster(
     :class:`~hpo_lstm.ConfigError` (or its subclass ``ModelFileError``) when there is no saved
     model, e.g. a study recorded by an hpo-lstm older than saved models.
     """
-    from hpo_lstm.store._urls import env_storage
+    from hpo_lstm._urls import env_storage
 
     for name, value, kinds in (
         ("result", result, (str, Path)),
@@ -629,7 +629,7 @@ def _open(url: str, folder: Path, named_in: Path | None) -> Any:
 
 def _read_model(record: Any, shown: str, trust_model_code: bool = False) -> Forecaster:
     """The forecaster of a study's record (:class:`hpo_lstm.store.StudyRecord`)."""
-    from hpo_lstm.store._urls import mask_url
+    from hpo_lstm._urls import mask_url
 
     source = f"study {record.name!r} in {mask_url(shown)!r}"
     try:
@@ -645,7 +645,7 @@ def _read_model(record: Any, shown: str, trust_model_code: bool = False) -> Fore
 
 
 def _from_storage(storage: Any, study_name: str, *, shown: str, trust_model_code: bool = False) -> Forecaster:
-    from hpo_lstm.store._urls import mask_url
+    from hpo_lstm._urls import mask_url
     from hpo_lstm.store.record import StudyRecord
 
     record = StudyRecord.load(storage, study_name, shown)

@@ -14,6 +14,7 @@ import numpy as np
 from hpo_lstm import __version__
 from hpo_lstm._errors import StudyFailedError
 from hpo_lstm._interrupts import interrupts_outside_storage
+from hpo_lstm._urls import mask_url
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset, load_series, make_dataset, with_folds
 from hpo_lstm.evaluation import Evaluator, ProgressSink
@@ -21,7 +22,6 @@ from hpo_lstm.executors import Executor
 from hpo_lstm.metrics import forecast_metrics
 from hpo_lstm.optimizers import OptimizeResult
 from hpo_lstm.results import Protocol, RunSummary
-from hpo_lstm.store._urls import mask_url
 from hpo_lstm.store.record import StudyRecord
 from hpo_lstm.store.recording import Recorder
 
@@ -165,7 +165,7 @@ class StudyResult:
             seed=config.seed,
             device=self.device,
             precision=self.precision,
-            storage=mask_url(config.storage_url),  # never a password in a file (hpo_lstm.store._urls)
+            storage=mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
             wall_seconds=round(self.wall_seconds, 2),
             stopped_early=self.stopped_early,
             folds=self._folds(),
@@ -658,8 +658,8 @@ def _stored_result(config: StudyConfig, dataset: Dataset) -> StudyResult | None:
     """The recorded result of ``config``'s study when it is complete with this budget, else None."""
     from pathlib import Path
 
+    from hpo_lstm._urls import sqlite_path
     from hpo_lstm.optimizers import Evaluation
-    from hpo_lstm.store._urls import sqlite_path
     from hpo_lstm.store.record import open_storage
 
     url = config.storage_url

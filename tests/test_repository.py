@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Folders of one machine (a home, a work tree) and absolute SQLite URLs (sqlite:////...). The
 # tests of URL parsing hold such URLs on purpose, as literals; nothing else may.
 MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(?:work|home|root|Users|mnt/data)/|sqlite:////")
-ALLOWED = {"tests/test_untrusted.py", "tests/test_repository.py", "hpo_lstm/store/_urls.py"}
+ALLOWED = {"tests/test_untrusted.py", "tests/test_repository.py", "hpo_lstm/_urls.py"}
 
 
 def _tracked() -> list[str]:

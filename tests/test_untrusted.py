@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from conftest import TINY_ARGS, TINY_SPACE, free_port, start_cli, throwaway_postgres, wait_cli, write_study
 
+from hpo_lstm._urls import mask_secrets, mask_url, resolve_url
 from hpo_lstm.cli import main
-from hpo_lstm.store._urls import mask_secrets, mask_url, resolve_url
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_MANIFEST = REPO / "results" / "examples" / "compare-sine" / "compare.json"

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from hpo_lstm._files import write_csv, write_text
+from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import SINGLE_BATCH_NOTE, plot_best_predictions, plot_convergence_bands, plot_params
 from hpo_lstm.report._run import lookback_text
 from hpo_lstm.report._tables import (
@@ -28,7 +29,6 @@ from hpo_lstm.report._tables import (
     test_metrics_table,
 )
 from hpo_lstm.results import RunSummary
-from hpo_lstm.store._urls import mask_url
 
 __all__ = ["Comparison", "load_comparison", "write_comparison_report"]
 

@@ -22,10 +22,10 @@ import pandas as pd
 from hpo_lstm._errors import ConfigError
 from hpo_lstm._files import check_real_folder, write_csv, write_text
 from hpo_lstm._json import dumps
+from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
 from hpo_lstm.report._tables import best_so_far, fmt
 from hpo_lstm.results import RunSummary
-from hpo_lstm.store._urls import mask_url
 from hpo_lstm.store.model_store import write_model_folder
 from hpo_lstm.store.record import predictions_frame
 

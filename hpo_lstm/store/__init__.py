@@ -9,8 +9,11 @@
   model card, the model folder.
 - :mod:`~hpo_lstm.store.manifest`: a comparison's compare.json, and opening a storage a result
   folder names (checked, read-only) before anything is read from it.
-- ``_urls`` and ``_sql``: storage URLs (passwords masked everywhere) and hpo-lstm's own tables
-  beside Optuna's.
+- ``_sql``: hpo-lstm's own tables beside Optuna's.
+
+Storage URLs (passwords masked in every message and file, ``HPO_LSTM_STORAGE``) are text rules
+that the config checks before any storage is opened: :mod:`hpo_lstm._urls`, a leaf every layer
+uses (``mask_url`` and ``mask_secrets`` are re-exported here).
 
 Public names are imported on first use (PEP 562): ``import hpo_lstm.store`` loads no optuna.
 """
@@ -27,8 +30,8 @@ _LAZY = {
     "MANIFEST": "hpo_lstm.store.manifest",
     "open_recorded": "hpo_lstm.store.manifest",
     "read_manifest": "hpo_lstm.store.manifest",
-    "mask_url": "hpo_lstm.store._urls",
-    "mask_secrets": "hpo_lstm.store._urls",
+    "mask_url": "hpo_lstm._urls",
+    "mask_secrets": "hpo_lstm._urls",
 }
 
 __all__ = sorted(_LAZY)

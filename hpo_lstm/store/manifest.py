@@ -10,7 +10,7 @@ A result folder may come from someone else, so what it names is untrusted input:
 the key), and :func:`open_recorded` opens the storage a folder (or ``--storage``) names for
 reading only, after checking, without writing to it, that it is an hpo-lstm storage: an
 Optuna database holding a study hpo-lstm recorded. Files are written whole
-(:mod:`hpo_lstm._files`) and URLs with their password masked (:mod:`hpo_lstm.store._urls`).
+(:mod:`hpo_lstm._files`) and URLs with their password masked (:mod:`hpo_lstm._urls`).
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ def portable_sqlite(url: str, folder: Path) -> str:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     from hpo_lstm._files import ensure_writable, write_text
-    from hpo_lstm.store._urls import mask_url
+    from hpo_lstm._urls import mask_url
 
     ensure_writable(folder)
     manifest = dict(manifest)
-    if isinstance(manifest.get("storage"), str):  # never a password in a file: see hpo_lstm.store._urls
+    if isinstance(manifest.get("storage"), str):  # never a password in a file: see hpo_lstm._urls
         manifest["storage"] = mask_url(portable_sqlite(manifest["storage"], folder))
     if isinstance(manifest.get("base"), dict) and isinstance(manifest["base"].get("storage"), str):
         manifest["base"] = {**manifest["base"], "storage": mask_url(manifest["base"]["storage"])}
@@ -184,7 +184,7 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
     (None: given as ``--storage``), opened to be read only.
 
     * A masked password (``***``, as files hold URLs) comes from ``HPO_LSTM_STORAGE``
-      (:func:`hpo_lstm.store._urls.resolve_url`); an in-memory database is refused.
+      (:func:`hpo_lstm._urls.resolve_url`); an in-memory database is refused.
     * A relative SQLite path is looked for from ``folder`` (where a manifest names a file inside
       its folder), then from the current folder, then from each folder above ``folder``; a
       missing file is refused, not created. It is opened as a read-only URI.
@@ -194,7 +194,7 @@ def open_recorded(url: str, *, folder: str | Path, named_in: str | Path | None) 
       application's database or an Optuna database of other studies is refused in one line,
       untouched. A PostgreSQL session is read-only as well (``default_transaction_read_only``).
     """
-    from hpo_lstm.store._urls import check_persistent, mask_url, resolve_url, sqlite_path
+    from hpo_lstm._urls import check_persistent, mask_url, resolve_url, sqlite_path
 
     where = repr(str(named_in)) if named_in is not None else "--storage"
     full = resolve_url(url, named_in=where)
@@ -266,7 +266,7 @@ def _sqlite_problem(path: Path) -> str | None:
 def _server_problem(url: str, shown: str) -> str | None:
     """Why the database at ``url`` (PostgreSQL, MySQL, ...) is not an hpo-lstm storage (None:
     it is); only reads. One that cannot be reached: a one-line StorageError."""
-    from hpo_lstm.store._urls import mask_secrets
+    from hpo_lstm._urls import mask_secrets
 
     try:
         return _read_problem(url)

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, StorageError, first_line
-from hpo_lstm.store._urls import mask_url
+from hpo_lstm._urls import mask_url
 
 __all__ = [
     "FORMAT",
@@ -319,7 +319,7 @@ def model_card(
         "format": FORMAT,
         **dict(versions),
         "study_name": config.study_name,
-        "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm.store._urls)
+        "storage": mask_url(config.storage_url),  # never a password in a file (hpo_lstm._urls)
         "trial": trial,
         "weights": weights_source,
         "model": config.model,

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from hpo_lstm._errors import StorageError, first_line
-from hpo_lstm.store._urls import mask_secrets, mask_url, remember_url
+from hpo_lstm._urls import mask_secrets, mask_url, remember_url
 
 if TYPE_CHECKING:
     from hpo_lstm.config import StudyConfig

@@ -22,8 +22,8 @@ from hpo_lstm._errors import ConfigError, StorageError
 from hpo_lstm._files import ensure_writable
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
+from hpo_lstm._urls import mask_url
 from hpo_lstm.config import StudyConfig
-from hpo_lstm.store._urls import mask_url
 from hpo_lstm.store.record import (
     BASELINES_ATTR,
     FINAL_ATTR,
