@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hpo_lstm import __version__
-from hpo_lstm._errors import ConfigError, HpoLstmError, StudyFailedError, first_line
+from hpo_lstm import ConfigError, HpoLstmError, StudyFailedError, __version__
+from hpo_lstm._errors import first_line
 from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm.store import mask_secrets, mask_url
 
@@ -485,12 +485,10 @@ def _run(options: dict[str, Any]) -> int:
     quiet = options.pop("quiet", False)
     execution = _pop_execution(options)
     config = _make_config(options)
-    from hpo_lstm._files import ensure_writable
-
-    ensure_writable(Path(config.out) / config.study_name, create=False)  # written after the training: checked before it
-
     from hpo_lstm.progress import Progress
-    from hpo_lstm.report import write_run_outputs
+    from hpo_lstm.report import check_run_folder, write_run_outputs
+
+    check_run_folder(Path(config.out) / config.study_name)  # written after the training: checked before it
     from hpo_lstm.study import run_study
 
     with Progress(enabled=not quiet) as progress:
@@ -609,29 +607,19 @@ def _forecast(args: argparse.Namespace) -> int:
         out = Path(args.result) / "forecast"
     else:
         out = Path("results") / args.study_name / "forecast"
-    from hpo_lstm._files import check_real_folder, ensure_writable, write_csv
-
-    if args.out is None and args.result is not None:
-        check_real_folder(out, args.result)  # RESULT/forecast -> elsewhere: not followed
-    ensure_writable(out)
-    from hpo_lstm._files import replacing
-    from hpo_lstm.report import plot_forecast, target_label
+    from hpo_lstm.report import target_label, write_forecast_files
 
     card = forecaster.card
-    history = forecaster.recent(max(3 * forecaster.lookback, 100), data=data)
     source = args.data if args.data is not None else card.get("data")
-    # Both files or neither: each is written whole beside its place, and both are renamed into
-    # place only once both are written (a full disk left a new forecast.csv beside the old png).
-    with replacing(out / "forecast.csv") as csv_path, replacing(out / "forecast.png") as png_path:
-        write_csv(csv_path, frame)
-        plot_forecast(
-            history,
-            frame,
-            png_path,
-            title=f"{card['model']} ({card.get('study_name')}): {args.steps} steps past the end of {source}",
-            unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
-            horizon=forecaster.horizon,
-        )
+    write_forecast_files(
+        out,
+        frame,
+        forecaster.recent(max(3 * forecaster.lookback, 100), data=data),
+        title=f"{card['model']} ({card.get('study_name')}): {args.steps} steps past the end of {source}",
+        unit_label=target_label({"target": card["target"], "dataset": card.get("data")}),
+        horizon=forecaster.horizon,
+        inside=args.result if args.out is None and args.result is not None else None,  # RESULT/forecast -> elsewhere
+    )
     for note in forecaster.data_notes:  # as a run prints its data notes; also with --quiet: they qualify the numbers
         from hpo_lstm._terminal import wrap
 

@@ -148,9 +148,9 @@ def test_a_full_disk_under_forecast_leaves_the_old_pair_of_files(model: Path, tm
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    import hpo_lstm.report
+    import hpo_lstm.report._plots
 
-    monkeypatch.setattr(hpo_lstm.report, "plot_forecast", full)  # what the command calls
+    monkeypatch.setattr(hpo_lstm.report._plots, "plot_forecast", full)  # what the command draws with
     assert main(["forecast", str(model), "--steps", "5", "--out", str(out), "--quiet"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert {name: (out / name).read_bytes() for name in before} == before

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from hpo_lstm.report._compare import Comparison, load_comparison, mean_std, write_comparison_report
+from hpo_lstm.report._forecast import FORECAST_FILES, write_forecast_files
 from hpo_lstm.report._plots import plot_forecast
 from hpo_lstm.report._run import (
     RUN_FILES,
+    check_run_folder,
     convergence_table,
     lookback_text,
     rebuild_run_outputs,
@@ -15,8 +17,10 @@ from hpo_lstm.report._run import (
 from hpo_lstm.report._tables import fmt
 
 __all__ = [
+    "FORECAST_FILES",
     "RUN_FILES",
     "Comparison",
+    "check_run_folder",
     "convergence_table",
     "fmt",
     "load_comparison",
@@ -26,5 +30,6 @@ __all__ = [
     "rebuild_run_outputs",
     "target_label",
     "write_comparison_report",
+    "write_forecast_files",
     "write_run_outputs",
 ]

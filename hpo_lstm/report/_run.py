@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_lstm._errors import ConfigError
-from hpo_lstm._files import check_real_folder, write_csv, write_text
+from hpo_lstm._files import check_real_folder, ensure_writable, write_csv, write_text
 from hpo_lstm._json import dumps
 from hpo_lstm._urls import mask_url
 from hpo_lstm.report._plots import plot_convergence, plot_predictions
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "RUN_FILES",
+    "check_run_folder",
     "convergence_table",
     "predictions_frame",
     "rebuild_run_outputs",
@@ -202,6 +203,12 @@ def write_run_files(
         unit_label=target,
     )
     return summary
+
+
+def check_run_folder(folder: Path) -> None:
+    """Refuse, before a run trains anything, a result folder its files could not be written to
+    (:func:`hpo_lstm._files.ensure_writable`; the folder is not made here)."""
+    ensure_writable(Path(folder), create=False)
 
 
 def write_run_outputs(result: StudyResult, folder: Path) -> dict[str, Any]:
