@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from hpo_lstm.config import StudyConfig
     from hpo_lstm.data import Dataset
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "BackgroundFit",
     "Baseline",
     "Baselines",
+    "StudyBaselines",
     "best_statistical",
     "compute_baselines",
     "statistical_verdict",
@@ -332,6 +334,57 @@ class BackgroundFit:
     def running(self) -> bool:
         """Whether the fits are still going."""
         return self._thread.is_alive()
+
+
+class StudyBaselines:
+    """A study's season (:func:`hpo_lstm.data.resolve_season`) and its statistical baselines:
+    ``stored`` ones, or those ``recorder``'s study holds, are reused while they belong to this
+    data and season; others are fitted (under ``config.baseline_timeout`` seconds each, in a
+    :class:`BackgroundFit` from ``start()`` on) and ``result()`` stores them with the study.
+
+    ``run_study`` hands ``start`` to its evaluator, which calls it when the search's last batch
+    begins, so that the fits take the cores that batch's end leaves idle; ``cancel()`` stops
+    fits that were started (a no-op otherwise)."""
+
+    def __init__(self, config: StudyConfig, dataset: Dataset, *, stored: Any = None, recorder: Any = None) -> None:
+        from hpo_lstm.data import resolve_season
+
+        self.recorder = recorder  # hpo_lstm.store.Recorder of the study, or None
+        self.dataset = dataset
+        self.timeout = config.baseline_timeout
+        self.season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
+        self.record = recorder.stored_baselines() if recorder is not None else None
+        if stored is None and self.record is not None:
+            stored = Baselines.from_record(self.record)
+        self.stored = stored
+        self.fit: BackgroundFit | None = None
+
+    def start(self) -> None:
+        """Start the fits (once; later calls do nothing)."""
+        if self.fit is None:
+            self.fit = BackgroundFit(
+                self.dataset, season=self.season["season"], timeout=self.timeout, stored=self.stored
+            )
+
+    def running(self) -> bool:
+        return self.fit is not None and self.fit.running()
+
+    def cancel(self) -> None:
+        if self.fit is not None:
+            self.fit.cancel()
+
+    def result(self) -> tuple[dict[str, Any], Baselines]:
+        """The season and the baselines (started here if not yet), stored with the study when new."""
+        import json
+
+        from hpo_lstm._json import dumps
+
+        self.start()
+        baselines = self.fit.result()  # (CPU-time limits: beside the search as alone)
+        new_record = json.loads(dumps(baselines.to_record()))
+        if self.recorder is not None and self.record != new_record:
+            self.recorder.record_baselines(new_record)
+        return self.season, baselines
 
 
 def best_statistical(entries: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:

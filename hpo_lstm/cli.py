@@ -485,15 +485,12 @@ def _run(options: dict[str, Any]) -> int:
     quiet = options.pop("quiet", False)
     execution = _pop_execution(options)
     config = _make_config(options)
-    from hpo_lstm.progress import Progress
     from hpo_lstm.report import check_run_folder, write_run_outputs
 
     check_run_folder(Path(config.out) / config.study_name)  # written after the training: checked before it
     from hpo_lstm.study import run_study
 
-    with Progress(enabled=not quiet) as progress:
-        sink = progress.study(f"{config.optimizer}/{config.model}", config.budget)
-        result = run_study(config, progress=sink, **execution)
+    result = run_study(config, progress=not quiet, **execution)  # the progress display, unless --quiet
     folder = Path(config.out) / config.study_name
     summary = write_run_outputs(result, folder)
     if not quiet:
@@ -511,7 +508,7 @@ def _run(options: dict[str, Any]) -> int:
 
 
 def _compare(options: dict[str, Any]) -> int:
-    from hpo_lstm.compare import CompareConfig, cell_label, parse_shard, run_compare, shard_cells
+    from hpo_lstm.compare import CompareConfig, parse_shard, run_compare
 
     options.pop("command", None)
     quiet = options.pop("quiet", False)
@@ -522,20 +519,8 @@ def _compare(options: dict[str, Any]) -> int:
     shard = parse_shard(shard) if shard is not None else None
     replace_report = options.pop("replace_report", False)
     config = CompareConfig.from_file(options.pop("study_file", None), **options)
-    cells = shard_cells(config.cells(), shard)
-
-    from hpo_lstm.progress import Progress
-
-    with Progress(enabled=not quiet) as progress:
-        progress.cells(len(cells), config.compare_name)
-        result = run_compare(
-            config,
-            shard=shard,
-            replace_report=replace_report,
-            **execution,
-            progress=lambda cell, index, total: progress.study(cell_label(cell), cell.config.budget),
-            on_cell_done=lambda cell, status: progress.cell_done(status, cell_label(cell)),
-        )
+    # The progress display (cells, then each cell's study), unless --quiet.
+    result = run_compare(config, shard=shard, replace_report=replace_report, progress=not quiet, **execution)
     from hpo_lstm.report import write_comparison_report
 
     try:

@@ -335,7 +335,7 @@ def run_compare(
         from hpo_lstm.progress import Progress
 
         with Progress(enabled=True) as display:
-            display.cells(len(config.cells()), config.compare_name)
+            display.cells(len(shard_cells(config.cells(), shard)), config.compare_name)
             return run_compare(
                 config,
                 executor=executor,

@@ -187,39 +187,9 @@ def study_baselines(
     (:func:`hpo_lstm.baselines.compute_baselines`): ``stored`` ones, or those ``recorder``'s
     study holds, are reused while they belong to this data and season; others are fitted
     (under ``config.baseline_timeout`` seconds each) and stored with the recorder's study."""
-    return _StudyBaselines(config, dataset, stored=stored, recorder=recorder).result()
+    from hpo_lstm.baselines import StudyBaselines
 
-
-class _StudyBaselines:
-    """:func:`study_baselines`, fitted in the background from construction on (so that the fits
-    may overlap the search); ``result()`` waits and records them, ``cancel()`` stops them."""
-
-    def __init__(self, config: StudyConfig, dataset: Dataset, *, stored: Any, recorder: Recorder | None) -> None:
-        from hpo_lstm.baselines import BackgroundFit, Baselines
-        from hpo_lstm.data import resolve_season
-
-        self.recorder = recorder
-        self.dataset = dataset
-        self.timeout = config.baseline_timeout
-        self.season = resolve_season(config.season, dataset.point_times, time_column=dataset.time_column)
-        self.record = recorder.stored_baselines() if recorder is not None else None
-        if stored is None and self.record is not None:
-            stored = Baselines.from_record(self.record)
-        self.stored = stored
-        self.fit = BackgroundFit(dataset, season=self.season["season"], timeout=self.timeout, stored=stored)
-        self.cancel = self.fit.cancel
-        self.running = self.fit.running
-
-    def result(self) -> tuple[dict[str, Any], Any]:
-        import json
-
-        from hpo_lstm._json import dumps
-
-        baselines = self.fit.result()  # (CPU-time limits: beside the search as alone)
-        new_record = json.loads(dumps(baselines.to_record()))
-        if self.recorder is not None and self.record != new_record:
-            self.recorder.record_baselines(new_record)
-        return self.season, baselines
+    return StudyBaselines(config, dataset, stored=stored, recorder=recorder).result()
 
 
 def _step_rmse(actual: np.ndarray, columns: dict[str, np.ndarray], k: int) -> dict[str, float]:
@@ -575,13 +545,10 @@ def run_study(
         # fits share the cores with its trainings and take those its end leaves idle (started
         # with the search, they delayed every batch's values; after it, AutoARIMA kept one core
         # busy for 10-13 s on CO2 while the other idled). Stopped if the search does not end.
-        fitting: list[_StudyBaselines] = []
+        from hpo_lstm.baselines import StudyBaselines
 
-        def start_fitting() -> None:
-            if not fitting:
-                fitting.append(_StudyBaselines(config, dataset, stored=baselines, recorder=recorder))
-                stack.callback(fitting[0].cancel)
-
+        fitting = StudyBaselines(config, dataset, stored=baselines, recorder=recorder)
+        stack.callback(fitting.cancel)
         evaluator = Evaluator(
             config=config,
             dataset=dataset,
@@ -590,7 +557,7 @@ def run_study(
             progress=progress,
             map_jobs=executor.map,
             deadline=deadline,
-            on_last_batch=start_fitting,
+            on_last_batch=fitting.start,
         )
         try:
             search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
@@ -602,10 +569,10 @@ def run_study(
                 f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
                 "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
             )
-        start_fitting()  # (a search stopped by --timeout before its last batch)
-        if progress is not None and fitting[0].running():
+        fitting.start()  # (a search stopped by --timeout before its last batch)
+        if progress is not None and fitting.running():
             progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")
-        season, baselines = fitting[0].result()
+        season, baselines = fitting.result()
         if progress is not None:
             progress.final(done=False, stage="scoring the final forecast on test")
         best = recorder.best_trial_weights(search.best_params)
