@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
     from hpo_lstm.baselines import Baselines
     from hpo_lstm.config import StudyConfig
     from hpo_lstm.store.model_store import trial_weights
-    from hpo_lstm.store.record import BASELINES_ATTR, StudyRecord, counts_as_evaluation
+    from hpo_lstm.store.record import BASELINES_ATTR, StudyRecord
     from hpo_lstm.study import _settings, prepare_dataset
     from hpo_lstm.training import model_from_weights, predict
 
@@ -52,8 +51,8 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
         study = optuna.load_study(study_name=entry["name"], storage=storage)
     except KeyError:
         return None
-    final = StudyRecord(study, study._storage, storage).final
-    if final is None:
+    record = StudyRecord(study, study._storage, storage)
+    if record.final is None:
         return None
     recorded = json.loads(study.user_attrs["config"])
     fields = set(StudyConfig.__dataclass_fields__) - {"storage", "out", "name", "space"}  # the panel: default spaces
@@ -61,18 +60,7 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
     dataset = prepare_dataset(config)
     config = config.for_data(dataset.point_times, len(dataset.level))
     settings = _settings(config, "cpu")
-    trials = sorted(
-        (
-            t
-            for t in study.get_trials(deepcopy=False)
-            if counts_as_evaluation(t)
-            and t.state.name == "COMPLETE"
-            and "duplicate_of" not in t.user_attrs
-            and t.value is not None
-            and math.isfinite(t.value)
-        ),
-        key=lambda t: (t.value, t.user_attrs["evaluation"]),
-    )
+    trials = record.ranked_trainings()
     val, test = dataset.split("val"), dataset.split("test")
     nets_val, nets_test = [], []
     for trial in trials:

@@ -115,3 +115,36 @@ def test_a_summary_of_an_earlier_hpo_lstm_reads_with_what_its_missing_keys_meant
     assert "not recorded (a run of an earlier hpo-lstm)" in text and "device cpu, float32." in text
     with pytest.raises(ConfigError, match="lacks best_val_rmse, test: it was not written by hpo-lstm run"):
         RunSummary.from_dict({k: v for k, v in old.items() if k not in ("best_val_rmse", "test")})
+
+
+def test_trainings_leave_out_memo_copies_and_rank_by_validation_rmse(tmp_path: Path):
+    """One candidate proposed three times (the space is one point): one training, two memo copies
+    that trained nothing; the ranked trainings are what a final forecast may keep."""
+    from hpo_lstm.space import default_space
+
+    point = {"learning_rate": 1e-2, "hidden_size": 4, "n_layers": 1}
+    config = StudyConfig.from_file(
+        data="sine",
+        optimizer="random",
+        budget=3,
+        pop_size=3,
+        lookback=8,
+        max_epochs=1,
+        patience=1,
+        final="best",
+        space=default_space({k: {"low": v, "high": v, "log": False} for k, v in point.items()}),
+        out=str(tmp_path),
+    )
+    record = run_study(config, workers=1).record
+    assert len(record.evaluations()) == 3
+    (trained,) = record.trainings()
+    memos = [t for t in record.evaluations() if t.number != trained.number]
+    assert all(t.user_attrs["duplicate_of"] == trained.number for t in memos)
+    assert [t.number for t in record.ranked_trainings()] == [trained.number]
+
+
+def test_ranked_trainings_are_best_first(finished):
+    ranked = finished.record.ranked_trainings()
+    assert ranked and ranked[0].number == finished.final.trial
+    assert [t.value for t in ranked] == sorted(t.value for t in ranked)
+    assert {t.number for t in ranked} <= {t.number for t in finished.record.trainings()}

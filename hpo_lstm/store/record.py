@@ -13,6 +13,7 @@ a study is complete, when a recorded result belongs to a config.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from functools import cached_property
@@ -32,6 +33,7 @@ __all__ = [
     "counts_as_evaluation",
     "find_study",
     "is_complete",
+    "is_training",
     "open_storage",
     "predictions_frame",
 ]
@@ -116,6 +118,12 @@ def counts_as_evaluation(trial: Any) -> bool:
     return "evaluation" in trial.user_attrs and trial.user_attrs.get("failure") != "interrupted"
 
 
+def is_training(trial: Any) -> bool:
+    """Whether an evaluation trained a network: it counts as an evaluation and is not a memo
+    copy of an earlier candidate (``duplicate_of``)."""
+    return counts_as_evaluation(trial) and "duplicate_of" not in trial.user_attrs
+
+
 def is_complete(summary: Mapping[str, Any], budget: int) -> bool:
     """Whether a recorded final summary is a finished study's: its whole budget spent, not ended
     early by ``timeout`` with its best so far. The one rule for a run, a comparison's cells, its
@@ -186,6 +194,19 @@ class StudyRecord:
         optimizer's order."""
         finished = (t for t in self.trials if counts_as_evaluation(t) and t.state.is_finished())
         return sorted(finished, key=lambda t: t.user_attrs["evaluation"])
+
+    def trainings(self) -> list[Any]:
+        """The evaluations that trained a network (any state, in number order): not a memo copy
+        of an earlier candidate (``duplicate_of``), which trained nothing and holds no weights."""
+        return [t for t in self.trials if is_training(t)]
+
+    def ranked_trainings(self) -> list[Any]:
+        """The trainings that completed with a finite validation RMSE, best first (the earliest
+        evaluation of equals): the candidates whose weights a final forecast may keep."""
+        completed = (
+            t for t in self.trainings() if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
+        )
+        return sorted(completed, key=lambda t: (t.value, t.user_attrs["evaluation"]))
 
     # What hpo-lstm recorded with the study --------------------------------------------------
 

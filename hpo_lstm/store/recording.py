@@ -106,8 +106,8 @@ class Recorder:
         identity = self.config.identity()
         if self.data_fingerprint is not None:
             identity["data_fingerprint"] = self.data_fingerprint
-        stored_json = self.study.user_attrs.get(IDENTITY_ATTR)
-        if stored_json is None:
+        stored = self.study_record().identity
+        if stored is None:
             if self.study.trials:
                 raise StorageError(
                     f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was not made by hpo-lstm; "
@@ -116,7 +116,6 @@ class Recorder:
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
             return
-        stored = json.loads(stored_json)
         if identity.get("targets") and "targets" not in stored and stored.get("horizon", 1) > 1:
             raise ConfigError(
                 f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was recorded by an earlier hpo-lstm, "
@@ -274,14 +273,7 @@ class Recorder:
         stored); None when no trial trained them."""
         from hpo_lstm.store.model_store import trial_weights
 
-        trained = [
-            t
-            for t in self.study.get_trials(deepcopy=False)
-            if counts_as_evaluation(t)
-            and "duplicate_of" not in t.user_attrs
-            and t.params == params
-            and t.value is not None
-        ]
+        trained = [t for t in self.study_record().trainings() if t.params == params and t.value is not None]
         for trial in trained:
             weights = trial_weights(self._storage, trial, self.study)
             if weights is not None:
@@ -294,19 +286,7 @@ class Recorder:
         ``exclude`` (the final model, loaded already) is left out."""
         from hpo_lstm.store.model_store import trial_weights
 
-        trained = sorted(
-            (
-                t
-                for t in self.study.get_trials(deepcopy=False)
-                if counts_as_evaluation(t)
-                and t.state.name == "COMPLETE"
-                and "duplicate_of" not in t.user_attrs
-                and t.value is not None
-                and math.isfinite(t.value)
-                and t.number != exclude
-            ),
-            key=lambda t: (t.value, t.user_attrs["evaluation"]),
-        )
+        trained = [t for t in self.study_record().ranked_trainings() if t.number != exclude]
         kept = []
         for trial in trained:
             if len(kept) >= k:
@@ -345,11 +325,7 @@ class Recorder:
         """Trainings of this study stopped by the pruner (memo copies not counted)."""
         from optuna.trial import TrialState
 
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-            if "evaluation" in t.user_attrs and "duplicate_of" not in t.user_attrs
-        )
+        return sum(1 for t in self.study_record().trainings() if t.state == TrialState.PRUNED)
 
     @property
     def n_finished(self) -> int:
