@@ -1,7 +1,7 @@
 """The public benchmark panel: the default study on 28 real series, against the statistical
 models and the untuned textbook network.
 
-    python benchmarks/panel.py [--series A,B] [--half choose|confirm|all] [--quick]
+    python benchmarks/panel.py [--series A,B] [--half choose|confirm|fresh|all] [--quick]
                                [--variant NAME --set KEY=VALUE ...] [--out results/panel]
 
 For each series of benchmarks/panel/series.csv (data in benchmarks/panel/data/, sources and
@@ -167,7 +167,7 @@ def _fmt(value) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", help="comma-separated names (default: every series of the half)")
-    parser.add_argument("--half", choices=("choose", "confirm", "all"), default="all")
+    parser.add_argument("--half", choices=("choose", "confirm", "fresh", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     parser.add_argument("--variant", default="default", help="name of this set of settings (its own storage)")
     parser.add_argument(
@@ -230,7 +230,7 @@ def main() -> None:
     if args.rules:
         for rule in ("best", "top_k_mean", "combination_equal", "combination_fitted", "no-best"):
             print(f"rule={rule} {summary_line(rule_rows(rows, rule))}")
-    for half in ("choose", "confirm"):
+    for half in ("choose", "confirm", "fresh"):
         part = [r for r in rows if r["half"] == half]
         if part and len(part) < len(rows):
             print(f"half={half} {summary_line(part)}")

@@ -136,7 +136,7 @@ _POOLS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="default")
-    parser.add_argument("--half", choices=("choose", "confirm", "all"), default="choose")
+    parser.add_argument("--half", choices=("choose", "confirm", "fresh", "all"), default="choose")
     parser.add_argument("--out", default="results/panel")
     args = parser.parse_args()
     out = Path(args.out)

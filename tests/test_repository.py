@@ -52,3 +52,29 @@ def test_an_example_report_rebuilds_from_its_committed_storage_byte_for_byte(tmp
     assert main(["report", str(copy), "--quiet"]) == 0
     changed = [str(f) for f in files if (copy / f).read_bytes() != (committed / f).read_bytes()]
     assert not changed, f"rebuilt differently: {changed}"
+
+
+def test_every_panel_series_has_its_data_and_its_source_named_and_none_is_reserved():
+    """benchmarks/panel/series.csv: each series' file is committed and loads with its target and
+    inputs, its README names it, its half is one of the three, and no series is taken from the
+    data reserved for an independent check (pmdarima, vega_datasets, AirPassengers)."""
+    import csv
+
+    import pandas as pd
+
+    panel = ROOT / "benchmarks" / "panel"
+    readme = (panel / "README.md").read_text()
+    with open(panel / "series.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len({r["name"] for r in rows}) == len(rows)
+    for row in rows:
+        assert row["half"] in ("choose", "confirm", "fresh"), row
+        assert f"| {row['name']} |" in readme, f"{row['name']} is not in benchmarks/panel/README.md"
+        if row["file"].endswith(".csv"):
+            frame = pd.read_csv(panel / "data" / row["file"], nrows=5)
+            wanted = [row["target"], *(f for f in row["features"].split(",") if f)]
+            assert set(wanted) <= set(frame.columns), (row["name"], wanted, list(frame.columns))
+    sources = " ".join(r["name"] + " " + r["file"] for r in rows).lower()
+    for reserved in ("pmdarima", "vega", "airline", "airpassengers", "passengers"):
+        assert reserved not in sources
+    assert {"choose", "confirm"} <= {r["half"] for r in rows}

