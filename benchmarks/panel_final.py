@@ -15,7 +15,10 @@ Rules (weights over the network mean N, AutoETS E, AutoARIMA A, seasonal naive S
 * ``equal``: (N + E + A) / 3;  ``stat``: (E + A) / 2;
 * ``fitted``: convex weights on N, E, A, S minimising validation MSE (the current
   ``combination_fitted``); ``shrunk``: halfway between those and equal weights on N, E, A;
-* ``inverse``: weights proportional to 1 / validation MSE of N, E, A;
+* ``inverse``: weights proportional to 1 / validation MSE of N, E, A (the default);
+  ``inverse+naive``: the same with the naive forecast as a fourth member; ``inverse2``: 1 / MSE²;
+  ``trimmed``: ``inverse`` over the members within twice the best one's validation MSE;
+  ``median``: the median of N, E, A;
 * ``auto``: the lowest validation RMSE among best, mean, equal, fitted (today's ``--final auto``);
   ``auto+``: the same among mean, equal, fitted, shrunk, inverse, stat.
 
@@ -123,10 +126,33 @@ def candidates(m: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
         inv2 = np.array([1.0 / max(_rmse(m["val_actual"], f[0]) ** 4, 1e-300) for f in members])
         inv2 = inv2 / inv2.sum()
         forecasts["inverse2"] = tuple(sum(wi * f[i] for wi, f in zip(inv2, members)) for i in (0, 1))
+        # The median of the network mean, AutoETS and AutoARIMA (robust to one member gone wrong).
+        if len(members) >= 3:
+            forecasts["median"] = tuple(np.median(np.stack([f[i] for f in members]), axis=0) for i in (0, 1))
+        # Inverse MSE over the members within twice the best member's validation MSE (trimmed).
+        mse = np.array([_rmse(m["val_actual"], f[0]) ** 2 for f in members])
+        keep = [f for f, e in zip(members, mse) if e <= 2.0 * mse.min()]
+        inv = np.array([1.0 / max(_rmse(m["val_actual"], f[0]) ** 2, 1e-300) for f in keep])
+        inv = inv / inv.sum()
+        forecasts["trimmed"] = tuple(sum(wi * f[i] for wi, f in zip(inv, keep)) for i in (0, 1))
     return {k: (_rmse(m["val_actual"], v), _rmse(m["test_actual"], t)) for k, (v, t) in forecasts.items()}
 
 
-RULES = ("best", "mean", "equal", "stat", "fitted", "shrunk", "inverse", "inverse+naive", "inverse2", "auto", "auto+")
+RULES = (
+    "best",
+    "mean",
+    "equal",
+    "stat",
+    "fitted",
+    "shrunk",
+    "inverse",
+    "inverse+naive",
+    "inverse2",
+    "median",
+    "trimmed",
+    "auto",
+    "auto+",
+)
 _POOLS = {
     "auto": ("best", "mean", "equal", "fitted"),
     "auto+": ("mean", "equal", "fitted", "shrunk", "inverse", "stat"),
