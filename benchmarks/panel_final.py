@@ -36,18 +36,15 @@ import numpy as np
 from panel import load_panel, summary_line  # benchmarks/panel.py
 
 
-def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | None:
-    cache = out / f"{variant}.members" / f"{entry['name']}.npz"
-    if cache.exists():
-        return dict(np.load(cache))
+def load_recorded(entry: dict, out: Path, variant: str):
+    """A series' recorded study of panel variant ``variant``, ready to score again: (its record,
+    the config it ran with, its dataset, its training settings); None when it is not recorded
+    or has no final result."""
     import optuna
 
-    from hpo_lstm.baselines import Baselines
     from hpo_lstm.config import StudyConfig
-    from hpo_lstm.store.model_store import trial_weights
-    from hpo_lstm.store.record import BASELINES_ATTR, StudyRecord
+    from hpo_lstm.store.record import StudyRecord
     from hpo_lstm.study import _settings, prepare_dataset
-    from hpo_lstm.training import model_from_weights, predict
 
     storage = f"sqlite:///{(out / f'{variant}.db').resolve()}"
     try:
@@ -62,7 +59,23 @@ def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | No
     config = StudyConfig.from_mapping({k: v for k, v in recorded.items() if k in fields and v is not None})
     dataset = prepare_dataset(config)
     config = config.for_data(dataset.point_times, len(dataset.level))
-    settings = _settings(config, "cpu")
+    return record, config, dataset, _settings(config, "cpu")
+
+
+def _members(entry: dict, out: Path, variant: str) -> dict[str, np.ndarray] | None:
+    cache = out / f"{variant}.members" / f"{entry['name']}.npz"
+    if cache.exists():
+        return dict(np.load(cache))
+    from hpo_lstm.baselines import Baselines
+    from hpo_lstm.store.model_store import trial_weights
+    from hpo_lstm.store.record import BASELINES_ATTR
+    from hpo_lstm.training import model_from_weights, predict
+
+    loaded = load_recorded(entry, out, variant)
+    if loaded is None:
+        return None
+    record, config, dataset, settings = loaded
+    study = record.study
     trials = record.ranked_trainings()
     val, test = dataset.split("val"), dataset.split("test")
     nets_val, nets_test = [], []

