@@ -10,8 +10,12 @@ milliseconds; one that hangs (a database that stopped answering) is interrupted 
 ``HOLD_AT_MOST`` seconds. An interrupt that still lands in a finalizer or a weakref callback
 (``__del__`` of any library, or SQLAlchemy's after the hold: a slow start on a busy machine
 imports it for seconds), where Python can only print "Exception ignored" and drop it, is caught
-by ``sys.unraisablehook`` and sent again, so it is never lost. (Written by hand: neither Optuna
-nor SQLAlchemy offers interrupt-safe calls.)
+by ``sys.unraisablehook`` and sent again, so it is never lost. Code that must not be cut short
+(starting a worker process: a start cut in half leaves a child that prints a traceback) holds
+interrupts back the same way with :func:`held_back`. (Written by hand: neither Optuna nor
+SQLAlchemy offers interrupt-safe calls, and blocking SIGINT in the main thread does not keep
+Python from raising it there: the kernel then hands it to another thread, whose C handler still
+has the main thread raise KeyboardInterrupt.)
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["HOLD_AT_MOST", "interrupts_outside_storage"]
+__all__ = ["HOLD_AT_MOST", "held_back", "interrupts_outside_storage"]
 
 # Modules whose frames an interrupt should not land in.
 _HELD_IN = ("sqlalchemy", "optuna.storages")
@@ -35,6 +39,7 @@ HOLD_AT_MOST = 2.0
 _retries: list[threading.Timer] = []
 _held_since: float | None = None  # when the interrupt now held back first arrived
 _last_signum: int = signal.SIGINT  # of the interrupt raised last (sent again if it was dropped)
+_holding = 0  # depth of held_back() blocks the main thread is in
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -58,7 +63,7 @@ def _send_to_main_thread(signum: int) -> None:
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     global _held_since, _last_signum
     now = time.monotonic()
-    if _in_storage_code(frame) and (_held_since is None or now - _held_since < HOLD_AT_MOST):
+    if (_holding or _in_storage_code(frame)) and (_held_since is None or now - _held_since < HOLD_AT_MOST):
         _held_since = _held_since if _held_since is not None else now
         retry = threading.Timer(_RETRY_SECONDS, _send_to_main_thread, (signum,))
         retry.daemon = True
@@ -96,6 +101,22 @@ def _stop_retries() -> None:
     for retry in _retries:  # one may be sending right now
         retry.join()
     _retries.clear()
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[None]:
+    """Within this block (in the main thread), an interrupt that arrives is held back, as one in
+    a storage call is, and raised once the block has ended (or after ``HOLD_AT_MOST`` seconds).
+    Only where :func:`interrupts_outside_storage` handles interrupts; elsewhere a no-op."""
+    global _holding
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
 
 
 @contextlib.contextmanager

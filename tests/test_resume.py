@@ -274,6 +274,31 @@ def test_an_interrupt_that_lands_in_a_finalizer_is_not_lost():
     assert time.monotonic() - started < 4
 
 
+def test_an_interrupt_held_back_while_a_worker_starts_comes_when_the_start_is_done():
+    """A Ctrl-C during a worker's start (the executor's block around it) is raised when the block
+    ends, not inside it: cut in half, a start leaves a child that prints a traceback. Sent from
+    another thread, as the kernel may hand a Ctrl-C to a thread that does not block it."""
+    import os
+    import threading
+
+    from hpo_lstm._interrupts import interrupts_outside_storage
+    from hpo_lstm.executors._local import _sigint_blocked
+
+    ends = []
+    with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
+        with _sigint_blocked():
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+            sender.start()
+            sender.join()
+            for _ in range(30):  # 0.3 s of bytecodes and sleeps: the interrupt is held back
+                time.sleep(0.01)
+            ends.append(time.monotonic())
+        for _ in range(300):  # raised here, within a retry (20 ms) of the block's end
+            time.sleep(0.01)
+        ends.append(time.monotonic())
+    assert len(ends) == 1, "the interrupt was raised inside the block, or not at all"
+
+
 def test_a_callers_own_signal_handlers_stay_in_charge():
     from hpo_lstm._interrupts import interrupts_outside_storage
 

@@ -104,15 +104,22 @@ def _alive(pid: int) -> bool:
 def _sigint_blocked() -> Iterator[None]:
     """SIGINT blocked in this thread for the block: a worker process started in it inherits the
     mask, so Ctrl-C cannot interrupt its start (the driver gets a pending Ctrl-C when the block
-    ends). A no-op where signal masks do not exist."""
+    ends). The driver's other threads do not block it, and a Ctrl-C the kernel hands to one of
+    them still makes the main thread raise KeyboardInterrupt, which would cut a start in half
+    (the child then prints an EOFError traceback): so the interrupt is also held back until the
+    block ends (:func:`hpo_lstm._interrupts.held_back`). A no-op where signal masks do not exist."""
     import signal
 
+    from hpo_lstm._interrupts import held_back
+
     if not hasattr(signal, "pthread_sigmask"):
-        yield
+        with held_back():
+            yield
         return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        with held_back():
+            yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
