@@ -172,14 +172,18 @@ _POOLS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """The options every panel_* scoring script takes: which variant's studies, which half, where."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--variant", default="default")
     parser.add_argument("--half", choices=("choose", "confirm", "fresh", "all"), default="choose")
     parser.add_argument("--out", default="results/panel")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def recorded_members(args: argparse.Namespace):
+    """(panel entry, its members) for each series of ``args.half`` recorded in ``args.variant``."""
     out = Path(args.out)
-    rows_by_rule: dict[str, list[dict]] = {rule: [] for rule in RULES}
     for entry in load_panel():
         if args.half != "all" and entry["half"] != args.half:
             continue
@@ -187,33 +191,45 @@ def main() -> None:
         if m is None:
             print(f"{entry['name']}: not recorded in {args.variant}")
             continue
+        yield entry, m
+
+
+def scored_row(m: dict[str, np.ndarray], test: float, **extra) -> dict:
+    """A row of benchmarks/panel.py's summary for a forecast of test RMSE ``test``: the naive,
+    seasonal naive (naive where there is none) and best statistical test RMSE beside it."""
+    naive = _rmse(m["test_actual"], m["naive_test"])
+    snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
+    stat = [snaive] + [_rmse(m["test_actual"], m[f"{n}_test"]) for n in ("auto_ets", "auto_arima") if f"{n}_test" in m]
+    return {
+        "test": test,
+        "naive": naive,
+        "snaive": snaive,
+        "best_stat": min(stat),
+        "untuned": test,
+        "minutes": 0.0,
+    } | extra
+
+
+def print_rules(rows_by_rule: dict[str, list[dict]]) -> None:
+    for rule, rows in rows_by_rule.items():
+        line = summary_line(rows).replace("geomean_vs_untuned=1.000 ", "").replace(" minutes=0.0", "")
+        print(f"rule={rule} {line}")
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    rows_by_rule: dict[str, list[dict]] = {rule: [] for rule in RULES}
+    for entry, m in recorded_members(args):
         scores = candidates(m)
-        naive = _rmse(m["test_actual"], m["naive_test"])
-        snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
-        stat = [snaive] + [
-            _rmse(m["test_actual"], m[f"{n}_test"]) for n in ("auto_ets", "auto_arima") if f"{n}_test" in m
-        ]
         for rule in RULES:
             if rule in _POOLS:
                 pool = [k for k in _POOLS[rule] if k in scores]
                 chosen = min(pool, key=lambda k: scores[k][0])
             else:
                 chosen = rule if rule in scores else "best"
-            rows_by_rule[rule].append(
-                {
-                    "test": scores[chosen][1],
-                    "naive": naive,
-                    "snaive": snaive,
-                    "best_stat": min(stat) if stat else None,
-                    "untuned": scores[chosen][1],
-                    "minutes": 0.0,
-                    "chosen": chosen,
-                }
-            )
+            rows_by_rule[rule].append(scored_row(m, scores[chosen][1], chosen=chosen))
         print(f"{entry['name']:22s} " + " ".join(f"{k} {v[0]:.4g}/{v[1]:.4g}" for k, v in scores.items()), flush=True)
-    for rule, rows in rows_by_rule.items():
-        line = summary_line(rows).replace("geomean_vs_untuned=1.000 ", "").replace(" minutes=0.0", "")
-        print(f"rule={rule} {line}")
+    print_rules(rows_by_rule)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,11 @@ prints them (``inverse``: as recorded; ``inverse_refit``; ``mean``, ``mean_refit
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 import numpy as np
-from panel import load_panel, summary_line  # benchmarks/panel.py
-from panel_final import _members, _rmse, load_recorded
+from panel_final import _rmse, load_recorded, parse_args, print_rules, recorded_members, scored_row
 
 
 def refit_networks(entry: dict, out: Path, variant: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -56,21 +54,10 @@ def refit_networks(entry: dict, out: Path, variant: str) -> tuple[np.ndarray, np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="default")
-    parser.add_argument("--half", choices=("choose", "confirm", "fresh", "all"), default="choose")
-    parser.add_argument("--out", default="results/panel")
-    args = parser.parse_args()
-    out = Path(args.out)
+    args = parse_args(__doc__.splitlines()[0])
     rows: dict[str, list[dict]] = {"inverse": [], "inverse_refit": [], "mean": [], "mean_refit": []}
-    for entry in load_panel():
-        if args.half != "all" and entry["half"] != args.half:
-            continue
-        m = _members(entry, out, args.variant)
-        refit = refit_networks(entry, out, args.variant) if m is not None else None
-        if m is None or refit is None:
-            print(f"{entry['name']}: not recorded in {args.variant}")
-            continue
+    for entry, m in recorded_members(args):
+        refit = refit_networks(entry, Path(args.out), args.variant)
         actual = m["val_actual"]
         stats = [n for n in ("auto_ets", "auto_arima") if f"{n}_val" in m]
         mean_val, mean_test, mean_refit = m["nets_val"].mean(0), m["nets_test"].mean(0), refit.mean(0)
@@ -84,29 +71,14 @@ def main() -> None:
             "mean": mean_test,
             "mean_refit": mean_refit,
         }
-        naive = _rmse(m["test_actual"], m["naive_test"])
-        snaive = _rmse(m["test_actual"], m["seasonal_naive_test"]) if "seasonal_naive_test" in m else naive
-        stat = [snaive] + [_rmse(m["test_actual"], t) for t in tests]
         for rule, forecast in combined.items():
-            test = _rmse(m["test_actual"], forecast)
-            rows[rule].append(
-                {
-                    "test": test,
-                    "naive": naive,
-                    "snaive": snaive,
-                    "best_stat": min(stat),
-                    "untuned": test,
-                    "minutes": 0.0,
-                }
-            )
+            rows[rule].append(scored_row(m, _rmse(m["test_actual"], forecast)))
         print(
             f"{entry['name']:22s} "
             + " ".join(f"{rule} {_rmse(m['test_actual'], f):.4g}" for rule, f in combined.items()),
             flush=True,
         )
-    for rule, part in rows.items():
-        line = summary_line(part).replace("geomean_vs_untuned=1.000 ", "").replace(" minutes=0.0", "")
-        print(f"rule={rule} {line}")
+    print_rules(rows)
 
 
 if __name__ == "__main__":
