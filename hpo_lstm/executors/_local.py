@@ -107,21 +107,19 @@ def _sigint_blocked() -> Iterator[None]:
     ends). The driver's other threads do not block it, and a Ctrl-C the kernel hands to one of
     them still makes the main thread raise KeyboardInterrupt, which would cut a start in half
     (the child then prints an EOFError traceback): so the interrupt is also held back until the
-    block ends (:func:`hpo_lstm._interrupts.held_back`). A no-op where signal masks do not exist."""
+    block ends (:func:`hpo_lstm._interrupts.held_back`); where signal masks do not exist, only that."""
     import signal
 
     from hpo_lstm._interrupts import held_back
 
-    if not hasattr(signal, "pthread_sigmask"):
-        with held_back():
-            yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    masks = hasattr(signal, "pthread_sigmask")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masks else None
     try:
         with held_back():
             yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if masks:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _init_worker(
