@@ -801,11 +801,16 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
         from statsforecast.models import AutoARIMA
 
         model = AutoARIMA()
+        # A model with drift holds its drift column as a regressor; statsforecast's forward
+        # extends it to new data from that column and the length of the fitted series (the
+        # only thing it reads of "x").
+        xreg = None if state.get("xreg") is None else np.asarray(state["xreg"], dtype=float)
         model.model_ = {
             "coef": dict(state["coef"]),
             "sigma2": float(state["sigma2"]),
             "arma": [int(v) for v in state["arma"]],
-            "xreg": None,
+            "xreg": xreg,
+            "x": np.zeros(0 if xreg is None else len(xreg)),
             "lambda": None,
         }
         return model

@@ -252,7 +252,7 @@ def test_final_best_keeps_the_bare_network(tmp_path: Path):
 def test_a_statistical_model_rebuilt_from_its_state_forecasts_as_the_fitted_one():
     from statsforecast.models import AutoARIMA, AutoETS
 
-    from hpo_lstm.baselines import arima_state, ets_state, forecast_from_state
+    from hpo_lstm.baselines import _arima_forecasts, arima_state, ets_state, forecast_from_state, forecasts_from_state
 
     rng = np.random.default_rng(0)
     y = np.cumsum(rng.normal(size=300)) + 10 * np.sin(np.arange(300) * 2 * np.pi / 12) + 100
@@ -260,3 +260,13 @@ def test_a_statistical_model_rebuilt_from_its_state_forecasts_as_the_fitted_one(
         fitted = cls(season_length=12).fit(y[:250])
         plain = json.loads(json.dumps(state(fitted.model_)))  # as a model card holds it
         np.testing.assert_array_equal(forecast_from_state(plain, y, 9), fitted.forward(y=y, h=9)["mean"])
+    # A trend with drift (AutoARIMA's "with drift"): the drift column is part of the state.
+    trend = np.cumsum(5 + rng.normal(size=120))
+    fitted = AutoARIMA().fit(trend[:100])
+    assert "drift" in fitted.model_["coef"]
+    plain = json.loads(json.dumps(arima_state(fitted.model_)))
+    np.testing.assert_array_equal(forecast_from_state(plain, trend, 9), fitted.forward(y=trend, h=9)["mean"])
+    origins = np.arange(99, 110)  # as the study forecast its test points, and as per-origin forward does
+    rebuilt = forecasts_from_state(plain, trend, origins, 3)
+    np.testing.assert_array_equal(rebuilt, _arima_forecasts(fitted, trend, origins, 3, 100))
+    np.testing.assert_allclose(rebuilt, np.stack([fitted.forward(y=trend[: t + 1], h=3)["mean"] for t in origins]))
