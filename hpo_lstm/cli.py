@@ -78,8 +78,9 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--split", help="train,val,test fractions (default 0.7,0.15,0.15)")
     d.add_argument(
         "--transform",
-        help="diff (forecast the change from the last value; default), level, or sdiff "
-        "(the change from one season before; needs season >= horizon)",
+        help="diff (forecast the change from the last value), logdiff (the change of the log, for a target "
+        "above zero), auto (logdiff when every target value is above zero, else diff), level, or sdiff (the "
+        "change from one season before; needs season >= horizon) (default diff)",
     )
     d.add_argument(
         "--calendar",

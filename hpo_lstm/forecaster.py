@@ -7,7 +7,7 @@ and ``model/weights.safetensors``) and in its storage (the card as the study att
 safetensors only) and without writing anything: SQLite storages are opened read-only.
 
 The network and the rules it was trained under come from the card: columns, lookback, the
-input transform (``diff``, ``level`` or ``sdiff`` with its season), the calendar features it
+input transform (``diff``, ``logdiff``, ``level`` or ``sdiff`` with its season), the calendar features it
 reads (built again from the time stamps, past the data too) and the scalers fitted on the
 training rows. New data
 is scaled with the same function training used (:func:`hpo_lstm.data._windows.scale_inputs`),
@@ -179,6 +179,14 @@ class Forecaster:
             }
             members.update({name: f[len(levels) : len(levels) + H] for name, f in statistical.items()})
             block = self._combine(members)
+            if self.transform == "logdiff" and len(levels) + H < steps and np.any(block <= 0):
+                step = len(levels) + 1 + int(np.argmax(block <= 0))
+                raise DataError(
+                    f"The forecast reaches {float(block[step - len(levels) - 1]):g} at step {step}, at or below "
+                    f"zero, and this model's transform logdiff cannot read it back to forecast further (its "
+                    f"statistical members go below zero); forecast at most {len(levels) + H} step(s), or train with "
+                    "--transform diff or --final best."
+                )
             new = np.repeat(rows[-1:], H, axis=0)  # other features held at their last value
             new[:, target] = block
             rows = np.vstack([rows, new])
@@ -424,7 +432,13 @@ class Forecaster:
                 )
             calendar = calendar_values(times, self.calendar)
         return scale_inputs(
-            values, self.transform, self._input_mean, self._input_scale, season=self.season, calendar=calendar
+            values,
+            self.transform,
+            self._input_mean,
+            self._input_scale,
+            season=self.season,
+            calendar=calendar,
+            target_column=self.features.index(self.target),
         )
 
     def _window(self, rows: np.ndarray, times: np.ndarray | None) -> np.ndarray:

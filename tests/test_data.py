@@ -89,6 +89,34 @@ def test_diff_transform_feeds_changes_and_targets_the_change_from_the_last_value
     np.testing.assert_allclose(raw_target, level[ds.target_row] - last, rtol=1e-5, atol=1e-4)
 
 
+def test_logdiff_models_the_log_change_of_the_target_and_plain_changes_of_the_other_columns():
+    t = np.arange(150, dtype=float)
+    values = np.stack([50 + t**1.2 + 5 * np.sin(t), 3 * np.cos(t / 4) - 1], axis=1)  # target > 0, other crosses 0
+    series = Series(name="pos", values=values, feature_names=("y", "x"), target="y", times=None)
+    ds = make_dataset(series, lookback=4, horizon=2, split=(0.6, 0.2, 0.2), transform="logdiff")
+    level, rows = values[:, 0], ds.target_row
+    last = level[rows[:, 0] - 1][:, None]
+    np.testing.assert_allclose(ds.y * ds.target_scale + ds.target_mean, np.log(level[rows] / last), atol=1e-6)
+    t0 = rows[0, 0] - 1  # inputs of window 0: log changes of y, plain changes of x, scaled on the train rows
+    raw = np.stack([np.diff(np.log(level[t0 - 4 : t0 + 1])), np.diff(values[t0 - 4 : t0 + 1, 1])], axis=1)
+    np.testing.assert_allclose(ds.x[0], (raw - ds.input_mean) / ds.input_scale, rtol=1e-5, atol=1e-5)
+    assert ds.input_mean[0] == pytest.approx(np.diff(np.log(level[:90])).mean(), rel=1e-9)  # the train rows only
+    for s in ("train", "val", "test"):  # the exact outputs give back the levels: last value times exp(change)
+        np.testing.assert_allclose(ds.to_level(ds.y[ds.split(s)], s), ds.actual[ds.split(s)], rtol=1e-5)
+    assert ds.naive("test").shape == ds.actual[ds.split("test")].shape
+
+
+def test_auto_transform_is_logdiff_for_a_target_above_zero_else_diff_and_logdiff_refuses_zero():
+    t = np.arange(120, dtype=float)
+    positive = Series("p", (5 + np.sin(t / 3))[:, None], ("y",), "y", None)
+    assert make_dataset(positive, lookback=4, transform="auto").transform == "logdiff"
+    touching = Series("z", np.where(t == 100, 0.0, 5 + np.sin(t / 3))[:, None], ("y",), "y", None)  # a 0 at row 100
+    assert make_dataset(touching, lookback=4, transform="auto").transform == "diff"
+    with pytest.raises(DataError, match=r"logdiff needs target values above zero; row 100 holds 0\.") as info:
+        make_dataset(touching, lookback=4, transform="logdiff")
+    assert "\n" not in str(info.value)
+
+
 def test_csv_with_features_and_time_column(tiny_csv: Path):
     series = load_series(str(tiny_csv), target="close", features=["volume", "close"])
     assert series.feature_names == ("close", "volume")

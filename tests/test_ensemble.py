@@ -5,6 +5,7 @@ resume and report rebuilding them. Real trainings on tiny data, real statsforeca
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_SPACE, write_study
 
-from hpo_lstm import load_forecaster
+from hpo_lstm import DataError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.ensemble import Candidate, choose_final
 
@@ -178,6 +179,27 @@ def test_a_saved_combination_forecasts_past_the_data_and_reloads_bit_for_bit(com
     # Its intervals are the combination's own: from its validation residuals.
     half = (forecast["upper_80"] - forecast["forecast"]).to_numpy()
     assert half[0] == pytest.approx(forecaster.card["intervals"]["80"][0], rel=1e-12)
+
+
+def test_a_logdiff_combination_refuses_in_one_line_to_read_back_a_forecast_below_zero(tmp_path: Path, capsys):
+    # A positive series falling in a straight line: the statistical members' trend goes below
+    # zero after the data, where the networks' log cannot read the combination back.
+    t = np.arange(240)
+    values = 100_000 - 410 * t + np.random.default_rng(3).normal(0, 300, len(t))
+    csv = tmp_path / "falling.csv"
+    pd.DataFrame({"y": values}).to_csv(csv, index=False)
+    folder = _run(tmp_path, "falling", "--final", "combination_equal", "--transform", "logdiff", data=str(csv))
+    forecaster = load_forecaster(folder)
+    assert forecaster.transform == "logdiff" and {"auto_ets", "auto_arima"} <= set(forecaster.weights)
+    assert np.all(forecaster.forecast(1)["forecast"] > 0)
+    with pytest.raises(DataError, match=r"The forecast reaches -?[\d.e+]+ at step \d+, at or below zero") as info:
+        forecaster.forecast(1000)
+    assert "\n" not in str(info.value)
+    step, most = (int(n) for n in re.search(r"at step (\d+),.* at most (\d+) step", str(info.value)).groups())
+    forecast = forecaster.forecast(most)["forecast"].to_numpy()  # as far as it goes, the same numbers
+    assert forecast[step - 1] <= 0 and np.all(forecast[: step - 1] > 0)
+    assert main(["forecast", str(folder), "--steps", "1000", "--quiet"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_hpo_lstm_forecast_names_the_combination_it_forecasts_with(combined_run: Path, tmp_path: Path, capsys):

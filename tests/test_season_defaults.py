@@ -279,7 +279,7 @@ def _recorded(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "predictions.csv", parse_dates=["time"], float_precision="round_trip")
 
 
-@pytest.mark.parametrize("transform", ["diff", "sdiff"])
+@pytest.mark.parametrize("transform", ["diff", "sdiff", "logdiff"])
 def test_a_saved_model_with_calendar_features_reproduces_its_predictions_and_forecasts(
     tiny_csv: Path, tmp_path: Path, transform: str
 ):

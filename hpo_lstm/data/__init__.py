@@ -28,6 +28,7 @@ from hpo_lstm.data._windows import (
     input_lag,
     level_base,
     make_dataset,
+    resolve_transform,
     restore_level,
     scale_inputs,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "make_dataset",
     "restore_level",
     "resolve_season",
+    "resolve_transform",
     "scale_inputs",
     "step_text",
     "with_folds",

@@ -20,10 +20,13 @@ __all__ = [
     "check_transform",
     "input_lag",
     "make_dataset",
+    "resolve_transform",
     "scale_inputs",
 ]
 SPLITS = ("train", "val", "test")
-TRANSFORMS = ("diff", "level", "sdiff")
+# What a dataset and a saved model's card hold; a study's setting may also be "auto" (resolve_transform).
+TRANSFORMS = ("diff", "level", "sdiff", "logdiff")
+TRANSFORM_SETTINGS = (*TRANSFORMS, "auto")
 # A split with fewer windows than this cannot train or judge a model.
 MIN_WINDOWS = {"train": 16, "val": 4, "test": 4}
 
@@ -44,6 +47,13 @@ class Dataset:
     level is that change added back to the last value. A trending series (CO2) then never asks
     the network for a level outside what it saw in training.
 
+    With ``transform="logdiff"`` the target column is taken as ``log y`` (its values must be
+    above zero): its inputs are the step-to-step log changes, the other columns' the plain
+    changes, and the target of step k is ``log y[t+k] - log y[t]``; the forecast level is the
+    last value times ``exp`` of that change. A series whose swings scale with its level (counts,
+    sales, prices, a level that falls tenfold) then asks the network for the same relative
+    changes at every level.
+
     With ``transform="sdiff"`` (seasonal difference at lag ``season``) the inputs are the
     changes from one season before (``v[k] - v[k - season]``) and the target of step k is
     ``y[t+k] - y[t+k-season]``; the forecast level adds it back to the value one season before
@@ -61,7 +71,7 @@ class Dataset:
     target: str
     lookback: int
     horizon: int
-    transform: Literal["diff", "level", "sdiff"]
+    transform: Literal["diff", "level", "sdiff", "logdiff"]
     x: np.ndarray  # (n_windows, lookback, n_features) float32, scaled (the series' columns, then calendar ones)
     y: np.ndarray  # (n_windows, horizon) float32, scaled
     last_value: np.ndarray  # (n_windows,) target level at the last input step: the naive forecast
@@ -139,10 +149,10 @@ class Dataset:
 def level_base(level: np.ndarray, origins: Any, transform: str, season: int | None, horizon: int) -> np.ndarray:
     """What a forecast's change is added to, per window whose last input row is ``origins``
     (a row or an array of rows) of the target's ``level``: diff, the last value (batch,);
-    sdiff, the value one season before each step (batch, horizon); level, nothing (zeros).
+    logdiff too; sdiff, the value one season before each step (batch, horizon); level, nothing (zeros).
     The one rule for the study (:meth:`Dataset.to_level`) and the saved model's forecasts."""
     origins = np.asarray(origins)
-    if transform == "diff":
+    if transform in ("diff", "logdiff"):
         return np.asarray(level[origins], dtype=float)
     if transform == "sdiff":
         return np.asarray(level[origins[..., None] + np.arange(1, horizon + 1) - int(season)], dtype=float)
@@ -153,8 +163,11 @@ def restore_level(
     y_scaled: np.ndarray, base: np.ndarray, transform: str, target_mean: float, target_scale: float, horizon: int
 ) -> np.ndarray:
     """Scaled model outputs (batch, horizon) -> forecasts in the series' units: unscaled, then
-    added to ``base`` (:func:`level_base`) for the diff and sdiff transforms."""
+    added to ``base`` (:func:`level_base`) for the diff and sdiff transforms, or ``base`` times
+    ``exp`` of it for logdiff."""
     change_or_level = np.asarray(y_scaled, dtype=float).reshape(-1, horizon) * target_scale + target_mean
+    if transform == "logdiff":
+        return np.asarray(base, dtype=float)[:, None] * np.exp(change_or_level)
     if transform == "diff":
         return np.asarray(base, dtype=float)[:, None] + change_or_level
     if transform == "sdiff":
@@ -163,14 +176,25 @@ def restore_level(
 
 
 def check_transform(transform: str) -> None:
-    """The rule for ``transform`` (checked here only; :class:`hpo_lstm.StudyConfig` calls it)."""
-    if transform not in TRANSFORMS:
-        raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}.")
+    """The rule for a study's ``transform`` setting (checked here only; :class:`hpo_lstm.StudyConfig` calls it)."""
+    if transform not in TRANSFORM_SETTINGS:
+        raise ConfigError(f"Unknown transform {transform!r}; choose from {', '.join(TRANSFORM_SETTINGS)}.")
+
+
+def resolve_transform(transform: str, level: np.ndarray) -> str:
+    """The transform a study's setting means for the target column ``level``: "auto" is
+    ``logdiff`` when every value of the column is above zero (a quantity, a count, a price),
+    else ``diff``; any other setting is itself."""
+    if transform != "auto":
+        return transform
+    level = np.asarray(level, dtype=float)
+    return "logdiff" if len(level) and bool(np.all(level > 0)) else "diff"
 
 
 def input_lag(transform: str, season: int | None = None) -> int:
-    """Rows a window reads before its first input: 1 for ``diff``, ``season`` for ``sdiff``, 0 for ``level``."""
-    return {"diff": 1, "level": 0}.get(transform, season or 0)
+    """Rows a window reads before its first input: 1 for ``diff`` and ``logdiff``, ``season`` for ``sdiff``,
+    0 for ``level``."""
+    return {"diff": 1, "logdiff": 1, "level": 0}.get(transform, season or 0)
 
 
 def check_season_transform(transform: str, season: int | None, horizon: int) -> None:
@@ -198,16 +222,18 @@ def scale_inputs(
     *,
     season: int | None = None,
     calendar: np.ndarray | None = None,
+    target_column: int = 0,
 ) -> np.ndarray:
     """Raw rows (n, n_features) -> the network's scaled input rows (float32).
 
-    ``diff``: row k holds ``v[k] - v[k-1]`` (row 0, which has no predecessor, holds zeros and is
+    ``diff``: row k holds ``v[k] - v[k-1]``; ``logdiff``: the same, with ``log v`` in column
+    ``target_column`` (the target's, whose values must be above zero) (row 0, which has no predecessor, holds zeros and is
     never read by a window); ``sdiff``: ``v[k] - v[k - season]`` (the first ``season`` rows hold
     zeros, never read); ``level``: the values themselves. ``calendar`` (n, C), the rows'
     calendar columns, follows undifferenced. Then standardised with the training rows' ``mean``
     and ``scale``. The one rule shared by training and forecasting.
     """
-    inputs = _raw_inputs(values, input_lag(transform, season), calendar)
+    inputs = _raw_inputs(values, input_lag(transform, season), calendar, _log_column(transform, target_column))
     return ((inputs - mean) / scale).astype(np.float32)
 
 
@@ -221,8 +247,10 @@ def make_dataset(
 ) -> Dataset:
     """Window ``series`` into a :class:`Dataset` (see its docstring for the exact rules).
 
-    The series' ``calendar`` features join the inputs; its ``season`` is the lag of ``sdiff``."""
+    The series' ``calendar`` features join the inputs; its ``season`` is the lag of ``sdiff``;
+    ``transform`` "auto" is resolved by :func:`resolve_transform` on the target column."""
     check_transform(transform)
+    transform = resolve_transform(transform, series.values[:, series.target_index])
     if lookback < 1 or horizon < 1:
         raise ConfigError(f"lookback and horizon must be >= 1; got lookback={lookback}, horizon={horizon}.")
     check_season_transform(transform, series.season, horizon)
@@ -262,9 +290,11 @@ def make_dataset(
     target_col = series.target_index
     level = values[:, target_col]
     calendar = calendar_values(series.times, series.calendar) if series.calendar else None
-    inputs = _raw_inputs(values, lag, calendar)  # as scale_inputs, before scaling
+    inputs = _raw_inputs(values, lag, calendar, _log_column(transform, target_col))  # as scale_inputs, unscaled
     fit_rows = slice(lag, n_train)
-    if transform == "diff":
+    if transform == "logdiff":
+        target_raw = np.log(level[target_row]) - np.log(level[t])[:, None]
+    elif transform == "diff":
         target_raw = level[target_row] - level[t][:, None]
     elif transform == "sdiff":
         target_raw = level[target_row] - level[target_row - lag]
@@ -332,9 +362,24 @@ def make_dataset(
     )
 
 
-def _raw_inputs(values: np.ndarray, lag: int, calendar: np.ndarray | None) -> np.ndarray:
+def _log_column(transform: str, target_column: int) -> int | None:
+    """The column :func:`_raw_inputs` takes the log of: the target's under ``logdiff``, else none."""
+    return target_column if transform == "logdiff" else None
+
+
+def _raw_inputs(values: np.ndarray, lag: int, calendar: np.ndarray | None, log_column: int | None = None) -> np.ndarray:
     """The unscaled input rows of :func:`scale_inputs` (float64)."""
     values = np.asarray(values, dtype=float)
+    if log_column is not None:
+        column = values[:, log_column]
+        bad = np.flatnonzero(~(column > 0))
+        if len(bad):
+            raise DataError(
+                f"Transform logdiff needs target values above zero; row {int(bad[0])} holds {column[bad[0]]:g}. "
+                "Use transform diff for a series that reaches zero or below."
+            )
+        values = values.copy()
+        values[:, log_column] = np.log(column)
     inputs = np.vstack([np.zeros((lag, values.shape[1])), values[lag:] - values[:-lag]]) if lag else values
     if calendar is not None and calendar.shape[1]:
         inputs = np.hstack([inputs, np.asarray(calendar, dtype=float)])
