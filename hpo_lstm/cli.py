@@ -683,7 +683,9 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
         console.print(
             f"protocol: {run.dataset}, target {run.target}; test windows "
             f"{windows.get('test')}, lookback {lookback_text(protocol.lookback, protocol.space)} -> horizon "
-            f"{protocol.horizon}" + escape(f"; {protocol.season_text}" if protocol.season_text else "")
+            f"{protocol.horizon}"
+            + (f", transform {protocol.transform}" if protocol.transform else "")
+            + escape(f"; {protocol.season_text}" if protocol.season_text else "")
         )
     params = ", ".join(f"{k}={fmt(v)}" for k, v in run.best_params.items())
     table = Table(

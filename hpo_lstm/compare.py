@@ -536,6 +536,7 @@ def data_facts(
         "target": dataset.target,
         "points": len(dataset.level),
         "windows": {s: dataset.n_windows(s) for s in ("train", "val", "test")},
+        "transform": dataset.transform,  # the one used: setting "auto" is resolved on the data
         "baselines": scored,
         "unscored_baselines": unscored,
         "season": {k: v for k, v in (season_info or {"season": season}).items()},

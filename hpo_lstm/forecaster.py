@@ -226,6 +226,7 @@ class Forecaster:
 
         series = self._series(frame)
         values = series.values
+        self._check_domain(values)
         lag = self._lag
         first = self.lookback - 1 + lag  # the last input row of window 0
         ends = np.arange(first, len(values) - self.horizon)
@@ -317,6 +318,7 @@ class Forecaster:
             times = self._card_times()
             return self._history_values, (times if times.dtype.kind == "M" else None), card_time
         series = self._series(data)
+        self._check_domain(series.values)
         if len(series.values) < self._rows:
             what = "lookback + 1" if self._lag <= 1 else f"lookback + season {self._lag}"
             raise DataError(
@@ -337,6 +339,14 @@ class Forecaster:
                 "zone": series.time_zone,
             },
         )
+
+    def _check_domain(self, values: np.ndarray) -> None:
+        """A logdiff model refuses data whose target reaches zero or below anywhere (its networks
+        read the log; its statistical members the whole column), naming the data's row."""
+        if self.transform == "logdiff":
+            from hpo_lstm.data import check_log_domain
+
+            check_log_domain(values[:, self.features.index(self.target)])
 
     def _check_step(self, series: Any) -> None:
         """Refuse data whose time step is not the model's (hourly data for a daily model): a

@@ -581,3 +581,15 @@ def test_ctrl_c_stops_every_cell_running_at_once_and_the_rerun_completes_them(tm
         assert set(kept) <= set(counted)  # what the interrupted run recorded stays as it was
     cells = pd.read_csv(out / "tiny" / "cells.csv")
     assert len(cells) == 2 * 2 * 2 + 4 and (cells[cells["kind"] == "tuned"]["n_evaluations"] == 12).all()
+
+
+def test_a_comparison_with_transform_auto_reports_the_transform_each_cell_used(tiny_csv: Path, tmp_path: Path):
+    # "auto" is resolved on the data (a price above zero: logdiff); the report says both.
+    args = ["compare", str(_compare_file(tmp_path)), "--data", str(tiny_csv), "--target", "close"]
+    args += ["--lookback", "8", "--max-epochs", "2", "--patience", "2", "--quiet", "--transform", "auto"]
+    args += ["--models", "lstm", "--optimizers", "random", "--seeds", "1", "--budget", "4", "--pop-size", "2"]
+    assert main([*args, "--workers", "1", "--out", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "tiny"
+    assert "transform `auto` (`logdiff` on this data);" in (folder / "report.md").read_text()
+    manifest = json.loads((folder / "compare.json").read_text())
+    assert (manifest["base"]["transform"], manifest["data"]["transform"]) == ("auto", "logdiff")

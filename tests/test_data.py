@@ -112,7 +112,9 @@ def test_auto_transform_is_logdiff_for_a_target_above_zero_else_diff_and_logdiff
     assert make_dataset(positive, lookback=4, transform="auto").transform == "logdiff"
     touching = Series("z", np.where(t == 100, 0.0, 5 + np.sin(t / 3))[:, None], ("y",), "y", None)  # a 0 at row 100
     assert make_dataset(touching, lookback=4, transform="auto").transform == "diff"
-    with pytest.raises(DataError, match=r"logdiff needs target values above zero; row 100 holds 0\.") as info:
+    with pytest.raises(
+        DataError, match=r"logdiff needs target values above zero; row 100 of the data holds 0 "
+    ) as info:
         make_dataset(touching, lookback=4, transform="logdiff")
     assert "\n" not in str(info.value)
 

@@ -200,6 +200,17 @@ def test_a_logdiff_combination_refuses_in_one_line_to_read_back_a_forecast_below
     assert forecast[step - 1] <= 0 and np.all(forecast[: step - 1] > 0)
     assert main(["forecast", str(folder), "--steps", "1000", "--quiet"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    # Data given later is checked whole (its statistical members read the whole column), its row named.
+    frame = pd.read_csv(csv)
+    frame.loc[100, "y"] = -3.0
+    for call in (lambda: forecaster.forecast(3, frame), lambda: forecaster.predict(frame)):
+        with pytest.raises(DataError, match=r"needs target values above zero; row 100 of the data holds -3 "):
+            call()
+    # The run's table names the transform it used.
+    from hpo_lstm.cli import _print_summary
+
+    _print_summary(_summary(folder), folder)
+    assert "-> horizon 1, transform logdiff;" in " ".join(capsys.readouterr().out.split())
 
 
 def test_hpo_lstm_forecast_names_the_combination_it_forecasts_with(combined_run: Path, tmp_path: Path, capsys):

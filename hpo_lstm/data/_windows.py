@@ -17,6 +17,7 @@ __all__ = [
     "SPLITS",
     "TRANSFORMS",
     "check_season_transform",
+    "check_log_domain",
     "check_transform",
     "input_lag",
     "make_dataset",
@@ -362,6 +363,18 @@ def make_dataset(
     )
 
 
+def check_log_domain(target: np.ndarray) -> None:
+    """Transform logdiff reads the log of the target: every value of ``target`` (a column of
+    the data, counted from its first row) must be above zero; else a one-line DataError."""
+    target = np.asarray(target, dtype=float)
+    bad = np.flatnonzero(~(target > 0))
+    if len(bad):
+        raise DataError(
+            f"Transform logdiff needs target values above zero; row {int(bad[0])} of the data holds "
+            f"{target[bad[0]]:g} (a series that reaches zero or below needs transform diff)."
+        )
+
+
 def _log_column(transform: str, target_column: int) -> int | None:
     """The column :func:`_raw_inputs` takes the log of: the target's under ``logdiff``, else none."""
     return target_column if transform == "logdiff" else None
@@ -371,15 +384,9 @@ def _raw_inputs(values: np.ndarray, lag: int, calendar: np.ndarray | None, log_c
     """The unscaled input rows of :func:`scale_inputs` (float64)."""
     values = np.asarray(values, dtype=float)
     if log_column is not None:
-        column = values[:, log_column]
-        bad = np.flatnonzero(~(column > 0))
-        if len(bad):
-            raise DataError(
-                f"Transform logdiff needs target values above zero; row {int(bad[0])} holds {column[bad[0]]:g}. "
-                "Use transform diff for a series that reaches zero or below."
-            )
+        check_log_domain(values[:, log_column])
         values = values.copy()
-        values[:, log_column] = np.log(column)
+        values[:, log_column] = np.log(values[:, log_column])
     inputs = np.vstack([np.zeros((lag, values.shape[1])), values[lag:] - values[:-lag]]) if lag else values
     if calendar is not None and calendar.shape[1]:
         inputs = np.hstack([inputs, np.asarray(calendar, dtype=float)])

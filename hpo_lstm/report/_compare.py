@@ -285,10 +285,13 @@ def _protocol(comparison: Comparison) -> str:
     )
     split = "/".join(f"{round(100 * s)}" for s in base["split"])
     untuned = manifest.get("untuned")
+    transform = f"`{base['transform']}`"
+    if isinstance(data.get("transform"), str) and data["transform"] != base["transform"]:  # "auto", resolved
+        transform += f" (`{data['transform']}` on this data)"
     lines = [
         f"- **Data**: `{base['data']}`, target `{data['target']}` ({data['points']:,} points); chronological split "
         f"{split} % -> windows train {windows['train']:,} / validation {windows['val']:,} / test {windows['test']:,}.",
-        f"- **Windows**: lookback {lookback_text(base.get('lookback'), base.get('space'))} -> horizon {base['horizon']}, transform `{base['transform']}`; "
+        f"- **Windows**: lookback {lookback_text(base.get('lookback'), base.get('space'))} -> horizon {base['horizon']}, transform {transform}; "
         "scaler fitted on the training rows only.",
         *(
             [f"- **Season**: {data['season']['text']}."]
