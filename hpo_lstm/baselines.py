@@ -57,7 +57,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -759,8 +759,13 @@ def _arima_forecasts(model: Any, y: np.ndarray, origins: np.ndarray, horizon: in
         return one_step[origins + 1][:, None]
     forecast = arima_paths(model.model_, y, one_step, origins, horizon)
     spread = float(np.std(y[:n_fit])) or 1.0
-    if not np.all(np.abs(forecast[:, 0] - one_step[origins + 1]) <= 1e-6 * spread):
-        forecast = np.stack([model.forward(y=y[: t + 1], h=horizon)["mean"] for t in origins])
+    # The filter settles with time: every origin up to the last one whose first step is off gets
+    # the library's forward, the later ones keep the difference equation. So a window's forecast
+    # does not depend on which earlier windows are asked for too (a saved model's predict() over
+    # the whole series gives the study's test forecasts).
+    off = np.flatnonzero(~(np.abs(forecast[:, 0] - one_step[origins + 1]) <= 1e-6 * spread))
+    for i in range(off[-1] + 1 if len(off) else 0):
+        forecast[i] = model.forward(y=y[: origins[i] + 1], h=horizon)["mean"]
     return forecast
 
 
@@ -801,14 +806,15 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
         from statsforecast.models import AutoARIMA
 
         model = AutoARIMA()
+        arma = [int(v) for v in state["arma"]]
         # A model with drift holds its drift column as a regressor; statsforecast's forward
         # extends it to new data from that column and the length of the fitted series (the
         # only thing it reads of "x").
         xreg = None if state.get("xreg") is None else np.asarray(state["xreg"], dtype=float)
         model.model_ = {
-            "coef": dict(state["coef"]),
+            "coef": _arima_coef_order(state["coef"], arma),
             "sigma2": float(state["sigma2"]),
-            "arma": [int(v) for v in state["arma"]],
+            "arma": arma,
             "xreg": xreg,
             "x": np.zeros(0 if xreg is None else len(xreg)),
             "lambda": None,
@@ -827,6 +833,23 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
         }
         return model
     raise ValueError(f"unknown statistical model {kind!r}")
+
+
+def _arima_coef_order(coef: Mapping[str, Any], arma: Sequence[int]) -> dict[str, float]:
+    """``coef`` in the order statsforecast fitted it: ar1.., ma1.., sar1.., sma1.., intercept,
+    drift, then any other. Its ``forward`` reads the values by position, and a card stored as
+    JSON with sorted keys holds them alphabetically (intercept before ma1, drift before ma1)."""
+    p, q, P, Q = (int(v) for v in arma[:4])
+    names = [
+        *(f"ar{i}" for i in range(1, p + 1)),
+        *(f"ma{i}" for i in range(1, q + 1)),
+        *(f"sar{i}" for i in range(1, P + 1)),
+        *(f"sma{i}" for i in range(1, Q + 1)),
+        "intercept",
+        "drift",
+    ]
+    ordered = [name for name in names if name in coef] + [name for name in coef if name not in names]
+    return {name: coef[name] for name in ordered}
 
 
 def forecast_from_state(state: Mapping[str, Any], y: np.ndarray, steps: int) -> np.ndarray:

@@ -293,6 +293,20 @@ def test_a_statistical_model_rebuilt_from_its_state_forecasts_as_the_fitted_one(
         fitted = cls(season_length=12).fit(y[:250])
         plain = json.loads(json.dumps(state(fitted.model_)))  # as a model card holds it
         np.testing.assert_array_equal(forecast_from_state(plain, y, 9), fitted.forward(y=y, h=9)["mean"])
+    # Constant terms beside MA and seasonal terms: a card holds the coefficients sorted by name
+    # (intercept and drift before ma1); statsforecast reads them by position.
+    from statsforecast.models import ARIMA
+
+    level = 50 + np.convolve(rng.normal(size=400), [1.0, 0.6], mode="same")
+    for fit, series in (
+        (ARIMA(order=(1, 0, 1), include_mean=True), level),
+        (ARIMA(order=(0, 1, 1), include_drift=True), np.cumsum(level - 49.5)),
+        (ARIMA(order=(1, 0, 0), seasonal_order=(1, 0, 1), season_length=7, include_mean=True), level),
+    ):
+        fitted = fit.fit(series[:300])
+        assert list(fitted.model_["coef"]) != sorted(fitted.model_["coef"])  # the case a sorted card gets wrong
+        card = json.loads(json.dumps(arima_state(fitted.model_), sort_keys=True))
+        np.testing.assert_array_equal(forecast_from_state(card, series, 9), fitted.forward(y=series, h=9)["mean"])
     # A trend with drift (AutoARIMA's "with drift"): the drift column is part of the state.
     trend = np.cumsum(5 + rng.normal(size=120))
     fitted = AutoARIMA().fit(trend[:100])
@@ -303,3 +317,21 @@ def test_a_statistical_model_rebuilt_from_its_state_forecasts_as_the_fitted_one(
     rebuilt = forecasts_from_state(plain, trend, origins, 3)
     np.testing.assert_array_equal(rebuilt, _arima_forecasts(fitted, trend, origins, 3, 100))
     np.testing.assert_allclose(rebuilt, np.stack([fitted.forward(y=trend[: t + 1], h=3)["mean"] for t in origins]))
+
+
+def test_a_seasonal_arima_forecasts_a_window_the_same_whichever_other_windows_are_asked_for():
+    # A saved model's predict() asks for every window of the series; the study asked for the test
+    # windows only. Early windows, where the filter has not settled, need statsforecast's own
+    # forward; that must not change the later windows' forecasts.
+    from statsforecast.models import ARIMA
+
+    from hpo_lstm.baselines import _arima_forecasts
+
+    rng = np.random.default_rng(1)
+    t = np.arange(240)
+    y = (100 + 0.3 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12)) + rng.normal(0, 2, len(t))
+    fitted = ARIMA(order=(1, 1, 1), seasonal_order=(0, 1, 1), season_length=12).fit(y[:200])
+    test = np.arange(200, 237)
+    every = _arima_forecasts(fitted, y, np.arange(30, 237), 3, 200)
+    np.testing.assert_array_equal(every[-len(test) :], _arima_forecasts(fitted, y, test, 3, 200))
+    np.testing.assert_allclose(every[:5], np.stack([fitted.forward(y=y[: o + 1], h=3)["mean"] for o in range(30, 35)]))
