@@ -16,8 +16,8 @@ __all__ = [
     "Dataset",
     "SPLITS",
     "TRANSFORMS",
-    "check_season_transform",
     "check_log_domain",
+    "check_season_transform",
     "check_transform",
     "input_lag",
     "make_dataset",
@@ -227,9 +227,9 @@ def scale_inputs(
 ) -> np.ndarray:
     """Raw rows (n, n_features) -> the network's scaled input rows (float32).
 
-    ``diff``: row k holds ``v[k] - v[k-1]``; ``logdiff``: the same, with ``log v`` in column
-    ``target_column`` (the target's, whose values must be above zero) (row 0, which has no predecessor, holds zeros and is
-    never read by a window); ``sdiff``: ``v[k] - v[k - season]`` (the first ``season`` rows hold
+    ``diff``: row k holds ``v[k] - v[k-1]`` (row 0, which has no predecessor, holds zeros and is
+    never read by a window); ``logdiff``: the same with ``log v`` in column ``target_column`` (the
+    target's, whose values must be above zero); ``sdiff``: ``v[k] - v[k - season]`` (the first ``season`` rows hold
     zeros, never read); ``level``: the values themselves. ``calendar`` (n, C), the rows'
     calendar columns, follows undifferenced. Then standardised with the training rows' ``mean``
     and ``scale``. The one rule shared by training and forecasting.
