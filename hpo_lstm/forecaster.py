@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_lstm._errors import ConfigError, DataError
-from hpo_lstm.baselines import forecast_from_state, forecasts_from_state
+from hpo_lstm.baselines import LABELS, forecast_from_state, forecasts_from_state, state_min_rows
 from hpo_lstm.data import zone_times
 from hpo_lstm.store.model_store import META_FILE, ModelFileError, time_step
 
@@ -164,10 +164,9 @@ class Forecaster:
                 [np.asarray(times, dtype="datetime64[ns]"), np.asarray(future, dtype="datetime64[ns]")]
             )
         total = -(-steps // H) * H
-        statistical = {
-            name: forecast_from_state(state, self._target_series(values, data), total)
-            for name, state in self._states.items()
-        }
+        y = self._target_series(values, data)
+        self._check_enough_for_members(len(y))
+        statistical = {name: forecast_from_state(state, y, total) for name, state in self._states.items()}
         levels: list[float] = []
         while len(levels) < steps:
             now = None if row_times is None else row_times[: len(rows)]
@@ -236,8 +235,14 @@ class Forecaster:
                 f"The data has {len(values)} rows; a prediction needs at least {first + 1 + self.horizon} "
                 f"(lookback {self.lookback}{extra}, then horizon {self.horizon})."
             )
-        scaled = self._scale(values, series.times)
         target = values[:, self.features.index(self.target)]
+        if self._states:  # windows whose history is too short for a statistical member are left out
+            y, offset = self._aligned_target(target)
+            need = max(state_min_rows(s, from_each_origin=self.horizon > 1) for s in self._states.values())
+            ends = ends[ends + offset + 1 >= need]
+            if not len(ends):
+                self._check_enough_for_members(len(values) - self.horizon + offset, from_each_origin=self.horizon > 1)
+        scaled = self._scale(values, series.times)
         base = self._base(target, ends)
         members = {}
         for name, model, lookback in self._networks:
@@ -245,7 +250,6 @@ class Forecaster:
             x = np.ascontiguousarray(windows[ends - lookback + 1].transpose(0, 2, 1))
             members[name] = self._levels(self._outputs(model, x), base)
         if self._states:
-            y, offset = self._aligned_target(target)
             members.update(
                 {
                     name: forecasts_from_state(state, y, ends + offset, self.horizon)
@@ -339,6 +343,18 @@ class Forecaster:
                 "zone": series.time_zone,
             },
         )
+
+    def _check_enough_for_members(self, n: int, *, from_each_origin: bool = True) -> None:
+        """Refuse, in one line, target values too few for a statistical member to forecast from
+        (``n``: those it would read, with the study's series behind data that repeats it)."""
+        for name, state in self._states.items():
+            need = state_min_rows(state, from_each_origin=from_each_origin)
+            if n < need:
+                raise DataError(
+                    f"The data gives {n} target values to this model's {LABELS.get(name, name)} member, which needs "
+                    f"at least {need}; give more rows (data that repeats the end of the study's series is read "
+                    "behind it)."
+                )
 
     def _check_domain(self, values: np.ndarray) -> None:
         """A logdiff model refuses data whose target reaches zero or below anywhere (its networks

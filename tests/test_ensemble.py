@@ -335,3 +335,54 @@ def test_a_seasonal_arima_forecasts_a_window_the_same_whichever_other_windows_ar
     every = _arima_forecasts(fitted, y, np.arange(30, 237), 3, 200)
     np.testing.assert_array_equal(every[-len(test) :], _arima_forecasts(fitted, y, test, 3, 200))
     np.testing.assert_allclose(every[:5], np.stack([fitted.forward(y=y[: o + 1], h=3)["mean"] for o in range(30, 35)]))
+
+
+def test_statistical_members_get_the_rows_they_need_or_a_one_line_refusal(tmp_path: Path, capsys):
+    from statsforecast.models import ARIMA
+
+    from hpo_lstm.baselines import arima_state, forecast_from_state, state_min_rows
+
+    # The rule is statsforecast's own: an ARIMA filters more values than its differencing reads.
+    rng = np.random.default_rng(5)
+    t = np.arange(240)
+    y = 100 + 0.2 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, len(t))
+    fitted = ARIMA(order=(1, 1, 0), seasonal_order=(0, 1, 1), season_length=12).fit(y)
+    state = json.loads(json.dumps(arima_state(fitted.model_)))
+    need = state_min_rows(state)
+    assert need == 1 + 12 + 1 and state_min_rows(state, from_each_origin=False) == 1
+    assert np.isfinite(forecast_from_state(state, y[-need:], 3)).all()
+    with pytest.raises(ValueError, match="Not enough data"):
+        forecast_from_state(state, y[-need + 1 :], 3)
+    assert state_min_rows({"kind": "seasonal_naive", "season": 7}) == 7
+
+    # A saved model with a seasonal AutoARIMA: data too short for it is one line; predict() leaves
+    # out the windows it cannot forecast from and still reproduces the study's test predictions.
+    csv = tmp_path / "monthly.csv"
+    dates = pd.date_range("2000-01-01", periods=len(t), freq="MS").strftime("%Y-%m-%d")
+    pd.DataFrame({"date": dates, "y": y}).to_csv(csv, index=False)
+    folder = _run(tmp_path, "monthly", "--final", "combination_equal", "--horizon", "2", data=str(csv))
+    forecaster = load_forecaster(folder)
+    arima = next(m["state"] for m in forecaster.card["final_forecast"]["members"] if m["name"] == "auto_arima")
+    need = state_min_rows(arima)
+    assert need > 10, arima["arma"]  # a seasonal difference: more than the networks' 9 rows
+    fresh = pd.DataFrame({"date": pd.date_range("2030-01-01", periods=10, freq="MS"), "y": 500 + y[:10]})
+    with pytest.raises(
+        DataError, match=rf"gives 10 target values to this model's AutoARIMA member, which needs at least {need};"
+    ):
+        forecaster.forecast(3, fresh)
+    assert main(["forecast", str(folder), "--steps", "3", "--data", str(_write(tmp_path / "fresh.csv", fresh))]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    predicted = forecaster.predict(str(csv))
+    first = pd.Timestamp(predicted["time"].iloc[0])
+    assert first == pd.Timestamp(dates[need])  # the window from row need - 1 is the first one kept
+    recorded = _predictions(folder)
+    predicted["time"] = pd.to_datetime(predicted["time"]).astype(str)
+    recorded["time"] = pd.to_datetime(recorded["time"]).astype(str)
+    again = predicted.merge(recorded, on=["time", "step"], suffixes=("", "_study"))
+    assert len(again) == len(recorded)
+    np.testing.assert_array_equal(again["predicted"].to_numpy(), again["predicted_study"].to_numpy())
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
