@@ -40,6 +40,7 @@ _retries: list[threading.Timer] = []
 _held_since: float | None = None  # when the interrupt now held back first arrived
 _last_signum: int = signal.SIGINT  # of the interrupt raised last (sent again if it was dropped)
 _holding = 0  # depth of held_back() blocks the main thread is in
+_holding_to_the_end = 0  # of those, the ones with no time limit (held_back(at_most=None))
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -63,7 +64,9 @@ def _send_to_main_thread(signum: int) -> None:
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     global _held_since, _last_signum
     now = time.monotonic()
-    if (_holding or _in_storage_code(frame)) and (_held_since is None or now - _held_since < HOLD_AT_MOST):
+    if _holding_to_the_end or (
+        (_holding or _in_storage_code(frame)) and (_held_since is None or now - _held_since < HOLD_AT_MOST)
+    ):
         _held_since = _held_since if _held_since is not None else now
         retry = threading.Timer(_RETRY_SECONDS, _send_to_main_thread, (signum,))
         retry.daemon = True
@@ -104,19 +107,23 @@ def _stop_retries() -> None:
 
 
 @contextlib.contextmanager
-def held_back() -> Iterator[None]:
+def held_back(*, at_most: float | None = HOLD_AT_MOST) -> Iterator[None]:
     """Within this block (in the main thread), an interrupt that arrives is held back, as one in
-    a storage call is, and raised once the block has ended (or after ``HOLD_AT_MOST`` seconds).
+    a storage call is, and raised once the block has ended (or after ``HOLD_AT_MOST`` seconds;
+    ``at_most=None``: only when it ends, for work that always ends, such as an import).
     Only where :func:`interrupts_outside_storage` handles interrupts; elsewhere a no-op."""
-    global _holding
+    global _holding, _holding_to_the_end
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    unbounded = int(at_most is None)
     _holding += 1
+    _holding_to_the_end += unbounded
     try:
         yield
     finally:
         _holding -= 1
+        _holding_to_the_end -= unbounded
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from hpo_lstm import ConfigError, HpoLstmError, StudyFailedError, __version__
 from hpo_lstm._errors import first_line
-from hpo_lstm._interrupts import interrupts_outside_storage
+from hpo_lstm._interrupts import held_back, interrupts_outside_storage
 from hpo_lstm.store import mask_secrets, mask_url
 
 __all__ = ["main"]
@@ -481,6 +481,15 @@ def _pop_execution(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _import_torch() -> None:
+    """Import torch with Ctrl-C held back until it is done: a Ctrl-C inside torch's C++
+    start-up, which calls back into Python through pybind11, aborts the process ("terminate
+    called after throwing an instance of 'pybind11::error_already_set'", seen once in 80 Ctrl-Cs
+    at start-up on a busy machine) instead of ending it in one line."""
+    with held_back(at_most=None):
+        import torch  # noqa: F401
+
+
 def _run(options: dict[str, Any]) -> int:
     options.pop("command", None)
     quiet = options.pop("quiet", False)
@@ -489,6 +498,7 @@ def _run(options: dict[str, Any]) -> int:
     from hpo_lstm.report import check_run_folder, write_run_outputs
 
     check_run_folder(Path(config.out) / config.study_name)  # written after the training: checked before it
+    _import_torch()
     from hpo_lstm.study import run_study
 
     result = run_study(config, progress=not quiet, **execution)  # the progress display, unless --quiet
@@ -520,6 +530,7 @@ def _compare(options: dict[str, Any]) -> int:
     shard = parse_shard(shard) if shard is not None else None
     replace_report = options.pop("replace_report", False)
     config = CompareConfig.from_file(options.pop("study_file", None), **options)
+    _import_torch()  # after the settings are checked: a bad one is refused without it
     # The progress display (cells, then each cell's study), unless --quiet.
     result = run_compare(config, shard=shard, replace_report=replace_report, progress=not quiet, **execution)
     from hpo_lstm.report import write_comparison_report
@@ -578,6 +589,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from hpo_lstm.forecaster import check_steps, load_forecaster
 
     check_steps(args.steps, "--steps")  # before anything is read; the rest load_forecaster and the data check
+    _import_torch()  # load_forecaster builds the networks
     forecaster = load_forecaster(
         args.result,
         storage=args.storage,

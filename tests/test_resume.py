@@ -405,3 +405,28 @@ def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Pat
     # after Py_FinalizeEx (seen 2 times in 12 at 1.5 s on a busy machine).
     assert proc.returncode in (130, -signal.SIGINT), err
     assert err.count("\n") == 1 and err.startswith("hpo-lstm: interrupted"), err
+
+
+def test_an_interrupt_held_back_to_the_end_waits_past_the_usual_limit():
+    """held_back(at_most=None) (around the driver's import of torch, whose C++ start-up aborts
+    the process when Ctrl-C lands in it) holds an interrupt for as long as the block lasts, past
+    HOLD_AT_MOST, and raises it when the block ends."""
+    import os
+    import threading
+
+    from hpo_lstm._interrupts import HOLD_AT_MOST, held_back, interrupts_outside_storage
+
+    ends = []
+    with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
+        with held_back(at_most=None):
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+            sender.start()
+            sender.join()
+            deadline = time.monotonic() + HOLD_AT_MOST + 0.5
+            while time.monotonic() < deadline:  # bytecodes and sleeps past the usual limit: still held
+                time.sleep(0.01)
+            ends.append(time.monotonic())
+        for _ in range(300):  # raised here, within a retry (20 ms) of the block's end
+            time.sleep(0.01)
+        ends.append(time.monotonic())
+    assert len(ends) == 1, "the interrupt was raised inside the block, or not at all"
