@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -274,29 +275,38 @@ def test_an_interrupt_that_lands_in_a_finalizer_is_not_lost():
     assert time.monotonic() - started < 4
 
 
-def test_an_interrupt_held_back_while_a_worker_starts_comes_when_the_start_is_done():
-    """A Ctrl-C during a worker's start (the executor's block around it) is raised when the block
-    ends, not inside it: cut in half, a start leaves a child that prints a traceback. Sent from
-    another thread, as the kernel may hand a Ctrl-C to a thread that does not block it."""
+def _held_until_the_block_ends(block: contextlib.AbstractContextManager, seconds: float) -> None:
+    """Send SIGINT from another thread inside ``block`` (a context manager), spend ``seconds``
+    there in bytecodes and sleeps, and check that the interrupt is raised after the block (within
+    a retry, 20 ms, of its end), not inside it. From another thread, as the kernel may hand a
+    Ctrl-C to a thread that does not block it."""
     import os
     import threading
 
     from hpo_lstm._interrupts import interrupts_outside_storage
-    from hpo_lstm.executors._local import _sigint_blocked
 
     ends = []
     with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
-        with _sigint_blocked():
+        with block:
             sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
             sender.start()
             sender.join()
-            for _ in range(30):  # 0.3 s of bytecodes and sleeps: the interrupt is held back
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
                 time.sleep(0.01)
             ends.append(time.monotonic())
-        for _ in range(300):  # raised here, within a retry (20 ms) of the block's end
+        for _ in range(300):
             time.sleep(0.01)
         ends.append(time.monotonic())
     assert len(ends) == 1, "the interrupt was raised inside the block, or not at all"
+
+
+def test_an_interrupt_held_back_while_a_worker_starts_comes_when_the_start_is_done():
+    """A Ctrl-C during a worker's start (the executor's block around it) is raised when the block
+    ends, not inside it: cut in half, a start leaves a child that prints a traceback."""
+    from hpo_lstm.executors._local import _sigint_blocked
+
+    _held_until_the_block_ends(_sigint_blocked(), 0.3)
 
 
 def test_a_callers_own_signal_handlers_stay_in_charge():
@@ -411,22 +421,6 @@ def test_an_interrupt_held_back_to_the_end_waits_past_the_usual_limit():
     """held_back(at_most=None) (around the driver's import of torch, whose C++ start-up aborts
     the process when Ctrl-C lands in it) holds an interrupt for as long as the block lasts, past
     HOLD_AT_MOST, and raises it when the block ends."""
-    import os
-    import threading
+    from hpo_lstm._interrupts import HOLD_AT_MOST, held_back
 
-    from hpo_lstm._interrupts import HOLD_AT_MOST, held_back, interrupts_outside_storage
-
-    ends = []
-    with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
-        with held_back(at_most=None):
-            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
-            sender.start()
-            sender.join()
-            deadline = time.monotonic() + HOLD_AT_MOST + 0.5
-            while time.monotonic() < deadline:  # bytecodes and sleeps past the usual limit: still held
-                time.sleep(0.01)
-            ends.append(time.monotonic())
-        for _ in range(300):  # raised here, within a retry (20 ms) of the block's end
-            time.sleep(0.01)
-        ends.append(time.monotonic())
-    assert len(ends) == 1, "the interrupt was raised inside the block, or not at all"
+    _held_until_the_block_ends(held_back(at_most=None), HOLD_AT_MOST + 0.5)
