@@ -40,7 +40,7 @@ _retries: list[threading.Timer] = []
 _held_since: float | None = None  # when the interrupt now held back first arrived
 _last_signum: int = signal.SIGINT  # of the interrupt raised last (sent again if it was dropped)
 _holding = 0  # depth of held_back() blocks the main thread is in
-_holding_to_the_end = 0  # of those, the ones with no time limit (held_back(at_most=None))
+_holding_to_the_end = 0  # of those, the ones with no time limit (held_back(to_the_end=True))
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -107,16 +107,16 @@ def _stop_retries() -> None:
 
 
 @contextlib.contextmanager
-def held_back(*, at_most: float | None = HOLD_AT_MOST) -> Iterator[None]:
+def held_back(*, to_the_end: bool = False) -> Iterator[None]:
     """Within this block (in the main thread), an interrupt that arrives is held back, as one in
     a storage call is, and raised once the block has ended (or after ``HOLD_AT_MOST`` seconds;
-    ``at_most=None``: only when it ends, for work that always ends, such as an import).
+    ``to_the_end``: only when it ends, for work that always ends, such as an import).
     Only where :func:`interrupts_outside_storage` handles interrupts; elsewhere a no-op."""
     global _holding, _holding_to_the_end
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    unbounded = int(at_most is None)
+    unbounded = int(to_the_end)
     _holding += 1
     _holding_to_the_end += unbounded
     try:

@@ -486,7 +486,7 @@ def _import_torch() -> None:
     start-up, which calls back into Python through pybind11, aborts the process ("terminate
     called after throwing an instance of 'pybind11::error_already_set'", seen once in 80 Ctrl-Cs
     at start-up on a busy machine) instead of ending it in one line."""
-    with held_back(at_most=None):
+    with held_back(to_the_end=True):
         import torch  # noqa: F401
 
 

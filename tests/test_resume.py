@@ -418,9 +418,9 @@ def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Pat
 
 
 def test_an_interrupt_held_back_to_the_end_waits_past_the_usual_limit():
-    """held_back(at_most=None) (around the driver's import of torch, whose C++ start-up aborts
+    """held_back(to_the_end=True) (around the driver's import of torch, whose C++ start-up aborts
     the process when Ctrl-C lands in it) holds an interrupt for as long as the block lasts, past
     HOLD_AT_MOST, and raises it when the block ends."""
     from hpo_lstm._interrupts import HOLD_AT_MOST, held_back
 
-    _held_until_the_block_ends(held_back(at_most=None), HOLD_AT_MOST + 0.5)
+    _held_until_the_block_ends(held_back(to_the_end=True), HOLD_AT_MOST + 0.5)
