@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from panel import load_panel, summary_line  # benchmarks/panel.py
+from panel import _data, load_panel, summary_line  # benchmarks/panel.py
 
 
 def load_recorded(entry: dict, out: Path, variant: str):
@@ -55,6 +55,9 @@ def load_recorded(entry: dict, out: Path, variant: str):
     if record.final is None:
         return None
     recorded = json.loads(study.user_attrs["config"])
+    # The series' file as this checkout holds it (a study recorded in another clone names that
+    # clone's absolute path).
+    recorded["data"] = _data(entry)["data"]
     fields = set(StudyConfig.__dataclass_fields__) - {"storage", "out", "name", "space"}  # the panel: default spaces
     config = StudyConfig.from_mapping({k: v for k, v in recorded.items() if k in fields and v is not None})
     dataset = prepare_dataset(config)
