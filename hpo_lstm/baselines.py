@@ -852,16 +852,17 @@ def _arima_coef_order(coef: Mapping[str, Any], arma: Sequence[int]) -> dict[str,
     return {name: coef[name] for name in ordered}
 
 
-def state_min_rows(state: Mapping[str, Any], *, from_each_origin: bool = True) -> int:
+def state_min_rows(state: Mapping[str, Any], *, one_pass: bool = False) -> int:
     """Values of the target a statistical member must read, up to and including the row it
-    forecasts from: seasonal naive one season; AutoARIMA more than its differencing (d + D x
-    season) when it filters that stretch alone (statsforecast refuses fewer), which it does from
-    every origin of :func:`forecasts_from_state` with horizon > 1 (``from_each_origin``) and
-    always in :func:`forecast_from_state`; AutoETS 2."""
+    forecasts from: seasonal naive one season; AutoETS 2; AutoARIMA more than its differencing
+    (d + D x season) when it filters those values alone (statsforecast refuses fewer), as it does
+    in :func:`forecast_from_state` and from each origin of :func:`forecasts_from_state` with
+    horizon > 1, but 1 with ``one_pass``: the one-step forecasts of one pass over the whole
+    series (:func:`forecasts_from_state` with horizon 1)."""
     kind = state.get("kind")
     if kind == "seasonal_naive":
         return int(state["season"])
-    if kind == "auto_arima" and from_each_origin:
+    if kind == "auto_arima" and not one_pass:
         arma = [int(v) for v in state["arma"]]
         return arma[5] + arma[6] * arma[4] + 1
     return 2 if kind == "auto_ets" else 1

@@ -238,10 +238,10 @@ class Forecaster:
         target = values[:, self.features.index(self.target)]
         if self._states:  # windows whose history is too short for a statistical member are left out
             y, offset = self._aligned_target(target)
-            need = max(state_min_rows(s, from_each_origin=self.horizon > 1) for s in self._states.values())
-            ends = ends[ends + offset + 1 >= need]
+            needs = {name: state_min_rows(s, one_pass=self.horizon == 1) for name, s in self._states.items()}
+            ends = ends[ends + offset + 1 >= max(needs.values())]
             if not len(ends):
-                self._check_enough_for_members(len(values) - self.horizon + offset, from_each_origin=self.horizon > 1)
+                self._check_enough_for_members(len(values) - self.horizon + offset, needs)
         scaled = self._scale(values, series.times)
         base = self._base(target, ends)
         members = {}
@@ -344,11 +344,13 @@ class Forecaster:
             },
         )
 
-    def _check_enough_for_members(self, n: int, *, from_each_origin: bool = True) -> None:
+    def _check_enough_for_members(self, n: int, needs: Mapping[str, int] | None = None) -> None:
         """Refuse, in one line, target values too few for a statistical member to forecast from
-        (``n``: those it would read, with the study's series behind data that repeats it)."""
-        for name, state in self._states.items():
-            need = state_min_rows(state, from_each_origin=from_each_origin)
+        (``n``: those it would read, with the study's series behind data that repeats it;
+        ``needs``: each member's :func:`state_min_rows`, by default those of a forecast past the data)."""
+        if needs is None:
+            needs = {name: state_min_rows(state) for name, state in self._states.items()}
+        for name, need in needs.items():
             if n < need:
                 raise DataError(
                     f"The data gives {n} target values to this model's {LABELS.get(name, name)} member, which needs "

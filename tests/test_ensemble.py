@@ -349,7 +349,7 @@ def test_statistical_members_get_the_rows_they_need_or_a_one_line_refusal(tmp_pa
     fitted = ARIMA(order=(1, 1, 0), seasonal_order=(0, 1, 1), season_length=12).fit(y)
     state = json.loads(json.dumps(arima_state(fitted.model_)))
     need = state_min_rows(state)
-    assert need == 1 + 12 + 1 and state_min_rows(state, from_each_origin=False) == 1
+    assert need == 1 + 12 + 1 and state_min_rows(state, one_pass=True) == 1
     assert np.isfinite(forecast_from_state(state, y[-need:], 3)).all()
     with pytest.raises(ValueError, match="Not enough data"):
         forecast_from_state(state, y[-need + 1 :], 3)
@@ -370,6 +370,11 @@ def test_statistical_members_get_the_rows_they_need_or_a_one_line_refusal(tmp_pa
         DataError, match=rf"gives 10 target values to this model's AutoARIMA member, which needs at least {need};"
     ):
         forecaster.forecast(3, fresh)
+    longer = pd.DataFrame({"date": pd.date_range("2030-01-01", periods=12, freq="MS"), "y": 500 + y[:12]})
+    with pytest.raises(
+        DataError, match=rf"gives 10 target values to this model's AutoARIMA member, which needs at least {need};"
+    ):
+        forecaster.predict(longer)  # two-step windows of 12 rows: the last origin reads 10 values
     assert main(["forecast", str(folder), "--steps", "3", "--data", str(_write(tmp_path / "fresh.csv", fresh))]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     predicted = forecaster.predict(str(csv))
