@@ -352,7 +352,10 @@ class StudyConfig:
             raise ConfigError(f"Unknown setting(s) {unknown}; valid settings: {', '.join(sorted(fields))}.")
         kwargs = dict(values)
         if "space" in kwargs and not isinstance(kwargs["space"], SearchSpace):
-            kwargs["space"] = default_space(_require_table("space", kwargs["space"]))
+            # A user's model (module:Class) names its own parameters: its bounds are read with it.
+            model = kwargs.get("model")
+            user_model = model if isinstance(model, str) and ":" in model else None
+            kwargs["space"] = default_space(_require_table("space", kwargs["space"]), model=user_model)
         if "optimizer_options" in kwargs:
             kwargs["optimizer_options"] = dict(_require_table("optimizer_options", kwargs["optimizer_options"]))
         if "features" in kwargs and kwargs["features"] is not None:

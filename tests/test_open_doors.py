@@ -49,6 +49,10 @@ def code(tmp_path_factory) -> Path:
         "        super().__init__()\n\n\nclass WrongShape(torch.nn.Module):\n"
         "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
         "        self.lin = torch.nn.Linear(n_features, 5)\n\n    def forward(self, x):\n        return self.lin(x[:, -1])\n"
+        "\n\nclass ExtraDim(torch.nn.Module):\n"
+        "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(n_features, horizon)\n\n"
+        "    def forward(self, x):\n        return self.lin(x[:, -1]).unsqueeze(-1)\n"
     )
     return folder
 
@@ -84,6 +88,8 @@ def test_a_model_of_your_own_tunes_on_two_workers_and_forecasts_only_when_truste
         ("no_such_module:Net", "cannot be imported: ModuleNotFoundError"),
         ("bad_models:NoParams", "must take the keyword arguments n_features, horizon and params; it lacks ['params']"),
         ("bad_models:WrongShape", "maps windows (2, 8, 2) to (2, 5); it must give (batch, horizon) = (2, 3)"),
+        # (batch, horizon, 1) would broadcast against the (batch, horizon) targets in the loss
+        ("bad_models:ExtraDim", "maps windows (2, 8, 2) to (2, 3, 1); it must give (batch, horizon) = (2, 3)"),
     ],
 )
 def test_a_model_that_cannot_be_imported_or_does_not_fit_is_one_line(code: Path, tmp_path: Path, model, message):
@@ -91,6 +97,15 @@ def test_a_model_that_cannot_be_imported_or_does_not_fit_is_one_line(code: Path,
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert message in run.stderr
     assert not (tmp_path / "results").exists()  # refused before anything was written
+
+
+def test_a_study_file_sets_the_bounds_of_your_models_own_parameter(code: Path, tmp_path: Path):
+    study = tmp_path / "tiny.toml"
+    study.write_text('model = "my_model:TinyNet"\noptimizer = "random"\n\n[space]\nwidth = { low = 5, high = 7 }\n')
+    run = _cli(code, tmp_path, "run", str(study), *TINY)
+    assert run.returncode == 0, run.stderr
+    trials = pd.read_csv(tmp_path / "results" / "sine-my_model-TinyNet-random-seed0" / "trials.csv")
+    assert trials["params_width"].between(5, 7).all() and len(trials) == 6  # its default search is 4..64
 
 
 @pytest.mark.parametrize("optimizer", ["my_optimizer:MyOptimizer", "my_mealpy:MyGWO"])
