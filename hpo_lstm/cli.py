@@ -304,8 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
+    command = None  # (the handlers below take vars(args) and pop what they use)
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        command = args.command
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
@@ -331,12 +333,12 @@ def _main(argv: Sequence[str] | None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # (Python would complain again when flushing stdout at exit)
         return EXIT_BROKEN_PIPE
     except HpoLstmError as exc:
-        print(f"hpo-lstm: error: {mask_secrets(_as_flags(str(exc), parser))}", file=sys.stderr)
+        print(f"hpo-lstm: error: {mask_secrets(_as_flags(str(exc), parser, command))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # the storage or the disk failing under the command: one line too
         interrupt = _wrapped_interrupt(exc)
         if interrupt is not None:
-            return _interrupted(interrupt, getattr(locals().get("args"), "command", None))
+            return _interrupted(interrupt, command)
         message = _environment_failure(exc)
         if message is None:
             raise
@@ -405,18 +407,19 @@ def _environment_failure(exc: BaseException) -> str | None:
     return None
 
 
-def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+def _as_flags(message: str, parser: argparse.ArgumentParser, command: str | None = None) -> str:
     """A library error names settings as `name` (``budget``, ``study_name``); here they become
-    the flags that set them (``--budget``, ``--study-name``). Other `quoted` text stays."""
+    the flags of ``command`` that set them (``--budget``; `name` is ``--study-name`` for run,
+    ``--name`` for compare). Other `quoted` text stays."""
     import re
 
+    subparsers = parser._subparsers._group_actions[0].choices if parser._subparsers else {}  # noqa: SLF001
     flags = {"study_name": "--study-name"}
-    for sub in parser._subparsers._group_actions[0].choices.values() if parser._subparsers else ():  # noqa: SLF001
+    for sub in [subparsers[command]] if command in subparsers else subparsers.values():
         for action in sub._actions:  # noqa: SLF001
             longest = max(action.option_strings, key=len, default="")
-            if longest.startswith("--") and action.dest not in ("help", "name"):
+            if longest.startswith("--") and action.dest != "help":
                 flags.setdefault(action.dest, longest)
-    flags["name"] = "--name"
     return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 

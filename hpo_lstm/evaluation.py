@@ -266,11 +266,11 @@ class Evaluator:
                 f"Study {self.config.study_name!r} was recorded with budget {recorded}, and optimizer "
                 f"{self.config.optimizer!r} moves differently with budget {self.config.budget} (it spreads its schedule "
                 f"over the generations the budget allows: woa, gwo and many mealpy classes do), so evaluation {index} "
-                f"cannot be replayed. Keep budget {recorded}, or give a new `study_name` for budget {self.config.budget}."
+                f"cannot be replayed. Keep budget {recorded}, or give a new `name` for budget {self.config.budget}."
             )
         return (
             f"Stored evaluation {index} of study {self.config.study_name!r} has params {stored}, but the optimizer "
-            f"now proposes {proposed}; the record does not belong to this run. Give a new `study_name`."
+            f"now proposes {proposed}; the record does not belong to this run. Give a new `name`."
         )
 
     def _past_deadline(self, size: int) -> bool:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from conftest import TINY_SPACE, write_study
 
+from hpo_lstm import ConfigError
 from hpo_lstm.cli import main
 
 
@@ -54,6 +56,14 @@ def test_a_study_is_not_resumed_on_edited_data(tmp_path: Path, tiny_csv: Path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "The data of study 'mut' changed since it was recorded" in err, err
     assert "--study-name" in err  # the CLI names its flag
+    # From Python the message names the keyword that gives the study a new name.
+    from hpo_lstm import StudyConfig, run_study
+
+    settings = {"data": str(tiny_csv), "target": "close", "lookback": 7, "max_epochs": 2, "patience": 2}
+    settings |= {"optimizer": "random", "pop_size": 2, "budget": 4, "out": str(tmp_path)}
+    with pytest.raises(ConfigError, match="Give a new `name` to run a study on the new data"):
+        run_study(StudyConfig.from_file(study, **settings), workers=1)
+    assert StudyConfig.from_file(study, name="mut-new", **settings).study_name == "mut-new"
     trials = optuna.load_study(study_name="mut", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}").trials
     assert len(trials) == 2  # nothing trained on the new data was mixed in
 

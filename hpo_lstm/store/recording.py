@@ -73,7 +73,7 @@ class Recorder:
         if self.study.direction != StudyDirection.MINIMIZE:
             raise StorageError(
                 f"Study {config.study_name!r} in {mask_url(config.storage_url)!r} exists with direction "
-                f"{self.study.direction.name.lower()}; hpo-lstm minimises validation RMSE. Choose another `study_name`."
+                f"{self.study.direction.name.lower()}; hpo-lstm minimises validation RMSE. Choose another `name`."
             )
         self._storage = storage
         self._study_id = storage.get_study_id_from_name(config.study_name)
@@ -111,7 +111,7 @@ class Recorder:
             if self.study.trials:
                 raise StorageError(
                     f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was not made by hpo-lstm; "
-                    "choose another `study_name`."
+                    "choose another `name`."
                 )
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(identity, sort_keys=True))
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
@@ -120,7 +120,7 @@ class Recorder:
             raise ConfigError(
                 f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was recorded by an earlier hpo-lstm, "
                 f"in which horizon {stored['horizon']} meant one value {stored['horizon']} steps ahead; it now means "
-                f"steps 1..{stored['horizon']}. Give a new `study_name` to run it with the new meaning."
+                f"steps 1..{stored['horizon']}. Give a new `name` to run it with the new meaning."
             )
         if "data_fingerprint" in identity and "data_fingerprint" not in stored:  # recorded by an earlier hpo-lstm
             stored["data_fingerprint"] = identity["data_fingerprint"]
@@ -129,7 +129,7 @@ class Recorder:
             raise ConfigError(
                 f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data_name!r}: "
                 f"fingerprint {stored['data_fingerprint'][:12]} then, {identity['data_fingerprint'][:12]} now); its "
-                "evaluations belong to the old data. Give a new `study_name` to run a study on the new data."
+                "evaluations belong to the old data. Give a new `name` to run a study on the new data."
             )
         self._adopt_or_refuse_old_mealpy(stored, identity)
         differing = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
@@ -141,7 +141,7 @@ class Recorder:
             details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
             raise ConfigError(
                 f"Study {self.config.study_name!r} already exists in {mask_url(self.config.storage_url)!r} with other settings "
-                f"({details}); resume it with the same settings or give a new `study_name`."
+                f"({details}); resume it with the same settings or give a new `name`."
             )
 
     def _adopt_or_refuse_old_mealpy(self, stored: dict[str, Any], identity: dict[str, Any]) -> None:
@@ -160,7 +160,7 @@ class Recorder:
         raise ConfigError(
             f"Study {self.config.study_name!r} in {mask_url(self.config.storage_url)!r} was recorded with mealpy 3.0.3, "
             f"and optimizer {stored.get('optimizer')!r} proposes other candidates with {now} "
-            "(docs/optimizers.md#which-mealpy), so its evaluations cannot be replayed. Give a new `study_name`."
+            "(docs/optimizers.md#which-mealpy), so its evaluations cannot be replayed. Give a new `name`."
         )
 
     def _load_stored(self) -> dict[int, StoredEvaluation]:
