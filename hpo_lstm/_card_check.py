@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo_lstm._imports import USER_CODE_NAME
+from hpo_lstm.space import MAX_SIZE
 from hpo_lstm.store.model_store import ModelFileError
 
 __all__ = ["check_card", "check_weights"]
@@ -36,9 +37,8 @@ _REQUIRED = (
     "history",
     "intervals",
 )
-# Sizes a network of this tool can have, generously: a card beyond them is refused before any
-# tensor is allocated.
-MAX_SIZE = 65_536
+# Sizes a network of this tool can have, generously (MAX_SIZE: hpo_lstm.space, which caps a
+# study's search at the same sizes): a card beyond them is refused before any tensor is allocated.
 MAX_LOOKBACK = 100_000
 MAX_HORIZON = 10_000
 _INT_PARAMS = ("hidden_size", "n_layers", "lookback", "batch_size", "channels", "kernel_size", "heads")

@@ -37,11 +37,15 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
     if value < 1:  # (--workers 0 meant the default)
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
@@ -182,7 +186,7 @@ def _build_parser() -> _Parser:
         "--model",
         help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, seq2seq (default lstm)",
     )
-    run.add_argument("--seed", type=_positive_int, help="seed of the optimizer and of every training (default 0)")
+    run.add_argument("--seed", type=_int, help="seed of the optimizer and of every training (default 0)")
     run.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")
     run.add_argument(
         "--season",

@@ -392,6 +392,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Study file {str(path)!r} does not exist.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read study file {str(path)!r}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text
+        raise ConfigError(
+            f"Study file {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}); "
+            "TOML files are UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Study file {str(path)!r} is not valid TOML: {exc}.") from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively

@@ -170,17 +170,21 @@ class _ParamRule:
 # The parameters a forecaster understands; anything else in a study's space is refused. Those
 # of one model only (hpo_lstm.models: ModelSpec.params) are searched by default for that model
 # and refused for the others.
+# Sizes are capped where a saved model's card is (hpo_lstm._card_check): a study must not train
+# what it could not save; layers at 64, far past any use, so that a typo does not hang a study.
+MAX_SIZE = 65_536
+MAX_LAYERS = 64
 MODEL_PARAMS: dict[str, _ParamRule] = {
     "learning_rate": _ParamRule(False, 0.0, False, None, (1e-4, 1e-1, True)),
     # Log scale: 8 -> 16 matters as much as 128 -> 256, and it halves the mean training cost.
-    "hidden_size": _ParamRule(True, 1, True, None, (8, 256, True)),
-    "n_layers": _ParamRule(True, 1, True, None, (1, 4, False)),
+    "hidden_size": _ParamRule(True, 1, True, MAX_SIZE, (8, 256, True)),
+    "n_layers": _ParamRule(True, 1, True, MAX_LAYERS, (1, 4, False)),
     "dropout": _ParamRule(False, 0.0, True, 0.95, None),
-    "lookback": _ParamRule(True, 1, True, None, None),
-    "batch_size": _ParamRule(True, 1, True, None, None),
+    "lookback": _ParamRule(True, 1, True, MAX_SIZE, None),
+    "batch_size": _ParamRule(True, 1, True, MAX_SIZE, None),
     # cnn-lstm: filters of the convolution (log, as the hidden size) and their width in steps.
-    "channels": _ParamRule(True, 1, True, None, (8, 64, True)),
-    "kernel_size": _ParamRule(True, 1, True, None, (2, 7, False)),
+    "channels": _ParamRule(True, 1, True, MAX_SIZE, (8, 64, True)),
+    "kernel_size": _ParamRule(True, 1, True, MAX_SIZE, (2, 7, False)),
     # attention-lstm: self-attention heads (the width is rounded up to a multiple of them).
     "heads": _ParamRule(True, 1, True, 16, (1, 4, False)),
 }

@@ -236,6 +236,7 @@ BAD_INPUTS = [
     (["--budget", "zero"], "argument --budget: expected an integer, got 'zero'"),
     (["--split", "0.7,0.2,0.2"], "split fractions must sum to 1; got (0.7, 0.2, 0.2)"),
     (["--lookback", "0"], "argument --lookback: expected an integer >= 1, got '0'"),
+    (["--seed", "-5"], "seed must be an integer from 0 to 4294967295 (2**32 - 1); got -5."),
     (["--storage", "nosuchdb://x"], "Cannot open storage 'nosuchdb://x'"),
     (["--device", "tpu"], "Unknown device 'tpu'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -271,6 +272,14 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, messa
             "`low <= high` must hold for parameter 'hidden_size', but got (low=64, high=8).",
         ),
         ("[space]\nn_layers = { low = 0, high = 2 }\n", "search parameter 'n_layers' must be >= 1; got 0."),
+        (
+            "[space]\nn_layers = { low = 1, high = 1000000 }\n",
+            "search parameter 'n_layers' must be <= 64; got 1000000.",
+        ),
+        (
+            "[space]\nhidden_size = { low = 1000000000, high = 1000000000 }\n",
+            "The 'low' bound of search parameter 'hidden_size' must be <= 65536; got 1000000000.",
+        ),
     ],
 )
 def test_bad_study_files(tmp_path: Path, capsys, text, message):
@@ -278,6 +287,20 @@ def test_bad_study_files(tmp_path: Path, capsys, text, message):
     assert main(["run", str(study), "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_study_file_that_is_not_utf8_is_one_line(tmp_path: Path, capsys):
+    study = tmp_path / "latin.toml"
+    study.write_bytes('data = "co2"\n# café\n'.encode("latin-1"))
+    assert main(["run", str(study), "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not UTF-8 text (byte 0xe9 at position 18); TOML files are UTF-8." in err, err
+
+
+def test_seed_0_the_default_can_be_given():
+    from hpo_lstm.cli import _build_parser
+
+    assert _build_parser().parse_args(["run", "--seed", "0"]).seed == 0
 
 
 def test_unwritable_output_folder(tmp_path: Path, capsys):
