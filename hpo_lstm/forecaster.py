@@ -154,16 +154,16 @@ class Forecaster:
         H, target = self.horizon, self.features.index(self.target)
         rows = values.copy()
         row_times = None
-        if self.calendar:  # the calendar of the rows forecast too: time continues as in the frame below
+        total = -(-steps // H) * H
+        future = _future_times(times, time_info, total)  # first: it refuses steps past pandas' last date
+        if self.calendar:  # the calendar of the rows forecast too
             if times is None:
                 raise DataError(
                     f"This model reads calendar features {list(self.calendar)}; the data needs its time column."
                 )
-            future = _future_times(times, time_info, -(-steps // H) * H)
             row_times = np.concatenate(
                 [np.asarray(times, dtype="datetime64[ns]"), np.asarray(future, dtype="datetime64[ns]")]
             )
-        total = -(-steps // H) * H
         y = self._target_series(values, data)
         self._check_enough_for_members(len(y))
         statistical = {name: forecast_from_state(state, y, total) for name, state in self._states.items()}
@@ -191,7 +191,7 @@ class Forecaster:
             rows = np.vstack([rows, new])
             levels.extend(float(v) for v in block)
         forecast = np.asarray(levels[:steps])
-        future = _future_times(times, time_info, steps)
+        future = future[:steps]
         if times is not None:  # written in the zone the data's stamps were written in (held in UTC)
             future = zone_times(future, time_info.get("zone"))
         frame = pd.DataFrame({"time": future, "forecast": forecast})
@@ -562,7 +562,9 @@ def check_steps(steps: Any, name: str = "`steps`") -> int:
 
 
 def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int) -> Any:
-    """The time stamps (or row numbers) of forecast steps 1..``steps``."""
+    """The time stamps (or row numbers) of forecast steps 1..``steps``. Daily data with no
+    regular frequency (business days with holidays) whose stamps never fall on a Saturday or a
+    Sunday continues on business days."""
     import pandas as pd
 
     if times is None:
@@ -570,11 +572,27 @@ def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int)
     last = pd.Timestamp(times[-1])
     if info.get("freq"):
         offset = pd.tseries.frequencies.to_offset(info["freq"])
+    elif info.get("step_seconds"):
+        offset = pd.Timedelta(seconds=float(info["step_seconds"]))
+        if offset == pd.Timedelta(days=1) and _weekdays_only(times):
+            offset = pd.offsets.BDay()
+    else:
+        raise DataError("The series' time stamps have no step to continue (fewer than two of them).")
+    try:
         return pd.date_range(start=last + offset, periods=steps, freq=offset)
-    if info.get("step_seconds"):
-        step = pd.Timedelta(seconds=float(info["step_seconds"]))
-        return pd.DatetimeIndex([last + step * k for k in range(1, steps + 1)])
-    raise DataError("The series' time stamps have no step to continue (fewer than two of them).")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+        raise DataError(
+            f"{steps:,} steps after {last} go past the last time stamp pandas can hold ({pd.Timestamp.max:%Y-%m-%d}); "
+            "ask for fewer steps."
+        ) from None
+
+
+def _weekdays_only(times: np.ndarray) -> bool:
+    """Whether daily time stamps (two weeks or more of them) never fall on a weekend."""
+    import pandas as pd
+
+    days = pd.DatetimeIndex(times)
+    return len(days) >= 10 and bool((days.dayofweek < 5).all())
 
 
 # Loading ----------------------------------------------------------------------------------------

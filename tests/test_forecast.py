@@ -319,6 +319,7 @@ def _bad_inputs(co2_run: Path, comparison: Path, tmp: Path) -> dict[str, tuple[l
         "too few rows": ([run, "--steps", "3", "--data", str(short)], "needs at least lookback + 1 = 9"),
         "a missing csv": ([run, "--steps", "3", "--data", str(tmp / "nope.csv")], "does not exist"),
         "zero steps": ([run, "--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+        "steps past pandas' last date": ([run, "--steps", "100000"], "go past the last time stamp pandas can hold"),
         "no steps": ([run], "--steps"),
         "pickled weights": ([str(pickled), "--steps", "3"], "is not a readable weights file"),
         "truncated weights": ([str(garbage), "--steps", "3"], "is not a readable weights file"),
@@ -386,3 +387,15 @@ def test_a_comparison_folder_gives_its_best_cell_or_the_one_named(sine_compariso
     assert main(["forecast", str(sine_comparison), "--cell", "lstm.untuned.0", "--steps", "5", "--quiet"]) == 0
     written = pd.read_csv(sine_comparison / "forecast" / "forecast.csv", float_precision="round_trip")
     pd.testing.assert_frame_equal(written, forecast, check_exact=True, check_dtype=False)
+
+
+def test_daily_data_that_never_falls_on_a_weekend_is_continued_on_business_days():
+    from hpo_lstm.forecaster import _future_times
+
+    trading = pd.bdate_range("2017-10-02", "2017-11-10").delete(5)  # business days, one holiday: no frequency
+    assert pd.infer_freq(trading) is None
+    future = _future_times(trading.values, {"freq": None, "step_seconds": 86400.0}, 3)
+    assert [str(t.date()) for t in future] == ["2017-11-13", "2017-11-14", "2017-11-15"]  # Friday -> Monday
+    every_day = pd.date_range("2017-10-02", "2017-11-10").delete(5)
+    future = _future_times(every_day.values, {"freq": None, "step_seconds": 86400.0}, 2)
+    assert [str(t.date()) for t in future] == ["2017-11-11", "2017-11-12"]
