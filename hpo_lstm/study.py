@@ -440,6 +440,23 @@ def final_model(
 
 
 @interrupts_outside_storage()
+def _all_failed(config: StudyConfig, n: int, common: tuple[str, int, int] | None) -> str:
+    """The one line of a study none of whose evaluations trained: the most common reason, and a
+    lower learning rate as the remedy only where they diverged."""
+    message = f"All {n} evaluations of study {config.study_name!r} failed"
+    if common is None:
+        return message + "; see the 'failure' attribute of its trials."
+    reason, count, failed = common
+    reason = " ".join(reason.split()).rstrip(".")
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    how_many = "all" if count == failed else f"{count} of {failed}"
+    message += f"; the most common reason ({how_many}): {reason}"
+    if reason.startswith("diverged"):
+        return message + ". Try a lower learning-rate bound."
+    return message + (" (the 'failure' attribute of its trials has each one's)." if count < failed else ".")
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -565,10 +582,7 @@ def run_study(
             recorder.close_open("interrupted")
             raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
         if search.best_params is None:
-            raise StudyFailedError(
-                f"All {search.n_evaluations} evaluations of study {config.study_name!r} failed (diverged or raised); "
-                "see the 'failure' attribute of its trials. Try a lower learning-rate bound."
-            )
+            raise StudyFailedError(_all_failed(config, search.n_evaluations, recorder.common_failure()))
         fitting.start()  # (a search stopped by --timeout before its last batch)
         if progress is not None and fitting.running():
             progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")

@@ -53,6 +53,10 @@ def code(tmp_path_factory) -> Path:
         "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
         "        self.lin = torch.nn.Linear(n_features, horizon)\n\n"
         "    def forward(self, x):\n        return self.lin(x[:, -1]).unsqueeze(-1)\n"
+        "\n\nclass TwoInputs(torch.nn.Module):\n"
+        "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(2, horizon)  # the smoke test's 2 inputs, not the data's\n\n"
+        "    def forward(self, x):\n        return self.lin(x[:, -1])\n"
     )
     return folder
 
@@ -97,6 +101,14 @@ def test_a_model_that_cannot_be_imported_or_does_not_fit_is_one_line(code: Path,
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert message in run.stderr
     assert not (tmp_path / "results").exists()  # refused before anything was written
+
+
+def test_a_model_that_fails_every_training_says_why(code: Path, tmp_path: Path):
+    run = _cli(code, tmp_path, "run", "--model", "bad_models:TwoInputs", "--optimizer", "random", *TINY)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "All 6 evaluations of study 'sine-bad_models-TwoInputs-random-seed0' failed" in run.stderr
+    assert "the most common reason (all): " in run.stderr and "mat1 and mat2 shapes cannot be multiplied" in run.stderr
+    assert "learning-rate" not in run.stderr  # not a divergence
 
 
 def test_a_study_file_sets_the_bounds_of_your_models_own_parameter(code: Path, tmp_path: Path):

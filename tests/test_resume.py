@@ -111,6 +111,7 @@ def test_a_study_where_every_candidate_fails_ends_with_a_clear_error(tmp_path: P
     err = capsys.readouterr().err
     assert code == 2
     assert "All 4 evaluations of study 'doomed' failed" in err and err.count("\n") == 1
+    assert "the most common reason (all): diverged at epoch" in err and "Try a lower learning-rate bound." in err
     assert len(_trials(tmp_path / "o", "doomed")) == 4
 
 

@@ -327,6 +327,28 @@ class Recorder:
 
         return sum(1 for t in self.study_record().trainings() if t.state == TrialState.PRUNED)
 
+    def common_failure(self) -> tuple[str, int, int] | None:
+        """The most common kind of ``failure`` among this study's failed evaluations (what comes
+        before its first colon, numbers aside: "diverged at epoch #", "RuntimeError"): (the first
+        such reason in full, how many were of its kind, how many failed); None when none failed."""
+        import re
+
+        from optuna.trial import TrialState
+
+        reasons = [
+            str(t.user_attrs.get("failure", "no reason recorded"))
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if counts_as_evaluation(t)
+        ]
+        if not reasons:
+            return None
+        # A duplicate of a failed candidate repeats another's failure: counted with it.
+        first = next((r for r in reasons if not r.startswith("duplicate")), reasons[0])
+        reasons = [first if r.startswith("duplicate") else r for r in reasons]
+        kinds = [re.sub(r"\d+", "#", reason.split(":")[0]) for reason in reasons]
+        common = max(dict.fromkeys(kinds), key=kinds.count)  # (the first seen among equals)
+        return reasons[kinds.index(common)], kinds.count(common), len(reasons)
+
     @property
     def n_finished(self) -> int:
         from optuna.trial import TrialState
