@@ -1,10 +1,34 @@
-"""Child processes that die with their parent instead of running on as orphans."""
+"""hpo-lstm's child processes: they die with their parent instead of running on as orphans,
+and never start a study of their own while they start."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["exit_with_parent"]
+__all__ = ["SCRIPT_RERUN_EXIT", "SCRIPT_RERUN_MESSAGE", "exit_if_starting_child", "exit_with_parent"]
+
+# A child process that found itself starting a study while it imported its parent's script.
+SCRIPT_RERUN_EXIT = 87
+SCRIPT_RERUN_MESSAGE = (
+    "This script starts a study at its top level, and the processes hpo-lstm starts (to fit the "
+    "statistical models; workers) import the script again: put the code that starts the study under "
+    '`if __name__ == "__main__":`.'
+)
+
+
+def exit_if_starting_child() -> None:
+    """End this process at once, with :data:`SCRIPT_RERUN_EXIT`, when it is a child process still
+    importing its parent's main script: spawn and forkserver children do that before they run
+    their task, and a script that starts a study at its top level (no
+    ``if __name__ == "__main__":``) would start a second study there, on the same storage, instead
+    of the child's task. Its parent reports :data:`SCRIPT_RERUN_MESSAGE` (hpo_lstm.baselines) or
+    its workers' death (hpo_lstm.executors). ``_inheriting`` is multiprocessing's own flag for this
+    phase, the one its ``_check_not_importing_main`` reads."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        os._exit(SCRIPT_RERUN_EXIT)  # (no clean-up: nothing of this process has started)
+
 
 _WATCH_SECONDS = 1.0
 

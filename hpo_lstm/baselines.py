@@ -63,6 +63,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpo_lstm._errors import ConfigError
+from hpo_lstm._orphans import SCRIPT_RERUN_EXIT, SCRIPT_RERUN_MESSAGE
+
 if TYPE_CHECKING:
     from hpo_lstm.config import StudyConfig
     from hpo_lstm.data import Dataset
@@ -564,6 +567,8 @@ def _poll(name: str, child: dict[str, Any], timeout: float) -> Baseline | None:
         except (EOFError, OSError):  # it died without a word
             child["process"].join(5)
             code = child["process"].exitcode
+            if code == SCRIPT_RERUN_EXIT:
+                raise ConfigError(SCRIPT_RERUN_MESSAGE) from None
             if _CPU_LIMITED and child["ready"] is not None and code == -signal.SIGPROF:
                 return Baseline(
                     name,

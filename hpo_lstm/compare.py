@@ -331,6 +331,9 @@ def run_compare(
         Write the report with :func:`hpo_lstm.report.write_comparison_report` on its ``folder``
         (``hpo-lstm compare`` does; it reads everything back from the storage).
     """
+    from hpo_lstm._orphans import exit_if_starting_child
+
+    exit_if_starting_child()  # a script without `if __name__ == "__main__":`, re-run in a child
     if progress is True:  # the display the command draws, around this very call
         from hpo_lstm.progress import Progress
 

@@ -512,6 +512,9 @@ def run_study(
     From a script, run it under ``if __name__ == "__main__":`` when ``workers > 1`` (workers
     are started with spawn, which runs the script's top level again).
     """
+    from hpo_lstm._orphans import exit_if_starting_child
+
+    exit_if_starting_child()  # a script without `if __name__ == "__main__":`, re-run in a child
     if progress is True:  # the display the command draws, around this very call
         from hpo_lstm.progress import Progress
 

@@ -132,6 +132,25 @@ def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: P
     assert 'put the code that starts a study under `if __name__ == "__main__":`' in done.stderr
 
 
+def test_a_script_without_a_main_guard_stops_with_one_worker_too(tmp_path: Path):
+    """With one worker the search trains in the driver, but the processes that fit the
+    statistical models re-run the script too: the study must stop and say so, not go on without
+    the statistical models (their fits ended 'failed'), and keep its recorded trials."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from hpo_lstm.config import StudyConfig\n"
+        "from hpo_lstm.study import run_study\n"
+        f"run_study(StudyConfig(optimizer='random', data='sine', lookback=8, budget=2, pop_size=2, max_epochs=1,"
+        f" name='u', out={str(tmp_path / 'out')!r}), workers=1)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "ConfigError: This script starts a study at its top level" in done.stderr, done.stderr[-2000:]
+    assert 'put the code that starts the study under `if __name__ == "__main__":`' in done.stderr
+    study = optuna.load_study(study_name="u", storage=f"sqlite:///{tmp_path / 'out' / 'hpo-lstm.db'}")
+    assert len(study.trials) == 2 and not (tmp_path / "out" / "u" / "summary.json").exists()
+
+
 def _compare_args(tmp_path: Path, out: str) -> list[str]:
     study = write_study(tmp_path / "c.toml", 'name = "tiny"\nbatch_size = 16\n' + TINY_SPACE)
     run = [a for a in RUN if a not in ("--optimizer", "random")]

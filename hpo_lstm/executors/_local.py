@@ -349,9 +349,9 @@ class LocalExecutor:
                 self._check_stopping()
                 if self._started.value == started:
                     raise WorkerStartError(
-                        "hpo-lstm's worker processes die before they can train (see the error above this "
-                        "line). From a Python script, put the code that starts a study under "
-                        '`if __name__ == "__main__":` (workers are started with spawn), or use workers=1.'
+                        "hpo-lstm's worker processes die before they can train (an error above this line, if "
+                        "any, says why). From a Python script, put the code that starts a study under "
+                        '`if __name__ == "__main__":` (workers are started with spawn and import the script again).'
                     ) from None
             except (CancelledError, RuntimeError):
                 self._check_stopping()  # interrupted: the pool was stopped under us
