@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series
@@ -110,3 +111,57 @@ def test_a_study_of_another_direction_is_not_adopted(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists with direction maximize" in err and "--study-name" in err, err
     assert optuna.load_study(study_name="max", storage=f"sqlite:///{tmp_path / 'hpo-lstm.db'}").trials == []
+
+
+def _dates(n: int) -> list[str]:
+    import pandas as pd
+
+    return pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d").tolist()
+
+
+def _mixed_zones(n: int) -> list[str]:
+    return [d + "T00:00:00+01:00" if i % 3 == 0 else d for i, d in enumerate(_dates(n))]
+
+
+def _other_format(n: int) -> list[str]:
+    dates = _dates(n)
+    dates[7] = "01/08/2020"
+    return dates
+
+
+@pytest.mark.parametrize(
+    ("dates", "phrase"),
+    [
+        (
+            _mixed_zones,
+            "Time column 'date' mixes stamps with a zone or UTC offset ('2020-01-01T00:00:00+01:00') and stamps "
+            "without ('2020-01-02'); write every stamp with one, or none.",
+        ),
+        (
+            _other_format,
+            "Time column 'date' has '01/08/2020', a date/time written otherwise than its first value ('2020-01-01')",
+        ),
+        (
+            lambda n: _dates(n)[:7] + ["soon"] + _dates(n)[8:],
+            "Time column 'date' has a value that is not a date/time: 'soon'.",
+        ),
+    ],
+)
+def test_a_time_stamp_that_cannot_be_read_says_why(tmp_path: Path, capsys, dates, phrase):
+    csv = _csv(tmp_path / "d.csv", dates(60), np.arange(60.0))
+    assert main(_run(csv, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and phrase in err, err
+
+
+def test_a_repeated_column_name_is_refused_not_renamed(tmp_path: Path, capsys):
+    import pandas as pd
+
+    csv = tmp_path / "dup.csv"
+    csv.write_text("date,close,close\n" + "".join(f"{d},{i},{2 * i}\n" for i, d in enumerate(_dates(60))))
+    assert main(_run(csv, tmp_path)) == 2  # pandas alone would read the second as 'close.1'
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Column name 'close' appears more than once in data file" in err, err
+    frame = pd.DataFrame([[d, i, 2 * i] for i, d in enumerate(_dates(60))], columns=["date", "close", "close"])
+    with pytest.raises(Exception, match="Column name 'close' appears more than once in the data"):
+        load_series(frame, target="close")

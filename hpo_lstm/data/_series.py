@@ -174,10 +174,23 @@ def _load_csv(path: Path, *, target: str | None, features: Sequence[str] | None,
         raise DataError(f"Data file {str(path)!r} does not exist or is not a file.")
     try:
         frame = pd.read_csv(path)
+        # pandas renames a repeated column name ("y", "y.1"): read the names as written.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].dropna().tolist()
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"Cannot read data file {str(path)!r} as CSV: {first_line}") from None
+    _check_unique_names(header, f"data file {str(path)!r}")
     return _from_frame(frame, name=path.stem, target=target, features=features, time_column=time_column)
+
+
+def _check_unique_names(names: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(
+                f"Column name {name!r} appears more than once in {where}; each column needs a name of its own."
+            )
+        seen.add(name)
 
 
 _TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
@@ -195,6 +208,7 @@ def _from_frame(
     import pandas as pd
 
     columns = [str(c) for c in frame.columns]
+    _check_unique_names(columns, "the data")
     frame.columns = columns
     notes: list[str] = []
     if time_column is None:
@@ -215,7 +229,7 @@ def _from_frame(
             notes.append(zone_note)
         if parsed.isna().any():
             bad = frame[time_column][parsed.isna()].iloc[0]
-            raise DataError(f"Time column {time_column!r} has a value that is not a date/time: {bad!r}.")
+            raise DataError(_unreadable_time(frame[time_column], time_column, bad))
         frame = frame.assign(**{time_column: parsed}).sort_values(time_column, kind="stable")
         if frame[time_column].duplicated().any():
             dup = frame[time_column][frame[time_column].duplicated()].iloc[0]
@@ -312,6 +326,41 @@ def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
         if parsed.notna().all() and not parsed.duplicated().any():
             return column
     return None
+
+
+def _unreadable_time(column, name: str, bad: object) -> str:
+    """Why ``bad``, a value of time column ``name``, was not read: not a date/time at all, or
+    one written otherwise than the column's others (pandas reads a column in one format, and
+    with a zone or offset throughout or nowhere)."""
+    import warnings
+
+    import pandas as pd
+
+    def alone(value: object):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return pd.Timestamp(str(value))
+            except (ValueError, TypeError, OverflowError):
+                return None
+
+    stamp = alone(bad)
+    if stamp is None or pd.isna(stamp):
+        return f"Time column {name!r} has a value that is not a date/time: {bad!r}."
+    others = [(v, alone(v)) for v in column.dropna().head(1000) if str(v) != str(bad)]
+    other = next(
+        (v for v, t in others if t is not None and not pd.isna(t) and (t.tz is None) != (stamp.tz is None)), None
+    )
+    if other is not None:
+        zoned, plain = (bad, other) if stamp.tz is not None else (other, bad)
+        return (
+            f"Time column {name!r} mixes stamps with a zone or UTC offset ({zoned!r}) and stamps without ({plain!r}); "
+            "write every stamp with one, or none."
+        )
+    return (
+        f"Time column {name!r} has {bad!r}, a date/time written otherwise than its first value "
+        f"({column.dropna().iloc[0]!r}); write every stamp the same way."
+    )
 
 
 def _parse_times(column, name: str) -> tuple[object, str | None, str | None]:
