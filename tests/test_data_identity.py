@@ -68,6 +68,18 @@ def test_a_study_is_not_resumed_on_edited_data(tmp_path: Path, tiny_csv: Path, c
     assert len(trials) == 2  # nothing trained on the new data was mixed in
 
 
+def test_other_columns_on_resume_are_named_as_the_setting_not_as_changed_data(tmp_path: Path, tiny_csv: Path, capsys):
+    study = write_study(tmp_path / "s.toml", 'name = "cols"\n' + TINY_SPACE)
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "2")) == 0
+    capsys.readouterr()
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "4", "--features", "close,volume")) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "already exists in" in err and "features: stored None, now ['close', 'volume']" in err
+    )
+    assert "changed since it was recorded" not in err and "data_fingerprint" not in err, err
+
+
 def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
     study = write_study(tmp_path / "c.toml", 'name = "cmp"\n' + TINY_SPACE)
     args = _args(

@@ -125,7 +125,11 @@ class Recorder:
         if "data_fingerprint" in identity and "data_fingerprint" not in stored:  # recorded by an earlier hpo-lstm
             stored["data_fingerprint"] = identity["data_fingerprint"]
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
-        if stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get("data_fingerprint"):
+        # Settings that pick other columns change the fingerprint too: those are named, not the file.
+        columns = [k for k in ("data", "target", "features", "time_column") if stored.get(k) != identity.get(k)]
+        if not columns and stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get(
+            "data_fingerprint"
+        ):
             raise ConfigError(
                 f"The data of study {self.config.study_name!r} changed since it was recorded ({self.config.data_name!r}: "
                 f"fingerprint {stored['data_fingerprint'][:12]} then, {identity['data_fingerprint'][:12]} now); its "
@@ -138,7 +142,8 @@ class Recorder:
             self.study.set_user_attr("config", json.dumps(self.config.to_dict(), sort_keys=True))
             return
         if differing:
-            details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in differing[:4])
+            shown = [k for k in differing if k != "data_fingerprint"] or differing
+            details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in shown[:4])
             raise ConfigError(
                 f"Study {self.config.study_name!r} already exists in {mask_url(self.config.storage_url)!r} with other settings "
                 f"({details}); resume it with the same settings or give a new `name`."
