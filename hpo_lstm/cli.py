@@ -171,8 +171,9 @@ def _build_parser() -> _Parser:
     run = commands.add_parser(
         "run",
         help="tune one model with one optimizer, then test the best once",
-        description="Tune one forecaster with one optimizer; fitness is validation RMSE; the best "
-        "params are retrained and scored once on the test split next to naive and statistical baselines "
+        description="Tune one forecaster with one optimizer; fitness is validation RMSE; the final "
+        "forecast (by default the best networks' saved weights combined with AutoETS and AutoARIMA) is "
+        "scored once on the test split next to naive and statistical baselines "
         "(seasonal naive, AutoETS, AutoARIMA). "
         "Flags override the study file; a study already in the storage is resumed.",
         argument_default=argparse.SUPPRESS,
@@ -184,7 +185,8 @@ def _build_parser() -> _Parser:
     )
     run.add_argument(
         "--model",
-        help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, seq2seq (default lstm)",
+        help="a forecaster of 'hpo-lstm models': lstm, bilstm, gru, cnn-lstm, attention-lstm, seq2seq, or your own "
+        "as module:Class (docs/models.md) (default lstm)",
     )
     run.add_argument("--seed", type=_int, help="seed of the optimizer and of every training (default 0)")
     run.add_argument("--study-name", dest="name", help="default: <data>-<model>-<optimizer>-seed<seed>")

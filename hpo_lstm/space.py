@@ -145,10 +145,18 @@ class SearchSpace:
         return f"SearchSpace({list(self._params)!r})"
 
     def decode(self, u: Sequence[float]) -> dict[str, float | int]:
-        """Unit vector -> ``{name: value}``."""
-        if len(u) != self.dim:
-            raise ValueError(f"Expected a vector of length {self.dim}; got {len(u)}.")
-        return {p.name: p.decode(x) for p, x in zip(self._params, u)}
+        """Unit vector -> ``{name: value}``. An optimizer's proposal that is not ``dim`` finite
+        numbers (a user's optimizer: hpo_lstm.optimizers) is refused in one line."""
+        try:
+            values = [float(x) for x in u]
+        except (TypeError, ValueError):
+            values = None
+        if values is None or len(values) != self.dim or not all(math.isfinite(v) for v in values):
+            raise ConfigError(
+                f"The optimizer proposed {u!r}; a candidate must be {self.dim} finite numbers in [0, 1], one for each "
+                f"of {', '.join(self.names)}."
+            )
+        return {p.name: p.decode(x) for p, x in zip(self._params, values)}
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """``{name: value}`` -> unit vector."""

@@ -104,3 +104,12 @@ def test_decoded_values_never_leave_the_bounds(low, high, log):
     assert all(low <= p.decode(u) <= high for u in np.linspace(0, 1, 1001))
     f = Param(name="f", low=float(low) / 7, high=float(high) / 7, log=log)
     assert f.decode(0.0) == f.low and f.decode(1.0) == f.high
+
+
+@pytest.mark.parametrize("proposal", [[float("nan"), 0.5, 0.5], np.float64(0.5), [0.5, 0.5], ["a", 0.5, 0.5]])
+def test_a_proposal_that_is_not_finite_numbers_is_refused_in_one_line(proposal):
+
+    space = default_space()
+    with pytest.raises(ConfigError, match=r"a candidate must be 3 finite numbers in \[0, 1\], one for each of"):
+        space.decode(proposal)
+    assert set(space.decode([0.0, 0.5, 1.0])) == set(space.names)
