@@ -245,6 +245,21 @@ class StudyConfig:
         try:
             return registry[self.optimizer](pop_size=self.pop_size, **dict(self.optimizer_options))
         except TypeError as exc:  # an option the optimizer's constructor does not take
+            import inspect
+
+            takes = [
+                name
+                for name, p in inspect.signature(registry[self.optimizer]).parameters.items()
+                if name != "pop_size" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
+            unknown = sorted(set(self.optimizer_options) - set(takes))
+            if unknown and not any(
+                p.kind == p.VAR_KEYWORD for p in inspect.signature(registry[self.optimizer]).parameters.values()
+            ):
+                raise ConfigError(
+                    f"Optimizer '{self.optimizer}' takes no option {unknown[0]!r}; its options: "
+                    f"{', '.join(takes) if takes else 'none (pop_size aside)'}."
+                ) from None
             raise ConfigError(f"Invalid option for optimizer '{self.optimizer}': {exc}.") from None
 
     def replace(self, **changes: Any) -> StudyConfig:

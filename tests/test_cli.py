@@ -277,6 +277,10 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys, args, messa
             "search parameter 'n_layers' must be <= 64; got 1000000.",
         ),
         (
+            "optimizer = 'tpe'\n[optimizer_options]\nbogus = 1\n",
+            "Optimizer 'tpe' takes no option 'bogus'; its options: n_startup_trials.",
+        ),
+        (
             "[space]\nhidden_size = { low = 1000000000, high = 1000000000 }\n",
             "The 'low' bound of search parameter 'hidden_size' must be <= 65536; got 1000000000.",
         ),

@@ -165,3 +165,11 @@ def test_a_repeated_column_name_is_refused_not_renamed(tmp_path: Path, capsys):
     frame = pd.DataFrame([[d, i, 2 * i] for i, d in enumerate(_dates(60))], columns=["date", "close", "close"])
     with pytest.raises(Exception, match="Column name 'close' appears more than once in the data"):
         load_series(frame, target="close")
+
+
+def test_an_infinite_value_is_named_by_its_column_and_row(tmp_path: Path, capsys):
+    values = np.arange(60.0)
+    values[5] = -np.inf
+    assert main(_run(_csv(tmp_path / "d.csv", _dates(60), values), tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Column 'close' holds an infinite value (-inf, data row 5)" in err, err

@@ -264,8 +264,13 @@ def _from_frame(
         if numeric_col.isna().all():
             raise DataError(f"Column {column!r} has no values (all empty or NaN).")
         values[:, j] = numeric_col.to_numpy(dtype=float)
-    if not np.isfinite(values[~np.isnan(values)]).all():
-        raise DataError("The data holds infinite values; replace them or leave those cells empty.")
+    infinite = np.isinf(values)
+    if infinite.any():
+        row, j = (int(v[0]) for v in np.nonzero(infinite))
+        raise DataError(
+            f"Column {wanted[j]!r} holds an infinite value ({values[row, j]:g}, data row {row}); replace it or leave "
+            "the cell empty."
+        )
     largest = np.nanmax(np.abs(values), axis=0)
     if (largest > MAX_ABS_VALUE).any():  # their squares (a variance) overflow float64
         j = int(np.argmax(largest))
