@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import CountingObjective
@@ -169,3 +171,24 @@ def test_gp_asks_a_batch_at_once_and_spreads_it():
     for start in (5, 10):
         batch = {tuple(e.params.values()) for e in result.evaluations[start : start + 5]}
         assert len(batch) == 5
+
+
+def test_the_registry_takes_only_an_optimizer_it_can_name():
+    from hpo_lstm.optimizers import Optimizer, registry
+
+    class Nameless(Optimizer):
+        def _run(self, evaluator, space, budget, seed):  # pragma: no cover (never run)
+            raise AssertionError
+
+    class Prefixed(Nameless):
+        name = "mealpy:mine"
+
+    for cls, phrase in [
+        (int, "Only a subclass of hpo_lstm.optimizers.Optimizer can be registered"),
+        (Optimizer, "does not implement `_run`"),
+        (Nameless, "needs a class attribute `name`"),
+        (Prefixed, "A registered name has no ':'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(phrase)):
+            registry.register(cls)
+    assert "mealpy:mine" not in list(registry)

@@ -22,9 +22,19 @@ class Registry(Mapping[str, type[Optimizer]]):
         self._classes: dict[str, type[Optimizer]] = {}
 
     def register(self, cls: type[Optimizer]) -> type[Optimizer]:
-        name = cls.name
+        import inspect
+
+        if not (inspect.isclass(cls) and issubclass(cls, Optimizer)):
+            raise ValueError(f"Only a subclass of hpo_lstm.optimizers.Optimizer can be registered; got {cls!r}.")
+        if inspect.isabstract(cls):
+            raise ValueError(f"{cls.__name__} does not implement `_run` (docs/optimizers.md: your own optimizer).")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{cls.__name__} needs a class attribute `name`, the name studies give it; got {name!r}.")
         if name != name.lower():
             raise ValueError(f"Registry keys are lower-case; got {name!r}.")
+        if ":" in name:
+            raise ValueError(f"A registered name has no ':' (kept for mealpy:<Class> and module:Class); got {name!r}.")
         if name in self._classes:
             raise ValueError(f"An optimizer named {name!r} is already registered.")
         self._classes[name] = cls
