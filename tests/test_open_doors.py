@@ -53,6 +53,10 @@ def code(tmp_path_factory) -> Path:
         "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
         "        self.lin = torch.nn.Linear(n_features, horizon)\n\n"
         "    def forward(self, x):\n        return self.lin(x[:, -1]).unsqueeze(-1)\n"
+        "\n\nclass Shadowing(torch.nn.Module):\n    params = {'hidden_size': 3}\n\n"
+        "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(n_features, horizon)\n\n"
+        "    def forward(self, x):\n        return self.lin(x[:, -1])\n"
         "\n\nclass TwoInputs(torch.nn.Module):\n"
         "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
         "        self.lin = torch.nn.Linear(2, horizon)  # the smoke test's 2 inputs, not the data's\n\n"
@@ -93,6 +97,7 @@ def test_a_model_of_your_own_tunes_on_two_workers_and_forecasts_only_when_truste
         ("bad_models:NoParams", "must take the keyword arguments n_features, horizon and params; it lacks ['params']"),
         ("bad_models:WrongShape", "maps windows (2, 8, 2) to (2, 5); it must give (batch, horizon) = (2, 3)"),
         # (batch, horizon, 1) would broadcast against the (batch, horizon) targets in the loss
+        ("bad_models:Shadowing", "its own `params` ['hidden_size'] reuse the names of the search's parameters"),
         ("bad_models:ExtraDim", "maps windows (2, 8, 2) to (2, 3, 1); it must give (batch, horizon) = (2, 3)"),
     ],
 )
