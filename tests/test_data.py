@@ -172,3 +172,16 @@ def test_too_few_rows_and_constant_series_are_refused():
     constant = Series("c", np.ones((100, 1)), ("y",), "y", None)
     with pytest.raises(DataError, match="constant"):
         make_dataset(constant, lookback=5)
+
+
+def test_a_dataframe_with_a_period_index_integer_names_or_two_levels_of_names():
+    import pandas as pd
+
+    monthly = pd.DataFrame({"y": np.arange(60.0)}, index=pd.period_range("2000-01", periods=60, freq="M"))
+    series = load_series(monthly, target="y")
+    assert str(pd.Timestamp(series.times[1]).date()) == "2000-02-01"  # periods read as their start times
+    numbered = pd.DataFrame(np.random.default_rng(0).random((60, 2)))
+    assert load_series(numbered, target=0, features=[1]).feature_names == ("0", "1")
+    levels = pd.DataFrame(np.ones((5, 2)), columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    with pytest.raises(DataError, match="The DataFrame's columns have 2 levels; give it one level of column names"):
+        load_series(levels, target="a")

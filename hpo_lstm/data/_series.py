@@ -129,12 +129,24 @@ def load_series(
     Rows are sorted by time; gaps of up to ``MAX_GAP`` rows are filled by (time) interpolation.
     """
     if is_frame(data):
+        import pandas as pd
+
         frame = data.copy()
+        if isinstance(frame.columns, pd.MultiIndex):
+            raise DataError(
+                f"The DataFrame's columns have {frame.columns.nlevels} levels; give it one level of column names "
+                "(frame.columns = ['_'.join(map(str, c)) for c in frame.columns])."
+            )
+        if isinstance(frame.index, pd.PeriodIndex):  # monthly or quarterly periods: their start times
+            frame.index = frame.index.to_timestamp()
         names = [str(c).strip().lower() for c in frame.columns]
         has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
-        if not has_time and frame.index.__class__.__name__ == "DatetimeIndex":
+        if not has_time and isinstance(frame.index, pd.DatetimeIndex):
             time_column = time_column or "time"
             frame = frame.rename_axis(time_column).reset_index()
+        # Column names are read as text, as a CSV's are: target=0 names the column 0.
+        target = None if target is None else str(target)
+        features = None if features is None else [str(f) for f in features]
         return _from_frame(frame, name=FRAME_NAME, target=target, features=features, time_column=time_column)
     if data in BUILTIN_DATASETS:
         if target is not None or features is not None or time_column is not None:
