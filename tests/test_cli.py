@@ -238,6 +238,11 @@ BAD_INPUTS = [
     (["--lookback", "0"], "argument --lookback: expected an integer >= 1, got '0'"),
     (["--seed", "-5"], "seed must be an integer from 0 to 4294967295 (2**32 - 1); got -5."),
     (["--storage", "nosuchdb://x"], "Cannot open storage 'nosuchdb://x'"),
+    (["--storage", "http://x"], "Cannot open storage 'http://x': no database kind 'http'; give sqlite:///FILE"),
+    (
+        ["--storage", "sqlite:////nonexistent/dir/x.db"],
+        "unable to open database file (its folder '/nonexistent/dir' does not exist)",
+    ),
     (["--device", "tpu"], "Unknown device 'tpu'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["--data", "sine", "--lookback", "2990"], "Too few rows: 3000 rows with lookback=2990"),

@@ -75,11 +75,30 @@ def open_storage(url: str) -> Any:
                 break
             except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot open it"
                 if not _lost_creation_race(exc) or attempt + 1 == _OPEN_ATTEMPTS:
-                    raise StorageError(
-                        f"Cannot open storage {mask_url(url)!r}: {mask_secrets(first_line(exc))}"
-                    ) from None
+                    raise StorageError(f"Cannot open storage {mask_url(url)!r}: {_open_problem(url, exc)}") from None
                 time.sleep(0.2 * (attempt + 1))
     return _STORAGES[url]
+
+
+def _open_problem(url: str, exc: BaseException) -> str:
+    """Why a storage did not open, in the user's terms: without SQLAlchemy's "(module.Error)"
+    prefix; an unknown URL scheme and an SQLite file whose folder is missing said as such."""
+    import os
+    import re
+    from pathlib import Path
+
+    text = mask_secrets(first_line(exc))
+    scheme = re.match(r"Can't load plugin: sqlalchemy\.dialects:(\S+)", text)
+    if scheme:
+        return f"no database kind {scheme.group(1)!r}; give sqlite:///FILE, postgresql://... or mysql://..."
+    text = re.sub(r"^\([\w.]+\) ", "", text)
+    if url.startswith("sqlite:///") and "unable to open database file" in text:
+        folder = Path(url[len("sqlite:///") :]).parent
+        if not folder.is_dir():
+            return f"{text} (its folder {str(folder)!r} does not exist)"
+        if not os.access(folder, os.W_OK):
+            return f"{text} (its folder {str(folder)!r} is not writable)"
+    return text
 
 
 def _lost_creation_race(exc: BaseException) -> bool:
