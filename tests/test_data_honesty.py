@@ -173,3 +173,11 @@ def test_an_infinite_value_is_named_by_its_column_and_row(tmp_path: Path, capsys
     assert main(_run(_csv(tmp_path / "d.csv", _dates(60), values), tmp_path)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Column 'close' holds an infinite value (-inf, data row 5)" in err, err
+
+
+def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path: Path, capsys):
+    csv = tmp_path / "semi.csv"
+    csv.write_text("date;close\n" + "".join(f"{d};{i}\n" for i, d in enumerate(_dates(60))))
+    assert main(_run(csv, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "separates its columns with ';', not commas" in err, err

@@ -192,6 +192,13 @@ def _load_csv(path: Path, *, target: str | None, features: Sequence[str] | None,
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"Cannot read data file {str(path)!r} as CSV: {first_line}") from None
     _check_unique_names(header, f"data file {str(path)!r}")
+    if len(frame.columns) == 1:
+        other = next((sep for sep in (";", "\t", "|") if sep in str(frame.columns[0])), None)
+        if other is not None:
+            raise DataError(
+                f"Data file {str(path)!r} separates its columns with {other!r}, not commas (its header reads "
+                f"{str(frame.columns[0])!r}); save it as comma-separated CSV."
+            )
     return _from_frame(frame, name=path.stem, target=target, features=features, time_column=time_column)
 
 
