@@ -226,6 +226,7 @@ class Forecaster:
         series = self._series(frame)
         values = series.values
         self._check_domain(values)
+        self._check_step(series)  # as forecast() does
         lag = self._lag
         first = self.lookback - 1 + lag  # the last input row of window 0
         ends = np.arange(first, len(values) - self.horizon)

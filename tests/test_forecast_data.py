@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpo_lstm import load_forecaster
+from hpo_lstm import DataError, load_forecaster
 from hpo_lstm.cli import main
 
 RUN = [
@@ -56,6 +56,8 @@ def test_hourly_data_for_a_daily_model_is_refused_in_one_line(daily_model: Path,
         "('D'), and forecasts at that step only. Give data at the model's step.\n"
     )
     assert not (daily_model / "forecast").exists()
+    with pytest.raises(DataError, match="The data's time step is 1 hour"):  # predict() as forecast()
+        load_forecaster(daily_model).predict(str(data))
 
 
 def test_a_gap_and_a_missing_value_in_the_input_window_are_said(daily_model: Path, tmp_path: Path, capsys):
