@@ -351,7 +351,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"hpo-lstm: error: {mask_secrets(message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, getattr(locals().get("args"), "command", None))
+        return _interrupted(exc, command)
 
 
 def _wrapped_interrupt(exc: BaseException) -> KeyboardInterrupt | None:

@@ -286,12 +286,12 @@ class CompareResult:
     skipped: tuple[Cell, ...]
 
 
-@interrupts_outside_storage()
 def cell_label(cell: Cell) -> str:
     """How progress displays name a cell: "lstm/woa seed 0"."""
     return f"{cell.model}/{cell.optimizer} seed {cell.seed}"
 
 
+@interrupts_outside_storage()
 def run_compare(
     config: CompareConfig,
     *,

@@ -439,7 +439,6 @@ def final_model(
     )
 
 
-@interrupts_outside_storage()
 def _all_failed(config: StudyConfig, n: int, common: tuple[str, int, int] | None) -> str:
     """The one line of a study none of whose evaluations trained: the most common reason, and a
     lower learning rate as the remedy only where they diverged."""
@@ -457,6 +456,7 @@ def _all_failed(config: StudyConfig, n: int, common: tuple[str, int, int] | None
     return message + (" (the 'failure' attribute of its trials has each one's)." if count < failed else ".")
 
 
+@interrupts_outside_storage()
 def run_study(
     config: StudyConfig,
     *,

@@ -44,3 +44,13 @@ def test_the_public_names_load_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "StudyConfig"]
+
+
+def test_the_commands_python_entry_points_handle_interrupts_as_the_cli_does():
+    # run_study and run_compare hold Ctrl-C back out of storage calls (hpo_lstm._interrupts):
+    # the decorator must sit on them, not on a helper written between it and them.
+    from hpo_lstm.compare import cell_label, run_compare
+    from hpo_lstm.study import run_study
+
+    assert run_study.__wrapped__.__name__ == "run_study" and run_compare.__wrapped__.__name__ == "run_compare"
+    assert not hasattr(cell_label, "__wrapped__")
