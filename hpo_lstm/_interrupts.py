@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["HOLD_AT_MOST", "held_back", "interrupts_outside_storage"]
+__all__ = ["HOLD_AT_MOST", "held_back", "interrupts_outside_storage", "raise_if_swallowed"]
 
 # Modules whose frames an interrupt should not land in.
 _HELD_IN = ("sqlalchemy", "optuna.storages")
@@ -41,6 +41,7 @@ _held_since: float | None = None  # when the interrupt now held back first arriv
 _last_signum: int = signal.SIGINT  # of the interrupt raised last (sent again if it was dropped)
 _holding = 0  # depth of held_back() blocks the main thread is in
 _holding_to_the_end = 0  # of those, the ones with no time limit (held_back(to_the_end=True))
+_raised = False  # an interrupt was raised as KeyboardInterrupt since the outermost block began
 
 
 def _in_storage_code(frame: FrameType | None) -> bool:
@@ -62,7 +63,7 @@ def _send_to_main_thread(signum: int) -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    global _held_since, _last_signum
+    global _held_since, _last_signum, _raised
     now = time.monotonic()
     if _holding_to_the_end or (
         (_holding or _in_storage_code(frame)) and (_held_since is None or now - _held_since < HOLD_AT_MOST)
@@ -75,7 +76,19 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         return
     _held_since = None
     _last_signum = signum
+    _raised = True
     raise KeyboardInterrupt
+
+
+def raise_if_swallowed() -> None:
+    """Raise KeyboardInterrupt again when one was raised in the outermost block and the command
+    still goes on, in the main thread: code it landed in swallowed it (C code that clears any
+    error, as ``PyObject_HasAttr`` does when it calls Python code that the interrupt cut short;
+    a library's ``except BaseException``), and Python prints nothing then. Called where a
+    command starts new work (after importing torch, before each batch of trainings): a Ctrl-C
+    is never lost for longer than a batch."""
+    if _raised and threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
 
 
 def _send_again(signum: int) -> None:
@@ -133,7 +146,7 @@ def interrupts_outside_storage() -> Iterator[None]:
     like Ctrl-C. Only default handlers are replaced: a SIGINT that is ignored (a background job)
     stays ignored, and a caller's own handlers stay in charge. They come back afterwards; an
     interrupt still held back when the block ends is raised then."""
-    global _held_since
+    global _held_since, _raised
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -145,6 +158,7 @@ def interrupts_outside_storage() -> Iterator[None]:
             if signal.getsignal(signum) is default:
                 previous[signum] = signal.signal(signum, _interrupt)
         if previous:
+            _raised = False
             sys.unraisablehook = _unraisable(unraisable_hook)
         yield
     finally:
@@ -156,6 +170,8 @@ def interrupts_outside_storage() -> Iterator[None]:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         held = previous and _held_since is not None
+        if previous:  # the outermost block: what it raised has been handled or goes out now
+            _raised = False
         if held:
             _held_since = None
         if held and sys.exc_info()[0] is None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from hpo_lstm import ConfigError, HpoLstmError, StudyFailedError, __version__
 from hpo_lstm._errors import first_line
-from hpo_lstm._interrupts import held_back, interrupts_outside_storage
+from hpo_lstm._interrupts import held_back, interrupts_outside_storage, raise_if_swallowed
 from hpo_lstm.store import mask_secrets, mask_url
 
 __all__ = ["main"]
@@ -497,6 +497,7 @@ def _import_torch() -> None:
     at start-up on a busy machine) instead of ending it in one line."""
     with held_back(to_the_end=True):
         import torch  # noqa: F401
+    raise_if_swallowed()  # a Ctrl-C some import swallowed (the held one is raised right after)
 
 
 def _run(options: dict[str, Any]) -> int:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from hpo_lstm._errors import StorageError
+from hpo_lstm._interrupts import raise_if_swallowed
 from hpo_lstm.config import StudyConfig
 from hpo_lstm.data import Dataset
 from hpo_lstm.jobs import TrainJob, run_job
@@ -135,6 +136,7 @@ class Evaluator:
             self.progress.evaluated(value=value, kind=kind)
 
     def __call__(self, batch: list[dict[str, Any]]) -> list[float]:
+        raise_if_swallowed()  # a Ctrl-C some library swallowed stops the run here
         if self._past_deadline(len(batch)):
             self.stopped_at = time.time()
             raise SearchStopped

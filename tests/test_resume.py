@@ -276,6 +276,26 @@ def test_an_interrupt_that_lands_in_a_finalizer_is_not_lost():
     assert time.monotonic() - started < 4
 
 
+def test_an_interrupt_some_code_swallowed_is_raised_where_new_work_starts():
+    """Code an interrupt lands in may swallow it (C code that clears any error; a library's
+    ``except BaseException``) without a word: the next batch (or the end of the torch import)
+    raises it again, and once the block has ended nothing is left over."""
+    from hpo_lstm._interrupts import interrupts_outside_storage, raise_if_swallowed
+
+    swallowed = []
+    with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
+        raise_if_swallowed()  # nothing raised yet: nothing to raise
+        try:
+            signal.raise_signal(signal.SIGINT)  # the handler raises KeyboardInterrupt in here
+            for _ in range(1000):
+                pass
+        except BaseException as exc:  # noqa: BLE001  (the swallowing library)
+            swallowed.append(type(exc))
+        raise_if_swallowed()
+    assert swallowed == [KeyboardInterrupt]
+    raise_if_swallowed()  # handled: the next command starts clean
+
+
 def _held_until_the_block_ends(block: contextlib.AbstractContextManager, seconds: float) -> None:
     """Send SIGINT from another thread inside ``block`` (a context manager), spend ``seconds``
     there in bytecodes and sleeps, and check that the interrupt is raised after the block (within
