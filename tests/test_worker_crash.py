@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import psutil
+import pytest
 from conftest import TINY_SPACE, start_cli, wait_cli, write_study
 
 from hpo_lstm.cli import main
@@ -118,37 +119,26 @@ def test_a_candidate_that_kills_its_worker_every_time_fails_and_the_study_goes_o
     assert (tmp_path / "out" / "tiny" / "summary.json").exists()
 
 
-def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: Path):
-    """Spawned workers re-run an unguarded script and die before training; the driver must say so."""
+@pytest.mark.parametrize("workers", [2, 1])
+def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: Path, workers: int):
+    """Child processes re-run an unguarded script: spawned workers die before training, and with
+    one worker, which trains in the driver, the processes that fit the statistical models re-run
+    it too. The study must stop and say so (not hang, not go on without the statistical models,
+    whose fits ended 'failed'), and keep what it recorded."""
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from hpo_lstm.config import StudyConfig\n"
         "from hpo_lstm.study import run_study\n"
         f"run_study(StudyConfig(optimizer='random', data='sine', lookback=8, budget=2, pop_size=2, max_epochs=1,"
-        f" name='u', out={str(tmp_path / 'out')!r}), workers=2)\n"
-    )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
-    assert done.returncode != 0
-    assert 'put the code that starts a study under `if __name__ == "__main__":`' in done.stderr
-
-
-def test_a_script_without_a_main_guard_stops_with_one_worker_too(tmp_path: Path):
-    """With one worker the search trains in the driver, but the processes that fit the
-    statistical models re-run the script too: the study must stop and say so, not go on without
-    the statistical models (their fits ended 'failed'), and keep its recorded trials."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "from hpo_lstm.config import StudyConfig\n"
-        "from hpo_lstm.study import run_study\n"
-        f"run_study(StudyConfig(optimizer='random', data='sine', lookback=8, budget=2, pop_size=2, max_epochs=1,"
-        f" name='u', out={str(tmp_path / 'out')!r}), workers=1)\n"
+        f" name='u', out={str(tmp_path / 'out')!r}), workers={workers})\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert "ConfigError: This script starts a study at its top level" in done.stderr, done.stderr[-2000:]
-    assert 'put the code that starts the study under `if __name__ == "__main__":`' in done.stderr
-    study = optuna.load_study(study_name="u", storage=f"sqlite:///{tmp_path / 'out' / 'hpo-lstm.db'}")
-    assert len(study.trials) == 2 and not (tmp_path / "out" / "u" / "summary.json").exists()
+    assert 'under `if __name__ == "__main__":`' in done.stderr, done.stderr[-2000:]
+    if workers == 1:
+        assert "ConfigError: This script starts a study at its top level" in done.stderr, done.stderr[-2000:]
+        study = optuna.load_study(study_name="u", storage=f"sqlite:///{tmp_path / 'out' / 'hpo-lstm.db'}")
+        assert len(study.trials) == 2 and not (tmp_path / "out" / "u" / "summary.json").exists()
 
 
 def _compare_args(tmp_path: Path, out: str) -> list[str]:
