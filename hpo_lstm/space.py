@@ -276,6 +276,12 @@ def default_space(overrides: Mapping[str, Mapping[str, Any]] | None = None, *, m
         from hpo_lstm.models import registry
 
         own = registry[model].params
+        shared = sorted(set(own) & set(MODEL_PARAMS)) if user else []
+        if shared:  # (they would replace the searched value in every candidate, silently)
+            raise ConfigError(
+                f"Model {model!r}: its own `params` {shared} reuse the names of the search's parameters; set their "
+                "bounds in the study's [space] instead, or give your own ones other names."
+            )
         for param in params:
             owners = _own_params().get(param.name)
             if owners and model not in owners:

@@ -240,8 +240,8 @@ BAD_INPUTS = [
     (["--storage", "nosuchdb://x"], "Cannot open storage 'nosuchdb://x'"),
     (["--storage", "http://x"], "Cannot open storage 'http://x': no database kind 'http'; give sqlite:///FILE"),
     (
-        ["--storage", "sqlite:////nonexistent/dir/x.db"],
-        "unable to open database file (its folder '/nonexistent/dir' does not exist)",
+        ["--storage", "sqlite:///no/such/folder/x.db"],
+        "unable to open database file (its folder 'no/such/folder' does not exist)",
     ),
     (["--device", "tpu"], "Unknown device 'tpu'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),

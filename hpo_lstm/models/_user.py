@@ -52,14 +52,6 @@ def register(cls: type, *, registry: Any, name: str | None = None) -> Any:
     for param, value in params.items():
         if not param.isidentifier() or isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"Model {name!r}: its own parameter {param!r} = {value!r} must be a named number.")
-    from hpo_lstm.space import MODEL_PARAMS
-
-    shared = sorted(set(params) & set(MODEL_PARAMS))
-    if shared:  # (they would replace the searched value in every candidate, silently)
-        raise ConfigError(
-            f"Model {name!r}: its own `params` {shared} reuse the names of the search's parameters; set their bounds "
-            "in the study's [space] instead, or give your own ones other names."
-        )
     unknown = sorted(set(search) - set(params))
     if unknown:
         raise ConfigError(f"Model {name!r}: `search` bounds {unknown} are not among its `params` {sorted(params)}.")
