@@ -247,15 +247,14 @@ class StudyConfig:
         except TypeError as exc:  # an option the optimizer's constructor does not take
             import inspect
 
+            parameters = inspect.signature(registry[self.optimizer]).parameters
             takes = [
                 name
-                for name, p in inspect.signature(registry[self.optimizer]).parameters.items()
+                for name, p in parameters.items()
                 if name != "pop_size" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             ]
             unknown = sorted(set(self.optimizer_options) - set(takes))
-            if unknown and not any(
-                p.kind == p.VAR_KEYWORD for p in inspect.signature(registry[self.optimizer]).parameters.values()
-            ):
+            if unknown and not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
                 raise ConfigError(
                     f"Optimizer '{self.optimizer}' takes no option {unknown[0]!r}; its options: "
                     f"{', '.join(takes) if takes else 'none (pop_size aside)'}."

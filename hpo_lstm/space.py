@@ -175,13 +175,13 @@ class _ParamRule:
     default: tuple[float, float, bool] | None  # searched by default: (low, high, log)
 
 
-# The parameters a forecaster understands; anything else in a study's space is refused. Those
-# of one model only (hpo_lstm.models: ModelSpec.params) are searched by default for that model
-# and refused for the others.
 # Sizes are capped where a saved model's card is (hpo_lstm._card_check): a study must not train
 # what it could not save; layers at 64, far past any use, so that a typo does not hang a study.
 MAX_SIZE = 65_536
 MAX_LAYERS = 64
+# The parameters a forecaster understands; anything else in a study's space is refused. Those
+# of one model only (hpo_lstm.models: ModelSpec.params) are searched by default for that model
+# and refused for the others.
 MODEL_PARAMS: dict[str, _ParamRule] = {
     "learning_rate": _ParamRule(False, 0.0, False, None, (1e-4, 1e-1, True)),
     # Log scale: 8 -> 16 matters as much as 128 -> 256, and it halves the mean training cost.

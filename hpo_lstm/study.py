@@ -509,8 +509,9 @@ def run_study(
         ``summary()``, the plain values that summary.json holds. Write a run's files with
         :func:`hpo_lstm.report.write_run_outputs`.
 
-    From a script, run it under ``if __name__ == "__main__":`` when ``workers > 1`` (workers
-    are started with spawn, which runs the script's top level again).
+    From a script, run it under ``if __name__ == "__main__":``: the processes that fit the
+    statistical models, and workers, import the script again (a study started at its top level
+    stops with an error that says so).
     """
     from hpo_lstm._orphans import exit_if_starting_child
 
