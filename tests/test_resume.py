@@ -435,7 +435,10 @@ def test_ctrl_c_while_the_driver_and_its_workers_start_is_one_line(tmp_path: Pat
     # started as `python -m` (as here; not the installed `hpo-lstm` script) then ends by SIGINT
     # after Py_FinalizeEx (seen 2 times in 12 at 1.5 s on a busy machine).
     assert proc.returncode in (130, -signal.SIGINT), err
-    assert err.count("\n") == 1 and err.startswith("hpo-lstm: interrupted"), err
+    # On an idle machine the first evaluation can end before 4 s: its progress line (stderr is
+    # not a terminal) comes before the interrupt's one line, which must be all else there is.
+    said = [line for line in err.splitlines() if not line.startswith("hpo-lstm: random/lstm: ")]
+    assert len(said) == 1 and said[0].startswith("hpo-lstm: interrupted") and err.endswith("\n"), err
 
 
 def test_an_interrupt_held_back_to_the_end_waits_past_the_usual_limit():
