@@ -3,6 +3,7 @@ or a comparison recorded on the old values."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -11,6 +12,7 @@ from conftest import TINY_SPACE, write_study
 
 from hpo_lstm import ConfigError
 from hpo_lstm.cli import main
+from hpo_lstm.store.record import IDENTITY_ATTR
 
 
 def _edit(csv: Path) -> None:
@@ -78,6 +80,21 @@ def test_other_columns_on_resume_are_named_as_the_setting_not_as_changed_data(tm
         err.count("\n") == 1 and "already exists in" in err and "features: stored None, now ['close', 'volume']" in err
     )
     assert "changed since it was recorded" not in err and "data_fingerprint" not in err, err
+
+
+def test_settings_that_spell_out_the_same_columns_resume_the_study(tmp_path: Path, tiny_csv: Path, capsys):
+    """`--time-column date` for the column found by its name, and `--features close` for the
+    target alone (the default inputs), pick the same data the study was recorded on: it resumes, and keeps its spelling."""
+    study = write_study(tmp_path / "s.toml", 'name = "spelled"\n' + TINY_SPACE)
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "2")) == 0
+    spelled = ("--time-column", "date", "--features", "close")
+    capsys.readouterr()
+    assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "3", *spelled)) == 0, capsys.readouterr().err
+    storage = f"sqlite:///{tmp_path / 'hpo-lstm.db'}"
+    loaded = optuna.load_study(study_name="spelled", storage=storage)
+    assert len([t for t in loaded.trials if t.state.is_finished()]) == 3
+    identity = json.loads(loaded.user_attrs[IDENTITY_ATTR])
+    assert identity["time_column"] is None and identity["features"] is None
 
 
 def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):
