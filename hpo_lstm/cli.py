@@ -813,6 +813,11 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
             f"{stopped['evaluations']} of {stopped['budget']} evaluations: the best so far is reported. Run the "
             "same command again (with a larger --timeout if you like) to continue the study."
         )
+    elif run.ended_by_optimizer:
+        console.print(
+            f"Optimizer {escape(repr(run.optimizer))} ended its search by its own rule after {run.n_evaluations} of "
+            f"the budget's {run.budget} evaluations; the study is complete as it is."
+        )
     if run.combined:
         console.print(escape(f"final forecast, {choice_text(final, model)}"))
     ratio = test["rmse"] / naive["rmse"]

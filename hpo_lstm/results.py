@@ -125,6 +125,12 @@ class RunSummary:
     )
 
     @property
+    def ended_by_optimizer(self) -> bool:
+        """Whether the optimizer ended its search by its own rule before the budget was spent
+        (a user's optimizer may; a time limit is ``stopped_early`` instead)."""
+        return not self.stopped_early and self.budget is not None and 0 < self.n_evaluations < self.budget
+
+    @property
     def combined(self) -> bool:
         """Whether the final forecast is more than the best network alone."""
         return self.final_forecast.get("kind", "best") != "best"

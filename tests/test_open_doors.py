@@ -40,6 +40,13 @@ def code(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("users-code")
     for name in ("my_model.py", "my_optimizer.py"):
         shutil.copy(EXAMPLES / name, folder / name)
+    (folder / "early_stop.py").write_text(
+        "import numpy as np\nfrom hpo_lstm.optimizers import Optimizer\n\n\nclass OneBatch(Optimizer):\n"
+        '    name = "one-batch"\n    summary = "ends after one batch"\n\n'
+        "    def _run(self, objective, space, budget, seed):\n"
+        "        rng = np.random.default_rng(seed)\n"
+        "        objective([rng.random(space.dim) for _ in range(self.pop_size)])\n"
+    )
     (folder / "my_mealpy.py").write_text(
         "from mealpy.swarm_based.GWO import OriginalGWO\n\n\nclass MyGWO(OriginalGWO):\n"
         '    """A mealpy subclass of your own."""\n'
@@ -132,6 +139,20 @@ def test_an_optimizer_of_your_own_runs_from_the_command_line(code: Path, tmp_pat
     folder = tmp_path / "results" / f"sine-lstm-{optimizer.replace(':', '-')}-seed0"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["optimizer"] == optimizer and summary["n_evaluations"] == 6
+
+
+def test_an_optimizer_that_ends_before_its_budget_says_so_and_is_complete(code: Path, tmp_path: Path):
+    args = ("run", "--optimizer", "early_stop:OneBatch", "--workers", "1", *[a for a in TINY if a != "--quiet"])
+    run = _cli(code, tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stdout.split())
+    assert "Optimizer 'early_stop:OneBatch' ended its search by its own rule after 3 of the budget's 6" in said
+    folder = tmp_path / "results" / "sine-lstm-early_stop-OneBatch-seed0"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["n_evaluations"], summary["budget"], summary["stopped_early"]) == (3, 6, None)
+    assert "**Ended by the optimizer** after 3 of the budget's 6 evaluations" in (folder / "report.md").read_text()
+    again = _cli(code, tmp_path, *args)  # complete as it is: nothing trains again
+    assert again.returncode == 0 and "is complete (3 evaluations)" in " ".join(again.stdout.split()), again.stderr
 
 
 def test_a_dataframe_is_data_with_the_checks_notes_and_fingerprint_of_its_csv(tmp_path: Path):

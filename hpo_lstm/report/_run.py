@@ -340,6 +340,12 @@ def run_report_markdown(summary: Mapping[str, Any] | RunSummary) -> str:
             "continues the study.",
             "",
         ]
+    elif run.ended_by_optimizer:
+        lines += [
+            f"**Ended by the optimizer** after {run.n_evaluations} of the budget's {run.budget} evaluations "
+            f"(its own stopping rule); the study is complete as it is.",
+            "",
+        ]
     folds = (run.folds or {}).get("chosen_fold_val_rmse")
     if folds:
         lines += [
