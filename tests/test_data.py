@@ -185,3 +185,20 @@ def test_a_dataframe_with_a_period_index_integer_names_or_two_levels_of_names():
     levels = pd.DataFrame(np.ones((5, 2)), columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
     with pytest.raises(DataError, match="The DataFrame's columns have 2 levels; give it one level of column names"):
         load_series(levels, target="a")
+
+
+def test_a_dataframe_whose_index_is_dates_as_text_has_times():
+    """A frame read without parse_dates keeps its dates as text in the index: they are its time
+    stamps, as a text column of dates is in a CSV; an index of labels or numbers is not."""
+    import pandas as pd
+
+    days = [str(d.date()) for d in pd.date_range("2024-01-01", periods=60)]
+    frame = pd.DataFrame({"y": np.arange(60.0) % 7}, index=pd.Index(days, name="day"))
+    series = load_series(frame, target="y")
+    assert series.time_column == "day" and str(pd.Timestamp(series.times[-1]).date()) == "2024-02-29"
+    unnamed = load_series(frame.rename_axis(None), target="y")
+    assert unnamed.time_column == "time" and (unnamed.times == series.times).all()
+    named = load_series(frame, target="y", time_column="day")  # as a saved model's card names it
+    assert (named.times == series.times).all()
+    for index in ([f"row{i}" for i in range(60)], list(range(100, 160)), days[:59] + days[:1]):
+        assert load_series(frame.set_axis(index), target="y").times is None  # labels, numbers, a repeated date

@@ -120,7 +120,8 @@ def load_series(
     time_column: str | None = None,
 ) -> Series:
     """Load a built-in dataset by name, a CSV file by path, or a pandas DataFrame (the same
-    columns a CSV would have; a DatetimeIndex serves as its time column when it has none).
+    columns a CSV would have; a DatetimeIndex, or an index of dates as text, serves as its time
+    column when it has none).
 
     For a CSV, ``target`` names the forecast column (default: the only numeric column),
     ``features`` the input columns (the target is always an input too), and ``time_column``
@@ -143,6 +144,16 @@ def load_series(
         has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
         if not has_time and isinstance(frame.index, pd.DatetimeIndex):
             time_column = time_column or "time"
+            frame = frame.rename_axis(time_column).reset_index()
+        elif (
+            not has_time
+            and (time_column is None or frame.index.name in (None, time_column))
+            and _dates_as_text(frame.index)
+        ):
+            # An index of dates written as text ("2024-01-31", read from a file without
+            # parse_dates): the time stamps, as a text column of dates would be in a CSV.
+            name = time_column or (str(frame.index.name) if frame.index.name is not None else "time")
+            time_column = name if name not in frame.columns else "time"
             frame = frame.rename_axis(time_column).reset_index()
         # Column names are read as text, as a CSV's are: target=0 names the column 0.
         target = None if target is None else str(target)
@@ -320,6 +331,17 @@ def _from_frame(
         time_column=time_column,
         time_zone=time_zone,
     )
+
+
+def _dates_as_text(index) -> bool:
+    """Whether a DataFrame's index holds text that reads as distinct dates or times (the rule
+    of :func:`_time_column_by_values`); a RangeIndex or numbers never do."""
+    import pandas as pd
+
+    if isinstance(index, pd.MultiIndex) or pd.api.types.is_numeric_dtype(index) or len(index) == 0:
+        return False
+    probe = pd.DataFrame({"index": index.to_numpy()})
+    return _time_column_by_values(probe, ["index"]) is not None
 
 
 def _time_column_by_values(frame, columns: Sequence[str]) -> str | None:
