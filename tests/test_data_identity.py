@@ -95,6 +95,10 @@ def test_settings_that_spell_out_the_same_columns_resume_the_study(tmp_path: Pat
     assert len([t for t in loaded.trials if t.state.is_finished()]) == 3
     identity = json.loads(loaded.user_attrs[IDENTITY_ATTR])
     assert identity["time_column"] is None and identity["features"] is None
+    capsys.readouterr()
+    quiet = [a for a in _args("run", study, tiny_csv, tmp_path, "--budget", "3", *spelled) if a != "--quiet"]
+    assert main(quiet) == 0  # complete, either way it is spelled: its stored result, nothing trained
+    assert "is complete (3 evaluations)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):

@@ -36,6 +36,7 @@ __all__ = [
     "is_training",
     "open_storage",
     "predictions_frame",
+    "spelled_as_stored",
 ]
 
 IDENTITY_ATTR = "hpo_lstm_identity"  # the settings a resumed run must match; marks an hpo-lstm study
@@ -141,6 +142,24 @@ def is_training(trial: Any) -> bool:
     """Whether an evaluation trained a network: it counts as an evaluation and is not a memo
     copy of an earlier candidate (``duplicate_of``)."""
     return counts_as_evaluation(trial) and "duplicate_of" not in trial.user_attrs
+
+
+def spelled_as_stored(stored: Mapping[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with its ``features`` and ``time_column`` as ``stored`` spells them, when they
+    are the only column settings that differ and both name the same data fingerprint: settings
+    that only spell out what the data resolved to before (the time column found by its name,
+    the target alone as input) reach the network with the same values, times and columns, so the
+    study is the same one. Otherwise ``identity`` unchanged."""
+    columns = {k for k in ("data", "target", "features", "time_column") if stored.get(k) != identity.get(k)}
+    fingerprint = identity.get("data_fingerprint")
+    if (
+        columns
+        and columns <= {"features", "time_column"}
+        and fingerprint
+        and stored.get("data_fingerprint") == fingerprint
+    ):
+        return identity | {k: stored.get(k) for k in columns}
+    return identity
 
 
 def is_complete(summary: Mapping[str, Any], budget: int) -> bool:
@@ -267,8 +286,10 @@ class StudyRecord:
         identity = self.identity
         if self.summary is None or identity is None:
             return False
+        now = spelled_as_stored(identity, config.identity() | {"data_fingerprint": data_fingerprint})
         recorded_on = identity.pop("data_fingerprint", None)
-        if identity != config.identity() or self.summary.get("budget") != config.budget:
+        now.pop("data_fingerprint")
+        if identity != now or self.summary.get("budget") != config.budget:
             return False
         return data_fingerprint is None or recorded_on in (None, data_fingerprint)
 

@@ -33,6 +33,7 @@ from hpo_lstm.store.record import (
     StudyRecord,
     counts_as_evaluation,
     open_storage,
+    spelled_as_stored,
 )
 
 __all__ = ["Recorder", "StoredEvaluation"]
@@ -122,22 +123,12 @@ class Recorder:
                 f"in which horizon {stored['horizon']} meant one value {stored['horizon']} steps ahead; it now means "
                 f"steps 1..{stored['horizon']}. Give a new `name` to run it with the new meaning."
             )
+        identity = spelled_as_stored(stored, identity)  # (before an earlier hpo-lstm's study adopts the fingerprint)
         if "data_fingerprint" in identity and "data_fingerprint" not in stored:  # recorded by an earlier hpo-lstm
             stored["data_fingerprint"] = identity["data_fingerprint"]
             self.study.set_user_attr(IDENTITY_ATTR, json.dumps(stored, sort_keys=True))
         # Settings that pick other columns change the fingerprint too: those are named, not the file.
         columns = [k for k in ("data", "target", "features", "time_column") if stored.get(k) != identity.get(k)]
-        if (
-            columns
-            and set(columns) <= {"features", "time_column"}
-            and identity.get("data_fingerprint") is not None
-            and stored.get("data_fingerprint") == identity.get("data_fingerprint")
-        ):
-            # The settings only spell out what the data resolved to before (the time column found
-            # by its name, every column as an input): the same values, times and columns reach the
-            # network, so this is the same study, and its identity keeps the spelling it was made with.
-            identity.update({k: stored.get(k) for k in columns})
-            columns = []
         if not columns and stored.get("data_fingerprint", identity.get("data_fingerprint")) != identity.get(
             "data_fingerprint"
         ):
