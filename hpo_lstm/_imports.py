@@ -30,5 +30,11 @@ def import_user_code(name: str, kind: str, example: str) -> Any:
             f"{kind.capitalize()} {name!r} cannot be imported: {type(exc).__name__}: {exc} (is it on PYTHONPATH?)."
         ) from None
     except AttributeError:
+        if module_name == "__main__":  # defined in the script or notebook that ran the study
+            raise ConfigError(
+                f"{kind.capitalize()} {name!r} was defined in the script or notebook that ran the study, and this "
+                f"one has no {qualname!r}: register the same class here first (hpo_lstm.models.register or "
+                "hpo_lstm.optimizers.registry.register), or define it in a module on PYTHONPATH."
+            ) from None
         raise ConfigError(f"{kind.capitalize()} {name!r}: module {module_name!r} has no {qualname!r}.") from None
     return target

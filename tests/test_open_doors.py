@@ -182,3 +182,59 @@ def test_a_dataframe_is_data_with_the_checks_notes_and_fingerprint_of_its_csv(tm
     assert summary["dataset"] == "frame" and np.isfinite(summary["test"]["rmse"])
     with pytest.raises(Exception, match="Column 'nope' is not in the data"):
         run_study(StudyConfig.from_file(data=frame, **{**settings, "target": "nope"}), workers=1)
+
+
+def test_the_first_network_of_a_new_model_is_drawn_as_every_later_one(tmp_path: Path, monkeypatch):
+    """Registering a model runs it once on a tiny window; that check must leave torch's random
+    state as it was, else the first network each worker process builds starts from other
+    weights, and a study's trials differ between 1 worker and 2."""
+    import torch
+
+    from hpo_lstm.models import build_model
+
+    (tmp_path / "drawn_model.py").write_text(
+        "import torch\n\n\nclass Drawn(torch.nn.Module):\n"
+        "    def __init__(self, *, n_features, horizon, params):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(n_features, horizon)\n\n"
+        "    def forward(self, x):\n        return self.lin(x[:, -1])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    params = {"hidden_size": 8, "n_layers": 1}
+    weights = []
+    for _ in range(2):  # the first build registers the class (and runs the check), the second does not
+        torch.manual_seed(0)
+        weights.append(build_model("drawn_model:Drawn", params, n_features=3).lin.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_a_model_class_edited_and_registered_again_replaces_the_old_one():
+    """A notebook's cell run again defines a new class of the same name: studies build the new one."""
+    import torch
+
+    from hpo_lstm.models import register, registry
+
+    def define(scale: float) -> type:
+        class Edited(torch.nn.Module):
+            def __init__(self, *, n_features, horizon, params):
+                super().__init__()
+                self.lin = torch.nn.Linear(n_features, horizon)
+
+            def forward(self, x):
+                return self.lin(x[:, -1]) * scale
+
+        return Edited
+
+    first, second = define(1.0), define(2.0)
+    assert register(first) == register(second)  # the same module:Class name
+    assert registry[register(second)].builder is second
+    with pytest.raises(ValueError, match="Only a model named module:Class can be registered again"):
+        registry.replace(registry["lstm"])
+
+
+def test_a_model_defined_in_another_scripts_main_is_named_as_such():
+    from hpo_lstm import ConfigError
+    from hpo_lstm.models import registry
+
+    with pytest.raises(ConfigError, match="was defined in the script or notebook that ran the study") as caught:
+        registry["__main__:NotHereNet"]
+    assert "register the same class here first" in str(caught.value) and "\n" not in str(caught.value)

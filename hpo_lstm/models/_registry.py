@@ -55,6 +55,14 @@ class Registry(Mapping[str, ModelSpec]):
         self._specs[spec.name] = spec
         return spec
 
+    def replace(self, spec: ModelSpec) -> ModelSpec:
+        """Register ``spec`` in place of the user's model of the same ``module:Class`` name (a class
+        edited and registered again, as in a notebook); built-in models are never replaced."""
+        if ":" not in spec.name:
+            raise ValueError(f"Only a model named module:Class can be registered again; got {spec.name!r}.")
+        self._specs[spec.name] = spec
+        return spec
+
     def __getitem__(self, name: str) -> ModelSpec:
         if name in self._specs:
             return self._specs[name]

@@ -44,7 +44,7 @@ def register(cls: type, *, registry: Any, name: str | None = None) -> Any:
     from hpo_lstm.models._registry import ModelSpec
 
     name = name or import_path(cls)
-    if name in registry:
+    if name in registry and registry[name].builder is cls:
         return registry[name]
     _check_interface(cls, name)
     params = dict(getattr(cls, "params", {}) or {})
@@ -64,7 +64,9 @@ def register(cls: type, *, registry: Any, name: str | None = None) -> Any:
         search=search,
     )
     _smoke(spec)
-    return registry.register(spec)
+    # The same name for another class: the class was edited and registered again (a notebook's
+    # cell run twice); studies from now on build the new one.
+    return registry.replace(spec) if name in registry else registry.register(spec)
 
 
 def _check_interface(cls: Any, name: str) -> None:
@@ -99,8 +101,10 @@ def _smoke(spec: Any) -> None:
         **dict(spec.params),
     }
     try:
-        net = spec.builder(n_features=2, horizon=3, params=params)
-        with torch.no_grad():
+        # Torch's random state as it was after: the check must not move the draws of the first
+        # network a process builds (the same trials with 1 worker or 2).
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            net = spec.builder(n_features=2, horizon=3, params=params)
             out = net(torch.zeros(2, 8, 2))
     except Exception as exc:  # noqa: BLE001  (the user's code: any failure is the answer)
         raise ConfigError(
