@@ -182,6 +182,8 @@ def _check_time(time: Any, zone: Any, problems: list[str]) -> None:
             problems.append(f"time.freq {freq!r} (a pandas frequency such as 'D' or 'W-SAT')")
     if step is not None and not (_number(step) and step > 0):
         problems.append(f"time.step_seconds {step!r} (a positive number)")
+    if time.get("weekdays_only") is not None and not isinstance(time["weekdays_only"], bool):
+        problems.append(f"time.weekdays_only {time['weekdays_only']!r} (true or false)")
     if not (isinstance(last, str) or _int(last, 0, 2**62)):
         problems.append(f"time.last {last!r} (a time stamp or a row number)")
     elif isinstance(last, str):

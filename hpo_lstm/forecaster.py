@@ -333,7 +333,7 @@ class Forecaster:
         self.data_notes = [*series.notes, *self._window_notes(series)]
         if series.times is None:
             return series.values, None, {"freq": None, "step_seconds": None, "last": len(series.values) - 1}
-        own = time_step(series.times)  # the data's own frequency first, then the study's
+        own = time_step(series.times, series.time_zone)  # the data's own frequency first, then the study's
         return (
             series.values,
             series.times,
@@ -342,6 +342,7 @@ class Forecaster:
                 "step_seconds": own["step_seconds"] or card_time.get("step_seconds"),
                 "last": own["last"],
                 "zone": series.time_zone,
+                "weekdays_only": own["weekdays_only"],
             },
         )
 
@@ -374,7 +375,7 @@ class Forecaster:
         card_step = (self.card.get("time") or {}).get("step_seconds")
         if series.times is None or not card_step or len(series.times) < 3:
             return
-        own = time_step(series.times)
+        own = time_step(series.times, series.time_zone)
         if own["step_seconds"] and abs(math.log(own["step_seconds"] / float(card_step))) > math.log(1.25):
             import pandas as pd
 
@@ -563,24 +564,36 @@ def check_steps(steps: Any, name: str = "`steps`") -> int:
 
 
 def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int) -> Any:
-    """The time stamps (or row numbers) of forecast steps 1..``steps``. Daily data with no
-    regular frequency (business days with holidays) whose stamps never fall on a Saturday or a
-    Sunday continues on business days."""
+    """The time stamps (UTC, as a Series holds them) or row numbers of forecast steps 1..``steps``.
+
+    Steps of a day or longer continue on the clock of the zone the data was written in
+    (``info["zone"]``): midnight stays midnight across daylight saving time, and weekdays and
+    months are the zone's. Daily data with no regular frequency (business days with holidays)
+    whose stamps never fall on a Saturday or a Sunday continues on business days: ``info``'s
+    ``weekdays_only`` (the whole series' stamps, from the model card), else these ``times``."""
     import pandas as pd
+
+    from hpo_lstm.data import from_wall_times, wall_times
 
     if times is None:
         return np.arange(int(info["last"]) + 1, int(info["last"]) + 1 + steps)
-    last = pd.Timestamp(times[-1])
+    zone = info.get("zone")
     if info.get("freq"):
         offset = pd.tseries.frequencies.to_offset(info["freq"])
     elif info.get("step_seconds"):
         offset = pd.Timedelta(seconds=float(info["step_seconds"]))
-        if offset == pd.Timedelta(days=1) and _weekdays_only(times):
+        weekdays = info.get("weekdays_only")
+        if weekdays is None:  # a card written before the whole series' weekdays were recorded
+            weekdays = time_step(times, zone)["weekdays_only"]
+        if offset == pd.Timedelta(days=1) and weekdays:
             offset = pd.offsets.BDay()
     else:
         raise DataError("The series' time stamps have no step to continue (fewer than two of them).")
+    by_clock = zone is not None and not _shorter_than_a_day(offset)
+    last = pd.Timestamp(wall_times(times[-1:], zone)[0] if by_clock else times[-1])
     try:
-        return pd.date_range(start=last + offset, periods=steps, freq=offset)
+        future = pd.date_range(start=last + offset, periods=steps, freq=offset)
+        return from_wall_times(future, zone) if by_clock else future
     except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
         raise DataError(
             f"{steps:,} steps after {last} go past the last time stamp pandas can hold ({pd.Timestamp.max:%Y-%m-%d}); "
@@ -588,12 +601,15 @@ def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int)
         ) from None
 
 
-def _weekdays_only(times: np.ndarray) -> bool:
-    """Whether daily time stamps (two weeks or more of them) never fall on a weekend."""
+def _shorter_than_a_day(offset: Any) -> bool:
+    """Whether a step is a fixed span under a day (hours, minutes): those continue in absolute
+    time; days, business days, weeks, months and longer continue on the clock."""
     import pandas as pd
 
-    days = pd.DatetimeIndex(times)
-    return len(days) >= 10 and bool((days.dayofweek < 5).all())
+    try:
+        return pd.Timedelta(offset) < pd.Timedelta(days=1)
+    except (TypeError, ValueError):  # calendar offsets (months, business days) have no fixed span
+        return False
 
 
 # Loading ----------------------------------------------------------------------------------------

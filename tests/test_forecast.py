@@ -20,7 +20,7 @@ from hpo_lstm import ConfigError, load_forecaster
 from hpo_lstm.cli import main
 from hpo_lstm.data import load_series
 from hpo_lstm.store import StudyRecord
-from hpo_lstm.store.model_store import ModelFileError
+from hpo_lstm.store.model_store import ModelFileError, time_step
 
 LOOKBACK = 8
 # --final best: these tests check the network's own forecasting exactly (the final forecast of
@@ -399,3 +399,35 @@ def test_daily_data_that_never_falls_on_a_weekend_is_continued_on_business_days(
     every_day = pd.date_range("2017-10-02", "2017-11-10").delete(5)
     future = _future_times(every_day.values, {"freq": None, "step_seconds": 86400.0}, 2)
     assert [str(t.date()) for t in future] == ["2017-11-11", "2017-11-12"]
+    # A saved model keeps only its window's stamps (lookback + 1): too few to tell business days
+    # by; its card records what the whole series showed.
+    assert time_step(trading.values)["weekdays_only"] and not time_step(every_day.values)["weekdays_only"]
+    short = trading[-6:].values
+    card = {"freq": None, "step_seconds": 86400.0, "weekdays_only": True}
+    assert [t.day_name() for t in _future_times(short, card, 2)] == ["Monday", "Tuesday"]
+    old_card = {"freq": None, "step_seconds": 86400.0}  # written before the card recorded it
+    assert [t.day_name() for t in _future_times(short, old_card, 2)] == ["Saturday", "Sunday"]
+
+
+def test_daily_stamps_of_a_zone_with_summer_time_continue_at_its_midnight():
+    """Local midnights are 23 or 25 hours apart where the clocks change; a forecast continues on
+    the zone's clock (held in UTC like the data), not in steps of 24 hours."""
+    from hpo_lstm.data import zone_times
+    from hpo_lstm.forecaster import _future_times
+
+    local = pd.date_range("2020-09-01", "2020-10-23", freq="D", tz="Europe/Berlin")
+    utc = local.tz_convert("UTC").tz_localize(None).values
+    info = time_step(utc, "Europe/Berlin") | {"zone": "Europe/Berlin"}
+    future = zone_times(_future_times(utc, info, 4), "Europe/Berlin")
+    assert [str(t) for t in future] == [
+        "2020-10-24 00:00:00+02:00",
+        "2020-10-25 00:00:00+02:00",
+        "2020-10-26 00:00:00+01:00",  # after the change back to winter time
+        "2020-10-27 00:00:00+01:00",
+    ]
+    hourly = pd.date_range("2020-10-24 22:00", periods=48, freq="h", tz="Europe/Berlin").tz_convert("UTC")
+    hours = hourly.tz_localize(None).values
+    ahead = _future_times(hours, time_step(hours, "Europe/Berlin") | {"zone": "Europe/Berlin"}, 2)
+    assert list(ahead) == list(
+        hourly.tz_localize(None)[-1] + pd.Timedelta(hours=1) * np.arange(1, 3)
+    )  # hours stay hours

@@ -80,6 +80,7 @@ CASES = {
     "negative interval widths": (_set("intervals.95", [-0.5]), "interval half-widths are not 1 finite numbers >= 0"),
     "garbage freq": (_set("time.freq", "every now and then"), "time.freq 'every now and then'"),
     "null time": (_set("time", None), r"time None \(a table"),
+    "text weekdays_only": (_set("time.weekdays_only", "yes"), r"time.weekdays_only 'yes' \(true or false\)"),
     "NaN history": (
         lambda c: {**c, "history": {**c["history"], "values": [[float("nan")]] * len(c["history"]["values"])}},
         "the history is not lookback . 1 = 9 rows of 1 finite numbers",

@@ -76,3 +76,25 @@ def test_stamps_with_several_offsets_are_read_as_utc_with_a_note(tmp_path: Path)
     assert main(["run", "--data", str(data), *RUN, "--out", str(out)]) == 0
     forecast = load_forecaster(out / "dst-lstm-random-seed0").forecast(2)
     assert forecast["time"].iloc[0] == local[-1].tz_convert("UTC") + pd.Timedelta(hours=1)
+
+
+def test_a_saved_model_of_zoned_business_days_continues_at_their_midnight_on_weekdays(tmp_path: Path):
+    """A DataFrame of business days (with holidays) at midnight in Europe/Berlin, and a lookback
+    short enough that the saved model keeps under two weeks of stamps: its forecast past the data
+    continues on weekdays, at local midnight across the change to summer time."""
+    from hpo_lstm import StudyConfig, run_study, write_run_outputs
+
+    days = pd.bdate_range("2020-01-01", "2020-03-26", tz="Europe/Berlin").delete([10, 30])  # Thursday 26 March
+    frame = pd.DataFrame({"y": np.sin(np.arange(len(days)) * 0.3) + 5}, index=days)
+    config = StudyConfig(
+        data=frame, target="y", optimizer="random", budget=2, pop_size=2, max_epochs=1, lookback=5, out=str(tmp_path)
+    )
+    result = run_study(config, workers=1)
+    write_run_outputs(result, tmp_path / "run")
+    forecast = load_forecaster(tmp_path / "run").forecast(4)
+    assert [str(t) for t in forecast["time"]] == [
+        "2020-03-27 00:00:00+01:00",  # Friday
+        "2020-03-30 00:00:00+02:00",  # Monday, after the clocks moved on Sunday
+        "2020-03-31 00:00:00+02:00",
+        "2020-04-01 00:00:00+02:00",
+    ]

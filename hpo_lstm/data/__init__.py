@@ -14,9 +14,11 @@ from hpo_lstm.data._series import (
     Series,
     check_data_name,
     describe_builtin,
+    from_wall_times,
     is_frame,
     load_series,
     step_text,
+    wall_times,
     zone_times,
 )
 from hpo_lstm.data._windows import (
@@ -68,5 +70,7 @@ __all__ = [
     "scale_inputs",
     "step_text",
     "with_folds",
+    "from_wall_times",
+    "wall_times",
     "zone_times",
 ]

@@ -21,6 +21,8 @@ __all__ = [
     "is_frame",
     "load_series",
     "step_text",
+    "from_wall_times",
+    "wall_times",
     "zone_times",
 ]
 
@@ -505,6 +507,26 @@ def zone_times(times, zone: str | None):
     if not zone:
         return index
     return index.tz_localize("UTC").tz_convert(_pandas_zone(zone))
+
+
+def wall_times(times, zone: str | None):
+    """UTC time stamps without a zone -> the times the clocks of ``zone`` showed, without a zone
+    (None: unchanged): the days, weekdays and months a forecast continues in."""
+    return zone_times(times, zone).tz_localize(None) if zone else zone_times(times, None)
+
+
+def from_wall_times(wall, zone: str | None):
+    """The inverse of :func:`wall_times`: clock times of ``zone`` -> UTC without a zone. A clock
+    time that daylight saving skips moves forward; one it repeats is read as summer time."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex(wall)
+    if not zone:
+        return index
+    local = index.tz_localize(
+        _pandas_zone(zone), ambiguous=np.ones(len(index), dtype=bool), nonexistent="shift_forward"
+    )
+    return local.tz_convert("UTC").tz_localize(None)
 
 
 def _pandas_zone(zone: str):

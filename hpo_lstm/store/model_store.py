@@ -257,18 +257,33 @@ def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarra
     return card, read_weights(weights_path.read_bytes(), source=repr(str(weights_path)))
 
 
-def time_step(times: np.ndarray | None) -> dict[str, Any]:
+def time_step(times: np.ndarray | None, zone: str | None = None) -> dict[str, Any]:
     """How the series' time advances: a pandas frequency (``"W-SAT"``, ``"h"``) when regular,
-    else the median step in seconds; rows without time stamps advance by 1."""
+    else the median step in seconds; rows without time stamps advance by 1. ``weekdays_only``:
+    daily stamps, two weeks or more, none on a Saturday or Sunday (business days).
+
+    ``times`` are UTC (as a Series holds them); with the ``zone`` they were written in, steps of
+    a day or longer are read on the clock of that zone, where a day is a day across daylight
+    saving time, and the weekdays are the zone's."""
     if times is None or not len(times) or np.asarray(times).dtype.kind != "M":
         return {"freq": None, "step_seconds": None, "last": int(len(times) - 1) if times is not None else None}
     import pandas as pd
 
+    from hpo_lstm.data import wall_times
+
     index = pd.DatetimeIndex(times)
-    tail = index[-min(len(index), 200) :]
-    freq = pd.infer_freq(tail) if len(tail) >= 3 else None
-    step = float(np.median(np.diff(tail.as_unit("ns").asi8))) / 1e9 if len(tail) >= 2 else None
-    return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat()}
+    wall = wall_times(index, zone)
+
+    def steps_of(stamps: Any) -> tuple[str | None, float | None]:
+        tail = stamps[-min(len(stamps), 200) :]
+        freq = pd.infer_freq(tail) if len(tail) >= 3 else None
+        return freq, float(np.median(np.diff(tail.as_unit("ns").asi8))) / 1e9 if len(tail) >= 2 else None
+
+    freq, step = steps_of(index)
+    if zone and step is not None and step >= 86400:  # days and longer: on the clock (hours stay absolute)
+        freq, step = steps_of(wall)
+    weekdays = len(wall) >= 10 and bool((wall.dayofweek < 5).all())
+    return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat(), "weekdays_only": weekdays}
 
 
 def model_card(
@@ -340,7 +355,7 @@ def model_card(
         # One per forecast step 1..horizon (a direct multi-step model scales each step's change on its own).
         "target_mean": [float(v) for v in np.atleast_1d(dataset.target_mean)],
         "target_scale": [float(v) for v in np.atleast_1d(dataset.target_scale)],
-        "time": time_step(times)
+        "time": time_step(times, getattr(dataset, "time_zone", None))
         if times is not None
         else {"freq": None, "step_seconds": None, "last": len(dataset.values) - 1},
         "history": {"time": history_times, "values": [[float(v) for v in row] for row in dataset.values[-rows:]]},
