@@ -96,6 +96,12 @@ class StudyConfig:
             _require_int(name, getattr(self, name), minimum=1, maximum=_MAXIMA.get(name))
         if self.lookback is not None:
             _require_int("lookback", self.lookback, minimum=1, maximum=_MAXIMA["lookback"])
+        for key in ("target", "time_column"):  # a DataFrame's integer column name (target=0) is a name too
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+                raise ConfigError(f"Setting '{key}' must be one column name; got {value!r}.")
+        if self.features is not None:
+            object.__setattr__(self, "features", _as_names("features", self.features))
         if self.calendar is not None and not isinstance(self.calendar, bool):
             raise ConfigError(f"calendar must be true or false; got {self.calendar!r}.")
         from hpo_lstm.data import MAX_FOLDS
@@ -465,11 +471,15 @@ def _require_table(name: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _as_names(name: str, value: Any) -> tuple[str, ...]:
+def _as_names(name: str, value: Any) -> tuple[Any, ...]:
+    """Column names: a list, or one text of names separated by commas (as the flag takes them); a
+    DataFrame's integer column names (features=[1]) stay names."""
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
+    if not isinstance(items, (list, tuple)) or not all(
+        (isinstance(i, str) and i.strip()) or (isinstance(i, int) and not isinstance(i, bool)) for i in items
+    ):
         raise ConfigError(f"Setting '{name}' must be a list of column names; got {value!r}.")
-    return tuple(i.strip() for i in items)
+    return tuple(i.strip() if isinstance(i, str) else i for i in items)
 
 
 def _as_split(value: Any) -> tuple[float, float, float]:

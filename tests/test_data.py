@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,24 @@ def test_a_dataframe_whose_index_is_dates_as_text_has_times():
     assert (named.times == series.times).all()
     for index in ([f"row{i}" for i in range(60)], list(range(100, 160)), days[:59] + days[:1]):
         assert load_series(frame.set_axis(index), target="y").times is None  # labels, numbers, a repeated date
+
+
+def test_column_settings_from_python_are_names_and_a_named_index_keeps_its_name():
+    """features="temp" (one text, as the flag takes it) is a list of names, not of letters; a
+    list as the target is refused in one line; an index named 'date' is named so in errors."""
+    import pandas as pd
+
+    from hpo_lstm import ConfigError, StudyConfig
+
+    days = pd.date_range("2020-01-01", periods=60, name="date")
+    frame = pd.DataFrame({"y": np.arange(60.0) % 7, "temp": np.cos(np.arange(60.0))}, index=days)
+    assert StudyConfig(data=frame, target="y", features="temp").features == ("temp",)
+    assert StudyConfig(data=frame, target="y", features=["temp", "y"]).features == ("temp", "y")
+    for setting, shown in (
+        (dict(target=["y"]), "Setting 'target' must be one column name; got ['y']"),
+        (dict(features=5), "Setting 'features' must be a list of column names; got 5"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(shown)):
+            StudyConfig(data=frame, **setting)
+    with pytest.raises(DataError, match=re.escape("columns are ['date', 'y', 'temp']")):
+        load_series(frame, target="y", features=["nope"])

@@ -145,7 +145,9 @@ def load_series(
         names = [str(c).strip().lower() for c in frame.columns]
         has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
         if not has_time and isinstance(frame.index, pd.DatetimeIndex):
-            time_column = time_column or "time"
+            # The index's own name, as errors and notes then name it ("time" for an unnamed one).
+            name = time_column or (str(frame.index.name) if frame.index.name is not None else "time")
+            time_column = name if name not in frame.columns else "time"
             frame = frame.rename_axis(time_column).reset_index()
         elif (
             not has_time
