@@ -153,8 +153,8 @@ class SearchSpace:
             values = None
         if values is None or len(values) != self.dim or not all(math.isfinite(v) for v in values):
             raise ConfigError(
-                f"The optimizer proposed {u!r}; a candidate must be {self.dim} finite numbers in [0, 1], one for each "
-                f"of {', '.join(self.names)}."
+                f"The optimizer proposed {u!r}; a candidate must be {self.dim} finite numbers, one for each of "
+                f"{', '.join(self.names)} (in [0, 1]: a number outside is clipped to it)."
             )
         return {p.name: p.decode(x) for p, x in zip(self._params, values)}
 

@@ -110,6 +110,7 @@ def test_decoded_values_never_leave_the_bounds(low, high, log):
 def test_a_proposal_that_is_not_finite_numbers_is_refused_in_one_line(proposal):
 
     space = default_space()
-    with pytest.raises(ConfigError, match=r"a candidate must be 3 finite numbers in \[0, 1\], one for each of"):
+    with pytest.raises(ConfigError, match=r"a candidate must be 3 finite numbers, one for each of .* is clipped to it"):
         space.decode(proposal)
     assert set(space.decode([0.0, 0.5, 1.0])) == set(space.names)
+    assert space.decode([-3.0, 0.5, 7.0]) == space.decode([0.0, 0.5, 1.0])  # outside the cube: clipped, as said
