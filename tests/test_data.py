@@ -224,3 +224,27 @@ def test_column_settings_from_python_are_names_and_a_named_index_keeps_its_name(
             StudyConfig(data=frame, **setting)
     with pytest.raises(DataError, match=re.escape("columns are ['date', 'y', 'temp']")):
         load_series(frame, target="y", features=["nope"])
+
+
+def test_durations_complex_numbers_and_dates_are_not_read_as_numbers():
+    """pandas would give a duration as nanoseconds and drop an imaginary part without a word."""
+    import pandas as pd
+
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "y": np.arange(n, dtype=float) % 5,
+            "wait": pd.to_timedelta(np.arange(n), unit="h"),
+            "z": np.arange(n) + 1j,
+            "due": pd.date_range("2000-01-01", periods=n, freq="D"),
+            "time": pd.date_range("2000-01-01", periods=n, freq="h"),
+        }
+    )
+    for column, shown in (
+        ("wait", r"timedelta64\[ns\] values; .*durations"),
+        ("z", "complex128"),
+        ("due", "datetime64"),
+    ):
+        with pytest.raises(DataError, match=f"Column '{column}' holds {shown}"):
+            load_series(frame, target="y", features=[column])
+    assert load_series(frame, target="y").feature_names == ("y",)

@@ -291,6 +291,11 @@ def _from_frame(
 
     values = np.empty((len(frame), len(wanted)), dtype=float)
     for j, column in enumerate(wanted):
+        kind = frame[column].dtype
+        if pd.api.types.is_timedelta64_dtype(kind) or pd.api.types.is_complex_dtype(kind) or kind.kind == "M":
+            # pandas would give durations as nanoseconds and drop an imaginary part without a word
+            hint = " (durations: convert them to a unit first, e.g. .dt.total_seconds())" if kind.kind == "m" else ""
+            raise DataError(f"Column {column!r} holds {kind} values; a target or feature must be real numbers{hint}.")
         numeric_col = pd.to_numeric(frame[column], errors="coerce")
         text_values = frame[column][numeric_col.isna() & frame[column].notna()]
         if len(text_values):
