@@ -23,7 +23,7 @@ from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm.config import StudyConfig, read_toml
 from hpo_lstm.data import Dataset
 from hpo_lstm.space import SearchSpace, default_space
-from hpo_lstm.store.manifest import MANIFEST, absolute_sqlite, read_manifest, write_manifest
+from hpo_lstm.store.manifest import MANIFEST, absolute_sqlite, cell_study_name, read_manifest, write_manifest
 
 __all__ = [
     "MANIFEST",
@@ -139,7 +139,7 @@ class CompareConfig:
             for model in self.models:
                 for optimizer in self.optimizers:
                     config = self.base.replace(
-                        name=f"{self.compare_name}.{model}.{optimizer.replace(':', '-')}.seed{seed}",  # mealpy:X
+                        name=cell_study_name(self.compare_name, model, optimizer, seed),
                         model=model,
                         optimizer=optimizer,
                         seed=seed,
@@ -151,7 +151,7 @@ class CompareConfig:
             for seed in self.seeds:
                 for model in self.models:
                     config = self.base.replace(
-                        name=f"{self.compare_name}.{model}.{UNTUNED}.seed{seed}",
+                        name=cell_study_name(self.compare_name, model, UNTUNED, seed),
                         model=model,
                         optimizer="random",
                         optimizer_options={},
@@ -237,8 +237,8 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
         raise ConfigError(f"{key} must be a list of names like lstm,bilstm; got {value!r}.")
-    # mealpy:<ClassName> keeps its case (mealpy's class names are CamelCase).
-    return tuple(i.strip() if i.strip().startswith("mealpy:") else i.strip().lower() for i in items)
+    # A name with ':' keeps its case: mealpy:<ClassName>, and code of your own (module:Class).
+    return tuple(i.strip() if ":" in i else i.strip().lower() for i in items)
 
 
 def _seeds(value: Any) -> tuple[int, ...]:

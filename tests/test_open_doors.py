@@ -238,3 +238,18 @@ def test_a_model_defined_in_another_scripts_main_is_named_as_such():
     with pytest.raises(ConfigError, match="was defined in the script or notebook that ran the study") as caught:
         registry["__main__:NotHereNet"]
     assert "register the same class here first" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_comparison_of_your_own_model_and_optimizer_keeps_their_names(code: Path, tmp_path: Path):
+    """compare lowercased every name but mealpy's (module 'my_optimizer' has no 'myoptimizer'),
+    and put the ':' of module:Class into study names, which refuse it."""
+    args = ("--models", "my_model:TinyNet", "--optimizers", "my_optimizer:MyOptimizer", "--seeds", "1")
+    run = _cli(code, tmp_path, "compare", *args, "--workers", "1", *TINY)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "results" / "compare-sine" / "compare.json").read_text())
+    tuned = [c for c in manifest["cells"] if c["kind"] == "tuned"]
+    assert [(c["model"], c["optimizer"]) for c in tuned] == [("my_model:TinyNet", "my_optimizer:MyOptimizer")]
+    assert tuned[0]["study"] == "compare-sine.my_model-TinyNet.my_optimizer-MyOptimizer.seed0"
+    cell = ("--cell", "my_model:TinyNet.my_optimizer:MyOptimizer.0", "--trust-model-code")
+    forecast = _cli(code, tmp_path, "forecast", "results/compare-sine", *cell, "--steps", "2", "--quiet")
+    assert forecast.returncode == 0, forecast.stderr

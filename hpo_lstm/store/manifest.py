@@ -24,7 +24,15 @@ from urllib.parse import quote
 from hpo_lstm._errors import ConfigError, StorageError, first_line
 from hpo_lstm._json import dumps
 
-__all__ = ["MANIFEST", "absolute_sqlite", "open_recorded", "portable_sqlite", "read_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST",
+    "absolute_sqlite",
+    "cell_study_name",
+    "open_recorded",
+    "portable_sqlite",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST = "compare.json"
 
@@ -82,12 +90,18 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def cell_study_name(comparison: str, model: str, method: str, seed: int) -> str:
+    """The study of a comparison's cell: NAME.MODEL.OPTIMIZER.seedN (``method`` "untuned" for
+    the untuned baseline), with '-' for ':' (mealpy:X, module:Class), which study names refuse."""
+    return f"{comparison}.{model.replace(':', '-')}.{method.replace(':', '-')}.seed{seed}"
+
+
 def _cell_names_problem(manifest: dict[str, Any]) -> str | None:
     """A cell must name the study its comparison made for it (NAME.MODEL.OPTIMIZER.seedN): a
     hand-edited manifest could otherwise point a cell at any study of the storage."""
     for index, cell in enumerate(manifest["cells"]):
-        method = "untuned" if cell["kind"] == "untuned" else cell["optimizer"].replace(":", "-")
-        expected = f"{manifest['name']}.{cell['model']}.{method}.seed{cell['seed']}"
+        method = "untuned" if cell["kind"] == "untuned" else cell["optimizer"]
+        expected = cell_study_name(manifest["name"], cell["model"], method, cell["seed"])
         if cell["study"] != expected:
             return f"cells[{index}].study is {cell['study']!r}, not {expected!r} (the study its comparison made for it)"
     return None
