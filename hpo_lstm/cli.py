@@ -59,7 +59,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
         "--pop-size",
         dest="pop_size",
         type=_positive_int,
-        help="population size; for tpe/random, candidates asked per batch (default 8)",
+        help="population size; for tpe/cmaes/gp/random, candidates asked per batch (default 8)",
     )
     d = parser.add_argument_group("data")
     d.add_argument("--data", help="built-in dataset name (co2, sine) or a CSV path (default co2)")
