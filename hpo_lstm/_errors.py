@@ -42,3 +42,9 @@ def first_line(exc: BaseException) -> str:
     """An exception's message, first line only (or its type's name), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def setting_text(value: object) -> str:
+    """A setting's value in a message that compares two runs' settings: an unset one (None, the
+    default then) says "default", not None."""
+    return "default" if value is None else repr(value)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._errors import ConfigError
+from hpo_lstm._errors import ConfigError, setting_text
 from hpo_lstm._interrupts import interrupts_outside_storage
 from hpo_lstm.config import StudyConfig, read_toml
 from hpo_lstm.data import Dataset
@@ -595,7 +595,7 @@ def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_
     ignored = set(_MAY_CHANGE) | set(_PER_CELL)  # cells set their own name, model, optimizer, seed
     changed = sorted(k for k in set(old) | set(new) if k not in ignored and old.get(k) != new.get(k))
     if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {setting_text(old.get(k))} -> {setting_text(new.get(k))}" for k in changed)
         raise ConfigError(
             f"Comparison {manifest['name']!r} in {str(folder)!r} was run with other settings ({details}); "
             "give `name` NAME for a new comparison, or the same settings to resume it."

@@ -77,7 +77,9 @@ def test_other_columns_on_resume_are_named_as_the_setting_not_as_changed_data(tm
     assert main(_args("run", study, tiny_csv, tmp_path, "--budget", "4", "--features", "close,volume")) == 2
     err = capsys.readouterr().err
     assert (
-        err.count("\n") == 1 and "already exists in" in err and "features: stored None, now ['close', 'volume']" in err
+        err.count("\n") == 1
+        and "already exists in" in err
+        and "features: stored default, now ['close', 'volume']" in err
     )
     assert "changed since it was recorded" not in err and "data_fingerprint" not in err, err
 

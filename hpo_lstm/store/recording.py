@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo_lstm._errors import ConfigError, StorageError
+from hpo_lstm._errors import ConfigError, StorageError, setting_text
 from hpo_lstm._files import ensure_writable
 from hpo_lstm._json import dumps
 from hpo_lstm._logging import quiet_optuna
@@ -145,7 +145,9 @@ class Recorder:
             return
         if differing:
             shown = [k for k in differing if k != "data_fingerprint"] or differing
-            details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {identity.get(k)!r}" for k in shown[:4])
+            details = "; ".join(
+                f"{k}: stored {setting_text(stored.get(k))}, now {setting_text(identity.get(k))}" for k in shown[:4]
+            )
             raise ConfigError(
                 f"Study {self.config.study_name!r} already exists in {mask_url(self.config.storage_url)!r} with other settings "
                 f"({details}); resume it with the same settings or give a new `name`."
