@@ -148,3 +148,31 @@ def test_ranked_trainings_are_best_first(finished):
     assert ranked and ranked[0].number == finished.final.trial
     assert [t.value for t in ranked] == sorted(t.value for t in ranked)
     assert {t.number for t in ranked} <= {t.number for t in finished.record.trainings()}
+
+
+def test_optuna_stays_quiet_until_the_last_of_overlapping_blocks_ends():
+    """A comparison opens its cells' studies in several threads: when one thread's quiet block
+    ended while another's was still inside it, Optuna's INFO came back and printed 'A new study
+    created in RDB' in the middle of the progress display."""
+    import threading
+
+    from hpo_lstm._logging import quiet_optuna
+
+    before = optuna.logging.get_verbosity()
+    first, second = quiet_optuna(), quiet_optuna()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        with second:
+            inside.set()
+            leave.wait(30)
+
+    worker = threading.Thread(target=other_thread)
+    first.__enter__()
+    worker.start()
+    assert inside.wait(30)
+    first.__exit__(None, None, None)  # this block ends while the other thread's goes on
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+    leave.set()
+    worker.join(30)
+    assert optuna.logging.get_verbosity() == before
