@@ -587,55 +587,60 @@ def run_study(
             raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
         if search.best_params is None:
             raise StudyFailedError(_all_failed(config, search.n_evaluations, recorder.common_failure()))
-        fitting.start()  # (a search stopped by --timeout before its last batch)
-        if progress is not None and fitting.running():
-            progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")
-        season, baselines = fitting.result()
-        if progress is not None:
-            progress.final(done=False, stage="scoring the final forecast on test")
-        best = recorder.best_trial_weights(search.best_params)
-        members = recorder.kept_trial_weights(config.top_k - 1, exclude=best[0] if best is not None else None)
-        final = final_model(
-            config,
-            dataset,
-            search.best_params,
-            device,
-            kept=best if best is not None and best[1] is not None else None,
-            members=members,
-            recorded_val_rmse=search.best_value,
-            baselines=baselines,
-            season=season,
-        )
-        if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
-            recorder.attach_weights(best[0], final.weights)
-            final = dataclasses.replace(final, trial=best[0])
-        if progress is not None:
-            progress.final(done=True)
-        result = StudyResult(
-            config=config,
-            dataset=dataset,
-            search=search,
-            final=final,
-            trials=recorder.trials_frame(),
-            n_trained=evaluator.n_trained,
-            n_replayed=evaluator.n_replayed,
-            n_duplicates=evaluator.n_duplicates,
-            n_pruned=recorder.n_pruned_trainings,
-            device=device,
-            precision=resolve_precision(config.precision, device),
-            wall_seconds=time.perf_counter() - started,
-            stopped_early=(
-                {
-                    "reason": "timeout",
-                    "timeout_seconds": config.timeout,
-                    "evaluations": search.n_evaluations,
-                    "budget": config.budget,
-                }
-                if evaluator.stopped_at is not None
-                else None
-            ),
-        )
-        record = recorder.record_final(result.summary(), final.predictions, _card(config, dataset, final, baselines))
+        try:
+            fitting.start()  # (a search stopped by --timeout before its last batch)
+            if progress is not None and fitting.running():
+                progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")
+            season, baselines = fitting.result()
+            if progress is not None:
+                progress.final(done=False, stage="scoring the final forecast on test")
+            best = recorder.best_trial_weights(search.best_params)
+            members = recorder.kept_trial_weights(config.top_k - 1, exclude=best[0] if best is not None else None)
+            final = final_model(
+                config,
+                dataset,
+                search.best_params,
+                device,
+                kept=best if best is not None and best[1] is not None else None,
+                members=members,
+                recorded_val_rmse=search.best_value,
+                baselines=baselines,
+                season=season,
+            )
+            if final.source == "retrained" and best is not None:  # so that the storage holds the model from now on
+                recorder.attach_weights(best[0], final.weights)
+                final = dataclasses.replace(final, trial=best[0])
+            if progress is not None:
+                progress.final(done=True)
+            result = StudyResult(
+                config=config,
+                dataset=dataset,
+                search=search,
+                final=final,
+                trials=recorder.trials_frame(),
+                n_trained=evaluator.n_trained,
+                n_replayed=evaluator.n_replayed,
+                n_duplicates=evaluator.n_duplicates,
+                n_pruned=recorder.n_pruned_trainings,
+                device=device,
+                precision=resolve_precision(config.precision, device),
+                wall_seconds=time.perf_counter() - started,
+                stopped_early=(
+                    {
+                        "reason": "timeout",
+                        "timeout_seconds": config.timeout,
+                        "evaluations": search.n_evaluations,
+                        "budget": config.budget,
+                    }
+                    if evaluator.stopped_at is not None
+                    else None
+                ),
+            )
+            record = recorder.record_final(
+                result.summary(), final.predictions, _card(config, dataset, final, baselines)
+            )
+        except KeyboardInterrupt:  # while the baselines fit or the final forecast is scored: all evaluations stand
+            raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
     return dataclasses.replace(result, record=record)
 
 

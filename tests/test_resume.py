@@ -85,6 +85,23 @@ def test_ctrl_c_or_sigterm_leaves_a_consistent_storage_and_exits_130(tmp_path: P
     assert len(counted) == 40
 
 
+def test_sigterm_while_the_statistical_models_fit_names_the_evaluations_recorded(tmp_path: Path):
+    """After the search, AutoARIMA on the weekly CO2 series (season 52) fits for seconds; a
+    SIGTERM then said only "interrupted", not that every evaluation is recorded."""
+    out = tmp_path / "o"
+    args = ["run", "--data", "co2", "--optimizer", "random", "--budget", "2", "--pop-size", "2", "--max-epochs", "1"]
+    args += ["--lookback", "12", "--workers", "1", "--quiet", "--out", str(out)]
+    proc = _start_and_wait(args, out / "hpo-lstm.db", at_least=2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == (
+        f"hpo-lstm: interrupted; 2 evaluations of study 'co2-lstm-random-seed0' are recorded in "
+        f"sqlite:///{out / 'hpo-lstm.db'}. Run the same command again to resume.\n"
+    ), err
+    assert not (out / "co2-lstm-random-seed0" / "summary.json").exists()  # stopped before the final result
+
+
 def test_diverging_candidates_fail_and_the_study_goes_on(tmp_path: Path):
     # Learning rates up to 1e3 make some candidates blow up (saturate far beyond the data).
     space = "[space]\nlearning_rate = { low = 1e-3, high = 1e3, log = true }\nhidden_size = { low = 4, high = 8 }\nn_layers = { low = 1, high = 1 }\n"
