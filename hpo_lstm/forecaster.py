@@ -30,7 +30,7 @@ import numpy as np
 from hpo_lstm._errors import ConfigError, DataError
 from hpo_lstm.baselines import LABELS, forecast_from_state, forecasts_from_state, state_min_rows
 from hpo_lstm.data import zone_times
-from hpo_lstm.store.model_store import META_FILE, ModelFileError, time_step
+from hpo_lstm.store.model_store import META_FILE, ModelFileError, shorter_than_a_day, time_step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -317,7 +317,14 @@ class Forecaster:
 
     def _history(self, data: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
         """Rows to forecast from (raw values, times or None) and how time advances past them."""
-        card_time = {**dict(self.card["time"]), "zone": self.card.get("time_zone")}
+        # A card written before time.weekdays_only read its frequency off the UTC stamps ("W-SAT"
+        # for Sundays at midnight east of Greenwich): applied on the zone's clock it would land a
+        # day early, so such a card's steps continue in UTC, as they did when it was written.
+        card_time = {
+            **dict(self.card["time"]),
+            "zone": self.card.get("time_zone"),
+            "clock": "weekdays_only" in self.card["time"],
+        }
         self.data_notes = []
         if data is None:
             times = self._card_times()
@@ -343,6 +350,7 @@ class Forecaster:
                 "last": own["last"],
                 "zone": series.time_zone,
                 "weekdays_only": own["weekdays_only"],
+                "clock": bool(own["freq"]) or not card_time.get("freq") or card_time["clock"],
             },
         )
 
@@ -589,7 +597,7 @@ def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int)
             offset = pd.offsets.BDay()
     else:
         raise DataError("The series' time stamps have no step to continue (fewer than two of them).")
-    by_clock = zone is not None and not _shorter_than_a_day(offset)
+    by_clock = zone is not None and info.get("clock", True) and not shorter_than_a_day(offset)
     last = pd.Timestamp(wall_times(times[-1:], zone)[0] if by_clock else times[-1])
     try:
         future = pd.date_range(start=last + offset, periods=steps, freq=offset)
@@ -599,17 +607,6 @@ def _future_times(times: np.ndarray | None, info: Mapping[str, Any], steps: int)
             f"{steps:,} steps after {last} go past the last time stamp pandas can hold ({pd.Timestamp.max:%Y-%m-%d}); "
             "ask for fewer steps."
         ) from None
-
-
-def _shorter_than_a_day(offset: Any) -> bool:
-    """Whether a step is a fixed span under a day (hours, minutes): those continue in absolute
-    time; days, business days, weeks, months and longer continue on the clock."""
-    import pandas as pd
-
-    try:
-        return pd.Timedelta(offset) < pd.Timedelta(days=1)
-    except (TypeError, ValueError):  # calendar offsets (months, business days) have no fixed span
-        return False
 
 
 # Loading ----------------------------------------------------------------------------------------

@@ -431,3 +431,21 @@ def test_daily_stamps_of_a_zone_with_summer_time_continue_at_its_midnight():
     assert list(ahead) == list(
         hourly.tz_localize(None)[-1] + pd.Timedelta(hours=1) * np.arange(1, 3)
     )  # hours stay hours
+
+
+def test_a_card_from_before_clock_time_continues_its_utc_frequency():
+    """A card written before time.weekdays_only read its frequency off the UTC stamps: Sundays at
+    midnight in Tokyo are Saturdays at 15:00 UTC ("W-SAT"). Its forecast continues in UTC, as
+    when it was written; a card of today reads the steps on Tokyo's clock. Either way: Sundays."""
+    from hpo_lstm.data import zone_times
+    from hpo_lstm.forecaster import _future_times
+
+    sundays = pd.date_range("2020-01-05", periods=30, freq="W-SUN", tz="Asia/Tokyo")
+    utc = sundays.tz_convert("UTC").tz_localize(None).values
+    old = {k: v for k, v in time_step(utc).items() if k != "weekdays_only"}  # as an older card holds it
+    assert old["freq"] == "W-SAT"
+    for info in (old | {"zone": "Asia/Tokyo", "clock": False}, time_step(utc, "Asia/Tokyo") | {"zone": "Asia/Tokyo"}):
+        future = zone_times(_future_times(utc, info, 2), "Asia/Tokyo")
+        assert [t.day_name() for t in future] == ["Sunday", "Sunday"] and future[0] == sundays[-1] + pd.Timedelta(
+            weeks=1
+        )

@@ -98,3 +98,24 @@ def test_a_saved_model_of_zoned_business_days_continues_at_their_midnight_on_wee
         "2020-03-31 00:00:00+02:00",
         "2020-04-01 00:00:00+02:00",
     ]
+
+
+def test_a_model_card_from_before_clock_time_still_forecasts_its_own_weekdays(tmp_path: Path):
+    """Weekly data on Sundays at midnight in Tokyo: a card of today reads the steps on Tokyo's
+    clock; a card written before time.weekdays_only holds the frequency of the UTC stamps
+    (Saturdays, "W-SAT") and must go on continuing it in UTC, not a day early on Tokyo's clock."""
+    from hpo_lstm import StudyConfig, run_study, write_run_outputs
+
+    sundays = pd.date_range("2015-01-04", periods=200, freq="W-SUN", tz="Asia/Tokyo")
+    frame = pd.DataFrame({"y": np.sin(np.arange(200) * 0.4) + 5}, index=sundays)
+    config = StudyConfig(
+        data=frame, target="y", optimizer="random", budget=2, pop_size=2, max_epochs=1, lookback=5, out=str(tmp_path)
+    )
+    write_run_outputs(run_study(config, workers=1), tmp_path / "run")
+    expected = [str(sundays[-1] + pd.Timedelta(weeks=k)) for k in (1, 2)]
+    assert [str(t) for t in load_forecaster(tmp_path / "run").forecast(2)["time"]] == expected
+    card_path = tmp_path / "run" / "model" / "model.json"
+    card = json.loads(card_path.read_text())
+    card["time"] = {k: v for k, v in card["time"].items() if k != "weekdays_only"} | {"freq": "W-SAT"}
+    card_path.write_text(json.dumps(card))
+    assert [str(t) for t in load_forecaster(tmp_path / "run").forecast(2)["time"]] == expected

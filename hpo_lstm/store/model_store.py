@@ -43,6 +43,8 @@ __all__ = [
     "attach_study_weights",
     "attach_weights",
     "read_weights",
+    "shorter_than_a_day",
+    "time_step",
     "trial_weights",
     "weights_bytes",
     "weights_digest",
@@ -257,6 +259,18 @@ def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarra
     return card, read_weights(weights_path.read_bytes(), source=repr(str(weights_path)))
 
 
+def shorter_than_a_day(step: Any) -> bool:
+    """Whether a time step (a pandas offset or Timedelta) is a fixed span under a day: hours and
+    minutes continue in absolute time; days, business days, weeks, months and longer on the
+    clock of the data's zone."""
+    import pandas as pd
+
+    try:
+        return pd.Timedelta(step) < pd.Timedelta(days=1)
+    except (TypeError, ValueError):  # calendar offsets (months, business days) have no fixed span
+        return False
+
+
 def time_step(times: np.ndarray | None, zone: str | None = None) -> dict[str, Any]:
     """How the series' time advances: a pandas frequency (``"W-SAT"``, ``"h"``) when regular,
     else the median step in seconds; rows without time stamps advance by 1. ``weekdays_only``:
@@ -280,7 +294,7 @@ def time_step(times: np.ndarray | None, zone: str | None = None) -> dict[str, An
         return freq, float(np.median(np.diff(tail.as_unit("ns").asi8))) / 1e9 if len(tail) >= 2 else None
 
     freq, step = steps_of(index)
-    if zone and step is not None and step >= 86400:  # days and longer: on the clock (hours stay absolute)
+    if zone and step is not None and not shorter_than_a_day(pd.Timedelta(seconds=step)):  # (hours stay absolute)
         freq, step = steps_of(wall)
     weekdays = len(wall) >= 10 and bool((wall.dayofweek < 5).all())
     return {"freq": freq, "step_seconds": step, "last": index[-1].isoformat(), "weekdays_only": weekdays}
