@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from hpo_lstm import StudyConfig, run_study
+from hpo_lstm.store.record import FINAL_ATTR
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TINY = [
@@ -153,6 +155,20 @@ def test_an_optimizer_that_ends_before_its_budget_says_so_and_is_complete(code: 
     assert "**Ended by the optimizer** after 3 of the budget's 6 evaluations" in (folder / "report.md").read_text()
     again = _cli(code, tmp_path, *args)  # complete as it is: nothing trains again
     assert again.returncode == 0 and "is complete (3 evaluations)" in " ".join(again.stdout.split()), again.stderr
+    # In a comparison too: its cell is finished, reported, and not run again.
+    compare = ("compare", "--optimizers", "early_stop:OneBatch", "--models", "lstm", "--seeds", "1", "--workers", "1")
+    assert _cli(code, tmp_path, *compare, *TINY).returncode == 0
+    report = (tmp_path / "results" / "compare-sine" / "report.md").read_text()
+    assert "early_stop:OneBatch" in report and "unfinished" not in report.lower()
+
+    def recorded_result() -> str:
+        storage = f"sqlite:///{tmp_path / 'results' / 'hpo-lstm.db'}"
+        cell = optuna.load_study(study_name="compare-sine.lstm.early_stop-OneBatch.seed0", storage=storage)
+        return cell.user_attrs[FINAL_ATTR]
+
+    before = recorded_result()
+    assert _cli(code, tmp_path, *compare, *TINY).returncode == 0
+    assert recorded_result() == before  # skipped as finished, not run (and recorded) again
 
 
 def test_a_dataframe_is_data_with_the_checks_notes_and_fingerprint_of_its_csv(tmp_path: Path):

@@ -163,10 +163,14 @@ def spelled_as_stored(stored: Mapping[str, Any], identity: dict[str, Any]) -> di
 
 
 def is_complete(summary: Mapping[str, Any], budget: int) -> bool:
-    """Whether a recorded final summary is a finished study's: its whole budget spent, not ended
-    early by ``timeout`` with its best so far. The one rule for a run, a comparison's cells, its
-    report and ``hpo-lstm forecast`` alike."""
-    return not summary.get("stopped_early") and summary.get("n_evaluations") == budget
+    """Whether a recorded final summary is a finished study's: its whole budget spent, or fewer
+    evaluations when its optimizer ended the search by its own rule (recorded with this budget:
+    a summary is recorded when the search has ended), not ended early by ``timeout`` with its best
+    so far. The one rule for a run, a comparison's cells, its report and ``hpo-lstm forecast``."""
+    if summary.get("stopped_early"):
+        return False
+    n = summary.get("n_evaluations")
+    return n == budget or (summary.get("budget") == budget and isinstance(n, int) and 0 < n < budget)
 
 
 def predictions_frame(columns: Mapping[str, list]) -> Any:
