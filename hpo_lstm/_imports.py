@@ -31,10 +31,14 @@ def import_user_code(name: str, kind: str, example: str) -> Any:
         ) from None
     except AttributeError:
         if module_name == "__main__":  # defined in the script or notebook that ran the study
+            remedy = (  # a model's registry takes module:Class names; the optimizers' takes plain names
+                "register the same class here first (hpo_lstm.models.register), or define it in a module on PYTHONPATH"
+                if kind == "model"
+                else "define it in a module on PYTHONPATH and name it module:Class"
+            )
             raise ConfigError(
                 f"{kind.capitalize()} {name!r} was defined in the script or notebook that ran the study, and this "
-                f"one has no {qualname!r}: register the same class here first (hpo_lstm.models.register or "
-                "hpo_lstm.optimizers.registry.register), or define it in a module on PYTHONPATH."
+                f"one has no {qualname!r}: {remedy}."
             ) from None
         raise ConfigError(f"{kind.capitalize()} {name!r}: module {module_name!r} has no {qualname!r}.") from None
     return target

@@ -367,7 +367,8 @@ def run_compare(
     cells = config.cells()
     position = {cell.study_name: index for index, cell in enumerate(cells)}
     manifest = config.manifest()
-    _refuse_changed_protocol(folder, manifest, replace_report=replace_report)  # before the old manifest is overwritten
+    # (before the old manifest is overwritten)
+    _refuse_changed_protocol(folder, manifest, dataset.fingerprint, replace_report=replace_report)
     _refuse_changed_data(folder, dataset)
     device = resolve_device(config.base.device)
     n_workers = min(workers or default_workers(device), config.base.pop_size)
@@ -582,16 +583,26 @@ def _refuse_changed_data(folder: Path, dataset: Dataset) -> None:
 _MAY_CHANGE = ("budget", "device", "precision", "out", "storage", "season", "baseline_timeout")
 
 
-def _refuse_changed_protocol(folder: Path, manifest: dict[str, Any], *, replace_report: bool = False) -> None:
+def _refuse_changed_protocol(
+    folder: Path, manifest: dict[str, Any], fingerprint: str, *, replace_report: bool = False
+) -> None:
     """Refuse to reuse a comparison's folder for different data, space or training settings
     (its report would show the old cells under the new protocol header), or, unless
-    ``replace_report``, for a set of cells that leaves out some of those it reported."""
+    ``replace_report``, for a set of cells that leaves out some of those it reported. Column
+    settings that only spell out what the same data resolved to before are the same comparison
+    (:func:`hpo_lstm.store.record.spelled_as_stored`, as for a study)."""
+    from hpo_lstm.store.record import spelled_as_stored
+
     try:
         previous = json.loads((folder / MANIFEST).read_text())
         old = previous["base"]
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = (previous.get("data") or {}).get("fingerprint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return
-    new = manifest["base"]
+    new = spelled_as_stored(
+        {**old, "data_fingerprint": recorded}, {**manifest["base"], "data_fingerprint": fingerprint}
+    )
+    new.pop("data_fingerprint")
     ignored = set(_MAY_CHANGE) | set(_PER_CELL)  # cells set their own name, model, optimizer, seed
     changed = sorted(k for k in set(old) | set(new) if k not in ignored and old.get(k) != new.get(k))
     if changed:

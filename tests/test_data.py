@@ -201,6 +201,8 @@ def test_a_dataframe_whose_index_is_dates_as_text_has_times():
     assert unnamed.time_column == "time" and (unnamed.times == series.times).all()
     named = load_series(frame, target="y", time_column="day")  # as a saved model's card names it
     assert (named.times == series.times).all()
+    numbered = pd.DataFrame({0: days, 1: np.arange(60.0) % 7})  # integer column names: time_column=0 too
+    assert (load_series(numbered, target=1, time_column=0).times == series.times).all()
     for index in ([f"row{i}" for i in range(60)], list(range(100, 160)), days[:59] + days[:1]):
         assert load_series(frame.set_axis(index), target="y").times is None  # labels, numbers, a repeated date
 

@@ -12,7 +12,7 @@ from conftest import TINY_SPACE, write_study
 
 from hpo_lstm import ConfigError
 from hpo_lstm.cli import main
-from hpo_lstm.store.record import IDENTITY_ATTR
+from hpo_lstm.store.record import FINAL_ATTR, IDENTITY_ATTR
 
 
 def _edit(csv: Path) -> None:
@@ -101,6 +101,24 @@ def test_settings_that_spell_out_the_same_columns_resume_the_study(tmp_path: Pat
     quiet = [a for a in _args("run", study, tiny_csv, tmp_path, "--budget", "3", *spelled) if a != "--quiet"]
     assert main(quiet) == 0  # complete, either way it is spelled: its stored result, nothing trained
     assert "is complete (3 evaluations)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_comparison_with_the_same_columns_spelled_out_goes_on_without_running_its_cells(
+    tmp_path: Path, tiny_csv: Path, capsys
+):
+    study = write_study(tmp_path / "c.toml", 'name = "spelt"\n' + TINY_SPACE)
+    args = _args(
+        "compare", study, tiny_csv, tmp_path, "--models", "lstm", "--seeds", "1", "--budget", "2", "--no-untuned"
+    )
+    assert main(args) == 0
+    storage = f"sqlite:///{tmp_path / 'hpo-lstm.db'}"
+    cell = optuna.load_study(study_name="spelt.lstm.random.seed0", storage=storage)
+    before = cell.user_attrs[FINAL_ATTR]
+    capsys.readouterr()
+    assert main([*args, "--time-column", "date", "--features", "close"]) == 0, capsys.readouterr().err
+    assert optuna.load_study(study_name="spelt.lstm.random.seed0", storage=storage).user_attrs[FINAL_ATTR] == before
+    assert main([*args, "--features", "close,volume"]) == 2  # other inputs: refused, naming the setting
+    assert "features: ['close'] -> ['close', 'volume']" in capsys.readouterr().err
 
 
 def test_a_comparison_is_not_continued_on_edited_data(tmp_path: Path, tiny_csv: Path, capsys):

@@ -269,3 +269,12 @@ def test_a_comparison_of_your_own_model_and_optimizer_keeps_their_names(code: Pa
     cell = ("--cell", "my_model:TinyNet.my_optimizer:MyOptimizer.0", "--trust-model-code")
     forecast = _cli(code, tmp_path, "forecast", "results/compare-sine", *cell, "--steps", "2", "--quiet")
     assert forecast.returncode == 0, forecast.stderr
+
+
+def test_an_optimizer_defined_in_another_scripts_main_is_named_as_such():
+    from hpo_lstm import ConfigError
+    from hpo_lstm.optimizers._user import resolve
+
+    with pytest.raises(ConfigError, match="was defined in the script or notebook that ran the study") as caught:
+        resolve("__main__:NotHereOptimizer")
+    assert "define it in a module on PYTHONPATH" in str(caught.value) and "register" not in str(caught.value)

@@ -142,24 +142,15 @@ def load_series(
             )
         if isinstance(frame.index, pd.PeriodIndex):  # monthly or quarterly periods: their start times
             frame.index = frame.index.to_timestamp()
-        names = [str(c).strip().lower() for c in frame.columns]
-        has_time = time_column in frame.columns if time_column else any(n in _TIME_NAMES for n in names)
-        if not has_time and isinstance(frame.index, pd.DatetimeIndex):
-            # The index's own name, as errors and notes then name it ("time" for an unnamed one).
-            name = time_column or (str(frame.index.name) if frame.index.name is not None else "time")
-            time_column = name if name not in frame.columns else "time"
-            frame = frame.rename_axis(time_column).reset_index()
-        elif (
-            not has_time
-            and (time_column is None or frame.index.name in (None, time_column))
-            and _dates_as_text(frame.index)
-        ):
-            # An index of dates written as text ("2024-01-31", read from a file without
-            # parse_dates): the time stamps, as a text column of dates would be in a CSV.
-            name = time_column or (str(frame.index.name) if frame.index.name is not None else "time")
-            time_column = name if name not in frame.columns else "time"
-            frame = frame.rename_axis(time_column).reset_index()
         # Column names are read as text, as a CSV's are: target=0 names the column 0.
+        text = [str(c) for c in frame.columns]
+        time_column = None if time_column is None else str(time_column)
+        has_time = time_column in text if time_column else any(t.strip().lower() in _TIME_NAMES for t in text)
+        if not has_time and _index_is_time(frame.index, time_column):
+            # Named as the index is (errors and notes then name it), "time" when it has no name.
+            name = time_column or (str(frame.index.name) if frame.index.name is not None else "time")
+            time_column = name if name not in text else "time"
+            frame = frame.rename_axis(time_column).reset_index()
         target = None if target is None else str(target)
         features = None if features is None else [str(f) for f in features]
         return _from_frame(frame, name=FRAME_NAME, target=target, features=features, time_column=time_column)
@@ -340,6 +331,18 @@ def _from_frame(
         time_column=time_column,
         time_zone=time_zone,
     )
+
+
+def _index_is_time(index, time_column: str | None) -> bool:
+    """Whether a DataFrame's index holds its time stamps: a DatetimeIndex, or (unnamed, or named
+    as ``time_column``) an index of dates written as text, as ``pd.read_csv(path, index_col=0)``
+    gives without ``parse_dates``."""
+    import pandas as pd
+
+    if isinstance(index, pd.DatetimeIndex):
+        return True
+    named_so = time_column is None or index.name is None or str(index.name) == time_column
+    return named_so and _dates_as_text(index)
 
 
 def _dates_as_text(index) -> bool:
