@@ -347,46 +347,6 @@ def test_an_interrupt_held_back_while_a_worker_starts_comes_when_the_start_is_do
     _held_until_the_block_ends(_sigint_blocked(), 0.3)
 
 
-def test_a_ctrl_c_while_the_pools_workers_start_stops_them_and_leaves_nothing(monkeypatch, tmp_path: Path):
-    """The Ctrl-C held back while the workers start is raised when their start is done, inside
-    the executor's __enter__, so no __exit__ stopped them: they went on starting after the driver
-    had removed their start-up state and each printed a FileNotFoundError traceback (once in 40
-    runs of the start-up Ctrl-C test beside a busy process). Here a real SIGINT arrives there."""
-    import contextlib
-    import multiprocessing
-    import os
-    import tempfile
-
-    from hpo_lstm.data import make_dataset
-    from hpo_lstm.executors import _local
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the executor's folder, to see it go
-    real = _local._sigint_blocked
-
-    started = []
-
-    @contextlib.contextmanager
-    def ctrl_c_while_blocked():
-        with real():
-            yield
-            started.extend(multiprocessing.active_children())  # the workers this block started
-            os.kill(os.getpid(), signal.SIGINT)  # pending until the block ends, as a Ctrl-C then is
-
-    monkeypatch.setattr(_local, "_sigint_blocked", ctrl_c_while_blocked)
-    from hpo_lstm.data import load_series
-
-    dataset = make_dataset(load_series("sine"), lookback=8)
-    executor = _local.LocalExecutor(dataset=dataset, workers=2, device="cpu")
-    with pytest.raises(KeyboardInterrupt):
-        executor.__enter__()
-    for child in started:
-        child.join(30)
-    assert len(started) == 2 and all(child.exitcode == -signal.SIGTERM for child in started), [
-        child.exitcode for child in started
-    ]  # stopped at once, not left to go on starting (and ended by the pool, exit 0, or never)
-    assert not list(tmp_path.iterdir())  # the executor's folder is gone
-
-
 def test_a_callers_own_signal_handlers_stay_in_charge():
     from hpo_lstm._interrupts import interrupts_outside_storage
 

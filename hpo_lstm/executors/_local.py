@@ -122,17 +122,6 @@ def _sigint_blocked() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _stop(pool: Any) -> None:
-    """Stop a process pool without waiting for trainings still running. The pool has no public
-    way to stop busy workers before Python 3.14 (terminate_workers)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
-    # Not cancel_futures: a future cancelled by shutdown never wakes a thread waiting on it in
-    # as_completed (CPython gh-87893), which a comparison's cell thread may be; the pool fails
-    # every pending future with BrokenProcessPool instead, which does.
-    pool.shutdown(wait=False, cancel_futures=False)
-
-
 def _init_worker(
     dataset_file: str,
     threads: int,
@@ -218,13 +207,7 @@ class LocalExecutor:
                 pickle.dump(self.dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
             self._rank = self._context.Value("i", 0)
             self._started = self._context.Value("q", 0)
-            try:
-                self._pool = self._new_pool(self.workers)
-            except BaseException:  # (__exit__ is not called when __enter__ raises)
-                self._folder.cleanup()
-                for key in self._added_env:
-                    os.environ.pop(key, None)
-                raise
+            self._pool = self._new_pool(self.workers)
         return self
 
     def _new_pool(self, workers: int) -> Any:
@@ -253,13 +236,9 @@ class LocalExecutor:
             # none is idle, and a comparison's cell threads submit too; a worker they started
             # would die with its thread. (Each submit starts one at once; a worker needs far
             # longer to come up and go idle than these submits take.)
-            try:
-                with _sigint_blocked():
-                    for _ in range(workers):
-                        pool.submit(os.getpid)
-            except BaseException:  # a Ctrl-C held back while they started comes here: stop them
-                _stop(pool)  # (else they read their start-up state after the driver removed it:
-                raise  # a FileNotFoundError traceback from each, after the driver's one line)
+            with _sigint_blocked():
+                for _ in range(workers):
+                    pool.submit(os.getpid)
         return pool
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
@@ -275,7 +254,14 @@ class LocalExecutor:
             os.environ.pop(key, None)
 
     def _stop_pool(self) -> None:
-        _stop(self._pool)
+        """Stop the pool without waiting for trainings still running. The pool has no public
+        way to stop busy workers before Python 3.14 (terminate_workers)."""
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            process.terminate()
+        # Not cancel_futures: a future cancelled by shutdown never wakes a thread waiting on it in
+        # as_completed (CPython gh-87893), which a comparison's cell thread may be; the pool fails
+        # every pending future with BrokenProcessPool instead, which does.
+        self._pool.shutdown(wait=False, cancel_futures=False)
 
     def interrupt(self) -> None:
         """Stop every batch in flight, from any thread: the trainings are abandoned (their
