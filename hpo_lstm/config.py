@@ -378,8 +378,6 @@ class StudyConfig:
             kwargs["space"] = default_space(_require_table("space", kwargs["space"]), model=user_model)
         if "optimizer_options" in kwargs:
             kwargs["optimizer_options"] = dict(_require_table("optimizer_options", kwargs["optimizer_options"]))
-        if "features" in kwargs and kwargs["features"] is not None:
-            kwargs["features"] = _as_names("features", kwargs["features"])
         if "split" in kwargs:
             kwargs["split"] = _as_split(kwargs["split"])
         for key in (

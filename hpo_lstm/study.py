@@ -580,14 +580,10 @@ def run_study(
             deadline=deadline,
             on_last_batch=fitting.start,
         )
-        try:
+        try:  # an interrupt in the search, or while the baselines fit or the final forecast is scored
             search = config.make_optimizer().optimize(evaluator, config.space, budget=config.budget, seed=config.seed)
-        except KeyboardInterrupt:
-            recorder.close_open("interrupted")
-            raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
-        if search.best_params is None:
-            raise StudyFailedError(_all_failed(config, search.n_evaluations, recorder.common_failure()))
-        try:
+            if search.best_params is None:
+                raise StudyFailedError(_all_failed(config, search.n_evaluations, recorder.common_failure()))
             fitting.start()  # (a search stopped by --timeout before its last batch)
             if progress is not None and fitting.running():
                 progress.final(done=False, stage="fitting AutoETS and AutoARIMA, then the final forecast")
@@ -639,7 +635,8 @@ def run_study(
             record = recorder.record_final(
                 result.summary(), final.predictions, _card(config, dataset, final, baselines)
             )
-        except KeyboardInterrupt:  # while the baselines fit or the final forecast is scored: all evaluations stand
+        except KeyboardInterrupt:
+            recorder.close_open("interrupted")  # (trials the search left running; none after it)
             raise StudyInterrupted(config.study_name, mask_url(config.storage_url), recorder.n_finished) from None
     return dataclasses.replace(result, record=record)
 

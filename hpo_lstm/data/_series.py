@@ -522,7 +522,8 @@ def zone_times(times, zone: str | None):
 def wall_times(times, zone: str | None):
     """UTC time stamps without a zone -> the times the clocks of ``zone`` showed, without a zone
     (None: unchanged): the days, weekdays and months a forecast continues in."""
-    return zone_times(times, zone).tz_localize(None) if zone else zone_times(times, None)
+    index = zone_times(times, zone)
+    return index.tz_localize(None) if zone else index
 
 
 def from_wall_times(wall, zone: str | None):
